@@ -1,0 +1,1 @@
+//! C ABI for Tether (work in progress: see the C ABI issue).

@@ -1,0 +1,1 @@
+//! Python bindings for Tether (work in progress: see the Python issue).
