@@ -1,1 +1,60 @@
-//! placeholder
+//! # tether-core
+//!
+//! The engine of Tether: a resilient WebSocket client that keeps its connection alive by
+//! itself and never loses a message silently.
+//!
+//! * `ws://` and `wss://` (rustls) only; the URL and every option are validated when the
+//!   [`Config`] is built.
+//! * Automatic reconnect with exponential backoff and full jitter, attempt and time limits,
+//!   and a retry classifier for close codes and connect errors ([`default_retry_decision`]).
+//! * Dead-link detection by heartbeat: a link on which nothing arrives within
+//!   `interval + timeout` is dropped and reconnected.
+//! * `send_*` returns a [`MessageId`] or a precise [`SendError`]; accepted messages wait in a
+//!   bounded, ordered outbox while the link is down and are flushed first after a reconnect.
+//!   Each one is later reported [`Event::Written`] or [`Event::SendFailed`]: never dropped in
+//!   silence.
+//! * Inbound size limits, and backpressure: a slow application pauses reading from the socket.
+//! * Events through a callback on a dispatcher thread, or polled on the caller's thread.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tether_core::{Client, Config, Event, EventDelivery};
+//!
+//! let config = Config::builder("ws://127.0.0.1:9001/").build()?;
+//! let client = Client::connect(config, EventDelivery::Poll)?;
+//! let id = client.send_text("hello")?; // queued until the link is ready
+//! while let Some(event) = client.next_event(Duration::from_secs(5)) {
+//!     match event {
+//!         Event::Written { up_to } if up_to >= id => println!("message {id} is on the wire"),
+//!         Event::Message(m) => { println!("got {m:?}"); break; }
+//!         other => println!("{other:?}"),
+//!     }
+//! }
+//! client.shutdown(Duration::from_secs(5));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod client;
+mod config;
+mod connect;
+mod error;
+mod event;
+mod events;
+mod outbox;
+mod retry;
+pub mod runtime;
+mod session;
+mod shared;
+mod tls;
+
+pub use bytes::Bytes;
+pub use client::{Client, EventDelivery, StartError};
+pub use config::{
+    defaults, parse_ws_url, Config, ConfigBuilder, OverflowPolicy, ReconnectPolicy,
+    RetryClassifier, TlsRoots,
+};
+pub use error::{CloseError, ConfigError, ConnectError, Disconnect, SendError, SendFailure};
+pub use event::{Event, Message, MessageId, State, Stats, Text};
+pub use retry::{backoff_ceiling, backoff_delay, default_retry_decision, RetryDecision};

@@ -1,0 +1,261 @@
+//! The public client handle.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::thread::{JoinHandle, ThreadId};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::config::Config;
+use crate::connect::Connector;
+use crate::error::{CloseError, ConfigError, SendError, SendFailure};
+use crate::event::{Event, MessageId, State, Stats, Text};
+use crate::events::{self, EventSource};
+use crate::outbox::{Outbox, Payload};
+use crate::runtime::{self, RuntimeError};
+use crate::session::{Command, Session};
+use crate::shared::Shared;
+
+/// How the application receives [`Event`]s.
+pub enum EventDelivery {
+    /// The application drains events on its own thread with [`Client::poll_event`] /
+    /// [`Client::next_event`] (a game loop, an event loop, a test).
+    Poll,
+    /// A dispatcher thread owned by the client calls this function for each event, serially,
+    /// in order. It never runs on the runtime's I/O threads, so a slow handler cannot stall
+    /// I/O (it only pauses reading once `event_queue_capacity` messages are waiting). A panic in
+    /// the handler is caught and logged; the client carries on.
+    Callback(Box<dyn FnMut(Event) + Send + 'static>),
+}
+
+impl EventDelivery {
+    /// Callback delivery from a closure.
+    pub fn callback(handler: impl FnMut(Event) + Send + 'static) -> Self {
+        EventDelivery::Callback(Box::new(handler))
+    }
+}
+
+/// Why [`Client::connect`] could not start a client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The TLS settings could not be turned into a client configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The internal runtime could not start.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The dispatcher thread could not be spawned.
+    #[error("could not spawn the dispatcher thread: {0}")]
+    Thread(String),
+}
+
+/// A resilient WebSocket client: a cheap handle to a session task that connects, reconnects,
+/// and pumps messages on Tether's internal runtime.
+///
+/// Every method only enqueues or reads shared state: none blocks on the network, and none runs
+/// an event handler, so all are safe to call from inside a handler and from any thread
+/// (`Client` is `Send + Sync`). Dropping the client starts a graceful close (code 1000) in the
+/// background; use [`Client::shutdown`] to wait for it.
+pub struct Client {
+    shared: Arc<Shared>,
+    config: Arc<Config>,
+    commands: UnboundedSender<Command>,
+    /// Poll mode only.
+    events: Option<EventSource>,
+    dispatcher: Option<(JoinHandle<()>, ThreadId)>,
+}
+
+impl Client {
+    /// Start a client: returns at once; connecting happens in the background and is reported
+    /// through events.
+    pub fn connect(config: Config, delivery: EventDelivery) -> Result<Client, StartError> {
+        let config = Arc::new(config);
+        let connector = Connector::new(config.clone())?;
+        let handle = runtime::handle()?;
+        let (sink, source) = events::channel(config.event_queue_capacity);
+        let outbox = Outbox::new(
+            config.outbox_max_messages,
+            config.outbox_max_bytes,
+            config.overflow,
+        );
+        let shared = Arc::new(Shared::new(outbox, sink));
+        let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel();
+
+        let (events, dispatcher) = match delivery {
+            EventDelivery::Poll => (Some(source), None),
+            EventDelivery::Callback(handler) => {
+                let thread = std::thread::Builder::new()
+                    .name("tether-dispatch".into())
+                    .spawn(move || dispatch(source, handler))
+                    .map_err(|e| StartError::Thread(e.to_string()))?;
+                let id = thread.thread().id();
+                (None, Some((thread, id)))
+            }
+        };
+        let session = Session {
+            shared: shared.clone(),
+            config: config.clone(),
+            connector,
+            commands: command_rx,
+        };
+        handle.spawn(session.run());
+        Ok(Client {
+            shared,
+            config,
+            commands,
+            events,
+            dispatcher,
+        })
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.shared.state()
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// The configuration the client runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Queue a text message. Returns its id, or why it was refused (nothing queued then).
+    /// The message is written as soon as the link is ready, in send order; its fate is reported
+    /// by [`Event::Written`] or [`Event::SendFailed`].
+    pub fn send_text(&self, text: impl Into<Text>) -> Result<MessageId, SendError> {
+        self.send(Payload::Text(text.into().0))
+    }
+
+    /// Queue a binary message. See [`Client::send_text`].
+    pub fn send_binary(&self, data: impl Into<Bytes>) -> Result<MessageId, SendError> {
+        self.send(Payload::Binary(data.into()))
+    }
+
+    fn send(&self, payload: Payload) -> Result<MessageId, SendError> {
+        let size = payload.len();
+        let limit = self.config.max_outbound_message_size;
+        if size > limit {
+            return Err(SendError::TooLarge { size, limit });
+        }
+        match self.shared.state() {
+            State::Closing | State::Closed => return Err(SendError::Closed),
+            State::Ready => {}
+            _ if !self.config.queue_while_disconnected => return Err(SendError::NotReady),
+            _ => {}
+        }
+        let pushed = self.shared.outbox.push(payload)?;
+        if !pushed.dropped.is_empty() {
+            self.shared
+                .fail(&pushed.dropped, &SendFailure::DroppedOldest);
+        }
+        Ok(pushed.id)
+    }
+
+    /// Start a graceful close: refuse new sends, drain the outbox (up to `close_timeout`), send
+    /// a close frame with `code` and `reason`, and wait for the server's. Returns at once; the
+    /// end is reported by [`Event::Closed`] (after a [`Event::SendFailed`] for each message
+    /// left unwritten). Closing again is a no-op.
+    pub fn close(&self, code: u16, reason: &str) -> Result<(), CloseError> {
+        if !(code == 1000 || (3000..=4999).contains(&code)) {
+            return Err(CloseError::InvalidCode(code));
+        }
+        if reason.len() > 123 {
+            return Err(CloseError::ReasonTooLong(reason.len()));
+        }
+        self.shared.outbox.close_intake();
+        // The session may already be gone (closed for good); then there is nothing to do.
+        let _ = self.commands.send(Command::Close {
+            code,
+            reason: reason.to_owned(),
+        });
+        Ok(())
+    }
+
+    /// Wait until the client is closed; true if it is.
+    pub fn wait_closed(&self, timeout: Duration) -> bool {
+        self.shared.wait_closed(timeout)
+    }
+
+    /// Close with code 1000, wait up to `timeout` for the close to finish, and join the
+    /// dispatcher thread (after it delivered [`Event::Closed`]), so no handler runs after this
+    /// returns. Returns false if the timeout expired first (the close then goes on in the
+    /// background). Called from inside the handler it cannot join its own thread and returns
+    /// after the close without joining.
+    pub fn shutdown(mut self, timeout: Duration) -> bool {
+        let _ = self.close(1000, "");
+        let closed = self.shared.wait_closed(timeout);
+        if closed {
+            if let Some((thread, id)) = self.dispatcher.take() {
+                if std::thread::current().id() != id {
+                    // The dispatcher exits right after delivering Closed, which was emitted
+                    // before wait_closed returned.
+                    let _ = thread.join();
+                }
+            }
+        }
+        closed
+    }
+
+    /// Poll mode: the next pending event, without waiting. Always None in callback mode.
+    pub fn poll_event(&self) -> Option<Event> {
+        let source = self.events.as_ref()?;
+        let event = source.try_next()?;
+        source.release(&event);
+        Some(event)
+    }
+
+    /// Poll mode: the next event, waiting up to `timeout`. Always None in callback mode.
+    pub fn next_event(&self, timeout: Duration) -> Option<Event> {
+        let source = self.events.as_ref()?;
+        let event = source.next_timeout(timeout)?;
+        source.release(&event);
+        Some(event)
+    }
+
+    /// Poll mode: number of events waiting.
+    pub fn pending_events(&self) -> usize {
+        self.events.as_ref().map_or(0, EventSource::pending)
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // Graceful close in the background; the dispatcher exits after delivering Closed.
+        let _ = self.close(1000, "");
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("url", &self.config.url())
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+/// The dispatcher thread: deliver events serially until the terminal `Closed`.
+fn dispatch(source: EventSource, mut handler: Box<dyn FnMut(Event) + Send>) {
+    while let Some(event) = source.next_blocking() {
+        let last = matches!(event, Event::Closed { .. });
+        let credit = matches!(event, Event::Message(_));
+        if catch_unwind(AssertUnwindSafe(|| handler(event))).is_err() {
+            tracing::error!(
+                "an event handler panicked; the event was dropped and the client carries on"
+            );
+        }
+        if credit {
+            source.return_credit();
+        }
+        if last {
+            break;
+        }
+    }
+}

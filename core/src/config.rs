@@ -1,0 +1,576 @@
+//! Client configuration: a builder that validates everything at `build()` time, so a running
+//! client never meets a bad value.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+
+use crate::error::ConfigError;
+use crate::retry::{default_retry_decision, RetryDecision};
+use crate::Disconnect;
+
+/// Which certificate authorities a `wss://` connection trusts.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TlsRoots {
+    /// The operating system's trust store (via `rustls-native-certs`), falling back to the
+    /// bundled Mozilla roots when the system store is empty or unreadable.
+    #[default]
+    System,
+    /// The bundled Mozilla root set (`webpki-roots`): the same on every machine.
+    WebPki,
+    /// Only the CA certificates in this PEM text (for private PKI and tests).
+    CustomCa(Vec<u8>),
+}
+
+/// What `send_*` does when the outbox is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OverflowPolicy {
+    /// Refuse the new message with [`crate::SendError::QueueFull`].
+    #[default]
+    Reject,
+    /// Block the calling thread until there is room, up to the timeout, then `QueueFull`.
+    Wait(Duration),
+    /// Accept the new message and drop the oldest queued message that is not already being
+    /// written; the dropped one gets [`crate::Event::SendFailed`] with
+    /// [`crate::SendFailure::DroppedOldest`].
+    DropOldest,
+}
+
+/// The function that decides whether a disconnect is retried. See [`crate::default_retry_decision`].
+pub type RetryClassifier = Arc<dyn Fn(&Disconnect) -> RetryDecision + Send + Sync>;
+
+/// Reconnect behaviour: exponential backoff with full jitter, limits, and the retry classifier.
+#[derive(Clone)]
+pub struct ReconnectPolicy {
+    /// Reconnect at all. Default: true.
+    pub enabled: bool,
+    /// Upper bound of the first delay. Default: 500 ms.
+    pub initial_delay: Duration,
+    /// Cap on any one delay. Default: 30 s.
+    pub max_delay: Duration,
+    /// Growth of the delay bound per attempt. Default: 2.0.
+    pub multiplier: f64,
+    /// Attempts allowed per outage (None: unlimited). Default: None.
+    pub max_attempts: Option<u32>,
+    /// Cap on the time spent retrying in one outage (None: unlimited). Default: None.
+    pub max_retry_duration: Option<Duration>,
+    /// A connection must stay up this long before the attempt counter and backoff reset, so a
+    /// server that accepts and drops at once is not hammered. Default: 5 s.
+    pub min_uptime: Duration,
+    /// Classifies each disconnect as retryable or final. Default: [`crate::default_retry_decision`].
+    pub classifier: RetryClassifier,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        ReconnectPolicy {
+            enabled: true,
+            initial_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            multiplier: 2.0,
+            max_attempts: None,
+            max_retry_duration: None,
+            min_uptime: Duration::from_secs(5),
+            classifier: Arc::new(default_retry_decision),
+        }
+    }
+}
+
+impl fmt::Debug for ReconnectPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReconnectPolicy")
+            .field("enabled", &self.enabled)
+            .field("initial_delay", &self.initial_delay)
+            .field("max_delay", &self.max_delay)
+            .field("multiplier", &self.multiplier)
+            .field("max_attempts", &self.max_attempts)
+            .field("max_retry_duration", &self.max_retry_duration)
+            .field("min_uptime", &self.min_uptime)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A validated client configuration. Build it with [`Config::builder`].
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub(crate) url: url::Url,
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) subprotocols: Vec<String>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) tls_roots: TlsRoots,
+    pub(crate) tls_insecure: bool,
+    pub(crate) reconnect: ReconnectPolicy,
+    pub(crate) ping_interval: Option<Duration>,
+    pub(crate) pong_timeout: Duration,
+    pub(crate) outbox_max_messages: usize,
+    pub(crate) outbox_max_bytes: usize,
+    pub(crate) overflow: OverflowPolicy,
+    pub(crate) queue_while_disconnected: bool,
+    pub(crate) max_outbound_message_size: usize,
+    pub(crate) max_inbound_message_size: usize,
+    pub(crate) max_inbound_frame_size: usize,
+    pub(crate) close_timeout: Duration,
+    pub(crate) event_queue_capacity: usize,
+    pub(crate) read_buffer_size: usize,
+    pub(crate) write_batch_bytes: usize,
+}
+
+impl Config {
+    /// Start a builder for `url` (validated at [`ConfigBuilder::build`]).
+    pub fn builder(url: impl Into<String>) -> ConfigBuilder {
+        ConfigBuilder::new(url)
+    }
+
+    /// The validated server URL.
+    pub fn url(&self) -> &str {
+        self.url.as_str()
+    }
+
+    /// The reconnect policy in force.
+    pub fn reconnect(&self) -> &ReconnectPolicy {
+        &self.reconnect
+    }
+
+    /// The inbound message limit in bytes.
+    pub fn max_inbound_message_size(&self) -> usize {
+        self.max_inbound_message_size
+    }
+
+    /// The outbound message limit in bytes.
+    pub fn max_outbound_message_size(&self) -> usize {
+        self.max_outbound_message_size
+    }
+}
+
+/// Builder for [`Config`]. Every setter stores its value; [`ConfigBuilder::build`] checks them
+/// all and returns the first problem as a [`ConfigError`] that names the option.
+#[derive(Clone, Debug)]
+pub struct ConfigBuilder {
+    url: String,
+    headers: Vec<(String, String)>,
+    subprotocols: Vec<String>,
+    connect_timeout: Duration,
+    tls_roots: TlsRoots,
+    ca_file: Option<PathBuf>,
+    tls_insecure: bool,
+    reconnect: ReconnectPolicy,
+    ping_interval: Option<Duration>,
+    pong_timeout: Duration,
+    outbox_max_messages: usize,
+    outbox_max_bytes: usize,
+    overflow: OverflowPolicy,
+    queue_while_disconnected: bool,
+    max_outbound_message_size: usize,
+    max_inbound_message_size: usize,
+    max_inbound_frame_size: usize,
+    close_timeout: Duration,
+    event_queue_capacity: usize,
+    read_buffer_size: usize,
+    write_batch_bytes: usize,
+}
+
+/// Default limits, shared with the C and Python layers' documentation.
+pub mod defaults {
+    use std::time::Duration;
+    /// Connect (TCP + TLS + upgrade) timeout.
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+    /// WebSocket ping interval.
+    pub const PING_INTERVAL: Duration = Duration::from_secs(15);
+    /// Time allowed for any frame to arrive after a ping.
+    pub const PONG_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Outbox bound by count.
+    pub const OUTBOX_MAX_MESSAGES: usize = 4096;
+    /// Outbox bound by bytes.
+    pub const OUTBOX_MAX_BYTES: usize = 16 << 20;
+    /// Largest message `send_*` accepts.
+    pub const MAX_OUTBOUND_MESSAGE_SIZE: usize = 4 << 20;
+    /// Largest inbound message.
+    pub const MAX_INBOUND_MESSAGE_SIZE: usize = 16 << 20;
+    /// Largest inbound frame.
+    pub const MAX_INBOUND_FRAME_SIZE: usize = 16 << 20;
+    /// Time `close` spends draining the outbox and completing the closing handshake.
+    pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Inbound messages buffered for the application before reading pauses.
+    pub const EVENT_QUEUE_CAPACITY: usize = 1024;
+    /// Socket read buffer.
+    pub const READ_BUFFER_SIZE: usize = 32 << 10;
+    /// Bytes written per batch before one flush.
+    pub const WRITE_BATCH_BYTES: usize = 256 << 10;
+}
+
+impl ConfigBuilder {
+    /// A builder with Tether's defaults (see [`defaults`]).
+    pub fn new(url: impl Into<String>) -> Self {
+        ConfigBuilder {
+            url: url.into(),
+            headers: Vec::new(),
+            subprotocols: Vec::new(),
+            connect_timeout: defaults::CONNECT_TIMEOUT,
+            tls_roots: TlsRoots::System,
+            ca_file: None,
+            tls_insecure: false,
+            reconnect: ReconnectPolicy::default(),
+            ping_interval: Some(defaults::PING_INTERVAL),
+            pong_timeout: defaults::PONG_TIMEOUT,
+            outbox_max_messages: defaults::OUTBOX_MAX_MESSAGES,
+            outbox_max_bytes: defaults::OUTBOX_MAX_BYTES,
+            overflow: OverflowPolicy::Reject,
+            queue_while_disconnected: true,
+            max_outbound_message_size: defaults::MAX_OUTBOUND_MESSAGE_SIZE,
+            max_inbound_message_size: defaults::MAX_INBOUND_MESSAGE_SIZE,
+            max_inbound_frame_size: defaults::MAX_INBOUND_FRAME_SIZE,
+            close_timeout: defaults::CLOSE_TIMEOUT,
+            event_queue_capacity: defaults::EVENT_QUEUE_CAPACITY,
+            read_buffer_size: defaults::READ_BUFFER_SIZE,
+            write_batch_bytes: defaults::WRITE_BATCH_BYTES,
+        }
+    }
+
+    /// Add an HTTP header to the upgrade request (validated at build).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Offer a subprotocol (`Sec-WebSocket-Protocol`); may be called several times.
+    pub fn subprotocol(mut self, protocol: impl Into<String>) -> Self {
+        self.subprotocols.push(protocol.into());
+        self
+    }
+
+    /// Time allowed for TCP connect, TLS and the HTTP upgrade together.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Which CAs to trust for `wss://`.
+    pub fn tls_roots(mut self, roots: TlsRoots) -> Self {
+        self.tls_roots = roots;
+        self
+    }
+
+    /// Trust only the CA certificates in this PEM file (read at build time).
+    pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    /// Accept any server certificate. For tests only: it removes all protection TLS gives, and
+    /// a warning is logged each time a client is built with it.
+    pub fn danger_accept_invalid_certs(mut self, insecure: bool) -> Self {
+        self.tls_insecure = insecure;
+        self
+    }
+
+    /// Replace the whole reconnect policy.
+    pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
+        self.reconnect = policy;
+        self
+    }
+
+    /// Turn automatic reconnect on or off.
+    pub fn reconnect_enabled(mut self, enabled: bool) -> Self {
+        self.reconnect.enabled = enabled;
+        self
+    }
+
+    /// Backoff bounds: first delay bound, cap, and growth factor.
+    pub fn backoff(mut self, initial: Duration, max: Duration, multiplier: f64) -> Self {
+        self.reconnect.initial_delay = initial;
+        self.reconnect.max_delay = max;
+        self.reconnect.multiplier = multiplier;
+        self
+    }
+
+    /// Attempts allowed per outage (None: unlimited).
+    pub fn max_reconnect_attempts(mut self, attempts: Option<u32>) -> Self {
+        self.reconnect.max_attempts = attempts;
+        self
+    }
+
+    /// Cap on the time spent retrying in one outage (None: unlimited).
+    pub fn max_retry_duration(mut self, cap: Option<Duration>) -> Self {
+        self.reconnect.max_retry_duration = cap;
+        self
+    }
+
+    /// How long a connection must stay up before backoff resets.
+    pub fn min_uptime(mut self, uptime: Duration) -> Self {
+        self.reconnect.min_uptime = uptime;
+        self
+    }
+
+    /// Override the retry classifier (start from [`crate::default_retry_decision`] to keep its
+    /// defaults for the cases you do not care about).
+    pub fn retry_classifier(
+        mut self,
+        classifier: impl Fn(&Disconnect) -> RetryDecision + Send + Sync + 'static,
+    ) -> Self {
+        self.reconnect.classifier = Arc::new(classifier);
+        self
+    }
+
+    /// Heartbeat: send a WebSocket ping every `interval`; if no frame at all arrives within
+    /// `timeout` of a ping, the link is dead. `None` turns the heartbeat off.
+    pub fn heartbeat(mut self, interval: Option<Duration>, timeout: Duration) -> Self {
+        self.ping_interval = interval;
+        self.pong_timeout = timeout;
+        self
+    }
+
+    /// Outbox bounds: messages and bytes queued (including those being written).
+    pub fn outbox_limits(mut self, max_messages: usize, max_bytes: usize) -> Self {
+        self.outbox_max_messages = max_messages;
+        self.outbox_max_bytes = max_bytes;
+        self
+    }
+
+    /// What `send_*` does when the outbox is full.
+    pub fn overflow_policy(mut self, policy: OverflowPolicy) -> Self {
+        self.overflow = policy;
+        self
+    }
+
+    /// Queue messages while not ready (default) or refuse them with `NotReady`.
+    pub fn queue_while_disconnected(mut self, queue: bool) -> Self {
+        self.queue_while_disconnected = queue;
+        self
+    }
+
+    /// Largest message `send_*` accepts, in bytes.
+    pub fn max_outbound_message_size(mut self, bytes: usize) -> Self {
+        self.max_outbound_message_size = bytes;
+        self
+    }
+
+    /// Largest inbound message and frame, in bytes.
+    pub fn max_inbound_size(mut self, message: usize, frame: usize) -> Self {
+        self.max_inbound_message_size = message;
+        self.max_inbound_frame_size = frame;
+        self
+    }
+
+    /// Time `close` spends draining the outbox and completing the closing handshake.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// Inbound messages buffered for the application before the client stops reading from the
+    /// socket (TCP backpressure).
+    pub fn event_queue_capacity(mut self, capacity: usize) -> Self {
+        self.event_queue_capacity = capacity;
+        self
+    }
+
+    /// Socket read buffer size (memory per connection versus read throughput).
+    pub fn read_buffer_size(mut self, bytes: usize) -> Self {
+        self.read_buffer_size = bytes;
+        self
+    }
+
+    /// Bytes fed to the socket per batch before one flush.
+    pub fn write_batch_bytes(mut self, bytes: usize) -> Self {
+        self.write_batch_bytes = bytes;
+        self
+    }
+
+    /// Validate everything and produce a [`Config`].
+    pub fn build(self) -> Result<Config, ConfigError> {
+        let url = parse_ws_url(&self.url)?;
+        let headers = self
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let n = HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|e| invalid("header", format!("bad header name {name:?}: {e}")))?;
+                let v = HeaderValue::from_str(value).map_err(|e| {
+                    invalid("header", format!("bad value for header {name:?}: {e}"))
+                })?;
+                Ok((n, v))
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        for p in &self.subprotocols {
+            let token_ok = !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+            if !token_ok {
+                return Err(invalid(
+                    "subprotocol",
+                    format!("{p:?} is not an HTTP token"),
+                ));
+            }
+        }
+        positive("connect_timeout", self.connect_timeout)?;
+        positive("close_timeout", self.close_timeout)?;
+        let r = &self.reconnect;
+        positive("backoff initial", r.initial_delay)?;
+        if r.max_delay < r.initial_delay {
+            return Err(invalid(
+                "backoff max",
+                format!(
+                    "{:?} is below the initial delay {:?}",
+                    r.max_delay, r.initial_delay
+                ),
+            ));
+        }
+        if !(r.multiplier.is_finite() && r.multiplier >= 1.0) {
+            return Err(invalid(
+                "backoff multiplier",
+                format!("{} must be a finite number >= 1.0", r.multiplier),
+            ));
+        }
+        if r.max_attempts == Some(0) {
+            return Err(invalid(
+                "max_reconnect_attempts",
+                "0 attempts: use reconnect_enabled(false) instead".into(),
+            ));
+        }
+        if let Some(interval) = self.ping_interval {
+            positive("heartbeat interval", interval)?;
+            positive("heartbeat timeout", self.pong_timeout)?;
+        }
+        nonzero("outbox max_messages", self.outbox_max_messages)?;
+        nonzero("outbox max_bytes", self.outbox_max_bytes)?;
+        nonzero("max_outbound_message_size", self.max_outbound_message_size)?;
+        if self.max_outbound_message_size > self.outbox_max_bytes {
+            return Err(invalid(
+                "max_outbound_message_size",
+                format!(
+                    "{} exceeds the outbox byte bound {}: such a message could never be queued",
+                    self.max_outbound_message_size, self.outbox_max_bytes
+                ),
+            ));
+        }
+        nonzero("max_inbound_message_size", self.max_inbound_message_size)?;
+        nonzero("max_inbound_frame_size", self.max_inbound_frame_size)?;
+        nonzero("event_queue_capacity", self.event_queue_capacity)?;
+        if self.event_queue_capacity > tokio::sync::Semaphore::MAX_PERMITS / 2 {
+            return Err(invalid(
+                "event_queue_capacity",
+                format!("{} is too large", self.event_queue_capacity),
+            ));
+        }
+        if self.read_buffer_size < 1024 {
+            return Err(invalid(
+                "read_buffer_size",
+                format!(
+                    "{} is below the minimum of 1024 bytes",
+                    self.read_buffer_size
+                ),
+            ));
+        }
+        nonzero("write_batch_bytes", self.write_batch_bytes)?;
+        if let OverflowPolicy::Wait(t) = self.overflow {
+            positive("overflow wait timeout", t)?;
+        }
+        let tls_roots = match &self.ca_file {
+            Some(path) => TlsRoots::CustomCa(std::fs::read(path).map_err(|e| {
+                ConfigError::Tls(format!("cannot read CA file {}: {e}", path.display()))
+            })?),
+            None => self.tls_roots.clone(),
+        };
+        if let TlsRoots::CustomCa(pem) = &tls_roots {
+            // Parse now so a bad file is a build-time error, not a connect-time surprise.
+            crate::tls::parse_ca_pem(pem)?;
+        }
+        Ok(Config {
+            url,
+            headers,
+            subprotocols: self.subprotocols,
+            connect_timeout: self.connect_timeout,
+            tls_roots,
+            tls_insecure: self.tls_insecure,
+            reconnect: self.reconnect,
+            ping_interval: self.ping_interval,
+            pong_timeout: self.pong_timeout,
+            outbox_max_messages: self.outbox_max_messages,
+            outbox_max_bytes: self.outbox_max_bytes,
+            overflow: self.overflow,
+            queue_while_disconnected: self.queue_while_disconnected,
+            max_outbound_message_size: self.max_outbound_message_size,
+            max_inbound_message_size: self.max_inbound_message_size,
+            max_inbound_frame_size: self.max_inbound_frame_size,
+            close_timeout: self.close_timeout,
+            event_queue_capacity: self.event_queue_capacity,
+            read_buffer_size: self.read_buffer_size,
+            write_batch_bytes: self.write_batch_bytes,
+        })
+    }
+}
+
+fn invalid(field: &'static str, problem: String) -> ConfigError {
+    ConfigError::InvalidValue { field, problem }
+}
+
+fn positive(field: &'static str, d: Duration) -> Result<(), ConfigError> {
+    if d.is_zero() {
+        Err(invalid(field, "must be greater than zero".into()))
+    } else {
+        Ok(())
+    }
+}
+
+fn nonzero(field: &'static str, n: usize) -> Result<(), ConfigError> {
+    if n == 0 {
+        Err(invalid(field, "must be greater than zero".into()))
+    } else {
+        Ok(())
+    }
+}
+
+/// Parse and check a WebSocket URL: `ws://` or `wss://`, a host, a valid port, no fragment and
+/// no credentials. The error names the problem.
+pub fn parse_ws_url(input: &str) -> Result<url::Url, ConfigError> {
+    let bad = |problem: String| ConfigError::InvalidUrl {
+        url: input.to_string(),
+        problem,
+    };
+    let trimmed = input.trim();
+    if trimmed.is_empty() {
+        return Err(bad("the URL is empty".into()));
+    }
+    let url = url::Url::parse(trimmed).map_err(|e| match e {
+        url::ParseError::RelativeUrlWithoutBase => {
+            bad("no scheme: write ws://host/path or wss://host/path".into())
+        }
+        url::ParseError::InvalidPort => bad("the port is not a number from 1 to 65535".into()),
+        url::ParseError::EmptyHost => bad("the host is missing".into()),
+        other => bad(other.to_string()),
+    })?;
+    match url.scheme() {
+        "ws" | "wss" => {}
+        other => {
+            return Err(bad(format!(
+                "unsupported scheme `{other}`: Tether speaks ws:// and wss:// only{}",
+                match other {
+                    "http" => " (did you mean ws://?)",
+                    "https" => " (did you mean wss://?)",
+                    _ => "",
+                }
+            )))
+        }
+    }
+    match url.host_str() {
+        None | Some("") => return Err(bad("the host is missing".into())),
+        Some(_) => {}
+    }
+    if url.port() == Some(0) {
+        return Err(bad("port 0 cannot be connected to".into()));
+    }
+    if url.fragment().is_some() {
+        return Err(bad("a WebSocket URL may not have a #fragment".into()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(
+            "credentials in the URL are not sent; pass them in a header instead".into(),
+        ));
+    }
+    Ok(url)
+}

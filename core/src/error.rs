@@ -1,0 +1,201 @@
+//! Error types: one enum per kind of failure a caller can see.
+//!
+//! * [`ConfigError`]: a [`crate::ConfigBuilder`] refused its input (synchronous, at build time).
+//! * [`SendError`]: `send_*` refused a message (synchronous, nothing was queued).
+//! * [`CloseError`]: `close` refused its arguments.
+//! * [`Disconnect`] and [`ConnectError`]: why a link ended or could not be made (asynchronous,
+//!   carried by [`crate::Event::Disconnected`]).
+//! * [`SendFailure`]: why a message that *was* accepted will never be delivered (asynchronous,
+//!   carried by [`crate::Event::SendFailed`]).
+
+use std::time::Duration;
+
+/// A configuration value was rejected by [`crate::ConfigBuilder::build`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The URL could not be used; the message names the problem.
+    #[error("invalid URL `{url}`: {problem}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A value is out of its allowed range or inconsistent with another one.
+    #[error("invalid config value for `{field}`: {problem}")]
+    InvalidValue {
+        /// The option's name, as the builder method is called.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// TLS material (a CA file or PEM text) could not be read or parsed.
+    #[error("TLS configuration error: {0}")]
+    Tls(String),
+}
+
+/// Why a `send_*` call did not accept a message. Nothing was queued when this is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The client was closed (by `close`, or because reconnecting stopped).
+    #[error("client is closed")]
+    Closed,
+    /// The link is not ready and the config disables queueing while disconnected.
+    #[error("not ready and queueing while disconnected is off")]
+    NotReady,
+    /// The outbox is full (by count or by bytes) and the overflow policy is `Reject`,
+    /// or the `Wait` policy's timeout expired.
+    #[error("outbox full ({messages} messages, {bytes} bytes queued)")]
+    QueueFull {
+        /// Messages queued when the send was refused.
+        messages: usize,
+        /// Bytes queued when the send was refused.
+        bytes: usize,
+    },
+    /// The message is larger than `max_outbound_message_size`; nothing went on the wire.
+    #[error("message of {size} bytes exceeds the outbound limit of {limit} bytes")]
+    TooLarge {
+        /// Size of the refused message.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+}
+
+/// Why `close` refused its arguments.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CloseError {
+    /// RFC 6455 lets an endpoint send only 1000 or 3000–4999.
+    #[error("close code {0} may not be sent (allowed: 1000 and 3000-4999)")]
+    InvalidCode(u16),
+    /// The reason must fit in a control frame (123 bytes of UTF-8).
+    #[error("close reason is {0} bytes; at most 123 are allowed")]
+    ReasonTooLong(usize),
+}
+
+/// Why a connection attempt failed before the WebSocket was open.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// TCP connect, TLS and the HTTP upgrade together took longer than `connect_timeout`.
+    #[error("connect timed out after {0:?}")]
+    Timeout(Duration),
+    /// The host name did not resolve.
+    #[error("could not resolve host: {0}")]
+    Resolve(String),
+    /// A socket error (connection refused, reset, unreachable, ...).
+    #[error("network error: {0}")]
+    Io(String),
+    /// The TLS handshake failed (certificate not trusted, name mismatch, ...).
+    #[error("TLS error: {0}")]
+    Tls(String),
+    /// The server answered the upgrade request with a non-101 HTTP status.
+    #[error("server refused the upgrade with HTTP {status}{}", location.as_ref().map(|l| format!(" (redirect to {l}, not followed)")).unwrap_or_default())]
+    HttpStatus {
+        /// The HTTP status code.
+        status: u16,
+        /// The `Location` header of a redirect, which Tether does not follow.
+        location: Option<String>,
+    },
+    /// The upgrade response was not a valid WebSocket handshake (bad `Sec-WebSocket-Accept`,
+    /// unexpected subprotocol, garbage instead of HTTP, ...).
+    #[error("WebSocket handshake failed: {0}")]
+    Handshake(String),
+}
+
+/// Why a link ended (or could not be made). Carried by [`crate::Event::Disconnected`] and
+/// [`crate::Event::Closed`], and the input of the retry policy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Disconnect {
+    /// The application called `close`.
+    #[error("closed by the application with code {code}")]
+    UserClose {
+        /// The close code that was sent.
+        code: u16,
+        /// The reason that was sent.
+        reason: String,
+    },
+    /// The server sent a close frame (code 1005 when it carried no status).
+    #[error("server closed the connection with code {code} ({reason:?})")]
+    ServerClosed {
+        /// Close code from the server's frame.
+        code: u16,
+        /// Reason text from the server's frame.
+        reason: String,
+    },
+    /// The connection could not be made.
+    #[error("connect failed: {0}")]
+    ConnectFailed(ConnectError),
+    /// The TCP connection broke without a close frame (EOF, reset, write error).
+    #[error("connection lost: {0}")]
+    ConnectionLost(String),
+    /// No frame arrived within the heartbeat deadline: the link was declared dead and dropped.
+    #[error("heartbeat timeout: nothing received for {0:?} after a ping")]
+    HeartbeatTimeout(Duration),
+    /// The server sent a message or frame over the inbound limit; the client closed with 1009.
+    #[error(
+        "inbound message of {size} bytes exceeds the limit of {limit} bytes (closed with 1009)"
+    )]
+    InboundTooLarge {
+        /// Size announced or reached by the oversized message.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The server violated the WebSocket protocol (for example invalid UTF-8 in a text frame:
+    /// closed with 1007; other violations: 1002).
+    #[error("protocol error (closed with {code}): {detail}")]
+    ProtocolError {
+        /// The close code the client sent.
+        code: u16,
+        /// What was wrong.
+        detail: String,
+    },
+    /// Reconnecting stopped because `max_attempts` or `max_retry_duration` ran out; `last` is the
+    /// failure that would have been retried.
+    #[error("gave up reconnecting: {reason}; last failure: {last}")]
+    RetriesExhausted {
+        /// Which limit ran out.
+        reason: String,
+        /// The last failure.
+        last: Box<Disconnect>,
+    },
+}
+
+impl Disconnect {
+    /// The WebSocket close code that best describes this disconnect, as reported to C
+    /// (`on_close`) and Python: the real code when a close frame was exchanged, 1006 when the
+    /// link broke without one (or never opened).
+    pub fn close_code(&self) -> u16 {
+        match self {
+            Disconnect::UserClose { code, .. } | Disconnect::ServerClosed { code, .. } => *code,
+            Disconnect::InboundTooLarge { .. } => 1009,
+            Disconnect::ProtocolError { code, .. } => *code,
+            Disconnect::RetriesExhausted { last, .. } => last.close_code(),
+            Disconnect::ConnectFailed(_)
+            | Disconnect::ConnectionLost(_)
+            | Disconnect::HeartbeatTimeout(_) => 1006,
+        }
+    }
+}
+
+/// Why a message accepted by `send_*` will never be delivered. Each accepted message gets at
+/// most one [`crate::Event::SendFailed`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendFailure {
+    /// The outbox was full, the policy is `DropOldest`, and this was the oldest queued message.
+    #[error("dropped from a full outbox (drop-oldest policy)")]
+    DroppedOldest,
+    /// The client closed before the message could be written (close timeout, or closed while
+    /// disconnected).
+    #[error("client closed before the message was written")]
+    Closed,
+    /// Reconnecting stopped for good (final close code or retry limit) with the message unsent.
+    #[error("connection ended for good before the message was written: {0}")]
+    ConnectionFailed(String),
+}

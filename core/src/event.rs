@@ -1,0 +1,237 @@
+//! What the client reports: connection states, inbound messages, and the [`Event`] stream.
+
+use std::fmt;
+use std::ops::Deref;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::error::{Disconnect, SendFailure};
+
+/// Identifies one accepted outbound message. Ids start at 1 and increase by one per accepted
+/// message, in send order, for the life of the client (across reconnects).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MessageId(pub u64);
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The connection state. Every change is reported as [`Event::State`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum State {
+    /// Making a connection (TCP, TLS, HTTP upgrade), first time or after a backoff delay.
+    Connecting = 0,
+    /// The WebSocket is open; the application handshake (if any) is running.
+    Open = 1,
+    /// Ready: queued messages flow. Without an application handshake this follows `Open` at once.
+    Ready = 2,
+    /// `close` was called: draining the outbox and closing the WebSocket.
+    Closing = 3,
+    /// Terminal: the client will not connect again.
+    Closed = 4,
+    /// The link is down; waiting out the backoff delay before the next attempt.
+    Reconnecting = 5,
+}
+
+impl State {
+    pub(crate) fn from_u8(v: u8) -> State {
+        match v {
+            0 => State::Connecting,
+            1 => State::Open,
+            2 => State::Ready,
+            3 => State::Closing,
+            4 => State::Closed,
+            _ => State::Reconnecting,
+        }
+    }
+
+    /// The state's name, as used in logs and by the C and Python layers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Connecting => "connecting",
+            State::Open => "open",
+            State::Ready => "ready",
+            State::Closing => "closing",
+            State::Closed => "closed",
+            State::Reconnecting => "reconnecting",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// UTF-8 text that shares its buffer with the frame it came from (no copy on receive, and no
+/// copy on send when built from a `String`).
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct Text(pub(crate) Utf8Bytes);
+
+impl Text {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// The UTF-8 bytes, without copying.
+    pub fn into_bytes(self) -> Bytes {
+        self.0.into()
+    }
+}
+
+impl Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Self {
+        Text(Utf8Bytes::from(s))
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Self {
+        Text(Utf8Bytes::from(s))
+    }
+}
+
+/// One inbound data message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// A text message (valid UTF-8, checked on receipt).
+    Text(Text),
+    /// A binary message.
+    Binary(Bytes),
+}
+
+impl Message {
+    /// Payload length in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            Message::Text(t) => t.len(),
+            Message::Binary(b) => b.len(),
+        }
+    }
+    /// True when the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The payload bytes (UTF-8 for text).
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Message::Text(t) => t.as_str().as_bytes(),
+            Message::Binary(b) => b,
+        }
+    }
+}
+
+/// Everything the client reports, in the order it happened.
+///
+/// Delivery is bounded: inbound [`Event::Message`]s count against `event_queue_capacity`
+/// (when the application falls behind, the client stops reading the socket); consecutive
+/// [`Event::Written`] reports coalesce while unconsumed; every other event is one per state
+/// change or per failed message. [`Event::Closed`] is always the last event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The state changed.
+    State {
+        /// Previous state.
+        from: State,
+        /// New state.
+        to: State,
+    },
+    /// A message from the server.
+    Message(Message),
+    /// Every accepted message with an id up to and including `up_to` (that has not failed)
+    /// has been written to the socket and flushed. Cumulative, like a TCP ack.
+    Written {
+        /// Highest written id.
+        up_to: MessageId,
+    },
+    /// An accepted message will never be delivered. Exactly one per failed message.
+    SendFailed {
+        /// The message.
+        id: MessageId,
+        /// Why.
+        reason: SendFailure,
+    },
+    /// A link ended (or a connect attempt failed).
+    Disconnected {
+        /// Why.
+        reason: Disconnect,
+        /// Whether the client will try again (after an [`Event::Reconnecting`]).
+        will_reconnect: bool,
+    },
+    /// A reconnect attempt is scheduled.
+    Reconnecting {
+        /// Attempt number in this outage, from 1.
+        attempt: u32,
+        /// Delay before the attempt starts (backoff with full jitter).
+        delay: Duration,
+    },
+    /// The client is closed for good. Always the last event.
+    Closed {
+        /// Why the client closed.
+        reason: Disconnect,
+        /// Messages that were accepted but never written (each also got an
+        /// [`Event::SendFailed`]).
+        undelivered: usize,
+    },
+}
+
+/// A snapshot of the client's counters, readable at any time with `Client::stats`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages written and flushed to the socket.
+    pub messages_sent: u64,
+    /// Payload bytes written and flushed.
+    pub bytes_sent: u64,
+    /// Data messages received.
+    pub messages_received: u64,
+    /// Payload bytes received.
+    pub bytes_received: u64,
+    /// Successful reconnects (opens after the first).
+    pub reconnects: u64,
+    /// Messages reported with `SendFailed`.
+    pub send_failures: u64,
+    /// Messages in the outbox now (including those being written).
+    pub outbox_messages: u64,
+    /// Bytes in the outbox now.
+    pub outbox_bytes: u64,
+    /// Highest outbox depth seen, in messages.
+    pub outbox_high_water_messages: u64,
+    /// Highest outbox depth seen, in bytes.
+    pub outbox_high_water_bytes: u64,
+    /// Round-trip time of the last answered WebSocket ping.
+    pub last_rtt: Option<Duration>,
+}

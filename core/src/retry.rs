@@ -1,0 +1,162 @@
+//! Retry policy: which disconnects are worth a reconnect, and how long to wait before each
+//! attempt (exponential backoff with full jitter).
+
+use std::time::Duration;
+
+use crate::config::ReconnectPolicy;
+use crate::error::{ConnectError, Disconnect};
+
+/// The classifier's verdict on one disconnect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryDecision {
+    /// Reconnect (subject to the attempt and time limits).
+    Retry,
+    /// Stop for good: the client goes to `Closed`.
+    Stop,
+}
+
+/// Tether's default classification, documented in the README's "Reconnect" section:
+///
+/// * a user close: stop;
+/// * server close codes 1002 (protocol error), 1003 (unsupported data), 1007 (invalid
+///   payload), 1008 (policy violation), 1010 (extension required), 3500–3999 and 4500–4999
+///   (application "final" ranges): stop; every other code (1000, 1001, 1005, 1006, 1011–1014,
+///   3000–3499, 4000–4499, ...): retry, because servers close normally when they restart or
+///   rotate connections;
+/// * HTTP 401 / 403 on the upgrade: stop (credentials will not fix themselves); 408, 429 and
+///   5xx: retry; other statuses (redirects, 400, 404, ...): stop;
+/// * TLS errors and invalid upgrade responses: stop (retrying cannot change a certificate or a
+///   server that does not speak WebSocket);
+/// * network errors, timeouts, resolve failures, heartbeat timeouts, oversized inbound
+///   messages and protocol errors from the server: retry.
+pub fn default_retry_decision(reason: &Disconnect) -> RetryDecision {
+    use RetryDecision::{Retry, Stop};
+    match reason {
+        Disconnect::UserClose { .. } | Disconnect::RetriesExhausted { .. } => Stop,
+        Disconnect::ServerClosed { code, .. } => match code {
+            1002 | 1003 | 1007 | 1008 | 1010 | 3500..=3999 | 4500..=4999 => Stop,
+            _ => Retry,
+        },
+        Disconnect::ConnectFailed(e) => match e {
+            ConnectError::HttpStatus { status, .. } => match status {
+                408 | 429 | 500..=599 => Retry,
+                _ => Stop,
+            },
+            ConnectError::Tls(_) | ConnectError::Handshake(_) => Stop,
+            ConnectError::Timeout(_) | ConnectError::Resolve(_) | ConnectError::Io(_) => Retry,
+        },
+        Disconnect::ConnectionLost(_)
+        | Disconnect::HeartbeatTimeout(_)
+        | Disconnect::InboundTooLarge { .. }
+        | Disconnect::ProtocolError { .. } => Retry,
+    }
+}
+
+/// The upper bound of the delay before attempt `attempt` (1-based):
+/// `min(max_delay, initial_delay * multiplier^(attempt-1))`.
+pub fn backoff_ceiling(policy: &ReconnectPolicy, attempt: u32) -> Duration {
+    let exp = attempt.saturating_sub(1).min(1000) as i32;
+    let ceiling = policy.initial_delay.as_secs_f64() * policy.multiplier.powi(exp);
+    let max = policy.max_delay.as_secs_f64();
+    Duration::from_secs_f64(if ceiling.is_finite() {
+        ceiling.min(max)
+    } else {
+        max
+    })
+}
+
+/// Full jitter: a uniformly random delay in `[0, backoff_ceiling]`, so many clients cut off by
+/// the same outage do not reconnect in lockstep.
+pub fn backoff_delay(policy: &ReconnectPolicy, attempt: u32) -> Duration {
+    backoff_ceiling(policy, attempt).mul_f64(fastrand::f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> ReconnectPolicy {
+        ReconnectPolicy {
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(2),
+            multiplier: 2.0,
+            ..ReconnectPolicy::default()
+        }
+    }
+
+    #[test]
+    fn ceiling_grows_exponentially_and_is_capped() {
+        let p = policy();
+        assert_eq!(backoff_ceiling(&p, 1), Duration::from_millis(100));
+        assert_eq!(backoff_ceiling(&p, 2), Duration::from_millis(200));
+        assert_eq!(backoff_ceiling(&p, 4), Duration::from_millis(800));
+        assert_eq!(backoff_ceiling(&p, 6), Duration::from_secs(2));
+        assert_eq!(backoff_ceiling(&p, u32::MAX), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn jitter_stays_within_the_ceiling_and_varies() {
+        let p = policy();
+        let delays: Vec<Duration> = (0..200).map(|_| backoff_delay(&p, 3)).collect();
+        assert!(delays.iter().all(|d| *d <= Duration::from_millis(400)));
+        let min = delays.iter().min().copied().unwrap_or_default();
+        let max = delays.iter().max().copied().unwrap_or_default();
+        assert!(
+            max - min > Duration::from_millis(100),
+            "full jitter spreads delays: {min:?}..{max:?}"
+        );
+    }
+
+    #[test]
+    fn default_classification_matches_the_documented_table() {
+        use RetryDecision::{Retry, Stop};
+        let server = |code| Disconnect::ServerClosed {
+            code,
+            reason: String::new(),
+        };
+        let http = |status| {
+            Disconnect::ConnectFailed(ConnectError::HttpStatus {
+                status,
+                location: None,
+            })
+        };
+        let cases = [
+            (
+                Disconnect::UserClose {
+                    code: 1000,
+                    reason: String::new(),
+                },
+                Stop,
+            ),
+            (server(1000), Retry),
+            (server(1001), Retry),
+            (server(1006), Retry),
+            (server(1008), Stop),
+            (server(1011), Retry),
+            (server(1012), Retry),
+            (server(1013), Retry),
+            (server(4000), Retry),
+            (server(4500), Stop),
+            (server(3600), Stop),
+            (http(401), Stop),
+            (http(403), Stop),
+            (http(404), Stop),
+            (http(429), Retry),
+            (http(500), Retry),
+            (http(503), Retry),
+            (
+                Disconnect::ConnectFailed(ConnectError::Io("refused".into())),
+                Retry,
+            ),
+            (
+                Disconnect::ConnectFailed(ConnectError::Tls("bad cert".into())),
+                Stop,
+            ),
+            (Disconnect::ConnectionLost("eof".into()), Retry),
+            (Disconnect::HeartbeatTimeout(Duration::from_secs(1)), Retry),
+        ];
+        for (reason, want) in cases {
+            assert_eq!(default_retry_decision(&reason), want, "{reason:?}");
+        }
+    }
+}

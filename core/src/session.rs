@@ -1,0 +1,514 @@
+//! The session task: one per client, on the internal runtime. It owns the connection life
+//! cycle (connect → open → ready → pump → reconnect or close) and is the only writer of the
+//! state.
+//!
+//! The pump is one `select!` loop over reading, writing, commands and timers. Writes run as an
+//! owned future (it takes the sink and gives it back), so reading goes on while a write is
+//! blocked: a client that stops reading while it waits for its flush deadlocks as soon as the
+//! peer's echoes fill the socket buffers.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+
+use crate::config::Config;
+use crate::connect::{Connector, Ws};
+use crate::error::{Disconnect, SendFailure};
+use crate::event::{Event, Message, State, Text};
+use crate::outbox::Batch;
+use crate::retry::{backoff_delay, RetryDecision};
+use crate::shared::Shared;
+
+/// Requests from the client handle. Messages do not travel here: they go through the outbox.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Close { code: u16, reason: String },
+}
+
+type Sink = SplitSink<Ws, WsMessage>;
+type Stream = SplitStream<Ws>;
+type WriteFuture =
+    Pin<Box<dyn Future<Output = (Sink, Vec<WsMessage>, Result<(), WsError>)> + Send>>;
+
+/// How one link ended.
+enum LinkEnd {
+    /// The application's close finished (or timed out).
+    UserClosed { code: u16, reason: String },
+    /// The link broke; the retry policy decides what happens next.
+    Lost(Disconnect),
+}
+
+/// Progress of a user-requested close on an open link.
+struct Closing {
+    code: u16,
+    reason: String,
+    deadline: Instant,
+    frame_sent: bool,
+}
+
+/// Time allowed to exchange the closing frames after a failure, where waiting longer helps no one.
+const BEST_EFFORT_CLOSE: Duration = Duration::from_secs(1);
+
+pub(crate) struct Session {
+    pub shared: Arc<Shared>,
+    pub config: Arc<Config>,
+    pub connector: Connector,
+    pub commands: UnboundedReceiver<Command>,
+}
+
+impl Session {
+    pub(crate) async fn run(mut self) {
+        let reason = self.connect_loop().await;
+        self.finish(reason);
+    }
+
+    /// Connect, pump, and reconnect until the client closes for good; returns why.
+    async fn connect_loop(&mut self) -> Disconnect {
+        let policy = self.config.reconnect.clone();
+        let mut attempt: u32 = 0;
+        let mut outage_started: Option<Instant> = None;
+        let mut connected_before = false;
+        loop {
+            self.shared.set_state(State::Connecting);
+            let connected = tokio::select! {
+                result = self.connector.connect() => result,
+                command = self.commands.recv() => return user_close(command),
+            };
+            let reason = match connected {
+                Err(e) => Disconnect::ConnectFailed(e),
+                Ok((ws, protocol)) => {
+                    tracing::info!(url = %self.config.url, ?protocol, "connected");
+                    if connected_before {
+                        self.shared
+                            .counters
+                            .reconnects
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    connected_before = true;
+                    self.shared.set_state(State::Open);
+                    self.shared.set_state(State::Ready);
+                    let up_since = Instant::now();
+                    let end = self.run_link(ws).await;
+                    if up_since.elapsed() >= policy.min_uptime {
+                        attempt = 0;
+                        outage_started = None;
+                    }
+                    match end {
+                        LinkEnd::UserClosed { code, reason } => {
+                            let reason = Disconnect::UserClose { code, reason };
+                            self.shared.events.emit(Event::Disconnected {
+                                reason: reason.clone(),
+                                will_reconnect: false,
+                            });
+                            return reason;
+                        }
+                        LinkEnd::Lost(reason) => reason,
+                    }
+                }
+            };
+            tracing::warn!(%reason, "disconnected");
+
+            let mut retry = policy.enabled && (policy.classifier)(&reason) == RetryDecision::Retry;
+            let mut final_reason = reason.clone();
+            let mut delay = Duration::ZERO;
+            if retry {
+                attempt = attempt.saturating_add(1);
+                let started = *outage_started.get_or_insert_with(Instant::now);
+                delay = backoff_delay(&policy, attempt);
+                let exhausted = match (policy.max_attempts, policy.max_retry_duration) {
+                    (Some(max), _) if attempt > max => {
+                        Some(format!("{max} reconnect attempts used"))
+                    }
+                    (_, Some(cap)) if started.elapsed() + delay > cap => {
+                        Some(format!("retry time cap of {cap:?} reached"))
+                    }
+                    _ => None,
+                };
+                if let Some(why) = exhausted {
+                    retry = false;
+                    final_reason = Disconnect::RetriesExhausted {
+                        reason: why,
+                        last: Box::new(reason.clone()),
+                    };
+                }
+            }
+            self.shared.events.emit(Event::Disconnected {
+                reason,
+                will_reconnect: retry,
+            });
+            if !retry {
+                return final_reason;
+            }
+            self.shared.set_state(State::Reconnecting);
+            self.shared
+                .events
+                .emit(Event::Reconnecting { attempt, delay });
+            tracing::info!(attempt, ?delay, "reconnecting");
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                command = self.commands.recv() => return user_close(command),
+            }
+        }
+    }
+
+    /// Report everything still queued as failed, then go to Closed. The last event.
+    fn finish(&self, reason: Disconnect) {
+        let undelivered = self.shared.outbox.close_and_take_all();
+        let failure = match &reason {
+            Disconnect::UserClose { .. } => SendFailure::Closed,
+            other => SendFailure::ConnectionFailed(other.to_string()),
+        };
+        self.shared.fail(&undelivered, &failure);
+        self.shared.set_state(State::Closed);
+        tracing::info!(%reason, undelivered = undelivered.len(), "closed");
+        self.shared.events.emit(Event::Closed {
+            reason,
+            undelivered: undelivered.len(),
+        });
+        self.shared.mark_closed();
+    }
+
+    /// Pump one open link until it ends.
+    async fn run_link(&mut self, ws: Ws) -> LinkEnd {
+        let (sink, stream) = ws.split();
+        let mut link = Link {
+            sink: Some(sink),
+            stream,
+            write: None,
+            spare_buf: Vec::with_capacity(64),
+            batch: Batch::default(),
+        };
+        let end = self.pump(&mut link).await;
+        if link.write.is_some() {
+            // The batch may or may not have reached the peer; keep it queued for the next link.
+            self.shared.outbox.abort_batch();
+        }
+        end
+    }
+
+    async fn pump(&mut self, link: &mut Link) -> LinkEnd {
+        let shared = self.shared.clone();
+        let config = self.config.clone();
+        let mut pending_inbound: Option<Message> = None;
+        let mut ping_timer = config.ping_interval.map(|every| {
+            let mut timer = tokio::time::interval_at(Instant::now() + every, every);
+            timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            timer
+        });
+        // When armed: the instant the link is declared dead unless a frame arrives first.
+        let mut dead_at: Option<Instant> = None;
+        let mut ping_due = false;
+        let mut ping_seq: u64 = 0;
+        let mut ping_out: Option<(u64, Instant)> = None;
+        let mut closing: Option<Closing> = None;
+
+        loop {
+            if link.write.is_none() {
+                if let Some(sink) = link.sink.take() {
+                    let mut buf = std::mem::take(&mut link.spare_buf);
+                    if ping_due {
+                        ping_due = false;
+                        ping_seq += 1;
+                        buf.push(WsMessage::Ping(Bytes::copy_from_slice(
+                            &ping_seq.to_be_bytes(),
+                        )));
+                        ping_out = Some((ping_seq, Instant::now()));
+                    }
+                    let close_frame_sent = closing.as_ref().is_some_and(|c| c.frame_sent);
+                    link.batch = if close_frame_sent {
+                        Batch::default()
+                    } else {
+                        shared.outbox.take_batch(config.write_batch_bytes, &mut buf)
+                    };
+                    if let Some(c) = closing
+                        .as_mut()
+                        .filter(|c| !c.frame_sent && link.batch.messages == 0)
+                    {
+                        // The outbox is drained: now the close frame.
+                        buf.push(WsMessage::Close(Some(CloseFrame {
+                            code: CloseCode::from(c.code),
+                            reason: c.reason.clone().into(),
+                        })));
+                        c.frame_sent = true;
+                    }
+                    if buf.is_empty() {
+                        link.sink = Some(sink);
+                        link.spare_buf = buf;
+                    } else {
+                        link.write = Some(write_all(sink, buf));
+                    }
+                }
+            }
+            let sink_idle = link.sink.is_some();
+            let reading = pending_inbound.is_none();
+            let closing_deadline = closing.as_ref().map(|c| c.deadline);
+
+            tokio::select! {
+                biased;
+                command = self.commands.recv(), if closing.is_none() => {
+                    let Some(Command::Close { code, reason }) = command else {
+                        closing = Some(Closing { code: 1000, reason: String::new(), deadline: Instant::now() + config.close_timeout, frame_sent: false });
+                        shared.set_state(State::Closing);
+                        continue;
+                    };
+                    shared.set_state(State::Closing);
+                    closing = Some(Closing { code, reason, deadline: Instant::now() + config.close_timeout, frame_sent: false });
+                }
+                (sink, mut buf, result) = poll_write(&mut link.write) => {
+                    link.write = None;
+                    link.sink = Some(sink);
+                    buf.clear();
+                    link.spare_buf = buf;
+                    match result {
+                        Ok(()) => {
+                            let batch = std::mem::take(&mut link.batch);
+                            if let Some(last) = batch.last_id {
+                                shared.outbox.commit();
+                                shared.counters.messages_sent.fetch_add(batch.messages as u64, Ordering::Relaxed);
+                                shared.counters.bytes_sent.fetch_add(batch.bytes as u64, Ordering::Relaxed);
+                                shared.events.written(last);
+                            }
+                        }
+                        Err(e) => {
+                            shared.outbox.abort_batch();
+                            if let Some(c) = closing {
+                                return LinkEnd::UserClosed { code: c.code, reason: c.reason };
+                            }
+                            return LinkEnd::Lost(Disconnect::ConnectionLost(format!("write failed: {e}")));
+                        }
+                    }
+                }
+                _ = shared.outbox.arrived.notified(), if sink_idle => {}
+                frame = link.stream.next(), if reading => {
+                    dead_at = None;
+                    match frame {
+                        Some(Ok(WsMessage::Text(t))) => {
+                            pending_inbound = self.deliver(Message::Text(Text(t)));
+                        }
+                        Some(Ok(WsMessage::Binary(b))) => {
+                            pending_inbound = self.deliver(Message::Binary(b));
+                        }
+                        Some(Ok(WsMessage::Pong(payload))) => {
+                            if let Some((seq, sent)) = ping_out {
+                                if payload.as_ref() == seq.to_be_bytes() {
+                                    let rtt = sent.elapsed().as_nanos().clamp(1, u64::MAX as u128) as u64;
+                                    shared.counters.last_rtt_nanos.store(rtt, Ordering::Relaxed);
+                                    ping_out = None;
+                                }
+                            }
+                        }
+                        Some(Ok(WsMessage::Ping(_) | WsMessage::Frame(_))) => {
+                            // tungstenite queues the pong itself; it goes out with the next read or write.
+                        }
+                        Some(Ok(WsMessage::Close(frame))) => {
+                            let (code, reason) = frame
+                                .map(|f| (u16::from(f.code), f.reason.to_string()))
+                                .unwrap_or((1005, String::new()));
+                            // Let tungstenite flush its reply, briefly.
+                            drain(&mut link.stream).await;
+                            if let Some(c) = closing {
+                                return LinkEnd::UserClosed { code: c.code, reason: c.reason };
+                            }
+                            return LinkEnd::Lost(Disconnect::ServerClosed { code, reason });
+                        }
+                        Some(Err(e)) => {
+                            if let Some(c) = closing {
+                                return LinkEnd::UserClosed { code: c.code, reason: c.reason };
+                            }
+                            return LinkEnd::Lost(self.read_failed(link, e).await);
+                        }
+                        None => {
+                            if let Some(c) = closing {
+                                return LinkEnd::UserClosed { code: c.code, reason: c.reason };
+                            }
+                            return LinkEnd::Lost(Disconnect::ConnectionLost("connection closed without a close frame".into()));
+                        }
+                    }
+                }
+                _ = shared.events.inbound_credit(), if !reading => {
+                    if let Some(message) = pending_inbound.take() {
+                        shared.events.emit(Event::Message(message));
+                    }
+                }
+                _ = tick(&mut ping_timer) => {
+                    ping_due = true;
+                    // While reading is paused for the application, silence proves nothing.
+                    if dead_at.is_none() && reading {
+                        dead_at = Some(Instant::now() + config.pong_timeout);
+                    }
+                }
+                _ = sleep_until_opt(dead_at), if reading => {
+                    tracing::warn!(timeout = ?config.pong_timeout, "heartbeat deadline missed: link is dead");
+                    return LinkEnd::Lost(Disconnect::HeartbeatTimeout(config.pong_timeout));
+                }
+                _ = sleep_until_opt(closing_deadline) => {
+                    if let Some(c) = closing {
+                        tracing::warn!(timeout = ?config.close_timeout, "close timed out");
+                        return LinkEnd::UserClosed { code: c.code, reason: c.reason };
+                    }
+                }
+            }
+        }
+    }
+
+    /// Count an inbound message and pass it on if the application has room; otherwise hand it
+    /// back to be held (and reading paused) until it does.
+    fn deliver(&self, message: Message) -> Option<Message> {
+        let counters = &self.shared.counters;
+        counters.messages_received.fetch_add(1, Ordering::Relaxed);
+        counters
+            .bytes_received
+            .fetch_add(message.len() as u64, Ordering::Relaxed);
+        if self.shared.events.try_inbound_credit() {
+            self.shared.events.emit(Event::Message(message));
+            None
+        } else {
+            Some(message)
+        }
+    }
+
+    /// Classify a read error; for limit and protocol violations tell the server why with a
+    /// close frame (best effort).
+    async fn read_failed(&self, link: &mut Link, e: WsError) -> Disconnect {
+        let (reason, code) = match e {
+            WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => (
+                Disconnect::InboundTooLarge {
+                    size,
+                    limit: max_size,
+                },
+                Some(CloseCode::Size),
+            ),
+            WsError::Utf8(detail) => (
+                Disconnect::ProtocolError {
+                    code: 1007,
+                    detail: format!("invalid UTF-8 in a text message: {detail}"),
+                },
+                Some(CloseCode::Invalid),
+            ),
+            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => (
+                Disconnect::ConnectionLost("connection reset without a closing handshake".into()),
+                None,
+            ),
+            WsError::Protocol(p) => (
+                Disconnect::ProtocolError {
+                    code: 1002,
+                    detail: p.to_string(),
+                },
+                Some(CloseCode::Protocol),
+            ),
+            WsError::Io(io) => (Disconnect::ConnectionLost(io.to_string()), None),
+            other => (Disconnect::ConnectionLost(other.to_string()), None),
+        };
+        tracing::warn!(%reason, "read failed");
+        if let (Some(code), Some(sink)) = (code, link.sink.as_mut()) {
+            let frame = CloseFrame {
+                code,
+                reason: close_reason_text(&reason).into(),
+            };
+            let _ =
+                tokio::time::timeout(BEST_EFFORT_CLOSE, sink.send(WsMessage::Close(Some(frame))))
+                    .await;
+        }
+        reason
+    }
+}
+
+/// The live parts of one link.
+struct Link {
+    /// The write half while no write is running.
+    sink: Option<Sink>,
+    stream: Stream,
+    /// The running write; it owns the sink until it completes.
+    write: Option<WriteFuture>,
+    /// A reusable buffer for the next batch.
+    spare_buf: Vec<WsMessage>,
+    /// What the running write carries from the outbox.
+    batch: Batch,
+}
+
+/// Feed the whole batch, then flush once: one syscall burst per batch, not per message.
+fn write_all(mut sink: Sink, mut buf: Vec<WsMessage>) -> WriteFuture {
+    Box::pin(async move {
+        let mut result = Ok(());
+        for message in buf.drain(..) {
+            if let Err(e) = sink.feed(message).await {
+                result = Err(e);
+                break;
+            }
+        }
+        if result.is_ok() {
+            result = sink.flush().await;
+        }
+        buf.clear();
+        (sink, buf, result)
+    })
+}
+
+async fn poll_write(
+    write: &mut Option<WriteFuture>,
+) -> (Sink, Vec<WsMessage>, Result<(), WsError>) {
+    match write {
+        Some(fut) => fut.await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn tick(timer: &mut Option<tokio::time::Interval>) {
+    match timer {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Read until the stream ends (which flushes tungstenite's queued close reply), bounded.
+async fn drain(stream: &mut Stream) {
+    let _ = tokio::time::timeout(BEST_EFFORT_CLOSE, async {
+        while let Some(Ok(_)) = stream.next().await {}
+    })
+    .await;
+}
+
+fn user_close(command: Option<Command>) -> Disconnect {
+    match command {
+        Some(Command::Close { code, reason }) => Disconnect::UserClose { code, reason },
+        // Every handle is gone: the application cannot hear from us any more.
+        None => Disconnect::UserClose {
+            code: 1000,
+            reason: String::new(),
+        },
+    }
+}
+
+/// A close reason that fits a control frame (123 bytes), cut at a character boundary.
+fn close_reason_text(reason: &Disconnect) -> String {
+    let mut text = reason.to_string();
+    if text.len() > 123 {
+        let mut cut = 123;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
+}

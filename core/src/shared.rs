@@ -1,0 +1,114 @@
+//! State shared between a [`crate::Client`] handle and its session task.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::error::SendFailure;
+use crate::event::{Event, MessageId, State, Stats};
+use crate::events::EventSink;
+use crate::outbox::Outbox;
+
+/// Monotonic counters, updated by the session task, read by anyone.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub messages_sent: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub messages_received: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub send_failures: AtomicU64,
+    /// Last ping round trip in nanoseconds; 0 means none measured yet.
+    pub last_rtt_nanos: AtomicU64,
+}
+
+pub(crate) struct Shared {
+    pub outbox: Outbox,
+    pub events: EventSink,
+    pub counters: Counters,
+    state: AtomicU8,
+    closed: Mutex<bool>,
+    closed_cv: Condvar,
+}
+
+impl Shared {
+    pub(crate) fn new(outbox: Outbox, events: EventSink) -> Self {
+        Shared {
+            outbox,
+            events,
+            counters: Counters::default(),
+            state: AtomicU8::new(State::Connecting as u8),
+            closed: Mutex::new(false),
+            closed_cv: Condvar::new(),
+        }
+    }
+
+    pub(crate) fn state(&self) -> State {
+        State::from_u8(self.state.load(Ordering::SeqCst))
+    }
+
+    /// Change state and report it. Only the session task calls this, so changes are ordered.
+    pub(crate) fn set_state(&self, to: State) {
+        let from = State::from_u8(self.state.swap(to as u8, Ordering::SeqCst));
+        if from != to {
+            tracing::debug!(%from, %to, "state change");
+            self.events.emit(Event::State { from, to });
+        }
+    }
+
+    /// Report each id as failed, once.
+    pub(crate) fn fail(&self, ids: &[MessageId], reason: &SendFailure) {
+        self.counters
+            .send_failures
+            .fetch_add(ids.len() as u64, Ordering::Relaxed);
+        for id in ids {
+            self.events.emit(Event::SendFailed {
+                id: *id,
+                reason: reason.clone(),
+            });
+        }
+    }
+
+    pub(crate) fn mark_closed(&self) {
+        let mut closed = self.closed.lock().unwrap_or_else(|p| p.into_inner());
+        *closed = true;
+        self.closed_cv.notify_all();
+    }
+
+    /// Wait until the session has ended; true if it has.
+    pub(crate) fn wait_closed(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut closed = self.closed.lock().unwrap_or_else(|p| p.into_inner());
+        while !*closed {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            closed = self
+                .closed_cv
+                .wait_timeout(closed, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let c = &self.counters;
+        let (depth, bytes, hw_messages, hw_bytes) = self.outbox.depth();
+        let rtt = c.last_rtt_nanos.load(Ordering::Relaxed);
+        Stats {
+            messages_sent: c.messages_sent.load(Ordering::Relaxed),
+            bytes_sent: c.bytes_sent.load(Ordering::Relaxed),
+            messages_received: c.messages_received.load(Ordering::Relaxed),
+            bytes_received: c.bytes_received.load(Ordering::Relaxed),
+            reconnects: c.reconnects.load(Ordering::Relaxed),
+            send_failures: c.send_failures.load(Ordering::Relaxed),
+            outbox_messages: depth as u64,
+            outbox_bytes: bytes as u64,
+            outbox_high_water_messages: hw_messages as u64,
+            outbox_high_water_bytes: hw_bytes as u64,
+            last_rtt: (rtt != 0).then(|| Duration::from_nanos(rtt)),
+        }
+    }
+}
