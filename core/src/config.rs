@@ -165,7 +165,8 @@ pub struct ConfigBuilder {
     outbox_max_bytes: usize,
     overflow: OverflowPolicy,
     queue_while_disconnected: bool,
-    max_outbound_message_size: usize,
+    /// None: the default, clamped to the outbox byte bound.
+    max_outbound_message_size: Option<usize>,
     max_inbound_message_size: usize,
     max_inbound_frame_size: usize,
     close_timeout: Duration,
@@ -221,7 +222,7 @@ impl ConfigBuilder {
             outbox_max_bytes: defaults::OUTBOX_MAX_BYTES,
             overflow: OverflowPolicy::Reject,
             queue_while_disconnected: true,
-            max_outbound_message_size: defaults::MAX_OUTBOUND_MESSAGE_SIZE,
+            max_outbound_message_size: None,
             max_inbound_message_size: defaults::MAX_INBOUND_MESSAGE_SIZE,
             max_inbound_frame_size: defaults::MAX_INBOUND_FRAME_SIZE,
             close_timeout: defaults::CLOSE_TIMEOUT,
@@ -343,9 +344,10 @@ impl ConfigBuilder {
         self
     }
 
-    /// Largest message `send_*` accepts, in bytes.
+    /// Largest message `send_*` accepts, in bytes. Default: 4 MiB, or the outbox byte bound
+    /// if that is smaller; a value set here must not exceed the outbox byte bound.
     pub fn max_outbound_message_size(mut self, bytes: usize) -> Self {
-        self.max_outbound_message_size = bytes;
+        self.max_outbound_message_size = Some(bytes);
         self
     }
 
@@ -438,16 +440,22 @@ impl ConfigBuilder {
         }
         nonzero("outbox max_messages", self.outbox_max_messages)?;
         nonzero("outbox max_bytes", self.outbox_max_bytes)?;
-        nonzero("max_outbound_message_size", self.max_outbound_message_size)?;
-        if self.max_outbound_message_size > self.outbox_max_bytes {
-            return Err(invalid(
-                "max_outbound_message_size",
-                format!(
-                    "{} exceeds the outbox byte bound {}: such a message could never be queued",
-                    self.max_outbound_message_size, self.outbox_max_bytes
-                ),
-            ));
-        }
+        let max_outbound_message_size = match self.max_outbound_message_size {
+            None => defaults::MAX_OUTBOUND_MESSAGE_SIZE.min(self.outbox_max_bytes),
+            Some(explicit) => {
+                nonzero("max_outbound_message_size", explicit)?;
+                if explicit > self.outbox_max_bytes {
+                    return Err(invalid(
+                        "max_outbound_message_size",
+                        format!(
+                            "{explicit} exceeds the outbox byte bound {}: such a message could never be queued",
+                            self.outbox_max_bytes
+                        ),
+                    ));
+                }
+                explicit
+            }
+        };
         nonzero("max_inbound_message_size", self.max_inbound_message_size)?;
         nonzero("max_inbound_frame_size", self.max_inbound_frame_size)?;
         nonzero("event_queue_capacity", self.event_queue_capacity)?;
@@ -494,7 +502,7 @@ impl ConfigBuilder {
             outbox_max_bytes: self.outbox_max_bytes,
             overflow: self.overflow,
             queue_while_disconnected: self.queue_while_disconnected,
-            max_outbound_message_size: self.max_outbound_message_size,
+            max_outbound_message_size,
             max_inbound_message_size: self.max_inbound_message_size,
             max_inbound_frame_size: self.max_inbound_frame_size,
             close_timeout: self.close_timeout,

@@ -1,0 +1,37 @@
+# Tether: the two commands a newcomer needs.
+#   make demo   build and run the demo (local echo server, forced disconnects, reconnects)
+#   make test   the whole test suite: format, lint, Rust unit and integration tests,
+#               interop against a Python `websockets` server (venv created here)
+# Both work on a fresh Debian machine with the Rust toolchain and Python 3.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+VENV_STAMP := $(VENV)/.installed
+
+.PHONY: demo test venv fmt lint
+
+demo:
+	cargo run --release -q -p tether-core --example demo
+
+test: $(VENV_STAMP)
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	TETHER_PYTHON="$(abspath $(PY))" TETHER_REQUIRE_INTEROP=1 cargo test --workspace
+
+venv: $(VENV_STAMP)
+
+# The venv for test peers built on libraries we did not write. Installs python3-venv from
+# Debian if this Python lacks the venv module.
+$(VENV_STAMP): tests/peers/python/requirements.txt
+	@python3 -m venv $(VENV) 2>/dev/null || { \
+		echo "python3 venv module missing: installing python3-venv"; \
+		apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv $(VENV); }
+	$(PY) -m pip install -q --disable-pip-version-check -r tests/peers/python/requirements.txt
+	touch $@
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo clippy --workspace --all-targets -- -D warnings

@@ -1,0 +1,132 @@
+//! Config validation: every bad input is refused at build time with a message naming it.
+
+use std::time::Duration;
+
+use tether_core::{Config, ConfigError, OverflowPolicy};
+
+fn url_problem(url: &str) -> String {
+    match Config::builder(url).build() {
+        Err(ConfigError::InvalidUrl { problem, .. }) => problem,
+        other => panic!("{url:?} should be an invalid URL, got {other:?}"),
+    }
+}
+
+#[test]
+fn accepts_ws_and_wss_urls() {
+    for url in [
+        "ws://127.0.0.1:9001/",
+        "wss://example.com/chat?room=1",
+        "ws://[::1]:80",
+        "ws://localhost",
+    ] {
+        let config = Config::builder(url)
+            .build()
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert!(config.url().starts_with("ws"));
+    }
+}
+
+#[test]
+fn rejects_other_schemes_naming_the_scheme() {
+    assert!(url_problem("http://example.com/").contains("unsupported scheme `http`"));
+    assert!(url_problem("http://example.com/").contains("did you mean ws://"));
+    assert!(url_problem("https://example.com/").contains("did you mean wss://"));
+    assert!(url_problem("ftp://example.com/").contains("ws:// and wss:// only"));
+}
+
+#[test]
+fn rejects_missing_host_bad_port_and_other_malformed_urls() {
+    assert!(url_problem("").contains("empty"));
+    assert!(url_problem("example.com:80/x").contains("scheme"));
+    assert!(
+        url_problem("ws://").contains("host"),
+        "{}",
+        url_problem("ws://")
+    );
+    assert!(url_problem("ws://host:99999/").contains("port"));
+    assert!(url_problem("ws://host:abc/").contains("port"));
+    assert!(url_problem("ws://host:0/").contains("port 0"));
+    assert!(url_problem("ws://host/#frag").contains("fragment"));
+    assert!(url_problem("ws://user:pw@host/").contains("credentials"));
+}
+
+#[test]
+fn error_display_names_the_url_and_problem() {
+    let e = Config::builder("http://x/")
+        .build()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains("http://x/") && e.contains("unsupported scheme"),
+        "{e}"
+    );
+}
+
+fn value_field(b: tether_core::ConfigBuilder) -> &'static str {
+    match b.build() {
+        Err(ConfigError::InvalidValue { field, .. }) => field,
+        other => panic!("expected InvalidValue, got {other:?}"),
+    }
+}
+
+#[test]
+fn rejects_inconsistent_values_naming_the_option() {
+    let b = || Config::builder("ws://127.0.0.1:1/");
+    assert_eq!(value_field(b().header("bad header", "x")), "header");
+    assert_eq!(value_field(b().header("x-ok", "line\nbreak")), "header");
+    assert_eq!(value_field(b().subprotocol("has space")), "subprotocol");
+    assert_eq!(
+        value_field(b().connect_timeout(Duration::ZERO)),
+        "connect_timeout"
+    );
+    assert_eq!(
+        value_field(b().backoff(Duration::from_secs(2), Duration::from_secs(1), 2.0)),
+        "backoff max"
+    );
+    assert_eq!(
+        value_field(b().backoff(Duration::from_secs(1), Duration::from_secs(2), 0.5)),
+        "backoff multiplier"
+    );
+    assert_eq!(
+        value_field(b().backoff(Duration::from_secs(1), Duration::from_secs(2), f64::NAN)),
+        "backoff multiplier"
+    );
+    assert_eq!(
+        value_field(b().max_reconnect_attempts(Some(0))),
+        "max_reconnect_attempts"
+    );
+    assert_eq!(
+        value_field(b().heartbeat(Some(Duration::ZERO), Duration::from_secs(1))),
+        "heartbeat interval"
+    );
+    assert_eq!(value_field(b().outbox_limits(0, 10)), "outbox max_messages");
+    assert_eq!(
+        value_field(b().outbox_limits(10, 100).max_outbound_message_size(1000)),
+        "max_outbound_message_size"
+    );
+    assert_eq!(
+        value_field(b().overflow_policy(OverflowPolicy::Wait(Duration::ZERO))),
+        "overflow wait timeout"
+    );
+    assert_eq!(
+        value_field(b().event_queue_capacity(0)),
+        "event_queue_capacity"
+    );
+    assert_eq!(value_field(b().read_buffer_size(10)), "read_buffer_size");
+}
+
+#[test]
+fn tls_ca_problems_are_build_errors() {
+    let missing = Config::builder("wss://localhost/")
+        .tls_ca_file("/nonexistent/ca.pem")
+        .build();
+    assert!(
+        matches!(&missing, Err(ConfigError::Tls(m)) if m.contains("/nonexistent/ca.pem")),
+        "{missing:?}"
+    );
+    let garbage = Config::builder("wss://localhost/")
+        .tls_roots(tether_core::TlsRoots::CustomCa(b"not a pem".to_vec()))
+        .build();
+    assert!(matches!(garbage, Err(ConfigError::Tls(_))), "{garbage:?}");
+}

@@ -1,0 +1,228 @@
+//! Bounds: outbound size, outbox overflow policies, inbound size and UTF-8, backpressure.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{fast, wait_until, Recorder, SOON};
+use tether_core::{Disconnect, Event, MessageId, OverflowPolicy, SendError, SendFailure, State};
+use tether_test_peers::Peer;
+
+/// A URL nothing listens on: the client stays disconnected and queues.
+fn dead_url() -> String {
+    let peer = Peer::start();
+    let url = peer.url();
+    peer.stop();
+    url
+}
+
+#[test]
+fn too_large_is_refused_at_send_time_and_nothing_goes_on_the_wire() {
+    let peer = Peer::start();
+    let mut rec = Recorder::connect(fast(&peer.url()).max_outbound_message_size(1000));
+    rec.wait_state(State::Ready);
+    assert_eq!(
+        rec.client.send_binary(vec![0u8; 1001]),
+        Err(SendError::TooLarge {
+            size: 1001,
+            limit: 1000
+        })
+    );
+    assert_eq!(
+        rec.client.send_text("x".repeat(1001)),
+        Err(SendError::TooLarge {
+            size: 1001,
+            limit: 1000
+        })
+    );
+    assert_eq!(
+        rec.client.send_binary(vec![0u8; 1000]),
+        Ok(MessageId(1)),
+        "refused sends use no id"
+    );
+    assert!(peer.wait_received(1, SOON));
+    assert_eq!(
+        peer.received()[0].msg,
+        tether_test_peers::ReceivedMsg::Binary(vec![0u8; 1000])
+    );
+}
+
+#[test]
+fn reject_policy_reports_queue_full_by_count_and_by_bytes() {
+    let rec = Recorder::connect(fast(&dead_url()).outbox_limits(3, 1 << 20));
+    for _ in 0..3 {
+        rec.client.send_text("a").expect("room");
+    }
+    assert_eq!(
+        rec.client.send_text("b"),
+        Err(SendError::QueueFull {
+            messages: 3,
+            bytes: 3
+        })
+    );
+    let rec = Recorder::connect(
+        fast(&dead_url())
+            .outbox_limits(100, 10)
+            .max_outbound_message_size(10),
+    );
+    rec.client.send_text("123456").expect("room");
+    assert_eq!(
+        rec.client.send_text("12345"),
+        Err(SendError::QueueFull {
+            messages: 1,
+            bytes: 6
+        })
+    );
+    let stats = rec.client.stats();
+    assert_eq!((stats.outbox_messages, stats.outbox_bytes), (1, 6));
+}
+
+#[test]
+fn drop_oldest_policy_tells_which_message_was_dropped() {
+    let mut rec = Recorder::connect(
+        fast(&dead_url())
+            .outbox_limits(2, 1 << 20)
+            .overflow_policy(OverflowPolicy::DropOldest),
+    );
+    let a = rec.client.send_text("a").expect("room");
+    rec.client.send_text("b").expect("room");
+    rec.client.send_text("c").expect("drop-oldest makes room");
+    let failed = rec.wait_for("SendFailed", SOON, |e| {
+        matches!(e, Event::SendFailed { .. })
+    });
+    assert_eq!(
+        failed,
+        Event::SendFailed {
+            id: a,
+            reason: SendFailure::DroppedOldest
+        }
+    );
+    assert_eq!(rec.client.stats().send_failures, 1);
+}
+
+#[test]
+fn wait_policy_blocks_up_to_its_timeout_then_reports_queue_full() {
+    let rec = Recorder::connect(
+        fast(&dead_url())
+            .outbox_limits(1, 1 << 20)
+            .overflow_policy(OverflowPolicy::Wait(Duration::from_millis(200))),
+    );
+    rec.client.send_text("a").expect("room");
+    let started = Instant::now();
+    assert!(matches!(
+        rec.client.send_text("b"),
+        Err(SendError::QueueFull { .. })
+    ));
+    assert!(started.elapsed() >= Duration::from_millis(200));
+}
+
+#[test]
+fn wait_policy_proceeds_when_the_link_drains_the_outbox() {
+    let peer = Peer::start();
+    peer.set_echo(false);
+    let rec = Recorder::connect(
+        fast(&peer.url())
+            .outbox_limits(2, 1 << 20)
+            .overflow_policy(OverflowPolicy::Wait(SOON)),
+    );
+    // 200 sends through an outbox of 2: each waits for room; none is refused.
+    for i in 0..200 {
+        rec.client
+            .send_text(format!("{i}"))
+            .expect("waited for room");
+    }
+    assert!(peer.wait_received(200, SOON));
+    assert!(rec.client.stats().outbox_high_water_messages <= 2);
+}
+
+#[test]
+fn queueing_off_refuses_sends_until_ready() {
+    let rec = Recorder::connect(fast(&dead_url()).queue_while_disconnected(false));
+    assert_eq!(rec.client.send_text("x"), Err(SendError::NotReady));
+}
+
+#[test]
+fn oversized_inbound_message_closes_with_1009_and_says_why() {
+    let peer = Peer::start();
+    let mut rec = Recorder::connect(fast(&peer.url()).max_inbound_size(64 << 10, 64 << 10));
+    rec.wait_state(State::Ready);
+    peer.send_oversized_all(1 << 20);
+    let disc = rec.wait_for("Disconnected", SOON, |e| {
+        matches!(e, Event::Disconnected { .. })
+    });
+    let Event::Disconnected {
+        reason,
+        will_reconnect,
+    } = disc
+    else {
+        unreachable!()
+    };
+    assert!(
+        matches!(reason, Disconnect::InboundTooLarge { limit, .. } if limit == 64 << 10),
+        "{reason:?}"
+    );
+    assert_eq!(reason.close_code(), 1009);
+    assert!(will_reconnect);
+    let (code, why) = peer
+        .wait_close_received(SOON)
+        .expect("client sent a close frame");
+    assert_eq!(code, 1009);
+    assert!(why.contains("exceeds the limit"), "{why}");
+    assert!(
+        !rec.log.iter().any(|e| matches!(e, Event::Message(_))),
+        "the oversized message is not delivered"
+    );
+    rec.wait_state(State::Ready);
+}
+
+#[test]
+fn invalid_utf8_in_a_text_frame_is_a_protocol_error_and_a_reconnect() {
+    let peer = Peer::start();
+    let mut rec = Recorder::connect(fast(&peer.url()));
+    rec.wait_state(State::Ready);
+    peer.send_invalid_utf8_all();
+    let disc = rec.wait_for("Disconnected", SOON, |e| {
+        matches!(e, Event::Disconnected { .. })
+    });
+    assert!(
+        matches!(
+            &disc,
+            Event::Disconnected {
+                reason: Disconnect::ProtocolError { code: 1007, .. },
+                will_reconnect: true
+            }
+        ),
+        "{disc:?}"
+    );
+    rec.wait_state(State::Ready);
+    rec.client.send_text("still works").expect("queued");
+    assert_eq!(rec.recv_texts(1, SOON), ["still works"]);
+}
+
+#[test]
+fn a_slow_application_pauses_reading_instead_of_buffering_without_bound() {
+    let peer = Peer::start();
+    let capacity = 8;
+    let mut rec = Recorder::connect(fast(&peer.url()).event_queue_capacity(capacity));
+    rec.wait_state(State::Ready);
+    let total = 2000;
+    let payload = "x".repeat(1024);
+    for _ in 0..total {
+        peer.send_text_all(&payload);
+    }
+    // Wait until the client has filled its queue, then observe that it reads no further.
+    assert!(
+        wait_until(SOON, || rec.client.pending_events() >= capacity),
+        "queue fills"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let read = rec.client.stats().messages_received;
+    assert!(
+        read <= capacity as u64 + 1,
+        "read {read} with a queue of {capacity}: reading must pause"
+    );
+    // Consuming resumes reading, and nothing was lost.
+    let got = rec.recv_texts(total, SOON);
+    assert_eq!(got.len(), total);
+    assert_eq!(rec.client.stats().messages_received, total as u64);
+}
