@@ -1,1 +1,458 @@
-//! placeholder
+//! Controllable WebSocket test peers for Tether's integration tests.
+//!
+//! A [`Peer`] is a small WebSocket server bound to `127.0.0.1` (plain `ws://`
+//! or `wss://` with a throw-away certificate, see [`self_signed_identity`]).
+//! It echoes what it receives, records everything, and can inject faults on
+//! demand: close frames, abrupt TCP drops, stalls, invalid UTF-8, oversized
+//! messages, rejected upgrades, and stop/restart on the same port.
+//!
+//! The API is **synchronous**: each peer owns a background OS thread running
+//! its own single-threaded tokio runtime, and every method blocks for a
+//! bounded time only. Tests can therefore be plain `#[test]` functions.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tether_test_peers::Peer;
+//!
+//! let peer = Peer::start();
+//! // ... point a client at `peer.url()` ...
+//! assert!(peer.wait_connections(1, Duration::from_secs(5)));
+//! peer.close_all(4000, "bye");
+//! ```
+#![warn(missing_docs)]
+
+mod server;
+mod tls;
+
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc as std_mpsc, Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+
+use server::{Command, Ctx, OutKind, Shared};
+pub use tls::{self_signed_identity, TlsIdentity};
+
+/// Default server-side limit on the size of an inbound message (64 MiB).
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
+
+/// How long the constructor waits for the runtime thread to be listening.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a blocking command waits for the runtime's answer before
+/// panicking. Larger than every internal bound of the runtime side.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long `Drop` waits for the runtime thread to finish.
+const DROP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Options for [`Peer::start_with`].
+#[derive(Clone, Debug)]
+pub struct PeerOptions {
+    /// TCP port on `127.0.0.1`; `0` picks a free port.
+    pub port: u16,
+    /// `Some` serves `wss://` with this identity (rustls, ring provider).
+    pub tls: Option<TlsIdentity>,
+    /// Echo every text/binary message back to its sender (default `true`).
+    pub echo: bool,
+    /// Answer the HTTP upgrade with this status (e.g. 401, 403, 503) instead
+    /// of `101 Switching Protocols`. A status outside 100..=999 is sent as
+    /// 500; a 2xx status makes tungstenite drop the connection instead.
+    pub reject_upgrade: Option<u16>,
+    /// Server-side limit on an inbound message (and frame) size; `None`
+    /// means [`DEFAULT_MAX_MESSAGE_SIZE`]. A client exceeding it gets a
+    /// close frame with code 1009.
+    pub max_message_size: Option<usize>,
+}
+
+impl Default for PeerOptions {
+    fn default() -> Self {
+        PeerOptions {
+            port: 0,
+            tls: None,
+            echo: true,
+            reject_upgrade: None,
+            max_message_size: None,
+        }
+    }
+}
+
+/// One data message received by a peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// Index of the connection it arrived on: 1-based, in the order the
+    /// WebSocket upgrades succeeded.
+    pub conn: usize,
+    /// The message.
+    pub msg: ReceivedMsg,
+}
+
+/// The payload of a [`Received`] message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReceivedMsg {
+    /// A text message.
+    Text(String),
+    /// A binary message.
+    Binary(Vec<u8>),
+}
+
+impl ReceivedMsg {
+    /// The text, if this is a text message.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            ReceivedMsg::Text(text) => Some(text),
+            ReceivedMsg::Binary(_) => None,
+        }
+    }
+
+    /// The bytes, if this is a binary message.
+    pub fn as_binary(&self) -> Option<&[u8]> {
+        match self {
+            ReceivedMsg::Text(_) => None,
+            ReceivedMsg::Binary(data) => Some(data),
+        }
+    }
+}
+
+/// A controllable WebSocket server on `127.0.0.1`, driven from synchronous
+/// code. See the [crate documentation](crate).
+///
+/// Dropping a `Peer` closes every connection (without close frames), frees
+/// the port and joins the background thread (bounded: if the thread does
+/// not finish within a few seconds it is detached and a warning printed).
+pub struct Peer {
+    port: u16,
+    tls: bool,
+    shared: Arc<Shared>,
+    commands: mpsc::UnboundedSender<Command>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Disconnects when the runtime thread has finished.
+    done: Mutex<std_mpsc::Receiver<()>>,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer")
+            .field("url", &self.url())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Peer {
+    /// Starts a plain `ws://` echo peer on a free port.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the peer cannot start (see [`Peer::try_start_with`]).
+    pub fn start() -> Peer {
+        Peer::start_with(PeerOptions::default())
+    }
+
+    /// Starts a peer with `opts`; returns once it is listening.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the peer cannot start (see [`Peer::try_start_with`]).
+    pub fn start_with(opts: PeerOptions) -> Peer {
+        match Peer::try_start_with(opts) {
+            Ok(peer) => peer,
+            Err(e) => panic!("tether test peer failed to start: {e}"),
+        }
+    }
+
+    /// Like [`Peer::start_with`], but returns an error instead of panicking
+    /// when the TLS identity is invalid, the port cannot be bound, or the
+    /// runtime thread cannot be started.
+    pub fn try_start_with(opts: PeerOptions) -> io::Result<Peer> {
+        let tls_acceptor = match &opts.tls {
+            Some(identity) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(
+                identity,
+            )?)),
+            None => None,
+        };
+        let limit = opts.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_SIZE);
+        let ws_config = WebSocketConfig::default()
+            .max_message_size(Some(limit))
+            .max_frame_size(Some(limit));
+        let shared = Arc::new(Shared::new(opts.echo, opts.reject_upgrade));
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = std_mpsc::channel::<io::Result<u16>>();
+        let (done_tx, done_rx) = std_mpsc::channel::<()>();
+
+        let thread_shared = shared.clone();
+        let requested_port = opts.port;
+        let thread = std::thread::Builder::new()
+            .name("tether-test-peer".to_owned())
+            .spawn(move || {
+                // Dropped when the thread ends: that is the "done" signal.
+                let _done = done_tx;
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let bound = runtime.block_on(async {
+                    let listener = server::bind(requested_port)?;
+                    let port = listener.local_addr()?.port();
+                    Ok::<_, io::Error>((listener, port))
+                });
+                let (listener, port) = match bound {
+                    Ok(bound) => bound,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let ctx = Arc::new(Ctx::new(port, thread_shared, tls_acceptor, ws_config));
+                let _ = ready_tx.send(Ok(port));
+                runtime.block_on(server::controller(ctx, listener, command_rx));
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            })?;
+
+        let port = match ready_rx.recv_timeout(STARTUP_TIMEOUT) {
+            Ok(Ok(port)) => port,
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "tether test peer: runtime thread did not start listening in time",
+                ))
+            }
+        };
+        Ok(Peer {
+            port,
+            tls: opts.tls.is_some(),
+            shared,
+            commands,
+            thread: Mutex::new(Some(thread)),
+            done: Mutex::new(done_rx),
+        })
+    }
+
+    /// The TCP port the peer listens on (stable across [`Peer::restart`]).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `ws://127.0.0.1:PORT/`, or `wss://localhost:PORT/` with TLS.
+    pub fn url(&self) -> String {
+        if self.tls {
+            format!("wss://localhost:{}/", self.port)
+        } else {
+            format!("ws://127.0.0.1:{}/", self.port)
+        }
+    }
+
+    /// Total number of successful WebSocket upgrades since start.
+    ///
+    /// An upgrade is counted when the peer accepts the request, just before
+    /// it writes the `101` response, so a client that sees its connection
+    /// open can rely on it being counted (and reached by `send_*_all`,
+    /// `close_all`, ...). Rejected upgrades are not counted.
+    pub fn connections_accepted(&self) -> usize {
+        self.shared.lock().accepted
+    }
+
+    /// Number of upgraded connections currently open on the server side.
+    ///
+    /// A connection closed by the client is counted until the server has
+    /// noticed; use [`Peer::wait_open_connections`] to synchronise.
+    pub fn open_connections(&self) -> usize {
+        self.shared.lock().open
+    }
+
+    /// Blocks until [`Peer::connections_accepted`] `>= n`; `false` on timeout.
+    pub fn wait_connections(&self, n: usize, timeout: Duration) -> bool {
+        self.shared
+            .wait_until(timeout, |s| (s.accepted >= n).then_some(()))
+            .is_some()
+    }
+
+    /// Blocks until [`Peer::open_connections`] `== n`; `false` on timeout.
+    pub fn wait_open_connections(&self, n: usize, timeout: Duration) -> bool {
+        self.shared
+            .wait_until(timeout, |s| (s.open == n).then_some(()))
+            .is_some()
+    }
+
+    /// Every data message received so far, from all connections, in arrival
+    /// order.
+    pub fn received(&self) -> Vec<Received> {
+        self.shared.lock().received.clone()
+    }
+
+    /// Blocks until at least `n` data messages have been received; `false`
+    /// on timeout.
+    pub fn wait_received(&self, n: usize, timeout: Duration) -> bool {
+        self.shared
+            .wait_until(timeout, |s| (s.received.len() >= n).then_some(()))
+            .is_some()
+    }
+
+    /// Number of ping frames received (each was answered with a pong).
+    pub fn pings_received(&self) -> usize {
+        self.shared.lock().pings
+    }
+
+    /// The most recent close frame a client sent (code, reason), on any
+    /// connection. A close frame without a status is reported as 1005. After
+    /// [`Peer::close_all`], this is the client's reply.
+    pub fn last_close_received(&self) -> Option<(u16, String)> {
+        self.shared.lock().last_close.clone()
+    }
+
+    /// Blocks until [`Peer::last_close_received`] is `Some` and returns it;
+    /// `None` on timeout. (A close received earlier returns immediately.)
+    pub fn wait_close_received(&self, timeout: Duration) -> Option<(u16, String)> {
+        self.shared.wait_until(timeout, |s| s.last_close.clone())
+    }
+
+    /// Sends a close frame with `code` and `reason` on every open
+    /// connection, then lets the client complete the closing handshake (the
+    /// TCP connection is dropped when the client's reply arrives, or after
+    /// 5 s). Returns once the close frames are written (bounded).
+    ///
+    /// `reason` should stay within 123 bytes to form a valid close frame.
+    pub fn close_all(&self, code: u16, reason: &str) {
+        self.broadcast("close_all", OutKind::close(code, reason));
+    }
+
+    /// Drops every connection's TCP stream at once, without any close frame
+    /// (also connections still in their opening handshake). Returns once
+    /// the sockets are closed.
+    pub fn drop_all(&self) {
+        self.request("drop_all", |reply| Command::DropAll { reply });
+    }
+
+    /// Stops (`true`) or resumes (`false`) all socket I/O on current and
+    /// future connections: nothing is read (so pings get no pong and
+    /// messages no echo, and new connections get no handshake answer) and
+    /// nothing is written; TCP connections stay open. Frames sent by
+    /// `send_*_all`/`close_all` while stalled are queued until resumed, and
+    /// those methods then return without waiting.
+    pub fn set_stalled(&self, stalled: bool) {
+        self.shared.stall.send_replace(stalled);
+    }
+
+    /// Sends a text message on every open connection (returns once written,
+    /// bounded).
+    pub fn send_text_all(&self, text: &str) {
+        let kind = OutKind::Msg(Message::text(text));
+        self.broadcast("send_text_all", kind);
+    }
+
+    /// Sends a binary message on every open connection (returns once
+    /// written, bounded).
+    pub fn send_binary_all(&self, data: &[u8]) {
+        let kind = OutKind::Msg(Message::binary(Bytes::copy_from_slice(data)));
+        self.broadcast("send_binary_all", kind);
+    }
+
+    /// Sends a single final TEXT frame whose payload (`ff fe fd`) is not
+    /// valid UTF-8 on every open connection.
+    pub fn send_invalid_utf8_all(&self) {
+        self.broadcast("send_invalid_utf8_all", OutKind::invalid_utf8_text());
+    }
+
+    /// Sends a binary message of `len` bytes (a repeating `0..=255`
+    /// pattern) on every open connection, to exercise client size limits.
+    pub fn send_oversized_all(&self, len: usize) {
+        let data: Vec<u8> = (0..len).map(|i| (i % 256) as u8).collect();
+        let kind = OutKind::Msg(Message::binary(data));
+        self.broadcast("send_oversized_all", kind);
+    }
+
+    /// Turns echoing of received text/binary messages on or off.
+    pub fn set_echo(&self, echo: bool) {
+        self.shared.echo.store(echo, Ordering::SeqCst);
+    }
+
+    /// Rejects future upgrades with this HTTP status (`Some`), or accepts
+    /// them again (`None`). See [`PeerOptions::reject_upgrade`].
+    pub fn set_reject_upgrade(&self, status: Option<u16>) {
+        self.shared.set_reject_status(status);
+    }
+
+    /// Stops listening and drops every connection without close frames. The
+    /// port is free when this returns. No-op if already stopped.
+    pub fn stop(&self) {
+        self.request("stop", |reply| Command::Stop { reply });
+    }
+
+    /// Listens again on the same port after [`Peer::stop`]; blocks until
+    /// listening. No-op if already listening.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the port cannot be bound again within a few seconds (see
+    /// [`Peer::try_restart`]).
+    pub fn restart(&self) {
+        if let Err(e) = self.try_restart() {
+            panic!(
+                "tether test peer: cannot listen again on port {}: {e}",
+                self.port
+            );
+        }
+    }
+
+    /// Like [`Peer::restart`], but returns the bind error (e.g. the port was
+    /// taken by another process meanwhile).
+    pub fn try_restart(&self) -> io::Result<()> {
+        self.request("restart", |reply| Command::Restart { reply })
+    }
+
+    fn broadcast(&self, what: &str, kind: OutKind) {
+        self.request(what, |reply| Command::Broadcast { kind, reply });
+    }
+
+    /// Sends a command to the runtime and waits (bounded) for its answer.
+    fn request<T>(&self, what: &str, make: impl FnOnce(std_mpsc::Sender<T>) -> Command) -> T {
+        let (reply, answer) = std_mpsc::channel();
+        if self.commands.send(make(reply)).is_err() {
+            panic!("tether test peer: runtime thread is gone, cannot {what}");
+        }
+        match answer.recv_timeout(COMMAND_TIMEOUT) {
+            Ok(value) => value,
+            Err(e) => panic!("tether test peer: no answer to {what}: {e}"),
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Shutdown);
+        let finished = {
+            let done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
+            !matches!(
+                done.recv_timeout(DROP_TIMEOUT),
+                Err(std_mpsc::RecvTimeoutError::Timeout)
+            )
+        };
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match thread {
+            Some(thread) if finished => {
+                let _ = thread.join();
+            }
+            Some(_) => eprintln!(
+                "tether test peer on port {}: runtime thread did not stop within {:?}; detaching it",
+                self.port, DROP_TIMEOUT
+            ),
+            None => {}
+        }
+    }
+}
