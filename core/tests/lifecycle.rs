@@ -322,3 +322,29 @@ fn received_order_matches_send_order_under_load() {
     assert_eq!(server.len(), 5000);
     assert!(server.iter().enumerate().all(|(i, s)| *s == i.to_string()));
 }
+
+#[test]
+fn extra_headers_and_subprotocols_go_into_the_upgrade_request() {
+    let peer = Peer::start();
+    let mut rec = Recorder::connect(
+        fast(&peer.url())
+            .header("Authorization", "Bearer secret")
+            .header("X-Client", "tether-test")
+            .subprotocol("chat.v2")
+            .subprotocol("chat.v1"),
+    );
+    rec.wait_state(State::Ready);
+    let headers = peer.last_request_headers();
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(get("authorization").as_deref(), Some("Bearer secret"));
+    assert_eq!(get("x-client").as_deref(), Some("tether-test"));
+    assert_eq!(
+        get("sec-websocket-protocol").as_deref(),
+        Some("chat.v2, chat.v1")
+    );
+}

@@ -301,6 +301,15 @@ impl Peer {
     }
 
     /// Number of ping frames received (each was answered with a pong).
+    /// Headers of the most recent WebSocket upgrade request (names lower-case), in order.
+    pub fn last_request_headers(&self) -> Vec<(String, String)> {
+        self.shared
+            .last_request_headers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     pub fn pings_received(&self) -> usize {
         self.shared.lock().pings
     }

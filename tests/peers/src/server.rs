@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     changed: Condvar,
     pub(crate) echo: AtomicBool,
     reject: Mutex<Option<u16>>,
+    /// Headers of the most recent upgrade request, in order.
+    pub(crate) last_request_headers: Mutex<Vec<(String, String)>>,
     /// `true` while the peer is stalled. `watch` so that tasks can await
     /// changes; its sender is usable from any thread without a runtime.
     pub(crate) stall: watch::Sender<bool>,
@@ -76,6 +78,7 @@ impl Shared {
             changed: Condvar::new(),
             echo: AtomicBool::new(echo),
             reject: Mutex::new(reject),
+            last_request_headers: Mutex::new(Vec::new()),
             stall: watch::Sender::new(false),
         }
     }
@@ -481,7 +484,35 @@ where
     let id = guard.id;
     // The `Err` type is imposed by tungstenite's `Callback` trait.
     #[allow(clippy::result_large_err)]
-    let callback = move |_request: &Request, response: Response| {
+    let callback = move |request: &Request, mut response: Response| {
+        let headers: Vec<(String, String)> = request
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        *callback_ctx
+            .shared
+            .last_request_headers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = headers;
+        // Like a typical server: accept the first subprotocol the client offers.
+        if let Some(first) = request
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .and_then(|p| p.parse().ok())
+        {
+            response
+                .headers_mut()
+                .insert("sec-websocket-protocol", first);
+        }
         if let Some(status) = callback_ctx.shared.reject_status() {
             return Err(rejection(status));
         }
