@@ -39,6 +39,7 @@
 mod client;
 mod config;
 mod connect;
+pub mod envelope;
 mod error;
 mod event;
 mod events;

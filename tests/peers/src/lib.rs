@@ -300,7 +300,6 @@ impl Peer {
             .is_some()
     }
 
-    /// Number of ping frames received (each was answered with a pong).
     /// Headers of the most recent WebSocket upgrade request (names lower-case), in order.
     pub fn last_request_headers(&self) -> Vec<(String, String)> {
         self.shared
@@ -310,6 +309,7 @@ impl Peer {
             .clone()
     }
 
+    /// Number of ping frames received (each was answered with a pong).
     pub fn pings_received(&self) -> usize {
         self.shared.lock().pings
     }
