@@ -1,19 +1,22 @@
 //! The public client handle.
 
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::config::Config;
+use crate::config::{Config, Protocol};
 use crate::connect::Connector;
-use crate::error::{CloseError, ConfigError, SendError, SendFailure};
+use crate::error::{CloseError, ConfigError, DeliveryError, SendError, SendFailure};
 use crate::event::{Event, MessageId, State, Stats, Text};
 use crate::events::{self, EventSource};
-use crate::outbox::{Outbox, Payload};
+use crate::outbox::{DeliveryStatus, Outbox, Payload};
 use crate::runtime::{self, RuntimeError};
 use crate::session::{Command, Session};
 use crate::shared::Shared;
@@ -76,10 +79,12 @@ impl Client {
         let connector = Connector::new(config.clone())?;
         let handle = runtime::handle()?;
         let (sink, source) = events::channel(config.event_queue_capacity);
+        let keep_until_acked = config.protocol == Protocol::Envelope;
         let outbox = Outbox::new(
             config.outbox_max_messages,
             config.outbox_max_bytes,
             config.overflow,
+            keep_until_acked,
         );
         let shared = Arc::new(Shared::new(outbox, sink));
         let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -95,11 +100,20 @@ impl Client {
                 (None, Some((thread, id)))
             }
         };
+        let codec = (config.protocol == Protocol::Envelope).then(|| {
+            crate::envelope::Codec::new(
+                config.signing_key.as_ref().map(|k| k.0.as_slice()),
+                config.compression_threshold,
+                config.max_inbound_message_size,
+            )
+        });
         let session = Session {
             shared: shared.clone(),
             config: config.clone(),
             connector,
             commands: command_rx,
+            codec,
+            last_server_id: 0,
         };
         handle.spawn(session.run());
         Ok(Client {
@@ -153,9 +167,39 @@ impl Client {
         let pushed = self.shared.outbox.push(payload)?;
         if !pushed.dropped.is_empty() {
             self.shared
-                .fail(&pushed.dropped, &SendFailure::DroppedOldest);
+                .report_failed(&pushed.dropped, &SendFailure::DroppedOldest);
         }
         Ok(pushed.id)
+    }
+
+    /// Where message `id` stands: queued, written, acked (envelope mode), failed, or unknown.
+    pub fn delivery_status(&self, id: MessageId) -> DeliveryStatus {
+        self.shared.outbox.status(id)
+    }
+
+    /// Envelope mode: block until the server acknowledges message `id` (Ok), the message fails
+    /// ([`DeliveryError::Failed`] with the reason), or `timeout` passes
+    /// ([`DeliveryError::Timeout`]). Raw mode has no acks: [`DeliveryError::NotSupported`].
+    pub fn wait_acked(&self, id: MessageId, timeout: Duration) -> Result<(), DeliveryError> {
+        if self.config.protocol != Protocol::Envelope {
+            return Err(DeliveryError::NotSupported);
+        }
+        match self.shared.outbox.wait_resolved(id, timeout) {
+            DeliveryStatus::Acked => Ok(()),
+            DeliveryStatus::Failed(reason) => Err(DeliveryError::Failed(reason)),
+            DeliveryStatus::Queued | DeliveryStatus::Written => Err(DeliveryError::Timeout),
+            DeliveryStatus::Unknown => Err(DeliveryError::Unknown),
+        }
+    }
+
+    /// Envelope mode: a future that resolves when message `id` is acknowledged or fails (no
+    /// timeout of its own: combine it with your runtime's). Any executor can poll it.
+    pub fn acked(&self, id: MessageId) -> AckFuture {
+        AckFuture {
+            shared: self.shared.clone(),
+            id,
+            envelope: self.config.protocol == Protocol::Envelope,
+        }
     }
 
     /// Start a graceful close: refuse new sends, drain the outbox (up to `close_timeout`), send
@@ -222,6 +266,30 @@ impl Client {
     /// Poll mode: number of events waiting.
     pub fn pending_events(&self) -> usize {
         self.events.as_ref().map_or(0, EventSource::pending)
+    }
+}
+
+/// Resolves when a message is acknowledged (`Ok`) or fails; see [`Client::acked`].
+#[must_use = "futures do nothing unless polled"]
+pub struct AckFuture {
+    shared: Arc<Shared>,
+    id: MessageId,
+    envelope: bool,
+}
+
+impl Future for AckFuture {
+    type Output = Result<(), DeliveryError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if !self.envelope {
+            return Poll::Ready(Err(DeliveryError::NotSupported));
+        }
+        match self.shared.outbox.poll_resolved(self.id, cx.waker()) {
+            None => Poll::Pending,
+            Some(DeliveryStatus::Acked) => Poll::Ready(Ok(())),
+            Some(DeliveryStatus::Failed(reason)) => Poll::Ready(Err(DeliveryError::Failed(reason))),
+            Some(_) => Poll::Ready(Err(DeliveryError::Unknown)),
+        }
     }
 }
 

@@ -41,6 +41,30 @@ pub enum OverflowPolicy {
     DropOldest,
 }
 
+/// A value kept out of `Debug` output (tokens, keys).
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Secret<T>(pub(crate) T);
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// What the client speaks on top of WebSocket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// Bare WebSocket messages, to any server. Reconnect, heartbeat and the outbox apply; acks
+    /// do not (`wait_acked` answers [`crate::DeliveryError::NotSupported`]).
+    #[default]
+    Raw,
+    /// The Tether envelope (`docs/PROTOCOL.md`): application handshake, sequence ids, acks,
+    /// resend after reconnect, de-duplication, optional signatures and compression. The server
+    /// must speak it.
+    Envelope,
+}
+
 /// The function that decides whether a disconnect is retried. See [`crate::default_retry_decision`].
 pub type RetryClassifier = Arc<dyn Fn(&Disconnect) -> RetryDecision + Send + Sync>;
 
@@ -118,6 +142,15 @@ pub struct Config {
     pub(crate) event_queue_capacity: usize,
     pub(crate) read_buffer_size: usize,
     pub(crate) write_batch_bytes: usize,
+    pub(crate) protocol: Protocol,
+    pub(crate) session_id: String,
+    pub(crate) auth_token: Option<Secret<String>>,
+    pub(crate) signing_key: Option<Secret<Vec<u8>>>,
+    pub(crate) compression_threshold: Option<usize>,
+    pub(crate) ack_timeout: Duration,
+    pub(crate) ack_retries: u32,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) app_ping: bool,
 }
 
 impl Config {
@@ -144,6 +177,16 @@ impl Config {
     /// The outbound message limit in bytes.
     pub fn max_outbound_message_size(&self) -> usize {
         self.max_outbound_message_size
+    }
+
+    /// Raw or envelope mode.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// The envelope session id (stable across reconnects).
+    pub fn session_id(&self) -> &str {
+        &self.session_id
     }
 }
 
@@ -173,6 +216,15 @@ pub struct ConfigBuilder {
     event_queue_capacity: usize,
     read_buffer_size: usize,
     write_batch_bytes: usize,
+    protocol: Protocol,
+    session_id: Option<String>,
+    auth_token: Option<Secret<String>>,
+    signing_key: Option<Secret<Vec<u8>>>,
+    compression_threshold: Option<usize>,
+    ack_timeout: Duration,
+    ack_retries: u32,
+    handshake_timeout: Duration,
+    app_ping: Option<bool>,
 }
 
 /// Default limits, shared with the C and Python layers' documentation.
@@ -202,6 +254,12 @@ pub mod defaults {
     pub const READ_BUFFER_SIZE: usize = 32 << 10;
     /// Bytes written per batch before one flush.
     pub const WRITE_BATCH_BYTES: usize = 256 << 10;
+    /// Envelope mode: time to wait for an ack before writing a message again.
+    pub const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Envelope mode: ack timeouts a message may have before it is reported failed.
+    pub const ACK_RETRIES: u32 = 2;
+    /// Envelope mode: time allowed for `hello` → `welcome`.
+    pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 }
 
 impl ConfigBuilder {
@@ -229,7 +287,70 @@ impl ConfigBuilder {
             event_queue_capacity: defaults::EVENT_QUEUE_CAPACITY,
             read_buffer_size: defaults::READ_BUFFER_SIZE,
             write_batch_bytes: defaults::WRITE_BATCH_BYTES,
+            protocol: Protocol::Raw,
+            session_id: None,
+            auth_token: None,
+            signing_key: None,
+            compression_threshold: None,
+            ack_timeout: defaults::ACK_TIMEOUT,
+            ack_retries: defaults::ACK_RETRIES,
+            handshake_timeout: defaults::HANDSHAKE_TIMEOUT,
+            app_ping: None,
         }
+    }
+
+    /// Raw WebSocket (default) or the Tether envelope with acks.
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
+    /// Envelope mode: the session id sent in `hello` (1 to 128 printable ASCII characters).
+    /// Default: 32 random hex digits, new per client. Set it to resume a session across
+    /// process restarts.
+    pub fn session_id(mut self, id: impl Into<String>) -> Self {
+        self.session_id = Some(id.into());
+        self
+    }
+
+    /// Envelope mode: the token sent in `hello` for the server to check.
+    pub fn auth_token(mut self, token: impl Into<String>) -> Self {
+        self.auth_token = Some(Secret(token.into()));
+        self
+    }
+
+    /// Envelope mode: sign every message with HMAC-SHA256 under this key, and refuse inbound
+    /// messages without a valid signature.
+    pub fn signing_key(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.signing_key = Some(Secret(key.into()));
+        self
+    }
+
+    /// Envelope mode: compress payloads of at least this many bytes (raw DEFLATE), when that
+    /// makes them smaller. None (default): never.
+    pub fn compression_threshold(mut self, bytes: Option<usize>) -> Self {
+        self.compression_threshold = bytes;
+        self
+    }
+
+    /// Envelope mode: ack timeout and how many timeouts a message may have before it fails.
+    pub fn ack_timeout(mut self, timeout: Duration, retries: u32) -> Self {
+        self.ack_timeout = timeout;
+        self.ack_retries = retries;
+        self
+    }
+
+    /// Envelope mode: time allowed for the application handshake.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Envelope mode: also send app-level pings (for the app RTT) with each heartbeat.
+    /// Default: on in envelope mode.
+    pub fn app_ping(mut self, on: bool) -> Self {
+        self.app_ping = Some(on);
+        self
     }
 
     /// Add an HTTP header to the upgrade request (validated at build).
@@ -484,6 +605,48 @@ impl ConfigBuilder {
             })?),
             None => self.tls_roots.clone(),
         };
+        let envelope = self.protocol == Protocol::Envelope;
+        if !envelope {
+            let envelope_only = [
+                ("auth_token", self.auth_token.is_some()),
+                ("session_id", self.session_id.is_some()),
+                ("signing_key", self.signing_key.is_some()),
+                (
+                    "compression_threshold",
+                    self.compression_threshold.is_some(),
+                ),
+                ("app_ping", self.app_ping == Some(true)),
+            ];
+            if let Some((field, _)) = envelope_only.iter().find(|(_, set)| *set) {
+                return Err(invalid(
+                    field,
+                    "requires Protocol::Envelope (raw mode sends bare messages)".into(),
+                ));
+            }
+        }
+        let session_id = match self.session_id {
+            Some(id) => {
+                if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(invalid(
+                        "session_id",
+                        format!("{id:?} must be 1 to 128 printable ASCII characters"),
+                    ));
+                }
+                id
+            }
+            None => format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+        };
+        if self.signing_key.as_ref().is_some_and(|k| k.0.is_empty()) {
+            return Err(invalid("signing_key", "must not be empty".into()));
+        }
+        if self.compression_threshold == Some(0) {
+            return Err(invalid(
+                "compression_threshold",
+                "must be greater than zero (None turns compression off)".into(),
+            ));
+        }
+        positive("ack_timeout", self.ack_timeout)?;
+        positive("handshake_timeout", self.handshake_timeout)?;
         if let TlsRoots::CustomCa(pem) = &tls_roots {
             // Parse now so a bad file is a build-time error, not a connect-time surprise.
             crate::tls::parse_ca_pem(pem)?;
@@ -509,6 +672,15 @@ impl ConfigBuilder {
             event_queue_capacity: self.event_queue_capacity,
             read_buffer_size: self.read_buffer_size,
             write_batch_bytes: self.write_batch_bytes,
+            protocol: self.protocol,
+            session_id,
+            auth_token: self.auth_token,
+            signing_key: self.signing_key,
+            compression_threshold: self.compression_threshold,
+            ack_timeout: self.ack_timeout,
+            ack_retries: self.ack_retries,
+            handshake_timeout: self.handshake_timeout,
+            app_ping: envelope && self.app_ping.unwrap_or(true),
         })
     }
 }

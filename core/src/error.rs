@@ -155,6 +155,21 @@ pub enum Disconnect {
         /// What was wrong.
         detail: String,
     },
+    /// Envelope mode: the server answered `hello` with `reject`.
+    #[error("server rejected the session: {reason}{}", if *is_final { " (final)" } else { "" })]
+    Rejected {
+        /// The server's reason.
+        reason: String,
+        /// True when retrying cannot help (the client stops reconnecting).
+        is_final: bool,
+    },
+    /// Envelope mode: no `welcome` within `handshake_timeout`.
+    #[error("no welcome from the server within {0:?}")]
+    HandshakeTimeout(Duration),
+    /// Envelope mode: the server answered `hello` with something that is not the Tether
+    /// protocol (for example a plain echo server echoing the hello back).
+    #[error("application handshake failed: {0}")]
+    HandshakeFailed(String),
     /// Reconnecting stopped because `max_attempts` or `max_retry_duration` ran out; `last` is the
     /// failure that would have been retried.
     #[error("gave up reconnecting: {reason}; last failure: {last}")]
@@ -176,9 +191,15 @@ impl Disconnect {
             Disconnect::InboundTooLarge { .. } => 1009,
             Disconnect::ProtocolError { code, .. } => *code,
             Disconnect::RetriesExhausted { last, .. } => last.close_code(),
+            Disconnect::Rejected { is_final: true, .. } => 1008,
+            Disconnect::Rejected {
+                is_final: false, ..
+            } => 1013,
+            Disconnect::HandshakeFailed(_) => 1002,
             Disconnect::ConnectFailed(_)
             | Disconnect::ConnectionLost(_)
-            | Disconnect::HeartbeatTimeout(_) => 1006,
+            | Disconnect::HeartbeatTimeout(_)
+            | Disconnect::HandshakeTimeout(_) => 1006,
         }
     }
 }
@@ -195,7 +216,36 @@ pub enum SendFailure {
     /// disconnected).
     #[error("client closed before the message was written")]
     Closed,
-    /// Reconnecting stopped for good (final close code or retry limit) with the message unsent.
-    #[error("connection ended for good before the message was written: {0}")]
+    /// Reconnecting stopped for good (final close code or retry limit) with the message unsent
+    /// (or, in envelope mode, unacknowledged).
+    #[error("connection ended for good before the message was delivered: {0}")]
     ConnectionFailed(String),
+    /// Envelope mode: no ack arrived after the message was written `attempts` times, each
+    /// followed by `ack_timeout` of silence.
+    #[error("no ack after {attempts} attempts")]
+    AckTimeout {
+        /// Times the message was written.
+        attempts: u32,
+    },
+    /// Envelope mode: the server refused the message (`nack`), for example a bad signature.
+    #[error("rejected by the server: {0}")]
+    Rejected(String),
+}
+
+/// Why waiting for a message's delivery ended without an ack.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeliveryError {
+    /// Raw mode has no acks: only envelope mode can tell that the server got a message.
+    #[error("acks are not available in raw mode (use Protocol::Envelope)")]
+    NotSupported,
+    /// The message will never be delivered.
+    #[error("delivery failed: {0}")]
+    Failed(SendFailure),
+    /// The wait timed out; the message is still pending.
+    #[error("timed out waiting for the ack")]
+    Timeout,
+    /// Not an id this client issued, or too old to remember.
+    #[error("unknown message id")]
+    Unknown,
 }

@@ -178,6 +178,17 @@ pub enum Event {
         /// Highest written id.
         up_to: MessageId,
     },
+    /// Envelope mode: the server acknowledged this message. Exactly once per acked message.
+    Acked {
+        /// The message.
+        id: MessageId,
+    },
+    /// Envelope mode: an inbound frame was refused (bad signature, malformed envelope, unknown
+    /// version, ...) and not delivered; the link stays up.
+    InboundRejected {
+        /// What was wrong.
+        reason: String,
+    },
     /// An accepted message will never be delivered. Exactly one per failed message.
     SendFailed {
         /// The message.
@@ -224,6 +235,16 @@ pub struct Stats {
     pub reconnects: u64,
     /// Messages reported with `SendFailed`.
     pub send_failures: u64,
+    /// Envelope mode: messages acknowledged by the server.
+    pub messages_acked: u64,
+    /// Messages written again (after a reconnect or an ack timeout).
+    pub messages_resent: u64,
+    /// Envelope mode: inbound messages dropped as duplicates of ones already delivered.
+    pub duplicates_dropped: u64,
+    /// Envelope mode: inbound frames refused (bad signature, malformed).
+    pub inbound_rejected: u64,
+    /// Envelope mode: messages written and awaiting their ack now.
+    pub awaiting_ack: u64,
     /// Messages in the outbox now (including those being written).
     pub outbox_messages: u64,
     /// Bytes in the outbox now.
@@ -234,4 +255,6 @@ pub struct Stats {
     pub outbox_high_water_bytes: u64,
     /// Round-trip time of the last answered WebSocket ping.
     pub last_rtt: Option<Duration>,
+    /// Envelope mode: round-trip time of the last answered app-level ping.
+    pub last_app_rtt: Option<Duration>,
 }

@@ -51,11 +51,14 @@ mod shared;
 mod tls;
 
 pub use bytes::Bytes;
-pub use client::{Client, EventDelivery, StartError};
+pub use client::{AckFuture, Client, EventDelivery, StartError};
 pub use config::{
-    defaults, parse_ws_url, Config, ConfigBuilder, OverflowPolicy, ReconnectPolicy,
+    defaults, parse_ws_url, Config, ConfigBuilder, OverflowPolicy, Protocol, ReconnectPolicy,
     RetryClassifier, TlsRoots,
 };
-pub use error::{CloseError, ConfigError, ConnectError, Disconnect, SendError, SendFailure};
+pub use error::{
+    CloseError, ConfigError, ConnectError, DeliveryError, Disconnect, SendError, SendFailure,
+};
 pub use event::{Event, Message, MessageId, State, Stats, Text};
+pub use outbox::DeliveryStatus;
 pub use retry::{backoff_ceiling, backoff_delay, default_retry_decision, RetryDecision};

@@ -1,22 +1,33 @@
 //! The outbox: a bounded FIFO of accepted messages, shared by the caller's threads (which push)
 //! and the session task (which writes from the front).
 //!
-//! Every accepted message stays in the outbox until its batch has been flushed to the socket;
-//! a batch whose write fails stays at the front and is written again after the reconnect, so a
-//! broken link never loses an accepted message (in raw mode a server may then see it twice;
-//! envelope mode de-duplicates). Bounds count both messages and bytes, including the batch being
-//! written.
+//! Raw mode: a message stays until its batch has been flushed to the socket; a batch whose
+//! write fails stays at the front and is written again after the reconnect, so a broken link
+//! never loses an accepted message (a server may then see it twice).
+//!
+//! Envelope mode: a message stays until the server acknowledges it. The front `written` entries
+//! have been written and await their ack; after each `welcome` they are rewound and written
+//! again, in order, before anything new. Bounds count both messages and bytes, including the
+//! batch being written and the messages awaiting acks.
+//!
+//! Every way a message leaves the outbox without being delivered goes through [`Outbox::fail`]
+//! style helpers that record the failure under the same lock, so [`Outbox::status`] never sees
+//! a message that is neither queued, acked nor failed.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::Instant;
+use std::task::Waker;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
 
 use crate::config::OverflowPolicy;
-use crate::error::SendError;
+use crate::error::{SendError, SendFailure};
 use crate::event::MessageId;
+
+/// Failures remembered for [`Outbox::status`]; older ones are forgotten (reported `Unknown`).
+const FAILURE_LOG_CAPACITY: usize = 65_536;
 
 /// An outbound payload as it will go on the wire.
 #[derive(Clone, Debug)]
@@ -45,18 +56,84 @@ impl Payload {
 struct Entry {
     id: MessageId,
     payload: Payload,
+    /// When it was last written (envelope mode).
+    written_at: Option<Instant>,
+    /// How many times it has been written.
+    writes: u32,
+    /// How many ack timeouts it has had.
+    timeouts: u32,
+}
+
+/// Where a message stands, as far as this client can tell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Waiting in the outbox to be written.
+    Queued,
+    /// Written to the socket; in envelope mode, awaiting the server's ack.
+    Written,
+    /// The server acknowledged it (envelope mode).
+    Acked,
+    /// It will never be delivered.
+    Failed(SendFailure),
+    /// Not an id this client issued, or too old to remember.
+    Unknown,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     queue: VecDeque<Entry>,
     bytes: usize,
-    /// The first `in_flight` entries belong to the batch being written.
+    /// Envelope mode: the first `written` entries were written and await acks.
+    written: usize,
+    /// Raw mode: the first `in_flight` entries belong to the batch being written.
     in_flight: usize,
     next_id: u64,
     closed: bool,
     high_water_messages: usize,
     high_water_bytes: usize,
+    failed: HashMap<u64, SendFailure>,
+    failed_order: VecDeque<u64>,
+    /// Highest id whose failure record was evicted from the log.
+    forgotten_below: u64,
+    wakers: HashMap<u64, Vec<Waker>>,
+}
+
+impl Inner {
+    fn protected(&self) -> usize {
+        self.written + self.in_flight
+    }
+
+    fn remove_at(&mut self, index: usize) -> Option<Entry> {
+        let entry = self.queue.remove(index)?;
+        self.bytes -= entry.payload.len();
+        if index < self.written {
+            self.written -= 1;
+        }
+        Some(entry)
+    }
+
+    fn record_failure(&mut self, id: MessageId, reason: SendFailure) {
+        if self.failed_order.len() >= FAILURE_LOG_CAPACITY {
+            if let Some(old) = self.failed_order.pop_front() {
+                self.failed.remove(&old);
+                self.forgotten_below = self.forgotten_below.max(old);
+            }
+        }
+        self.failed.insert(id.0, reason);
+        self.failed_order.push_back(id.0);
+    }
+
+    fn index_of_written(&self, id: MessageId) -> Option<usize> {
+        let written = self.queue.range(..self.written);
+        let at = written.clone().position(|e| e.id >= id)?;
+        (self.queue[at].id == id).then_some(at)
+    }
+
+    fn wake(&mut self, id: MessageId) {
+        if let Some(wakers) = self.wakers.remove(&id.0) {
+            wakers.into_iter().for_each(Waker::wake);
+        }
+    }
 }
 
 /// The result of a push: the new id, plus any messages dropped to make room.
@@ -71,31 +148,51 @@ pub(crate) struct Batch {
     pub messages: usize,
     pub bytes: usize,
     pub last_id: Option<MessageId>,
+    /// Messages in the batch that had been written before.
+    pub rewrites: usize,
+}
+
+/// What an expired ack deadline means for the front message.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Expiry {
+    /// Nothing expired.
+    None,
+    /// Write everything unacked again (the receiver de-duplicates).
+    Rewind,
+    /// The front message ran out of retries and was removed as failed.
+    Failed(MessageId, u32),
 }
 
 pub(crate) struct Outbox {
     inner: Mutex<Inner>,
-    /// Signalled whenever room is freed or the outbox closes (for the `Wait` policy).
-    room: Condvar,
+    /// Signalled whenever room is freed, a message resolves, or the outbox closes.
+    changed: Condvar,
     /// Wakes the session task when a message arrives.
     pub(crate) arrived: tokio::sync::Notify,
     max_messages: usize,
     max_bytes: usize,
     policy: OverflowPolicy,
+    keep_until_acked: bool,
 }
 
 impl Outbox {
-    pub(crate) fn new(max_messages: usize, max_bytes: usize, policy: OverflowPolicy) -> Self {
+    pub(crate) fn new(
+        max_messages: usize,
+        max_bytes: usize,
+        policy: OverflowPolicy,
+        keep_until_acked: bool,
+    ) -> Self {
         Outbox {
             inner: Mutex::new(Inner {
                 next_id: 1,
                 ..Inner::default()
             }),
-            room: Condvar::new(),
+            changed: Condvar::new(),
             arrived: tokio::sync::Notify::new(),
             max_messages,
             max_bytes,
             policy,
+            keep_until_acked,
         }
     }
 
@@ -129,7 +226,7 @@ impl Outbox {
                             return Err(full(&inner));
                         }
                         inner = self
-                            .room
+                            .changed
                             .wait_timeout(inner, deadline - now)
                             .unwrap_or_else(|p| p.into_inner())
                             .0;
@@ -139,24 +236,24 @@ impl Outbox {
                     }
                 }
                 OverflowPolicy::DropOldest => {
-                    // Never drop what is being written: it may already be on the wire. Check
-                    // first that dropping can make room, so nothing is dropped for nothing.
-                    let in_flight_bytes: usize = inner
+                    // Never drop what is written or being written: it may already be on the
+                    // wire. Check first that dropping can make room, so nothing is dropped for
+                    // nothing.
+                    let protected = inner.protected();
+                    let protected_bytes: usize = inner
                         .queue
                         .iter()
-                        .take(inner.in_flight)
+                        .take(protected)
                         .map(|e| e.payload.len())
                         .sum();
-                    if inner.in_flight >= self.max_messages
-                        || in_flight_bytes + len > self.max_bytes
-                    {
+                    if protected >= self.max_messages || protected_bytes + len > self.max_bytes {
                         return Err(full(&inner));
                     }
                     while !self.fits(&inner, len) {
-                        let at = inner.in_flight;
-                        match inner.queue.remove(at) {
+                        match inner.remove_at(protected) {
                             Some(old) => {
-                                inner.bytes -= old.payload.len();
+                                inner.record_failure(old.id, SendFailure::DroppedOldest);
+                                inner.wake(old.id);
                                 dropped.push(old.id);
                             }
                             None => break,
@@ -168,7 +265,13 @@ impl Outbox {
         let id = MessageId(inner.next_id);
         inner.next_id += 1;
         inner.bytes += len;
-        inner.queue.push_back(Entry { id, payload });
+        inner.queue.push_back(Entry {
+            id,
+            payload,
+            written_at: None,
+            writes: 0,
+            timeouts: 0,
+        });
         inner.high_water_messages = inner.high_water_messages.max(inner.queue.len());
         inner.high_water_bytes = inner.high_water_bytes.max(inner.bytes);
         drop(inner);
@@ -176,35 +279,54 @@ impl Outbox {
         Ok(Pushed { id, dropped })
     }
 
-    /// Take the front of the queue (up to `max_bytes`, at least one message) as the next batch,
-    /// appending the wire messages to `out`. The entries stay queued until [`Outbox::commit`].
-    pub(crate) fn take_batch(&self, max_bytes: usize, out: &mut Vec<WsMessage>) -> Batch {
+    /// Take the next unwritten messages (up to `max_bytes`, at least one) as a batch, appending
+    /// them to `out`. Raw mode: they stay queued until [`Outbox::commit`]. Envelope mode: they
+    /// count as written from now on and stay until acked.
+    pub(crate) fn take_batch(
+        &self,
+        max_bytes: usize,
+        out: &mut Vec<(MessageId, Payload)>,
+    ) -> Batch {
         let mut inner = self.lock();
         debug_assert_eq!(inner.in_flight, 0, "one batch at a time");
+        let now = Instant::now();
+        let start = inner.written;
         let mut batch = Batch::default();
-        for entry in inner.queue.iter() {
+        for entry in inner.queue.iter_mut().skip(start) {
             if batch.messages > 0 && batch.bytes + entry.payload.len() > max_bytes {
                 break;
             }
-            out.push(entry.payload.to_ws());
+            out.push((entry.id, entry.payload.clone()));
             batch.messages += 1;
             batch.bytes += entry.payload.len();
             batch.last_id = Some(entry.id);
+            if entry.writes > 0 {
+                batch.rewrites += 1;
+            }
+            entry.writes += 1;
+            entry.written_at = Some(now);
         }
-        inner.in_flight = batch.messages;
+        if self.keep_until_acked {
+            inner.written += batch.messages;
+        } else {
+            inner.in_flight = batch.messages;
+        }
         batch
     }
 
-    /// The batch was flushed: remove it.
+    /// The batch was flushed. Raw mode: remove it (it is as delivered as raw mode can know).
     pub(crate) fn commit(&self) {
+        if self.keep_until_acked {
+            return;
+        }
         let mut inner = self.lock();
         let n = inner.in_flight;
-        for entry in inner.queue.drain(..n).collect::<Vec<_>>() {
-            inner.bytes -= entry.payload.len();
-        }
         inner.in_flight = 0;
+        for _ in 0..n {
+            inner.remove_at(0);
+        }
         drop(inner);
-        self.room.notify_all();
+        self.changed.notify_all();
     }
 
     /// The batch's write failed: keep it at the front for the next connection.
@@ -212,38 +334,216 @@ impl Outbox {
         self.lock().in_flight = 0;
     }
 
+    /// Envelope mode, after a `welcome`: everything unacked is written again, in order.
+    pub(crate) fn rewind(&self) {
+        self.lock().written = 0;
+    }
+
+    /// Remove written messages up to and including `upto`; returns their ids.
+    pub(crate) fn ack_upto(&self, upto: u64) -> Vec<MessageId> {
+        let mut inner = self.lock();
+        let mut acked = Vec::new();
+        while inner.written > 0 && inner.queue.front().is_some_and(|e| e.id.0 <= upto) {
+            if let Some(entry) = inner.remove_at(0) {
+                inner.wake(entry.id);
+                acked.push(entry.id);
+            }
+        }
+        drop(inner);
+        if !acked.is_empty() {
+            self.changed.notify_all();
+        }
+        acked
+    }
+
+    /// Remove one written message; true if it was awaiting its ack.
+    pub(crate) fn ack_one(&self, id: MessageId) -> bool {
+        self.remove_written(id, None)
+    }
+
+    /// Remove one written message as failed (the receiver refused it); true if it was there.
+    pub(crate) fn fail_written(&self, id: MessageId, reason: SendFailure) -> bool {
+        self.remove_written(id, Some(reason))
+    }
+
+    fn remove_written(&self, id: MessageId, failure: Option<SendFailure>) -> bool {
+        let mut inner = self.lock();
+        let Some(at) = inner.index_of_written(id) else {
+            return false;
+        };
+        inner.remove_at(at);
+        if let Some(reason) = failure {
+            inner.record_failure(id, reason);
+        }
+        inner.wake(id);
+        drop(inner);
+        self.changed.notify_all();
+        true
+    }
+
+    /// When the oldest unacked message's ack is due.
+    pub(crate) fn ack_deadline(&self, timeout: Duration) -> Option<Instant> {
+        let inner = self.lock();
+        if inner.written == 0 {
+            return None;
+        }
+        inner
+            .queue
+            .front()
+            .and_then(|e| e.written_at)
+            .map(|at| at + timeout)
+    }
+
+    /// Handle an expired ack deadline of the front message.
+    pub(crate) fn expire(&self, now: Instant, timeout: Duration, retries: u32) -> Expiry {
+        let mut inner = self.lock();
+        let due = inner.written > 0
+            && inner
+                .queue
+                .front()
+                .and_then(|e| e.written_at)
+                .is_some_and(|at| at + timeout <= now);
+        if !due {
+            return Expiry::None;
+        }
+        let Some(front) = inner.queue.front_mut() else {
+            return Expiry::None;
+        };
+        front.timeouts += 1;
+        if front.timeouts > retries {
+            let (id, writes) = (front.id, front.writes);
+            inner.remove_at(0);
+            inner.record_failure(id, SendFailure::AckTimeout { attempts: writes });
+            inner.wake(id);
+            drop(inner);
+            self.changed.notify_all();
+            Expiry::Failed(id, writes)
+        } else {
+            inner.written = 0;
+            Expiry::Rewind
+        }
+    }
+
     /// Refuse new messages from now on (sends get `Closed`); queued ones stay for draining.
     pub(crate) fn close_intake(&self) {
         self.lock().closed = true;
-        self.room.notify_all();
+        self.changed.notify_all();
     }
 
-    /// Close intake and remove everything, returning the ids that will never be written.
-    pub(crate) fn close_and_take_all(&self) -> Vec<MessageId> {
+    /// Close intake and remove everything as failed with `reason`; returns the ids.
+    pub(crate) fn close_and_fail_all(&self, reason: &SendFailure) -> Vec<MessageId> {
         let mut inner = self.lock();
         inner.closed = true;
         inner.in_flight = 0;
+        inner.written = 0;
         inner.bytes = 0;
-        let ids = inner.queue.drain(..).map(|e| e.id).collect();
+        let ids: Vec<MessageId> = inner.queue.drain(..).map(|e| e.id).collect();
+        for id in &ids {
+            inner.record_failure(*id, reason.clone());
+        }
+        for (_, wakers) in inner.wakers.drain() {
+            wakers.into_iter().for_each(Waker::wake);
+        }
         drop(inner);
-        self.room.notify_all();
+        self.changed.notify_all();
         ids
+    }
+
+    /// Where message `id` stands.
+    pub(crate) fn status(&self, id: MessageId) -> DeliveryStatus {
+        status_of(&self.lock(), id, self.keep_until_acked)
+    }
+
+    /// Wait until `id` is no longer queued or awaiting its ack (or the timeout); returns the
+    /// status then.
+    pub(crate) fn wait_resolved(&self, id: MessageId, timeout: Duration) -> DeliveryStatus {
+        let deadline = Instant::now() + timeout;
+        let mut inner = self.lock();
+        loop {
+            let status = status_of(&inner, id, self.keep_until_acked);
+            let pending = matches!(status, DeliveryStatus::Queued | DeliveryStatus::Written)
+                && self.keep_until_acked;
+            let now = Instant::now();
+            if !pending || now >= deadline {
+                return status;
+            }
+            inner = self
+                .changed
+                .wait_timeout(inner, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Poll-style: the status if resolved, else register `waker` for when it is.
+    pub(crate) fn poll_resolved(&self, id: MessageId, waker: &Waker) -> Option<DeliveryStatus> {
+        let mut inner = self.lock();
+        let status = status_of(&inner, id, self.keep_until_acked);
+        if matches!(status, DeliveryStatus::Queued | DeliveryStatus::Written)
+            && !inner.closed_for_good()
+        {
+            let wakers = inner.wakers.entry(id.0).or_default();
+            if !wakers.iter().any(|w| w.will_wake(waker)) {
+                wakers.push(waker.clone());
+            }
+            None
+        } else {
+            Some(status)
+        }
+    }
+
+    /// (messages, bytes, awaiting ack, high-water messages, high-water bytes)
+    pub(crate) fn depth(&self) -> (usize, usize, usize, usize, usize) {
+        let inner = self.lock();
+        (
+            inner.queue.len(),
+            inner.bytes,
+            inner.written,
+            inner.high_water_messages,
+            inner.high_water_bytes,
+        )
     }
 
     #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.lock().queue.is_empty()
     }
+}
 
-    /// (messages, bytes, high-water messages, high-water bytes)
-    pub(crate) fn depth(&self) -> (usize, usize, usize, usize) {
-        let inner = self.lock();
-        (
-            inner.queue.len(),
-            inner.bytes,
-            inner.high_water_messages,
-            inner.high_water_bytes,
-        )
+impl Inner {
+    /// Closed and drained: nothing can resolve any more.
+    fn closed_for_good(&self) -> bool {
+        self.closed && self.queue.is_empty()
+    }
+}
+
+fn status_of(inner: &Inner, id: MessageId, keep_until_acked: bool) -> DeliveryStatus {
+    if id.0 == 0 || id.0 >= inner.next_id {
+        return DeliveryStatus::Unknown;
+    }
+    if let Some(reason) = inner.failed.get(&id.0) {
+        return DeliveryStatus::Failed(reason.clone());
+    }
+    // Ids in the queue are in ascending order.
+    if let Ok(at) = inner.queue.binary_search_by_key(&id, |e| e.id) {
+        let written = if keep_until_acked {
+            at < inner.written
+        } else {
+            false
+        };
+        return if written {
+            DeliveryStatus::Written
+        } else {
+            DeliveryStatus::Queued
+        };
+    }
+    if id.0 <= inner.forgotten_below {
+        return DeliveryStatus::Unknown;
+    }
+    if keep_until_acked {
+        DeliveryStatus::Acked
+    } else {
+        DeliveryStatus::Written
     }
 }
 
@@ -258,16 +558,29 @@ fn full(inner: &Inner) -> SendError {
 mod tests {
     use super::*;
     use std::sync::Arc;
-    use std::time::Duration;
 
     fn text(s: &str) -> Payload {
         Payload::Text(Utf8Bytes::from(s))
     }
 
+    fn raw(max_messages: usize, max_bytes: usize, policy: OverflowPolicy) -> Outbox {
+        Outbox::new(max_messages, max_bytes, policy, false)
+    }
+
+    fn push(ob: &Outbox, s: &str) -> MessageId {
+        ob.push(text(s)).map(|p| p.id).expect("room")
+    }
+
+    fn take(ob: &Outbox, max_bytes: usize) -> (Batch, Vec<MessageId>) {
+        let mut out = Vec::new();
+        let batch = ob.take_batch(max_bytes, &mut out);
+        (batch, out.into_iter().map(|(id, _)| id).collect())
+    }
+
     #[test]
     fn reject_policy_bounds_by_count_and_bytes() {
-        let ob = Outbox::new(2, 10, OverflowPolicy::Reject);
-        assert_eq!(ob.push(text("aaaa")).map(|p| p.id).ok(), Some(MessageId(1)));
+        let ob = raw(2, 10, OverflowPolicy::Reject);
+        assert_eq!(push(&ob, "aaaa"), MessageId(1));
         assert!(matches!(
             ob.push(text("bbbbbbb")),
             Err(SendError::QueueFull {
@@ -275,7 +588,7 @@ mod tests {
                 bytes: 4
             })
         ));
-        assert_eq!(ob.push(text("cc")).map(|p| p.id).ok(), Some(MessageId(2)));
+        assert_eq!(push(&ob, "cc"), MessageId(2));
         assert!(matches!(
             ob.push(text("d")),
             Err(SendError::QueueFull { messages: 2, .. })
@@ -284,52 +597,56 @@ mod tests {
 
     #[test]
     fn batches_keep_order_and_failed_batches_stay_queued() {
-        let ob = Outbox::new(10, 100, OverflowPolicy::Reject);
+        let ob = raw(10, 100, OverflowPolicy::Reject);
         for s in ["a", "b", "c"] {
-            ob.push(text(s)).map(|_| ()).expect("room");
+            push(&ob, s);
         }
-        let mut out = Vec::new();
-        let b = ob.take_batch(2, &mut out);
-        assert_eq!((b.messages, b.last_id), (2, Some(MessageId(2))));
+        let (b, ids) = take(&ob, 2);
+        assert_eq!(
+            (b.messages, b.last_id, ids.len()),
+            (2, Some(MessageId(2)), 2)
+        );
         ob.abort_batch();
-        out.clear();
-        let b = ob.take_batch(100, &mut out);
-        assert_eq!(b.messages, 3, "aborted batch is taken again, in order");
-        assert_eq!(out[0], WsMessage::Text("a".into()));
+        let (b, ids) = take(&ob, 100);
+        assert_eq!(
+            ids,
+            [MessageId(1), MessageId(2), MessageId(3)],
+            "aborted batch is taken again, in order"
+        );
+        assert_eq!(b.rewrites, 2);
         ob.commit();
         assert!(ob.is_empty());
+        assert_eq!(ob.status(MessageId(1)), DeliveryStatus::Written);
     }
 
     #[test]
     fn drop_oldest_spares_the_batch_being_written() {
-        let ob = Outbox::new(3, 100, OverflowPolicy::DropOldest);
+        let ob = raw(3, 100, OverflowPolicy::DropOldest);
         for s in ["a", "b", "c"] {
-            ob.push(text(s)).map(|_| ()).expect("room");
+            push(&ob, s);
         }
-        let mut out = Vec::new();
-        ob.take_batch(1, &mut out); // "a" in flight
+        take(&ob, 1); // "a" in flight
         let p = ob.push(text("d")).expect("drop-oldest makes room");
         assert_eq!(p.dropped, vec![MessageId(2)]);
         assert_eq!(p.id, MessageId(4));
+        assert_eq!(
+            ob.status(MessageId(2)),
+            DeliveryStatus::Failed(SendFailure::DroppedOldest)
+        );
     }
 
     #[test]
     fn wait_policy_blocks_until_room_then_times_out() {
-        let ob = Arc::new(Outbox::new(
-            1,
-            100,
-            OverflowPolicy::Wait(Duration::from_secs(5)),
-        ));
-        ob.push(text("a")).map(|_| ()).expect("room");
+        let ob = Arc::new(raw(1, 100, OverflowPolicy::Wait(Duration::from_secs(5))));
+        push(&ob, "a");
         let ob2 = ob.clone();
         let waiter = std::thread::spawn(move || ob2.push(text("b")).map(|p| p.id));
-        let mut out = Vec::new();
-        ob.take_batch(100, &mut out);
+        take(&ob, 100);
         ob.commit();
         assert_eq!(waiter.join().ok().and_then(|r| r.ok()), Some(MessageId(2)));
 
-        let ob = Outbox::new(1, 100, OverflowPolicy::Wait(Duration::from_millis(50)));
-        ob.push(text("a")).map(|_| ()).expect("room");
+        let ob = raw(1, 100, OverflowPolicy::Wait(Duration::from_millis(50)));
+        push(&ob, "a");
         assert!(matches!(
             ob.push(text("b")),
             Err(SendError::QueueFull { .. })
@@ -338,16 +655,66 @@ mod tests {
 
     #[test]
     fn close_wakes_waiters_and_reports_everything_left() {
-        let ob = Arc::new(Outbox::new(
-            1,
-            100,
-            OverflowPolicy::Wait(Duration::from_secs(30)),
-        ));
-        ob.push(text("a")).map(|_| ()).expect("room");
+        let ob = Arc::new(raw(1, 100, OverflowPolicy::Wait(Duration::from_secs(30))));
+        push(&ob, "a");
         let ob2 = ob.clone();
         let waiter = std::thread::spawn(move || ob2.push(text("b")).map(|p| p.id));
         // Whether the waiter is already blocked or not yet, close must make it return Closed.
-        assert_eq!(ob.close_and_take_all(), vec![MessageId(1)]);
+        assert_eq!(
+            ob.close_and_fail_all(&SendFailure::Closed),
+            vec![MessageId(1)]
+        );
         assert_eq!(waiter.join().ok(), Some(Err(SendError::Closed)));
+        assert_eq!(
+            ob.status(MessageId(1)),
+            DeliveryStatus::Failed(SendFailure::Closed)
+        );
+    }
+
+    #[test]
+    fn envelope_mode_keeps_written_messages_until_acked_and_rewinds() {
+        let ob = Outbox::new(10, 100, OverflowPolicy::Reject, true);
+        for s in ["a", "b", "c", "d"] {
+            push(&ob, s);
+        }
+        let (_, ids) = take(&ob, 100);
+        assert_eq!(ids.len(), 4);
+        assert_eq!(ob.status(MessageId(2)), DeliveryStatus::Written);
+        assert_eq!(take(&ob, 100).1, [], "nothing new to write");
+        assert_eq!(ob.ack_upto(2), [MessageId(1), MessageId(2)]);
+        assert_eq!(ob.status(MessageId(1)), DeliveryStatus::Acked);
+        assert!(ob.ack_one(MessageId(4)));
+        assert!(!ob.ack_one(MessageId(4)), "acked once only");
+        ob.rewind();
+        let (b, ids) = take(&ob, 100);
+        assert_eq!(
+            (ids, b.rewrites),
+            (vec![MessageId(3)], 1),
+            "after a rewind the unacked one goes again"
+        );
+        assert!(ob.fail_written(MessageId(3), SendFailure::Rejected("no".into())));
+        assert_eq!(
+            ob.status(MessageId(3)),
+            DeliveryStatus::Failed(SendFailure::Rejected("no".into()))
+        );
+        assert_eq!(ob.status(MessageId(99)), DeliveryStatus::Unknown);
+    }
+
+    #[test]
+    fn ack_timeouts_rewind_then_fail_after_the_retries() {
+        let ob = Outbox::new(10, 100, OverflowPolicy::Reject, true);
+        push(&ob, "a");
+        take(&ob, 100);
+        let timeout = Duration::from_millis(10);
+        let due = ob.ack_deadline(timeout).expect("a deadline");
+        assert_eq!(
+            ob.expire(due - Duration::from_millis(1), timeout, 1),
+            Expiry::None
+        );
+        assert_eq!(ob.expire(due, timeout, 1), Expiry::Rewind);
+        take(&ob, 100);
+        let due = ob.ack_deadline(timeout).expect("a deadline");
+        assert_eq!(ob.expire(due, timeout, 1), Expiry::Failed(MessageId(1), 2));
+        assert!(ob.ack_deadline(timeout).is_none());
     }
 }

@@ -27,6 +27,8 @@ pub enum RetryDecision {
 ///   5xx: retry; other statuses (redirects, 400, 404, ...): stop;
 /// * TLS errors and invalid upgrade responses: stop (retrying cannot change a certificate or a
 ///   server that does not speak WebSocket);
+/// * envelope mode: a `reject` marked final and a server that does not speak the protocol:
+///   stop; a transient `reject` and a handshake timeout: retry;
 /// * network errors, timeouts, resolve failures, heartbeat timeouts, oversized inbound
 ///   messages and protocol errors from the server: retry.
 pub fn default_retry_decision(reason: &Disconnect) -> RetryDecision {
@@ -45,7 +47,16 @@ pub fn default_retry_decision(reason: &Disconnect) -> RetryDecision {
             ConnectError::Tls(_) | ConnectError::Handshake(_) => Stop,
             ConnectError::Timeout(_) | ConnectError::Resolve(_) | ConnectError::Io(_) => Retry,
         },
+        Disconnect::Rejected { is_final, .. } => {
+            if *is_final {
+                Stop
+            } else {
+                Retry
+            }
+        }
+        Disconnect::HandshakeFailed(_) => Stop,
         Disconnect::ConnectionLost(_)
+        | Disconnect::HandshakeTimeout(_)
         | Disconnect::HeartbeatTimeout(_)
         | Disconnect::InboundTooLarge { .. }
         | Disconnect::ProtocolError { .. } => Retry,

@@ -23,11 +23,12 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
-use crate::config::Config;
+use crate::config::{Config, Protocol};
 use crate::connect::{Connector, Ws};
+use crate::envelope::{control, Codec, Inbound};
 use crate::error::{Disconnect, SendFailure};
-use crate::event::{Event, Message, State, Text};
-use crate::outbox::Batch;
+use crate::event::{Event, Message, MessageId, State, Text};
+use crate::outbox::{Batch, Expiry, Payload};
 use crate::retry::{backoff_delay, RetryDecision};
 use crate::shared::Shared;
 
@@ -66,7 +67,15 @@ pub(crate) struct Session {
     pub config: Arc<Config>,
     pub connector: Connector,
     pub commands: UnboundedReceiver<Command>,
+    /// Envelope mode only.
+    pub codec: Option<Codec>,
+    /// Envelope mode: the highest server message id delivered to the application (for
+    /// de-duplication, and sent in `hello`).
+    pub last_server_id: u64,
 }
+
+/// An inbound message waiting for room in the event queue, with its envelope id.
+type PendingInbound = (Message, Option<u64>);
 
 impl Session {
     pub(crate) async fn run(mut self) {
@@ -98,9 +107,25 @@ impl Session {
                     }
                     connected_before = true;
                     self.shared.set_state(State::Open);
-                    self.shared.set_state(State::Ready);
+                    let mut ws = ws;
+                    let handshake = match &self.codec {
+                        None => Ok(None),
+                        Some(codec) => tokio::select! {
+                            result = handshake(codec, &self.config, self.last_server_id, &mut ws) => result.map(Some),
+                            command = self.commands.recv() => return user_close(command),
+                        },
+                    };
                     let up_since = Instant::now();
-                    let end = self.run_link(ws).await;
+                    let end = match handshake {
+                        Ok(welcome_last) => {
+                            if let Some(last) = welcome_last {
+                                self.welcomed(last);
+                            }
+                            self.shared.set_state(State::Ready);
+                            self.run_link(ws).await
+                        }
+                        Err(reason) => LinkEnd::Lost(reason),
+                    };
                     if up_since.elapsed() >= policy.min_uptime {
                         attempt = 0;
                         outage_started = None;
@@ -165,12 +190,12 @@ impl Session {
 
     /// Report everything still queued as failed, then go to Closed. The last event.
     fn finish(&self, reason: Disconnect) {
-        let undelivered = self.shared.outbox.close_and_take_all();
         let failure = match &reason {
             Disconnect::UserClose { .. } => SendFailure::Closed,
             other => SendFailure::ConnectionFailed(other.to_string()),
         };
-        self.shared.fail(&undelivered, &failure);
+        let undelivered = self.shared.outbox.close_and_fail_all(&failure);
+        self.shared.report_failed(&undelivered, &failure);
         self.shared.set_state(State::Closed);
         tracing::info!(%reason, undelivered = undelivered.len(), "closed");
         self.shared.events.emit(Event::Closed {
@@ -178,6 +203,25 @@ impl Session {
             undelivered: undelivered.len(),
         });
         self.shared.mark_closed();
+    }
+
+    /// Envelope mode, after `welcome`: what the server already has counts as acked and the
+    /// rest is rewound to be written again, in order, before anything new.
+    fn welcomed(&self, last: u64) {
+        let acked = self.shared.outbox.ack_upto(last);
+        self.report_acked(&acked);
+        self.shared.outbox.rewind();
+        tracing::debug!(last, already_acked = acked.len(), "welcome");
+    }
+
+    fn report_acked(&self, ids: &[MessageId]) {
+        self.shared
+            .counters
+            .messages_acked
+            .fetch_add(ids.len() as u64, Ordering::Relaxed);
+        for id in ids {
+            self.shared.events.emit(Event::Acked { id: *id });
+        }
     }
 
     /// Pump one open link until it ends.
@@ -188,6 +232,9 @@ impl Session {
             stream,
             write: None,
             spare_buf: Vec::with_capacity(64),
+            taken: Vec::with_capacity(64),
+            control: Vec::new(),
+            ack_due: false,
             batch: Batch::default(),
         };
         let end = self.pump(&mut link).await;
@@ -201,7 +248,8 @@ impl Session {
     async fn pump(&mut self, link: &mut Link) -> LinkEnd {
         let shared = self.shared.clone();
         let config = self.config.clone();
-        let mut pending_inbound: Option<Message> = None;
+        let mut pending_inbound: Option<PendingInbound> = None;
+        let envelope = config.protocol == Protocol::Envelope;
         let mut ping_timer = config.ping_interval.map(|every| {
             let mut timer = tokio::time::interval_at(Instant::now() + every, every);
             timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -225,18 +273,39 @@ impl Session {
                             &ping_seq.to_be_bytes(),
                         )));
                         ping_out = Some((ping_seq, Instant::now()));
+                        if config.app_ping {
+                            buf.push(control::ping(unix_millis()));
+                        }
                     }
+                    if link.ack_due {
+                        link.ack_due = false;
+                        buf.push(control::ack_upto(self.last_server_id));
+                    }
+                    buf.append(&mut link.control);
                     let close_frame_sent = closing.as_ref().is_some_and(|c| c.frame_sent);
                     link.batch = if close_frame_sent {
                         Batch::default()
                     } else {
-                        shared.outbox.take_batch(config.write_batch_bytes, &mut buf)
+                        shared
+                            .outbox
+                            .take_batch(config.write_batch_bytes, &mut link.taken)
                     };
-                    if let Some(c) = closing
-                        .as_mut()
-                        .filter(|c| !c.frame_sent && link.batch.messages == 0)
-                    {
-                        // The outbox is drained: now the close frame.
+                    if link.batch.rewrites > 0 {
+                        shared
+                            .counters
+                            .messages_resent
+                            .fetch_add(link.batch.rewrites as u64, Ordering::Relaxed);
+                    }
+                    for (id, payload) in link.taken.drain(..) {
+                        buf.push(match &self.codec {
+                            None => payload.to_ws(),
+                            Some(codec) => encode(codec, id, &payload),
+                        });
+                    }
+                    // Envelope mode: the close waits for every ack too (unacked ones would fail).
+                    let drained =
+                        link.batch.messages == 0 && (!envelope || shared.outbox.depth().0 == 0);
+                    if let Some(c) = closing.as_mut().filter(|c| !c.frame_sent && drained) {
                         buf.push(WsMessage::Close(Some(CloseFrame {
                             code: CloseCode::from(c.code),
                             reason: c.reason.clone().into(),
@@ -254,6 +323,14 @@ impl Session {
             let sink_idle = link.sink.is_some();
             let reading = pending_inbound.is_none();
             let closing_deadline = closing.as_ref().map(|c| c.deadline);
+            let ack_deadline = if envelope {
+                shared
+                    .outbox
+                    .ack_deadline(config.ack_timeout)
+                    .map(Instant::from_std)
+            } else {
+                None
+            };
 
             tokio::select! {
                 biased;
@@ -294,11 +371,14 @@ impl Session {
                 frame = link.stream.next(), if reading => {
                     dead_at = None;
                     match frame {
+                        Some(Ok(frame @ (WsMessage::Text(_) | WsMessage::Binary(_)))) if envelope => {
+                            pending_inbound = self.on_envelope(&frame, link);
+                        }
                         Some(Ok(WsMessage::Text(t))) => {
-                            pending_inbound = self.deliver(Message::Text(Text(t)));
+                            pending_inbound = self.deliver(Message::Text(Text(t)), None, link);
                         }
                         Some(Ok(WsMessage::Binary(b))) => {
-                            pending_inbound = self.deliver(Message::Binary(b));
+                            pending_inbound = self.deliver(Message::Binary(b), None, link);
                         }
                         Some(Ok(WsMessage::Pong(payload))) => {
                             if let Some((seq, sent)) = ping_out {
@@ -313,9 +393,7 @@ impl Session {
                             // tungstenite queues the pong itself; it goes out with the next read or write.
                         }
                         Some(Ok(WsMessage::Close(frame))) => {
-                            let (code, reason) = frame
-                                .map(|f| (u16::from(f.code), f.reason.to_string()))
-                                .unwrap_or((1005, String::new()));
+                            let (code, reason) = close_parts(frame);
                             // Let tungstenite flush its reply, briefly.
                             drain(&mut link.stream).await;
                             if let Some(c) = closing {
@@ -338,8 +416,19 @@ impl Session {
                     }
                 }
                 _ = shared.events.inbound_credit(), if !reading => {
-                    if let Some(message) = pending_inbound.take() {
+                    if let Some((message, id)) = pending_inbound.take() {
                         shared.events.emit(Event::Message(message));
+                        self.delivered(id, link);
+                    }
+                }
+                _ = sleep_until_opt(ack_deadline) => {
+                    match shared.outbox.expire(std::time::Instant::now(), config.ack_timeout, config.ack_retries) {
+                        Expiry::Failed(id, attempts) => {
+                            tracing::warn!(%id, attempts, "no ack: message failed");
+                            shared.report_failed(&[id], &SendFailure::AckTimeout { attempts });
+                        }
+                        Expiry::Rewind => tracing::info!("ack timeout: writing unacked messages again"),
+                        Expiry::None => {}
                     }
                 }
                 _ = tick(&mut ping_timer) => {
@@ -365,7 +454,12 @@ impl Session {
 
     /// Count an inbound message and pass it on if the application has room; otherwise hand it
     /// back to be held (and reading paused) until it does.
-    fn deliver(&self, message: Message) -> Option<Message> {
+    fn deliver(
+        &mut self,
+        message: Message,
+        id: Option<u64>,
+        link: &mut Link,
+    ) -> Option<PendingInbound> {
         let counters = &self.shared.counters;
         counters.messages_received.fetch_add(1, Ordering::Relaxed);
         counters
@@ -373,10 +467,100 @@ impl Session {
             .fetch_add(message.len() as u64, Ordering::Relaxed);
         if self.shared.events.try_inbound_credit() {
             self.shared.events.emit(Event::Message(message));
+            self.delivered(id, link);
             None
         } else {
-            Some(message)
+            Some((message, id))
         }
+    }
+
+    /// An envelope message reached the application: remember it and acknowledge it. Acks go
+    /// out only for what the application has, so a message is never acked and then lost here.
+    fn delivered(&mut self, id: Option<u64>, link: &mut Link) {
+        if let Some(id) = id {
+            self.last_server_id = self.last_server_id.max(id);
+            link.ack_due = true;
+        }
+    }
+
+    /// Envelope mode: handle one inbound data frame.
+    fn on_envelope(&mut self, frame: &WsMessage, link: &mut Link) -> Option<PendingInbound> {
+        let decoded = self.codec.as_ref()?.decode(frame);
+        match decoded {
+            Ok(Inbound::Msg { id, payload }) => {
+                if id <= self.last_server_id {
+                    // A resend of something the application already has: ack again, drop it.
+                    self.shared
+                        .counters
+                        .duplicates_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                    link.ack_due = true;
+                    None
+                } else {
+                    self.deliver(payload, Some(id), link)
+                }
+            }
+            Ok(Inbound::Ack { id }) => {
+                if self.shared.outbox.ack_one(MessageId(id)) {
+                    self.report_acked(&[MessageId(id)]);
+                }
+                None
+            }
+            Ok(Inbound::AckUpTo { upto }) => {
+                let acked = self.shared.outbox.ack_upto(upto);
+                self.report_acked(&acked);
+                None
+            }
+            Ok(Inbound::Nack { id, reason }) => {
+                let failure = SendFailure::Rejected(reason);
+                if self
+                    .shared
+                    .outbox
+                    .fail_written(MessageId(id), failure.clone())
+                {
+                    self.shared.report_failed(&[MessageId(id)], &failure);
+                }
+                None
+            }
+            Ok(Inbound::Ping { ts }) => {
+                link.control.push(control::pong(ts));
+                None
+            }
+            Ok(Inbound::Pong { ts }) => {
+                let rtt_ms = unix_millis().saturating_sub(ts).max(1);
+                self.shared
+                    .counters
+                    .last_app_rtt_nanos
+                    .store(rtt_ms.saturating_mul(1_000_000), Ordering::Relaxed);
+                None
+            }
+            Ok(
+                other @ (Inbound::Hello { .. } | Inbound::Welcome { .. } | Inbound::Reject { .. }),
+            ) => {
+                self.inbound_rejected(
+                    format!("unexpected {} after the handshake", inbound_name(&other)),
+                    None,
+                    link,
+                );
+                None
+            }
+            Err(e) => {
+                self.inbound_rejected(e.to_string(), e.message_id(), link);
+                None
+            }
+        }
+    }
+
+    fn inbound_rejected(&self, reason: String, nack_id: Option<u64>, link: &mut Link) {
+        tracing::warn!(%reason, "inbound frame rejected");
+        self.shared
+            .counters
+            .inbound_rejected
+            .fetch_add(1, Ordering::Relaxed);
+        if let Some(id) = nack_id {
+            link.control.push(control::nack(id, &reason));
+        }
+        self.shared.events.emit(Event::InboundRejected { reason });
     }
 
     /// Classify a read error; for limit and protocol violations tell the server why with a
@@ -434,6 +618,12 @@ struct Link {
     write: Option<WriteFuture>,
     /// A reusable buffer for the next batch.
     spare_buf: Vec<WsMessage>,
+    /// A reusable buffer for the messages taken from the outbox.
+    taken: Vec<(MessageId, Payload)>,
+    /// Envelope control frames (pongs, nacks) to write before the next messages.
+    control: Vec<WsMessage>,
+    /// Envelope mode: an `ack upto last_server_id` is owed.
+    ack_due: bool,
     /// What the running write carries from the outbox.
     batch: Batch,
 }
@@ -487,6 +677,97 @@ async fn drain(stream: &mut Stream) {
         while let Some(Ok(_)) = stream.next().await {}
     })
     .await;
+}
+
+/// Envelope mode: `hello` → `welcome` (or `reject`), within `handshake_timeout`. Returns the
+/// welcome's `last`: the highest client message id the server already has.
+async fn handshake(
+    codec: &Codec,
+    config: &Config,
+    last_server_id: u64,
+    ws: &mut Ws,
+) -> Result<u64, Disconnect> {
+    let lost = |e: WsError| Disconnect::ConnectionLost(format!("during the handshake: {e}"));
+    let token = config.auth_token.as_ref().map(|t| t.0.as_str());
+    let exchange = async {
+        ws.send(control::hello(&config.session_id, last_server_id, token))
+            .await
+            .map_err(lost)?;
+        loop {
+            let frame = match ws.next().await {
+                Some(Ok(frame)) => frame,
+                Some(Err(e)) => return Err(lost(e)),
+                None => {
+                    return Err(Disconnect::ConnectionLost(
+                        "closed during the handshake".into(),
+                    ))
+                }
+            };
+            match frame {
+                WsMessage::Text(_) | WsMessage::Binary(_) => match codec.decode(&frame) {
+                    Ok(Inbound::Welcome { last }) => return Ok(last),
+                    Ok(Inbound::Reject { reason, is_final }) => {
+                        return Err(Disconnect::Rejected { reason, is_final })
+                    }
+                    Ok(Inbound::Ping { ts }) => ws.send(control::pong(ts)).await.map_err(lost)?,
+                    Ok(other) => {
+                        return Err(Disconnect::HandshakeFailed(format!(
+                            "expected welcome, got {}",
+                            inbound_name(&other)
+                        )))
+                    }
+                    Err(e) => {
+                        return Err(Disconnect::HandshakeFailed(format!(
+                            "expected welcome: {e}"
+                        )))
+                    }
+                },
+                WsMessage::Close(frame) => {
+                    let (code, reason) = close_parts(frame);
+                    return Err(Disconnect::ServerClosed { code, reason });
+                }
+                WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => {}
+            }
+        }
+    };
+    match tokio::time::timeout(config.handshake_timeout, exchange).await {
+        Ok(result) => result,
+        Err(_) => Err(Disconnect::HandshakeTimeout(config.handshake_timeout)),
+    }
+}
+
+fn encode(codec: &Codec, id: MessageId, payload: &Payload) -> WsMessage {
+    match payload {
+        Payload::Text(t) => codec.text_msg(id.0, t.as_str()),
+        Payload::Binary(b) => codec.binary_msg(id.0, b),
+    }
+}
+
+fn close_parts(frame: Option<CloseFrame>) -> (u16, String) {
+    frame
+        .map(|f| (u16::from(f.code), f.reason.to_string()))
+        .unwrap_or((1005, String::new()))
+}
+
+fn inbound_name(inbound: &Inbound) -> &'static str {
+    match inbound {
+        Inbound::Hello { .. } => "hello",
+        Inbound::Welcome { .. } => "welcome",
+        Inbound::Reject { .. } => "reject",
+        Inbound::Msg { .. } => "msg",
+        Inbound::Ack { .. } | Inbound::AckUpTo { .. } => "ack",
+        Inbound::Nack { .. } => "nack",
+        Inbound::Ping { .. } => "ping",
+        Inbound::Pong { .. } => "pong",
+    }
+}
+
+/// Milliseconds since the Unix epoch, for app-level ping timestamps.
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn user_close(command: Option<Command>) -> Disconnect {

@@ -18,8 +18,14 @@ pub(crate) struct Counters {
     pub bytes_received: AtomicU64,
     pub reconnects: AtomicU64,
     pub send_failures: AtomicU64,
+    pub messages_acked: AtomicU64,
+    pub messages_resent: AtomicU64,
+    pub duplicates_dropped: AtomicU64,
+    pub inbound_rejected: AtomicU64,
     /// Last ping round trip in nanoseconds; 0 means none measured yet.
     pub last_rtt_nanos: AtomicU64,
+    /// Last app-level ping round trip in nanoseconds; 0 means none measured yet.
+    pub last_app_rtt_nanos: AtomicU64,
 }
 
 pub(crate) struct Shared {
@@ -56,8 +62,8 @@ impl Shared {
         }
     }
 
-    /// Report each id as failed, once.
-    pub(crate) fn fail(&self, ids: &[MessageId], reason: &SendFailure) {
+    /// Report each id as failed, once (the outbox has already recorded the failures).
+    pub(crate) fn report_failed(&self, ids: &[MessageId], reason: &SendFailure) {
         self.counters
             .send_failures
             .fetch_add(ids.len() as u64, Ordering::Relaxed);
@@ -95,8 +101,11 @@ impl Shared {
 
     pub(crate) fn stats(&self) -> Stats {
         let c = &self.counters;
-        let (depth, bytes, hw_messages, hw_bytes) = self.outbox.depth();
-        let rtt = c.last_rtt_nanos.load(Ordering::Relaxed);
+        let (depth, bytes, awaiting_ack, hw_messages, hw_bytes) = self.outbox.depth();
+        let nanos = |n: &AtomicU64| {
+            let n = n.load(Ordering::Relaxed);
+            (n != 0).then(|| Duration::from_nanos(n))
+        };
         Stats {
             messages_sent: c.messages_sent.load(Ordering::Relaxed),
             bytes_sent: c.bytes_sent.load(Ordering::Relaxed),
@@ -104,11 +113,17 @@ impl Shared {
             bytes_received: c.bytes_received.load(Ordering::Relaxed),
             reconnects: c.reconnects.load(Ordering::Relaxed),
             send_failures: c.send_failures.load(Ordering::Relaxed),
+            messages_acked: c.messages_acked.load(Ordering::Relaxed),
+            messages_resent: c.messages_resent.load(Ordering::Relaxed),
+            duplicates_dropped: c.duplicates_dropped.load(Ordering::Relaxed),
+            inbound_rejected: c.inbound_rejected.load(Ordering::Relaxed),
+            awaiting_ack: awaiting_ack as u64,
             outbox_messages: depth as u64,
             outbox_bytes: bytes as u64,
             outbox_high_water_messages: hw_messages as u64,
             outbox_high_water_bytes: hw_bytes as u64,
-            last_rtt: (rtt != 0).then(|| Duration::from_nanos(rtt)),
+            last_rtt: nanos(&c.last_rtt_nanos),
+            last_app_rtt: nanos(&c.last_app_rtt_nanos),
         }
     }
 }
