@@ -21,6 +21,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod proxy;
 mod server;
 mod tls;
 
@@ -35,6 +36,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
+pub use proxy::{Direction, Fault, Proxy};
 use server::{Command, Ctx, OutKind, Shared};
 pub use tls::{self_signed_identity, TlsIdentity};
 
