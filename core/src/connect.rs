@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::http::header::{HeaderValue, LOCATION, SEC_WEBSOCKET_PROTOCOL};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Error as WsError;
@@ -141,6 +142,10 @@ fn map_handshake_error(e: WsError) -> ConnectError {
         },
         WsError::Io(io) => ConnectError::Io(io.to_string()),
         WsError::Tls(t) => ConnectError::Tls(t.to_string()),
+        // The peer hung up mid-upgrade: a network failure (retryable), not a bad server.
+        WsError::Protocol(ProtocolError::HandshakeIncomplete) => {
+            ConnectError::Io("connection closed during the upgrade".into())
+        }
         WsError::ConnectionClosed | WsError::AlreadyClosed => {
             ConnectError::Io("connection closed during the upgrade".into())
         }

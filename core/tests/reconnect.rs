@@ -335,3 +335,31 @@ fn connection_refused_is_retried() {
         "{disc:?}"
     );
 }
+
+#[test]
+fn a_connection_cut_during_the_upgrade_is_a_network_error_and_retried() {
+    // Found by the chaos soak: EOF in the middle of the HTTP upgrade used to be classified as
+    // an invalid handshake (final). It is a network failure.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = std::thread::spawn(move || {
+        use std::io::Read;
+        let (mut socket, _) = listener.accept().expect("accept");
+        let mut request = [0u8; 1024];
+        let _ = socket.read(&mut request); // read the upgrade request, then hang up
+    });
+    let mut rec = Recorder::connect(fast(&format!("ws://127.0.0.1:{port}/")));
+    let disc = rec.wait_for("Disconnected", SOON, |e| {
+        matches!(e, Event::Disconnected { .. })
+    });
+    assert_eq!(
+        disc,
+        Event::Disconnected {
+            reason: Disconnect::ConnectFailed(ConnectError::Io(
+                "connection closed during the upgrade".into()
+            )),
+            will_reconnect: true
+        }
+    );
+    server.join().expect("server thread");
+}
