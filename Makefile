@@ -1,22 +1,25 @@
 # Tether: the two commands a newcomer needs.
 #   make demo   build and run the demo (local echo server, forced disconnects, reconnects)
 #   make test   the whole test suite: format, lint, Rust unit and integration tests,
-#               interop against a Python `websockets` server (venv created here)
+#               interop and protocol tests against reference servers on Python
+#               `websockets` (venv created here) and Node `ws` (npm ci here)
 # Both work on a fresh Debian machine with the Rust toolchain and Python 3.
 
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
+NODE_STAMP := tests/peers/node/node_modules/.installed
 
 .PHONY: demo test venv fmt lint
 
 demo:
 	cargo run --release -q -p tether-core --example demo
 
-test: $(VENV_STAMP)
+test: $(VENV_STAMP) $(NODE_STAMP)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo build --workspace --bins
 	TETHER_PYTHON="$(abspath $(PY))" TETHER_REQUIRE_INTEROP=1 cargo test --workspace
 
 venv: $(VENV_STAMP)
@@ -28,6 +31,11 @@ $(VENV_STAMP): tests/peers/python/requirements.txt
 		echo "python3 venv module missing: installing python3-venv"; \
 		apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv $(VENV); }
 	$(PY) -m pip install -q --disable-pip-version-check -r tests/peers/python/requirements.txt
+	touch $@
+
+# The Node reference server's dependencies, from the committed lockfile.
+$(NODE_STAMP): tests/peers/node/package-lock.json
+	npm ci --prefix tests/peers/node --no-audit --no-fund --loglevel=error
 	touch $@
 
 fmt:

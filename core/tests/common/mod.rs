@@ -2,6 +2,8 @@
 //! events instead of sleeping.
 #![allow(dead_code)]
 
+pub mod ref_server;
+
 use std::time::{Duration, Instant};
 
 use tether_core::{Client, ConfigBuilder, Event, EventDelivery, State};

@@ -23,6 +23,7 @@
 
 pub mod proxy;
 mod server;
+pub mod tether_server;
 mod tls;
 
 use std::io;
