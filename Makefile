@@ -1,5 +1,6 @@
 # Tether: the two commands a newcomer needs.
-#   make demo   build and run the demo (local echo server, forced disconnects, reconnects)
+#   make demo   build and run the demo (reference server behind a fault proxy, a client
+#               streaming acked messages through cuts, resets, a stall and a restart)
 #   make test   the whole test suite: format, lint, Rust unit and integration tests,
 #               interop and protocol tests against reference servers on Python
 #               `websockets` (venv created here) and Node `ws` (npm ci here)
@@ -11,7 +12,7 @@ PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := tests/peers/node/node_modules/.installed
 
-.PHONY: demo test venv fmt lint
+.PHONY: demo test chaos venv fmt lint
 
 demo:
 	cargo run --release -q -p tether-core --example demo
@@ -21,6 +22,11 @@ test: $(VENV_STAMP) $(NODE_STAMP)
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo build --workspace --bins
 	TETHER_PYTHON="$(abspath $(PY))" TETHER_REQUIRE_INTEROP=1 cargo test --workspace
+
+# The chaos soak alone, with its report tables (TETHER_CHAOS_LONG=1 for the 1,000,000-message run).
+chaos: $(VENV_STAMP) $(NODE_STAMP)
+	cargo build --release -p tether-test-peers --bins
+	TETHER_PYTHON="$(abspath $(PY))" TETHER_REQUIRE_INTEROP=1 cargo test --release -p tether-core --test chaos -- --nocapture --test-threads=1
 
 venv: $(VENV_STAMP)
 

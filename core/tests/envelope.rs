@@ -73,8 +73,15 @@ fn accounting_under_forced_disconnects(kind: Kind) {
             rec.client.send_text(format!("m{sent}")).expect("queued");
             sent += 1;
         }
-        // Drop while messages are queued, in flight and unacked.
+        // Some of those may be acked already, some in flight. Make sure some are written but
+        // certainly unacked when the link drops: the server stops reading first.
+        server.command("stall on");
+        for _ in 0..rng.usize(1..100) {
+            rec.client.send_text(format!("m{sent}")).expect("queued");
+            sent += 1;
+        }
         server.command("drop");
+        server.command("stall off");
         rec.wait_for("the drop", SOON, |e| {
             matches!(e, Event::Disconnected { .. })
         });
