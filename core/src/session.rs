@@ -393,13 +393,12 @@ impl Session {
                             // tungstenite queues the pong itself; it goes out with the next read or write.
                         }
                         Some(Ok(WsMessage::Close(frame))) => {
-                            let (code, reason) = close_parts(frame);
                             // Let tungstenite flush its reply, briefly.
                             drain(&mut link.stream).await;
                             if let Some(c) = closing {
                                 return LinkEnd::UserClosed { code: c.code, reason: c.reason };
                             }
-                            return LinkEnd::Lost(Disconnect::ServerClosed { code, reason });
+                            return LinkEnd::Lost(server_closed(frame));
                         }
                         Some(Err(e)) => {
                             if let Some(c) = closing {
@@ -722,10 +721,7 @@ async fn handshake(
                         )))
                     }
                 },
-                WsMessage::Close(frame) => {
-                    let (code, reason) = close_parts(frame);
-                    return Err(Disconnect::ServerClosed { code, reason });
-                }
+                WsMessage::Close(frame) => return Err(server_closed(frame)),
                 WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => {}
             }
         }
@@ -743,10 +739,31 @@ fn encode(codec: &Codec, id: MessageId, payload: &Payload) -> WsMessage {
     }
 }
 
-fn close_parts(frame: Option<CloseFrame>) -> (u16, String) {
-    frame
-        .map(|f| (u16::from(f.code), f.reason.to_string()))
-        .unwrap_or((1005, String::new()))
+/// tungstenite's stand-in for a close frame whose code may not be sent on the wire (1005, 1006,
+/// 1015, below 1000, ...): it replaces the frame with this one before we see it.
+const SUBSTITUTED_CLOSE: (u16, &str) = (1002, "Protocol violation");
+
+/// The disconnect a server's close frame means. A frame tungstenite had to replace because its
+/// code was illegal is the server's protocol error (retried), not a deliberate 1002 (final).
+fn server_closed(frame: Option<CloseFrame>) -> Disconnect {
+    let Some(frame) = frame else {
+        return Disconnect::ServerClosed {
+            code: 1005,
+            reason: String::new(),
+        };
+    };
+    let code = u16::from(frame.code);
+    if (code, frame.reason.as_str()) == SUBSTITUTED_CLOSE {
+        return Disconnect::ProtocolError {
+            code: 1002,
+            detail: "the server sent a close frame with a code that may not be sent on the wire"
+                .into(),
+        };
+    }
+    Disconnect::ServerClosed {
+        code,
+        reason: frame.reason.to_string(),
+    }
 }
 
 fn inbound_name(inbound: &Inbound) -> &'static str {
