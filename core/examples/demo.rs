@@ -65,11 +65,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::thread::scope(|scope| -> Result<(), Box<dyn std::error::Error>> {
         // The application's sender: a steady stream, 25 messages every 20 ms. While the link
         // is down the outbox holds them; when it is full, send waits (the overflow policy).
-        let sender = scope.spawn(|| {
+        let sender = scope.spawn(|| -> Result<(), tether_core::SendError> {
             for n in 0..MESSAGES {
-                if let Err(e) = client.send_text(format!("{n}")) {
-                    return Err(e);
-                }
+                client.send_text(format!("{n}"))?;
                 sent.store(n + 1, Ordering::SeqCst);
                 if n % 25 == 24 {
                     std::thread::sleep(Duration::from_millis(20));
@@ -124,9 +122,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     say(format!("message {id} FAILED: {reason}"));
                 }
                 Event::Message(m) => {
-                    if !echoes.insert(String::from_utf8_lossy(m.as_bytes()).into_owned()) {
-                        echo_duplicates += 1;
-                    }
+                    let first_time =
+                        echoes.insert(String::from_utf8_lossy(m.as_bytes()).into_owned());
+                    echo_duplicates += u64::from(!first_time);
                 }
                 Event::Disconnected {
                     reason,

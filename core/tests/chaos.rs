@@ -126,9 +126,8 @@ fn soak(kind: Kind) {
             match event {
                 Event::Acked { id } => *acked.entry(id.0).or_default() += 1,
                 Event::SendFailed { id, reason } => {
-                    if failed.insert(id.0, reason.to_string()).is_some() {
-                        failed_twice += 1;
-                    }
+                    let again = failed.insert(id.0, reason.to_string()).is_some();
+                    failed_twice += u32::from(again);
                 }
                 Event::Message(Message::Text(t)) => *echoes.entry(t.to_string()).or_default() += 1,
                 Event::Disconnected {

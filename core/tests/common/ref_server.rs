@@ -15,8 +15,24 @@ pub enum Kind {
 
 pub const ALL: [Kind; 3] = [Kind::Rust, Kind::Python, Kind::Node];
 
-fn workspace() -> PathBuf {
+pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The venv's Python (TETHER_PYTHON overrides), if there is one.
+pub fn python() -> Option<PathBuf> {
+    std::env::var_os("TETHER_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| Some(workspace().join(".venv/bin/python")).filter(|p| p.exists()))
+}
+
+/// Panic when TETHER_REQUIRE_INTEROP is set (as `make test` does), else print a skip notice.
+pub fn missing(what: &str) {
+    assert!(
+        std::env::var_os("TETHER_REQUIRE_INTEROP").is_none(),
+        "TETHER_REQUIRE_INTEROP is set but {what} cannot run (run `make test`)"
+    );
+    eprintln!("SKIPPED {what}: not built or dependencies missing (run `make test`)");
 }
 
 /// The command that runs `kind`, or None when its runtime or dependencies are missing (then the
@@ -30,10 +46,7 @@ fn command(kind: Kind) -> Option<Command> {
             bin.exists().then(|| Command::new(bin))
         }
         Kind::Python => {
-            let python = std::env::var_os("TETHER_PYTHON")
-                .map(PathBuf::from)
-                .or_else(|| Some(workspace().join(".venv/bin/python")).filter(|p| p.exists()))?;
-            let mut c = Command::new(python);
+            let mut c = Command::new(python()?);
             c.arg(workspace().join("tests/peers/python/tether_server.py"));
             Some(c)
         }
@@ -47,34 +60,30 @@ fn command(kind: Kind) -> Option<Command> {
         }
     };
     if found.is_none() {
-        assert!(
-            std::env::var_os("TETHER_REQUIRE_INTEROP").is_none(),
-            "TETHER_REQUIRE_INTEROP is set but the {kind:?} reference server cannot run (run `make test`)"
-        );
-        eprintln!("SKIPPED {kind:?} reference server: not built or dependencies missing (run `make test`)");
+        missing(&format!("the {kind:?} reference server"));
     }
     found
 }
 
-/// A running reference server, killed on drop.
-pub struct RefServer {
-    pub kind: Kind,
+/// A test peer in a child process that prints `PORT <n>` and then answers one line per stdin
+/// command with `OK ...` or `ERR ...` (the convention of every peer in tests/peers). Killed on
+/// drop.
+pub struct PeerProcess {
+    name: String,
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
     pub port: u16,
 }
 
-impl RefServer {
-    /// Start `kind` with extra CLI arguments; None if it cannot run here.
-    pub fn start(kind: Kind, args: &[&str]) -> Option<RefServer> {
-        let mut cmd = command(kind)?;
+impl PeerProcess {
+    /// Spawn `cmd` and read its `PORT` line.
+    pub fn spawn(name: &str, mut cmd: Command) -> PeerProcess {
         let mut child = cmd
-            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("{kind:?} reference server failed to start: {e}"));
+            .unwrap_or_else(|e| panic!("{name} failed to start: {e}"));
         let stdin = child.stdin.take().expect("stdin piped");
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout piped"));
         let mut line = String::new();
@@ -83,14 +92,14 @@ impl RefServer {
             .trim()
             .strip_prefix("PORT ")
             .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("{kind:?}: bad first line {line:?}"));
-        Some(RefServer {
-            kind,
+            .unwrap_or_else(|| panic!("{name}: bad first line {line:?}"));
+        PeerProcess {
+            name: name.to_string(),
             child,
             stdin,
             stdout,
             port,
-        })
+        }
     }
 
     pub fn url(&self) -> String {
@@ -104,8 +113,46 @@ impl RefServer {
         let mut line = String::new();
         self.stdout.read_line(&mut line).expect("answer");
         let line = line.trim();
-        assert!(line.starts_with("OK"), "{:?} {cmd}: {line}", self.kind);
+        assert!(line.starts_with("OK"), "{} {cmd}: {line}", self.name);
         line.trim_start_matches("OK").trim().to_string()
+    }
+}
+
+impl Drop for PeerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running reference server.
+pub struct RefServer {
+    pub kind: Kind,
+    process: PeerProcess,
+    pub port: u16,
+}
+
+impl RefServer {
+    /// Start `kind` with extra CLI arguments; None if it cannot run here.
+    pub fn start(kind: Kind, args: &[&str]) -> Option<RefServer> {
+        let mut cmd = command(kind)?;
+        cmd.args(args);
+        let process = PeerProcess::spawn(&format!("{kind:?} reference server"), cmd);
+        let port = process.port;
+        Some(RefServer {
+            kind,
+            process,
+            port,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        self.process.url()
+    }
+
+    /// Send a control command; returns the answer after `OK` (panics on `ERR`).
+    pub fn command(&mut self, cmd: &str) -> String {
+        self.process.command(cmd)
     }
 
     /// The `stats` JSON.
@@ -133,12 +180,5 @@ impl RefServer {
                     .collect()
             })
             .unwrap_or_default()
-    }
-}
-
-impl Drop for RefServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
