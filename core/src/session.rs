@@ -235,6 +235,7 @@ impl Session {
             taken: Vec::with_capacity(64),
             control: Vec::new(),
             ack_due: false,
+            app_ping_out: None,
             batch: Batch::default(),
         };
         let end = self.pump(&mut link).await;
@@ -274,7 +275,9 @@ impl Session {
                         )));
                         ping_out = Some((ping_seq, Instant::now()));
                         if config.app_ping {
-                            buf.push(control::ping(unix_millis()));
+                            let ts = unix_millis();
+                            link.app_ping_out = Some((ts, Instant::now()));
+                            buf.push(control::ping(ts));
                         }
                     }
                     if link.ack_due {
@@ -526,11 +529,16 @@ impl Session {
                 None
             }
             Ok(Inbound::Pong { ts }) => {
-                let rtt_ms = unix_millis().saturating_sub(ts).max(1);
+                // Our own ping: measure with the monotonic clock; otherwise from the timestamp.
+                let rtt = match link.app_ping_out.take() {
+                    Some((sent_ts, sent_at)) if sent_ts == ts => sent_at.elapsed(),
+                    _ => Duration::from_millis(unix_millis().saturating_sub(ts)),
+                };
+                let nanos = rtt.as_nanos().clamp(1, u64::MAX as u128) as u64;
                 self.shared
                     .counters
                     .last_app_rtt_nanos
-                    .store(rtt_ms.saturating_mul(1_000_000), Ordering::Relaxed);
+                    .store(nanos, Ordering::Relaxed);
                 None
             }
             Ok(
@@ -623,6 +631,8 @@ struct Link {
     control: Vec<WsMessage>,
     /// Envelope mode: an `ack upto last_server_id` is owed.
     ack_due: bool,
+    /// Envelope mode: the app-level ping awaiting its pong (timestamp sent, when).
+    app_ping_out: Option<(u64, Instant)>,
     /// What the running write carries from the outbox.
     batch: Batch,
 }

@@ -474,3 +474,26 @@ fn envelope_only_options_are_refused_in_raw_mode() {
         assert!(err.contains("requires Protocol::Envelope"), "{err}");
     }
 }
+
+/// App-level ping/pong through the envelope measures the application round trip.
+fn app_rtt(kind: Kind) {
+    let Some(server) = RefServer::start(kind, &[]) else {
+        return;
+    };
+    let mut rec = Recorder::connect(
+        envelope(&server.url(), &format!("rtt-{kind:?}"))
+            .heartbeat(Some(Duration::from_millis(50)), Duration::from_secs(2)),
+    );
+    rec.wait_state(State::Ready);
+    assert!(
+        common::wait_until(SOON, || rec.client.stats().last_app_rtt.is_some()),
+        "{kind:?}: no app-level pong"
+    );
+    assert!(rec.client.stats().last_app_rtt < Some(Duration::from_secs(2)));
+}
+
+per_server!(app_rtt:
+    app_rtt_rust => Kind::Rust,
+    app_rtt_python => Kind::Python,
+    app_rtt_node => Kind::Node,
+);
