@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := tests/peers/node/node_modules/.installed
 
-.PHONY: demo test chaos venv fmt lint
+.PHONY: demo test chaos fuzz venv fmt lint
 
 demo:
 	cargo run --release -q -p tether-core --example demo
@@ -27,6 +27,10 @@ test: $(VENV_STAMP) $(NODE_STAMP)
 chaos: $(VENV_STAMP) $(NODE_STAMP)
 	cargo build --release -p tether-test-peers --bins
 	TETHER_PYTHON="$(abspath $(PY))" TETHER_REQUIRE_INTEROP=1 cargo test --release -p tether-core --test chaos -- --nocapture --test-threads=1
+
+# cargo-fuzz targets (envelope decoders, URL and config parser), SECONDS each (default 60).
+fuzz:
+	bash scripts/fuzz.sh $(or $(SECONDS),60)
 
 venv: $(VENV_STAMP)
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 
 use crate::error::ConfigError;
@@ -751,6 +752,11 @@ pub fn parse_ws_url(input: &str) -> Result<url::Url, ConfigError> {
         return Err(bad(
             "credentials in the URL are not sent; pass them in a header instead".into(),
         ));
+    }
+    // The URL crate accepts hosts that HTTP does not (`a{b`, `%7B`): check now that it makes a
+    // valid upgrade request, not at every connect attempt (found by fuzzing).
+    if let Err(e) = url.as_str().into_client_request() {
+        return Err(bad(format!("not a valid HTTP request target: {e}")));
     }
     Ok(url)
 }

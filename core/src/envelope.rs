@@ -334,7 +334,11 @@ impl Codec {
         Ok(match t {
             "msg" => {
                 let id = raw.id.ok_or_else(|| missing(t, "id"))?;
-                let d = raw.d.ok_or_else(|| missing(t, "d"))?;
+                // From here on the message has an id: its problems are nacked.
+                let d = raw.d.ok_or_else(|| DecodeError::BadPayload {
+                    id,
+                    why: "`msg` without `d`".into(),
+                })?;
                 let sig = match &raw.sig {
                     Some(hex) => Some(HEXLOWER.decode(hex.as_bytes()).map_err(|_| {
                         DecodeError::BadSignature {
@@ -431,14 +435,16 @@ impl Codec {
             )));
         }
         let flags = frame[2];
-        if flags & !(FLAG_COMPRESSED | FLAG_SIGNED) != 0 || frame[3] != 0 {
-            return Err(DecodeError::Malformed(
-                "unknown flags or non-zero reserved byte".into(),
-            ));
-        }
         let mut id_bytes = [0u8; 8];
         id_bytes.copy_from_slice(&frame[4..12]);
         let id = u64::from_be_bytes(id_bytes);
+        // From here on the message has an id: its problems are nacked.
+        if flags & !(FLAG_COMPRESSED | FLAG_SIGNED) != 0 || frame[3] != 0 {
+            return Err(DecodeError::BadPayload {
+                id,
+                why: "unknown flags or non-zero reserved byte".into(),
+            });
+        }
         let mut len_bytes = [0u8; 4];
         len_bytes.copy_from_slice(&frame[12..16]);
         let len = u32::from_be_bytes(len_bytes) as usize;
@@ -449,10 +455,13 @@ impl Codec {
         };
         let expected = BINARY_HEADER_LEN + sig_len + len;
         if frame.len() != expected {
-            return Err(DecodeError::Malformed(format!(
-                "binary header says {expected} bytes in all, the frame has {}",
-                frame.len()
-            )));
+            return Err(DecodeError::BadPayload {
+                id,
+                why: format!(
+                    "binary header says {expected} bytes in all, the frame has {}",
+                    frame.len()
+                ),
+            });
         }
         let sig =
             (sig_len > 0).then(|| &frame[BINARY_HEADER_LEN..BINARY_HEADER_LEN + SIGNATURE_LEN]);
@@ -668,12 +677,6 @@ mod tests {
             WsMessage::Text(r#"{"v":"1","t":"msg"}"#.into()),
             WsMessage::Binary(Bytes::from_static(&[1, 2, 0])),
             WsMessage::Binary(Bytes::from_static(&[
-                1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 9, 1, 2,
-            ])),
-            WsMessage::Binary(Bytes::from_static(&[
-                1, 2, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0,
-            ])),
-            WsMessage::Binary(Bytes::from_static(&[
                 1, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0,
             ])),
         ];
@@ -692,6 +695,33 @@ mod tests {
             codec.decode(&WsMessage::Binary(Bytes::from_static(&[9; 16]))),
             Err(DecodeError::UnknownVersion(9))
         );
+        // Once a message id is readable, problems carry it, so the receiver can nack it.
+        let with_id: [(WsMessage, &str); 3] = [
+            (
+                WsMessage::Text(r#"{"v":1,"t":"msg","id":11}"#.into()),
+                "without `d`",
+            ),
+            (
+                WsMessage::Binary(Bytes::from_static(&[
+                    1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 13, 0, 0, 0, 9, 1, 2,
+                ])),
+                "header says",
+            ),
+            (
+                WsMessage::Binary(Bytes::from_static(&[
+                    1, 2, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 14, 0, 0, 0, 0,
+                ])),
+                "unknown flags",
+            ),
+        ];
+        for (frame, why) in with_id {
+            let err = codec.decode(&frame).err();
+            assert!(
+                err.as_ref().and_then(DecodeError::message_id).is_some(),
+                "{frame:?}: {err:?}"
+            );
+            assert!(err.is_some_and(|e| e.to_string().contains(why)));
+        }
     }
 
     #[test]

@@ -48,6 +48,14 @@ fn rejects_missing_host_bad_port_and_other_malformed_urls() {
     assert!(url_problem("ws://host:0/").contains("port 0"));
     assert!(url_problem("ws://host/#frag").contains("fragment"));
     assert!(url_problem("ws://user:pw@host/").contains("credentials"));
+    // Found by fuzzing: hosts the URL parser takes but HTTP does not.
+    for url in ["ws://a{b/", "ws://`ost0/", "ws://a%7Bb/", "ws://a\"b/"] {
+        assert!(
+            url_problem(url).contains("not a valid HTTP request target"),
+            "{url}: {}",
+            url_problem(url)
+        );
+    }
 }
 
 #[test]

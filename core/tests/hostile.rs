@@ -962,7 +962,7 @@ fn envelope_server(script: fn() -> Vec<WsMessage>) -> Hostile {
             .map_err(ws_io)?;
         let hello = match ws.next().await {
             Some(Ok(WsMessage::Text(t))) => t.to_string(),
-            other => return Err(other_msg(&format!("expected hello, got {other:?}"))),
+            unexpected => return Err(other(&format!("expected hello, got {unexpected:?}"))),
         };
         seen.note(conn, format!("hello {hello}"));
         for frame in script() {
@@ -975,10 +975,6 @@ fn envelope_server(script: fn() -> Vec<WsMessage>) -> Hostile {
         }
         Ok(())
     })
-}
-
-fn other_msg(what: &str) -> io::Error {
-    other(what)
 }
 
 fn text(s: &str) -> WsMessage {
@@ -1028,7 +1024,7 @@ fn envelope_server_lies_are_rejected_one_by_one_and_the_link_stays_up() {
         "message 100: bad signature",
         "unsupported protocol version 2",
         "malformed envelope: invalid JSON",
-        "malformed envelope: binary header says 116 bytes in all, the frame has 20",
+        "message 7: binary header says 116 bytes in all, the frame has 20",
         "unexpected welcome after the handshake",
     ];
     assert_eq!(rejected.len(), expected.len(), "{rejected:?}");
@@ -1043,15 +1039,13 @@ fn envelope_server_lies_are_rejected_one_by_one_and_the_link_stays_up() {
     server.wait_note("the ack", |_, note| {
         note == r#"text {"v":1,"t":"ack","upto":2}"#
     });
-    let nacks = server
-        .seen
-        .notes()
-        .iter()
-        .filter(|(_, n)| n.contains(r#""t":"nack""#))
-        .count();
-    assert_eq!(
-        nacks, 1,
-        "only the frame that carried a verifiable id is nacked"
+    assert!(
+        !server
+            .seen
+            .notes()
+            .iter()
+            .any(|(_, n)| n.contains(r#""t":"nack","id":2,"#)),
+        "the genuine message is not nacked"
     );
     let stats = rec.client.stats();
     assert_eq!(stats.inbound_rejected, expected.len() as u64);
@@ -1063,6 +1057,59 @@ fn envelope_server_lies_are_rejected_one_by_one_and_the_link_stays_up() {
     );
     assert_eq!(server.accepted(), 1);
     assert_eq!(rec.client.state(), State::Ready);
+}
+
+#[test]
+fn malformed_envelope_messages_that_carry_an_id_are_nacked_as_the_protocol_says() {
+    // PROTOCOL.md, "Errors": a malformed frame is reported and ignored, and "if it carried a
+    // message id, it is nacked", so the sender fails it at once instead of resending it.
+    let server = envelope_server(|| {
+        let binary = |flags: u8, id: u64, said: u32, body: &[u8]| {
+            let mut frame = vec![1, 2, flags, 0];
+            frame.extend_from_slice(&id.to_be_bytes());
+            frame.extend_from_slice(&said.to_be_bytes());
+            frame.extend_from_slice(body);
+            WsMessage::Binary(frame.into())
+        };
+        vec![
+            text(r#"{"v":1,"t":"welcome","last":0}"#),
+            text(r#"{"v":1,"t":"msg","id":11}"#),
+            text(r#"{"v":1,"t":"msg","id":12,"d":"x","z":7}"#),
+            binary(0, 13, 100, b"abcd"),
+            binary(0x80, 14, 1, b"x"),
+            text(r#"{"v":1,"t":"msg","id":15,"d":"ok"}"#),
+        ]
+    });
+    let mut rec = Recorder::connect(fast(&server.url()).protocol(Protocol::Envelope));
+    let message = rec.wait_for("the valid message", SOON, |e| {
+        matches!(e, Event::Message(_))
+    });
+    assert_eq!(message, Event::Message(Message::Text("ok".into())));
+    server.wait_note("the ack", |_, note| {
+        note == r#"text {"v":1,"t":"ack","upto":15}"#
+    });
+    assert_eq!(rec.client.stats().inbound_rejected, 4);
+    let nacked: Vec<u64> = (11..=14)
+        .filter(|id| {
+            let prefix = format!(r#"text {{"v":1,"t":"nack","id":{id},"#);
+            wait_until(Duration::from_millis(500), || {
+                server
+                    .seen
+                    .notes()
+                    .iter()
+                    .any(|(_, n)| n.starts_with(&prefix))
+            })
+        })
+        .collect();
+    assert_eq!(
+        nacked,
+        [11, 12, 13, 14],
+        "ids nacked; rejections: {:?}",
+        rec.log
+            .iter()
+            .filter(|e| matches!(e, Event::InboundRejected { .. }))
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
