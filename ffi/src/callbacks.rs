@@ -1,0 +1,426 @@
+//! The callbacks struct, and turning core events into callback calls (the same code runs on
+//! the dispatcher thread in callback mode and on the polling thread in poll mode).
+
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+
+use tether_core::{Disconnect, Event, Message, State};
+
+use crate::status::{disconnect_status, send_failure_status, tether_status};
+use crate::util::{c_string, lock};
+
+/// Connection states (the values never change; see `tether_state_str`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum tether_state {
+    /// Making a connection (TCP, TLS, HTTP upgrade), first time or after a backoff delay.
+    TETHER_STATE_CONNECTING = 0,
+    /// The WebSocket is open; the application handshake (envelope mode) is running.
+    TETHER_STATE_OPEN = 1,
+    /// Ready: queued messages flow. In raw mode this follows OPEN at once.
+    TETHER_STATE_READY = 2,
+    /// `tether_client_close` was called: draining the outbox and closing.
+    TETHER_STATE_CLOSING = 3,
+    /// Terminal: the client will not connect again.
+    TETHER_STATE_CLOSED = 4,
+    /// The link is down; waiting out the backoff delay before the next attempt.
+    TETHER_STATE_RECONNECTING = 5,
+}
+
+impl From<State> for tether_state {
+    fn from(s: State) -> tether_state {
+        match s {
+            State::Connecting => tether_state::TETHER_STATE_CONNECTING,
+            State::Open => tether_state::TETHER_STATE_OPEN,
+            State::Ready => tether_state::TETHER_STATE_READY,
+            State::Closing => tether_state::TETHER_STATE_CLOSING,
+            State::Closed => tether_state::TETHER_STATE_CLOSED,
+            State::Reconnecting => tether_state::TETHER_STATE_RECONNECTING,
+        }
+    }
+}
+
+/// The state's name ("connecting", "open", "ready", "closing", "closed", "reconnecting"), or
+/// "unknown". Takes an `int` so any value is safe. Static; never NULL; do not free.
+#[no_mangle]
+pub extern "C" fn tether_state_str(state: c_int) -> *const c_char {
+    ffi_boundary!(c"unknown".as_ptr(), {
+        let name: &CStr = match state {
+            0 => c"connecting",
+            1 => c"open",
+            2 => c"ready",
+            3 => c"closing",
+            4 => c"closed",
+            5 => c"reconnecting",
+            _ => c"unknown",
+        };
+        name.as_ptr()
+    })
+}
+
+/// Kind of an inbound message.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum tether_message_type {
+    /// A text message: the bytes are valid UTF-8 (not NUL-terminated).
+    TETHER_MESSAGE_TEXT = 1,
+    /// A binary message.
+    TETHER_MESSAGE_BINARY = 2,
+}
+
+/// Finalizer for `user_data`, run exactly once by `tether_client_free` after the last
+/// callback (never if `tether_client_new` fails: the caller keeps ownership then).
+pub type tether_user_data_free = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
+
+/// What the client tells the application. Every member may be NULL ("not interested").
+/// Zero-initialise the struct (`tether_callbacks cb = {0};`) and set the ones you need;
+/// `tether_client_new` copies it.
+///
+/// All callbacks of one client run serially, never concurrently with each other: on the
+/// client's dispatcher thread (`TETHER_DISPATCH_THREAD`) or inside `tether_client_poll*` on
+/// the polling thread (`TETHER_DISPATCH_POLL`). They receive the `user_data` given to
+/// `tether_client_new`. Pointers passed to a callback (payloads, strings) are borrowed for
+/// the duration of the call only: copy what you keep. Strings are NUL-terminated UTF-8.
+/// A callback may call `tether_client_send_*`, `_close`, `_state`, `_stats`, `_last_error`
+/// and even `tether_client_free` on its own client; it must not throw a C++ exception or
+/// `longjmp` out.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct tether_callbacks {
+    /// Every state change, `from` -> `to` (called before `on_open` / `on_ready`).
+    pub on_state:
+        Option<unsafe extern "C" fn(user_data: *mut c_void, from: tether_state, to: tether_state)>,
+    /// The WebSocket opened (each time, reconnects included).
+    pub on_open: Option<unsafe extern "C" fn(user_data: *mut c_void)>,
+    /// The link is ready: queued messages flow (each time, reconnects included).
+    pub on_ready: Option<unsafe extern "C" fn(user_data: *mut c_void)>,
+    /// A message from the server: `len` bytes at `data` (never NULL, even when `len` is 0;
+    /// not NUL-terminated), text (UTF-8) or binary.
+    pub on_message: Option<
+        unsafe extern "C" fn(
+            user_data: *mut c_void,
+            data: *const u8,
+            len: usize,
+            kind: tether_message_type,
+        ),
+    >,
+    /// A link ended. `code` is the close code exchanged, or 1006 if the link broke without
+    /// one (or never opened); `reason` is the close frame's reason, or a description of the
+    /// failure. `will_reconnect` tells whether the client will try again (`on_reconnecting`
+    /// follows). Abnormal ends are first reported to `on_error`.
+    pub on_close: Option<
+        unsafe extern "C" fn(
+            user_data: *mut c_void,
+            code: u16,
+            reason: *const c_char,
+            will_reconnect: bool,
+        ),
+    >,
+    /// A reconnect attempt (`attempt` from 1 in each outage) starts after `delay_ms`.
+    pub on_reconnecting:
+        Option<unsafe extern "C" fn(user_data: *mut c_void, attempt: u32, delay_ms: u64)>,
+    /// Every accepted message with an id up to and including `up_to` (that has not failed)
+    /// has been written to the socket. Cumulative; consecutive reports may coalesce.
+    pub on_written: Option<unsafe extern "C" fn(user_data: *mut c_void, up_to: u64)>,
+    /// Envelope mode: the server acknowledged message `id` (once per message). Never called
+    /// in raw mode.
+    pub on_acked: Option<unsafe extern "C" fn(user_data: *mut c_void, id: u64)>,
+    /// Message `id` will never be delivered (exactly once per failed message): `status` says
+    /// why (`TETHER_ERR_CLOSED`, `_DROPPED`, `_CONNECTION_FAILED`, `_ACK_TIMEOUT`,
+    /// `_REJECTED`), `reason` in words.
+    pub on_send_failed: Option<
+        unsafe extern "C" fn(
+            user_data: *mut c_void,
+            id: u64,
+            status: tether_status,
+            reason: *const c_char,
+        ),
+    >,
+    /// An asynchronous failure not tied to one message: a failed connect attempt, a lost
+    /// link, a heartbeat timeout, a protocol error, an oversized inbound message, a refused
+    /// inbound envelope, reconnecting given up. `status` is the kind, `message` the details.
+    pub on_error: Option<
+        unsafe extern "C" fn(user_data: *mut c_void, status: tether_status, message: *const c_char),
+    >,
+    /// The client is closed for good: always the last callback (before `user_data_free`).
+    /// `undelivered` messages never went out (each got `on_send_failed`).
+    pub on_closed: Option<
+        unsafe extern "C" fn(
+            user_data: *mut c_void,
+            code: u16,
+            reason: *const c_char,
+            undelivered: usize,
+        ),
+    >,
+}
+
+/// The application's `user_data` pointer.
+#[derive(Clone, Copy)]
+pub(crate) struct UserData(pub *mut c_void);
+
+// SAFETY: Tether never dereferences `user_data`; it only hands it back to the application's
+// callbacks and finalizer. The header tells the application that these run on the
+// dispatcher thread (callback mode) or the polling thread (poll mode), serially, so making
+// what it points to safe to use from there is the application's side of the contract.
+unsafe impl Send for UserData {}
+// SAFETY: as above; shared references to a UserData only copy the pointer.
+unsafe impl Sync for UserData {}
+
+thread_local! {
+    /// The clients whose callbacks are running on this thread, innermost last.
+    static ACTIVE: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Marks "a callback of client `handle` runs on this thread" for its lifetime.
+struct CallbackScope(usize);
+
+impl CallbackScope {
+    fn enter(handle: usize) -> CallbackScope {
+        let _ = ACTIVE.try_with(|a| a.borrow_mut().push(handle));
+        CallbackScope(handle)
+    }
+}
+
+impl Drop for CallbackScope {
+    fn drop(&mut self) {
+        let _ = ACTIVE.try_with(|a| {
+            let mut a = a.borrow_mut();
+            if let Some(pos) = a.iter().rposition(|h| *h == self.0) {
+                a.remove(pos);
+            }
+        });
+    }
+}
+
+/// True when the current thread is inside one of `handle`'s callbacks.
+pub(crate) fn in_callback_of(handle: usize) -> bool {
+    ACTIVE
+        .try_with(|a| a.borrow().contains(&handle))
+        .unwrap_or(false)
+}
+
+/// A valid pointer for empty payloads, so C code may pass it to memcpy.
+static EMPTY: [u8; 1] = [0];
+
+/// One client's callbacks, `user_data` and finalizer, and the switches that stop them.
+pub(crate) struct Dispatch {
+    callbacks: tether_callbacks,
+    user_data: UserData,
+    user_data_free: tether_user_data_free,
+    /// The client's handle (set before any event can be delivered).
+    handle: AtomicUsize,
+    /// Opened by `tether_client_new` once `*client_out` is written: no callback runs before.
+    started: Mutex<bool>,
+    started_cv: Condvar,
+    /// Held while a user callback runs; `stop` takes it to wait for a running callback.
+    gate: Mutex<()>,
+    /// No user callback runs once this is set.
+    stopped: AtomicBool,
+    /// Set when the client was freed from inside one of its callbacks: finalize once the
+    /// callback returns.
+    finalize_pending: AtomicBool,
+    finalized: AtomicBool,
+}
+
+impl Dispatch {
+    pub(crate) fn new(
+        callbacks: tether_callbacks,
+        user_data: *mut c_void,
+        user_data_free: tether_user_data_free,
+    ) -> Dispatch {
+        Dispatch {
+            callbacks,
+            user_data: UserData(user_data),
+            user_data_free,
+            handle: AtomicUsize::new(0),
+            started: Mutex::new(false),
+            started_cv: Condvar::new(),
+            gate: Mutex::new(()),
+            stopped: AtomicBool::new(false),
+            finalize_pending: AtomicBool::new(false),
+            finalized: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn set_handle(&self, handle: usize) {
+        self.handle.store(handle, Ordering::SeqCst);
+    }
+
+    /// Let callbacks run (called once `*client_out` is written).
+    pub(crate) fn start(&self) {
+        *lock(&self.started) = true;
+        self.started_cv.notify_all();
+    }
+
+    fn wait_started(&self) {
+        let mut started = lock(&self.started);
+        while !*started {
+            started = self
+                .started_cv
+                .wait(started)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+
+    /// Stop all callbacks, waiting for one that is running on another thread. Must not be
+    /// called from inside one of this client's callbacks (use `stop_from_callback`).
+    pub(crate) fn stop(&self) {
+        let _gate = lock(&self.gate);
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+
+    /// From inside a callback: no further callbacks; finalize when the current one returns.
+    pub(crate) fn stop_from_callback(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.finalize_pending.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Run `user_data_free`, exactly once over the client's life.
+    pub(crate) fn finalize(&self) {
+        if self.finalized.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let Some(free) = self.user_data_free {
+            let user_data = self.user_data.0;
+            // SAFETY: the application gave us this finalizer for this pointer; it runs once
+            // (the swap above), after the last callback.
+            let _ = catch_unwind(AssertUnwindSafe(|| unsafe { free(user_data) }));
+        }
+    }
+
+    /// Deliver one event to the application's callbacks.
+    pub(crate) fn deliver(&self, event: Event) {
+        self.wait_started();
+        {
+            let _gate = lock(&self.gate);
+            if self.is_stopped() {
+                return;
+            }
+            let _scope = CallbackScope::enter(self.handle.load(Ordering::SeqCst));
+            if catch_unwind(AssertUnwindSafe(|| self.translate(event))).is_err() {
+                tracing::error!("panic while delivering an event to C callbacks; event dropped");
+            }
+        }
+        if self.finalize_pending.load(Ordering::SeqCst) {
+            self.finalize();
+        }
+    }
+
+    /// Call `f` with the callback `cb` unless it is NULL or the client was stopped (freed
+    /// from an earlier callback for the same event).
+    fn call<F>(&self, cb: Option<F>, f: impl FnOnce(F)) {
+        if let Some(cb) = cb {
+            if !self.is_stopped() {
+                f(cb);
+            }
+        }
+    }
+
+    fn translate(&self, event: Event) {
+        let cb = &self.callbacks;
+        let ud = self.user_data.0;
+        // SAFETY (every `unsafe` call below): the application passed these function pointers
+        // in `tether_callbacks` with these exact signatures and promised they are valid for
+        // the client's life; `ud` is handed back untouched; every pointer argument points to
+        // memory that lives until the call returns (borrowed for the call only, as the header
+        // documents).
+        match event {
+            Event::State { from, to } => {
+                self.call(cb.on_state, |f| unsafe { f(ud, from.into(), to.into()) });
+                if to == State::Open {
+                    self.call(cb.on_open, |f| unsafe { f(ud) });
+                }
+                if to == State::Ready {
+                    self.call(cb.on_ready, |f| unsafe { f(ud) });
+                }
+            }
+            Event::Message(message) => self.call(cb.on_message, |f| {
+                let (bytes, kind) = match &message {
+                    Message::Text(t) => (t.as_bytes(), tether_message_type::TETHER_MESSAGE_TEXT),
+                    Message::Binary(b) => (&b[..], tether_message_type::TETHER_MESSAGE_BINARY),
+                };
+                let ptr = if bytes.is_empty() {
+                    EMPTY.as_ptr()
+                } else {
+                    bytes.as_ptr()
+                };
+                unsafe { f(ud, ptr, bytes.len(), kind) }
+            }),
+            Event::Written { up_to } => self.call(cb.on_written, |f| unsafe { f(ud, up_to.0) }),
+            Event::Acked { id } => self.call(cb.on_acked, |f| unsafe { f(ud, id.0) }),
+            Event::SendFailed { id, reason } => self.call(cb.on_send_failed, |f| {
+                let text = c_string(&reason.to_string());
+                unsafe { f(ud, id.0, send_failure_status(&reason), text.as_ptr()) }
+            }),
+            Event::InboundRejected { reason } => self.call(cb.on_error, |f| {
+                let text = c_string(&reason);
+                unsafe {
+                    f(
+                        ud,
+                        tether_status::TETHER_ERR_INBOUND_REJECTED,
+                        text.as_ptr(),
+                    )
+                }
+            }),
+            Event::Disconnected {
+                reason,
+                will_reconnect,
+            } => {
+                if let Some(status) = disconnect_status(&reason) {
+                    self.call(cb.on_error, |f| {
+                        let text = c_string(&reason.to_string());
+                        unsafe { f(ud, status, text.as_ptr()) }
+                    });
+                }
+                self.call(cb.on_close, |f| {
+                    let text = c_string(&close_reason(&reason));
+                    unsafe { f(ud, reason.close_code(), text.as_ptr(), will_reconnect) }
+                });
+            }
+            Event::Reconnecting { attempt, delay } => self.call(cb.on_reconnecting, |f| unsafe {
+                f(ud, attempt, crate::util::to_ms(delay))
+            }),
+            Event::Closed {
+                reason,
+                undelivered,
+            } => {
+                if let Disconnect::RetriesExhausted { .. } = reason {
+                    self.call(cb.on_error, |f| {
+                        let text = c_string(&reason.to_string());
+                        unsafe {
+                            f(
+                                ud,
+                                tether_status::TETHER_ERR_RETRIES_EXHAUSTED,
+                                text.as_ptr(),
+                            )
+                        }
+                    });
+                }
+                self.call(cb.on_closed, |f| {
+                    let text = c_string(&close_reason(&reason));
+                    unsafe { f(ud, reason.close_code(), text.as_ptr(), undelivered) }
+                });
+            }
+            // Event is non-exhaustive: a kind this version does not know has no callback.
+            _ => {}
+        }
+    }
+}
+
+/// The reason text for `on_close` / `on_closed`: the close frame's reason when one was
+/// exchanged, otherwise a description of what happened.
+fn close_reason(d: &Disconnect) -> String {
+    match d {
+        Disconnect::UserClose { reason, .. } | Disconnect::ServerClosed { reason, .. } => {
+            reason.clone()
+        }
+        other => other.to_string(),
+    }
+}

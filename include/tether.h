@@ -1,0 +1,973 @@
+/*
+ * tether.h - the C API of Tether, a resilient WebSocket client.
+ *
+ * One Rust core does everything (reconnect with backoff, heartbeat, a bounded outbox that
+ * never drops a message silently, acks in envelope mode); this header is a thin C layer.
+ * User guide and quickstarts: docs/C_API.md. Link with pkg-config (`pkg-config --cflags
+ * --libs tether`) or CMake (`find_package(Tether)`, target `Tether::tether`). C99 or later;
+ * the header is also valid C++ (extern "C").
+ *
+ * CONVENTIONS
+ *   - Names are tether_<type>_<verb>. Handles (tether_config *, tether_client *) are opaque
+ *     tokens, not addresses: never dereference them. Every constructor has a _free that
+ *     accepts NULL (and ignores an already-freed handle).
+ *   - Fallible calls return a tether_status (TETHER_OK is 0). The details of a failure are
+ *     in the handle's last-error message: tether_client_last_error() /
+ *     tether_config_last_error(), copied into your buffer. tether_status_str() gives a static
+ *     description of any code.
+ *   - Parameters come in the order: object, inputs, outputs. Outputs are written only on
+ *     success (exception: the *_last_error() functions, which behave like snprintf).
+ *     Optional outputs are marked "may be NULL"; every other pointer is required
+ *     (TETHER_ERR_NULL_PARAMETER otherwise).
+ *   - A buffer is always followed by its size_t length. A zero length may come with a NULL
+ *     pointer. Text passed in is UTF-8 and need not be NUL-terminated; strings passed to
+ *     your callbacks are NUL-terminated UTF-8.
+ *   - Durations are in milliseconds (uint64_t); message ids are uint64_t (1, 2, 3, ...).
+ *   - Enum inputs are taken as int, so an out-of-range value is an error
+ *     (TETHER_ERR_INVALID_ARGUMENT), not undefined behaviour.
+ *   - Nothing aborts the process, and no Rust panic crosses this boundary: a bug inside
+ *     Tether returns TETHER_ERR_PANIC.
+ *
+ * THREAD SAFETY
+ *   - tether_client_send_text/_send_binary/_close/_state/_stats/_last_error/
+ *     _delivery_status/_wait_closed/_wait_acked may be called from any thread, concurrently,
+ *     and from inside callbacks. Sends and close only enqueue work for Tether's I/O thread:
+ *     they never wait for the network and never run a callback themselves (only the
+ *     TETHER_OVERFLOW_WAIT policy makes a send block, up to its timeout).
+ *   - A client's callbacks run serially, one at a time, in event order: on a dispatcher
+ *     thread owned by the client (TETHER_DISPATCH_THREAD, the default; never one of Tether's
+ *     I/O threads, so a slow callback does not stall the network), or on the thread that
+ *     calls tether_client_poll*() (TETHER_DISPATCH_POLL). Your user_data is used from that
+ *     thread; make it safe to use there.
+ *   - tether_client_poll*() must not be called from inside one of the same client's
+ *     callbacks, nor by two threads at once: both return TETHER_ERR_REENTRANT (never a
+ *     deadlock).
+ *   - A tether_config is a builder: configure it from one thread; tether_client_new() may
+ *     then use it from any thread (it is copied, and may be freed right after).
+ *   - The log callback (tether_set_log_callback) is process-wide and may run on any thread.
+ *   - Tether runs one small internal I/O runtime per process (1 thread by default:
+ *     tether_runtime_set_worker_threads()), plus one dispatcher thread per client in
+ *     callback mode. Do not fork() a process that has created a client and use Tether in
+ *     the child.
+ *
+ * SHUTDOWN
+ *   - tether_client_free() closes the client gracefully (code 1000: the outbox is drained,
+ *     up to the close timeout), waits for the close (at most the close timeout + 2 s),
+ *     joins the dispatcher thread, then runs user_data_free exactly once. Callbacks still
+ *     due run during the close (on the dispatcher thread: on_send_failed for messages left
+ *     undelivered, then on_closed), so the thread calling free must not hold a lock that
+ *     your callbacks take. No callback runs after free returns.
+ *   - Freeing from inside one of the client's own callbacks is allowed: free then does not
+ *     wait; no further callback is called, and user_data_free runs as soon as the current
+ *     callback returns.
+ *   - In poll mode, events not yet polled when free is called are discarded. To observe
+ *     the end (undelivered messages, on_closed) without blocking a game loop: call
+ *     tether_client_close(), keep polling until on_closed, then free (it returns at once).
+ *   - Do not free a client while other threads still use it. If it happens anyway, Tether
+ *     stays memory-safe: a call in progress completes (free waits for it), and a later call
+ *     on the freed handle returns TETHER_ERR_CLOSED or TETHER_ERR_INVALID_HANDLE.
+ *   - tether_client_new() never runs a callback before *client_out is written, so passing
+ *     the address of a field that your callbacks read is safe.
+ *
+ * CALLBACK DATA
+ *   Pointers given to callbacks (message payloads, reason strings) are borrowed for the
+ *   duration of the call only: copy what you need to keep. A callback must return normally:
+ *   no C++ exception or longjmp may leave it.
+ *
+ * RAW AND ENVELOPE MODES
+ *   Raw mode (default) talks to any WebSocket server; acks do not exist there: on_acked
+ *   never fires and tether_client_wait_acked() returns TETHER_ERR_NOT_SUPPORTED. Envelope
+ *   mode (tether_config_set_protocol) adds handshake, acks, resend and de-duplication; the
+ *   server must speak docs/PROTOCOL.md.
+ */
+
+
+#ifndef TETHER_H
+#define TETHER_H
+
+/* Generated by cbindgen 0.29.4 from ffi/src. Do not edit: run ffi/gen-header.sh. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* TETHER_VERSION_STRING is built from the numeric macros below, so it never goes stale. */
+#define TETHER_VERSION_STRINGIFY_(x) #x
+#define TETHER_VERSION_STRINGIFY(x) TETHER_VERSION_STRINGIFY_(x)
+/** The version of this header as a string literal, e.g. "0.1.0" (see tether_version()). */
+#define TETHER_VERSION_STRING TETHER_VERSION_STRINGIFY(TETHER_VERSION_MAJOR) "." \
+TETHER_VERSION_STRINGIFY(TETHER_VERSION_MINOR) "." TETHER_VERSION_STRINGIFY(TETHER_VERSION_PATCH)
+
+/**
+ * Major version of the Tether C API this header describes.
+ */
+#define TETHER_VERSION_MAJOR 0
+
+/**
+ * Minor version of the Tether C API this header describes.
+ */
+#define TETHER_VERSION_MINOR 1
+
+/**
+ * Patch version of the Tether C API this header describes.
+ */
+#define TETHER_VERSION_PATCH 0
+
+/**
+ * `MAJOR * 10000 + MINOR * 100 + PATCH`, for `#if TETHER_VERSION_NUMBER >= ...`.
+ */
+#define TETHER_VERSION_NUMBER 100
+
+/**
+ * The result of every fallible call, and the kind of an asynchronous failure reported to
+ * `on_error` and `on_send_failed`.
+ *
+ * The numbering is append-only: a value never changes meaning. `tether_status_str()` gives a
+ * short static description; the client's or config's last-error message gives the details.
+ */
+typedef enum tether_status {
+    /**
+     * Success.
+     */
+    TETHER_OK = 0,
+    /**
+     * A required pointer parameter was NULL.
+     */
+    TETHER_ERR_NULL_PARAMETER = 1,
+    /**
+     * Tether hit a bug (a Rust panic), caught at the boundary. The handle stays usable.
+     */
+    TETHER_ERR_PANIC = 2,
+    /**
+     * An internal failure (the runtime or a thread could not start, ...); see the message.
+     */
+    TETHER_ERR_INTERNAL = 3,
+    /**
+     * The URL is not a usable `ws://` or `wss://` URL; the message says why.
+     */
+    TETHER_ERR_INVALID_URL = 4,
+    /**
+     * A config value is out of range or inconsistent (or TLS material is unreadable); the
+     * message names the option.
+     */
+    TETHER_ERR_INVALID_CONFIG = 5,
+    /**
+     * The outbox is full (`TETHER_OVERFLOW_REJECT`, or the `TETHER_OVERFLOW_WAIT` timeout
+     * expired). Nothing was queued.
+     */
+    TETHER_ERR_QUEUE_FULL = 6,
+    /**
+     * A message is larger than the configured limit (outbound: nothing was queued; inbound:
+     * the link was closed with 1009).
+     */
+    TETHER_ERR_TOO_LARGE = 7,
+    /**
+     * The client is closed or closing (or being freed): it accepts no more messages.
+     */
+    TETHER_ERR_CLOSED = 8,
+    /**
+     * The link is not ready and queueing while disconnected is off. Nothing was queued.
+     */
+    TETHER_ERR_NOT_READY = 9,
+    /**
+     * The operation needs a mode this client does not run in: acks in raw mode.
+     */
+    TETHER_ERR_NOT_SUPPORTED = 10,
+    /**
+     * An argument is invalid (text that is not UTF-8, a close code that may not be sent, an
+     * unknown enum value, an unknown message id, ...); the message says which.
+     */
+    TETHER_ERR_INVALID_ARGUMENT = 11,
+    /**
+     * The handle is not a live `tether_client` / `tether_config`: it was freed, or never was
+     * one. (Detected on a best-effort basis; using a freed handle is a bug.)
+     */
+    TETHER_ERR_INVALID_HANDLE = 12,
+    /**
+     * `tether_client_poll*` on a client in callback (dispatcher-thread) mode.
+     */
+    TETHER_ERR_WRONG_MODE = 13,
+    /**
+     * `tether_client_poll*` called from inside one of the same client's callbacks, or while
+     * another thread is polling the same client; or `tether_set_log_callback` from inside
+     * the log callback.
+     */
+    TETHER_ERR_REENTRANT = 14,
+    /**
+     * A bounded wait ended before the awaited thing happened.
+     */
+    TETHER_ERR_TIMEOUT = 15,
+    /**
+     * The caller's buffer is too small; a truncated, NUL-terminated copy was written and
+     * `*needed_out` holds the size required.
+     */
+    TETHER_ERR_BUFFER_TOO_SMALL = 16,
+    /**
+     * The call is not possible any more (the runtime already started; another tracing
+     * subscriber is already installed in the process).
+     */
+    TETHER_ERR_INVALID_STATE = 17,
+    /**
+     * Asynchronous: a connection attempt failed (refused, DNS, TLS, HTTP status, timeout).
+     */
+    TETHER_ERR_CONNECT_FAILED = 18,
+    /**
+     * Asynchronous: the link broke without a close frame.
+     */
+    TETHER_ERR_CONNECTION_LOST = 19,
+    /**
+     * Asynchronous: nothing arrived within the heartbeat deadline; the link was dropped.
+     */
+    TETHER_ERR_HEARTBEAT_TIMEOUT = 20,
+    /**
+     * Asynchronous: the server violated the WebSocket protocol (for example invalid UTF-8
+     * in a text message: closed with 1007).
+     */
+    TETHER_ERR_PROTOCOL = 21,
+    /**
+     * Asynchronous, envelope mode: the application handshake failed or timed out.
+     */
+    TETHER_ERR_HANDSHAKE = 22,
+    /**
+     * Asynchronous, envelope mode: the server rejected the session or a message.
+     */
+    TETHER_ERR_REJECTED = 23,
+    /**
+     * Asynchronous: reconnecting stopped because the attempt or time limit ran out.
+     */
+    TETHER_ERR_RETRIES_EXHAUSTED = 24,
+    /**
+     * Asynchronous: the connection ended for good with the message undelivered.
+     */
+    TETHER_ERR_CONNECTION_FAILED = 25,
+    /**
+     * Asynchronous: the message was dropped from a full outbox (drop-oldest policy).
+     */
+    TETHER_ERR_DROPPED = 26,
+    /**
+     * Asynchronous, envelope mode: no ack after the configured attempts.
+     */
+    TETHER_ERR_ACK_TIMEOUT = 27,
+    /**
+     * Asynchronous, envelope mode: an inbound frame was refused (bad signature, malformed
+     * envelope) and not delivered; the link stays up.
+     */
+    TETHER_ERR_INBOUND_REJECTED = 28,
+} tether_status;
+
+/**
+ * Connection states (the values never change; see `tether_state_str`).
+ */
+typedef enum tether_state {
+    /**
+     * Making a connection (TCP, TLS, HTTP upgrade), first time or after a backoff delay.
+     */
+    TETHER_STATE_CONNECTING = 0,
+    /**
+     * The WebSocket is open; the application handshake (envelope mode) is running.
+     */
+    TETHER_STATE_OPEN = 1,
+    /**
+     * Ready: queued messages flow. In raw mode this follows OPEN at once.
+     */
+    TETHER_STATE_READY = 2,
+    /**
+     * `tether_client_close` was called: draining the outbox and closing.
+     */
+    TETHER_STATE_CLOSING = 3,
+    /**
+     * Terminal: the client will not connect again.
+     */
+    TETHER_STATE_CLOSED = 4,
+    /**
+     * The link is down; waiting out the backoff delay before the next attempt.
+     */
+    TETHER_STATE_RECONNECTING = 5,
+} tether_state;
+
+/**
+ * Kind of an inbound message.
+ */
+typedef enum tether_message_type {
+    /**
+     * A text message: the bytes are valid UTF-8 (not NUL-terminated).
+     */
+    TETHER_MESSAGE_TEXT = 1,
+    /**
+     * A binary message.
+     */
+    TETHER_MESSAGE_BINARY = 2,
+} tether_message_type;
+
+/**
+ * Where one sent message stands (`tether_client_delivery_status`).
+ */
+typedef enum tether_delivery {
+    /**
+     * Not an id this client issued, or too old to remember.
+     */
+    TETHER_DELIVERY_UNKNOWN = 0,
+    /**
+     * Waiting in the outbox.
+     */
+    TETHER_DELIVERY_QUEUED = 1,
+    /**
+     * Written to the socket (envelope mode: awaiting the ack).
+     */
+    TETHER_DELIVERY_WRITTEN = 2,
+    /**
+     * Acknowledged by the server (envelope mode).
+     */
+    TETHER_DELIVERY_ACKED = 3,
+    /**
+     * Will never be delivered (`on_send_failed` tells why).
+     */
+    TETHER_DELIVERY_FAILED = 4,
+} tether_delivery;
+
+/**
+ * Severity of a log record (and the `max_level` filter of `tether_set_log_callback`).
+ */
+typedef enum tether_log_level {
+    /**
+     * No records (as a filter).
+     */
+    TETHER_LOG_OFF = 0,
+    /**
+     * Errors.
+     */
+    TETHER_LOG_ERROR = 1,
+    /**
+     * Warnings (disconnects, missed heartbeats, ...).
+     */
+    TETHER_LOG_WARN = 2,
+    /**
+     * Informational (connected, reconnecting, closed).
+     */
+    TETHER_LOG_INFO = 3,
+    /**
+     * Debugging (state changes, ...).
+     */
+    TETHER_LOG_DEBUG = 4,
+    /**
+     * Very detailed.
+     */
+    TETHER_LOG_TRACE = 5,
+} tether_log_level;
+
+/**
+ * How a client delivers its callbacks.
+ */
+typedef enum tether_dispatch {
+    /**
+     * Default: a dispatcher thread owned by the client runs the callbacks.
+     */
+    TETHER_DISPATCH_THREAD = 0,
+    /**
+     * The application calls `tether_client_poll*`, which runs the callbacks on its thread.
+     */
+    TETHER_DISPATCH_POLL = 1,
+} tether_dispatch;
+
+/**
+ * What `tether_client_send_*` does when the outbox is full.
+ */
+typedef enum tether_overflow {
+    /**
+     * Default: refuse the new message with `TETHER_ERR_QUEUE_FULL`.
+     */
+    TETHER_OVERFLOW_REJECT = 0,
+    /**
+     * Block the sending thread until there is room, up to a timeout, then
+     * `TETHER_ERR_QUEUE_FULL`. (Do not use with sends from inside callbacks.)
+     */
+    TETHER_OVERFLOW_WAIT = 1,
+    /**
+     * Accept the new message and drop the oldest queued one, which gets `on_send_failed`
+     * with `TETHER_ERR_DROPPED`.
+     */
+    TETHER_OVERFLOW_DROP_OLDEST = 2,
+} tether_overflow;
+
+/**
+ * Which certificate authorities `wss://` trusts (unless a CA file or PEM is set).
+ */
+typedef enum tether_tls_roots {
+    /**
+     * Default: the operating system's trust store, falling back to the bundled Mozilla roots.
+     */
+    TETHER_TLS_ROOTS_SYSTEM = 0,
+    /**
+     * The bundled Mozilla root set: the same on every machine.
+     */
+    TETHER_TLS_ROOTS_WEBPKI = 1,
+} tether_tls_roots;
+
+/**
+ * What the client speaks on top of WebSocket.
+ */
+typedef enum tether_protocol {
+    /**
+     * Default: bare WebSocket messages, to any server. No acks (`on_acked` never fires,
+     * `tether_client_wait_acked` gives `TETHER_ERR_NOT_SUPPORTED`).
+     */
+    TETHER_PROTOCOL_RAW = 0,
+    /**
+     * The Tether envelope (docs/PROTOCOL.md): handshake, acks, resend, de-duplication,
+     * optional signatures and compression. The server must speak it.
+     */
+    TETHER_PROTOCOL_ENVELOPE = 1,
+} tether_protocol;
+
+/**
+ * A resilient WebSocket client (opaque). Create with `tether_client_new`, free with
+ * `tether_client_free`. The pointer is a handle, not an address: never dereference it.
+ */
+typedef struct tether_client tether_client;
+
+/**
+ * A client configuration under construction (opaque). Create with `tether_config_new`, free
+ * with `tether_config_free`. Not consumed by `tether_client_new`: one config can create
+ * several clients, and may be freed as soon as `tether_client_new` returned.
+ */
+typedef struct tether_config tether_config;
+
+/**
+ * What the client tells the application. Every member may be NULL ("not interested").
+ * Zero-initialise the struct (`tether_callbacks cb = {0};`) and set the ones you need;
+ * `tether_client_new` copies it.
+ *
+ * All callbacks of one client run serially, never concurrently with each other: on the
+ * client's dispatcher thread (`TETHER_DISPATCH_THREAD`) or inside `tether_client_poll*` on
+ * the polling thread (`TETHER_DISPATCH_POLL`). They receive the `user_data` given to
+ * `tether_client_new`. Pointers passed to a callback (payloads, strings) are borrowed for
+ * the duration of the call only: copy what you keep. Strings are NUL-terminated UTF-8.
+ * A callback may call `tether_client_send_*`, `_close`, `_state`, `_stats`, `_last_error`
+ * and even `tether_client_free` on its own client; it must not throw a C++ exception or
+ * `longjmp` out.
+ */
+typedef struct tether_callbacks {
+    /**
+     * Every state change, `from` -> `to` (called before `on_open` / `on_ready`).
+     */
+    void (*on_state)(void *user_data, enum tether_state from, enum tether_state to);
+    /**
+     * The WebSocket opened (each time, reconnects included).
+     */
+    void (*on_open)(void *user_data);
+    /**
+     * The link is ready: queued messages flow (each time, reconnects included).
+     */
+    void (*on_ready)(void *user_data);
+    /**
+     * A message from the server: `len` bytes at `data` (never NULL, even when `len` is 0;
+     * not NUL-terminated), text (UTF-8) or binary.
+     */
+    void (*on_message)(void *user_data, const uint8_t *data, size_t len, enum tether_message_type kind);
+    /**
+     * A link ended. `code` is the close code exchanged, or 1006 if the link broke without
+     * one (or never opened); `reason` is the close frame's reason, or a description of the
+     * failure. `will_reconnect` tells whether the client will try again (`on_reconnecting`
+     * follows). Abnormal ends are first reported to `on_error`.
+     */
+    void (*on_close)(void *user_data, uint16_t code, const char *reason, bool will_reconnect);
+    /**
+     * A reconnect attempt (`attempt` from 1 in each outage) starts after `delay_ms`.
+     */
+    void (*on_reconnecting)(void *user_data, uint32_t attempt, uint64_t delay_ms);
+    /**
+     * Every accepted message with an id up to and including `up_to` (that has not failed)
+     * has been written to the socket. Cumulative; consecutive reports may coalesce.
+     */
+    void (*on_written)(void *user_data, uint64_t up_to);
+    /**
+     * Envelope mode: the server acknowledged message `id` (once per message). Never called
+     * in raw mode.
+     */
+    void (*on_acked)(void *user_data, uint64_t id);
+    /**
+     * Message `id` will never be delivered (exactly once per failed message): `status` says
+     * why (`TETHER_ERR_CLOSED`, `_DROPPED`, `_CONNECTION_FAILED`, `_ACK_TIMEOUT`,
+     * `_REJECTED`), `reason` in words.
+     */
+    void (*on_send_failed)(void *user_data, uint64_t id, enum tether_status status, const char *reason);
+    /**
+     * An asynchronous failure not tied to one message: a failed connect attempt, a lost
+     * link, a heartbeat timeout, a protocol error, an oversized inbound message, a refused
+     * inbound envelope, reconnecting given up. `status` is the kind, `message` the details.
+     */
+    void (*on_error)(void *user_data, enum tether_status status, const char *message);
+    /**
+     * The client is closed for good: always the last callback (before `user_data_free`).
+     * `undelivered` messages never went out (each got `on_send_failed`).
+     */
+    void (*on_closed)(void *user_data, uint16_t code, const char *reason, size_t undelivered);
+} tether_callbacks;
+
+/**
+ * Finalizer for `user_data`, run exactly once by `tether_client_free` after the last
+ * callback (never if `tether_client_new` fails: the caller keeps ownership then).
+ */
+typedef void (*tether_user_data_free)(void *user_data);
+
+/**
+ * A snapshot of a client's counters (`tether_client_stats`). Fields are only ever appended.
+ */
+typedef struct tether_stats {
+    /**
+     * Messages written and flushed to the socket.
+     */
+    uint64_t messages_sent;
+    /**
+     * Payload bytes written and flushed.
+     */
+    uint64_t bytes_sent;
+    /**
+     * Data messages received.
+     */
+    uint64_t messages_received;
+    /**
+     * Payload bytes received.
+     */
+    uint64_t bytes_received;
+    /**
+     * Successful reconnects (opens after the first).
+     */
+    uint64_t reconnects;
+    /**
+     * Messages reported with `on_send_failed`.
+     */
+    uint64_t send_failures;
+    /**
+     * Envelope mode: messages acknowledged by the server.
+     */
+    uint64_t messages_acked;
+    /**
+     * Messages written again (after a reconnect or an ack timeout).
+     */
+    uint64_t messages_resent;
+    /**
+     * Envelope mode: inbound duplicates dropped.
+     */
+    uint64_t duplicates_dropped;
+    /**
+     * Envelope mode: inbound frames refused (bad signature, malformed).
+     */
+    uint64_t inbound_rejected;
+    /**
+     * Envelope mode: messages written and awaiting their ack now.
+     */
+    uint64_t awaiting_ack;
+    /**
+     * Messages in the outbox now (including those being written).
+     */
+    uint64_t outbox_messages;
+    /**
+     * Bytes in the outbox now.
+     */
+    uint64_t outbox_bytes;
+    /**
+     * Highest outbox depth seen, in messages.
+     */
+    uint64_t outbox_high_water_messages;
+    /**
+     * Highest outbox depth seen, in bytes.
+     */
+    uint64_t outbox_high_water_bytes;
+    /**
+     * Round-trip time of the last answered WebSocket ping, in microseconds; 0 if none yet.
+     */
+    uint64_t last_rtt_us;
+    /**
+     * Envelope mode: round-trip time of the last app-level ping, in microseconds; 0 if none.
+     */
+    uint64_t last_app_rtt_us;
+} tether_stats;
+
+/**
+ * A log callback: `level`, `target` (the Rust module, e.g. "tether_core::session") and
+ * `message` (the text and its fields, e.g. `disconnected reason=...`) are NUL-terminated and
+ * borrowed for the call only.
+ */
+typedef void (*tether_log_callback)(void *user_data, enum tether_log_level level, const char *target, const char *message);
+
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
+/**
+ * The state's name ("connecting", "open", "ready", "closing", "closed", "reconnecting"), or
+ * "unknown". Takes an `int` so any value is safe. Static; never NULL; do not free.
+ */
+const char *tether_state_str(int state);
+
+/**
+ * Create a client and start connecting in the background (this call does not block on the
+ * network). On success `*client_out` receives the handle, and from then on the callbacks
+ * run (never before `*client_out` is written, so it is safe to pass the address of a field
+ * your callbacks read). `callbacks` is copied; `user_data` is passed to every callback, and
+ * `user_data_free` (may be NULL) runs exactly once, in `tether_client_free`, after the last
+ * callback.
+ *
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config`, `callbacks` or `client_out`),
+ * `TETHER_ERR_INVALID_HANDLE`, `TETHER_ERR_INVALID_URL` / `TETHER_ERR_INVALID_CONFIG` (the
+ * reason is in `tether_config_last_error(config)`), `TETHER_ERR_INTERNAL`. On failure
+ * nothing was created and `user_data_free` is not called.
+ */
+enum tether_status tether_client_new(const struct tether_config *config, const struct tether_callbacks *callbacks, void *user_data, tether_user_data_free user_data_free, struct tether_client **client_out);
+
+/**
+ * Close the client and release it. NULL and already-freed handles are ignored.
+ *
+ * From any thread other than the client's callbacks: starts a graceful close (code 1000)
+ * if none is under way, waits for it (at most the close timeout plus 2 s), joins the
+ * dispatcher thread, then runs `user_data_free`. Callbacks still due run during the close
+ * (on the dispatcher thread: `on_send_failed` for undelivered messages, then `on_closed`);
+ * none runs after this returns. In poll mode, events not yet polled are discarded (to see
+ * them: `tether_client_close`, poll until `on_closed`, then free).
+ *
+ * From inside one of this client's callbacks: does not wait; starts the close, no further
+ * callback is called, and `user_data_free` runs right after the current callback returns.
+ *
+ * Calls racing with free on other threads are safe: they complete, or fail with
+ * `TETHER_ERR_CLOSED` / `TETHER_ERR_INVALID_HANDLE`; free waits for calls in progress
+ * (`tether_client_wait_acked` or a `TETHER_OVERFLOW_WAIT` send may make it wait up to their
+ * timeout).
+ */
+void tether_client_free(struct tether_client *client);
+
+/**
+ * Queue a text message of `len` bytes of UTF-8 at `text` (not necessarily NUL-terminated;
+ * may be NULL when `len` is 0). The bytes are copied before this returns. On success
+ * `*id_out` (may be NULL) receives the message id (1, 2, 3... in send order); the message's
+ * fate is reported later by `on_written` / `on_acked` or `on_send_failed`.
+ *
+ * Errors (nothing queued): `TETHER_ERR_NULL_PARAMETER`, `_INVALID_HANDLE`,
+ * `_INVALID_ARGUMENT` (not UTF-8), `_TOO_LARGE`, `_QUEUE_FULL`, `_NOT_READY`, `_CLOSED`.
+ * Thread-safe; callable from callbacks. Never blocks, except with `TETHER_OVERFLOW_WAIT`.
+ */
+enum tether_status tether_client_send_text(struct tether_client *client, const char *text, size_t len, uint64_t *id_out);
+
+/**
+ * Queue a binary message of `len` bytes at `data` (may be NULL when `len` is 0). Same
+ * contract as `tether_client_send_text`, without the UTF-8 check.
+ */
+enum tether_status tether_client_send_binary(struct tether_client *client, const uint8_t *data, size_t len, uint64_t *id_out);
+
+/**
+ * Start a graceful close: refuse new sends, drain the outbox (up to the close timeout),
+ * send a close frame with `code` (1000 or 3000-4999) and `reason` (NUL-terminated UTF-8, at
+ * most 123 bytes; NULL means empty), wait for the server's. Returns at once; the end is
+ * reported by `on_closed` (after `on_send_failed` for each message left). Closing again is a
+ * no-op. Errors: `TETHER_ERR_NULL_PARAMETER`, `_INVALID_HANDLE`, `_INVALID_ARGUMENT` (code
+ * or reason), `_CLOSED` (being freed). Thread-safe; callable from callbacks.
+ */
+enum tether_status tether_client_close(struct tether_client *client, uint16_t code, const char *reason);
+
+/**
+ * The current state. A NULL or freed handle reads as `TETHER_STATE_CLOSED`. Thread-safe.
+ */
+enum tether_state tether_client_state(const struct tether_client *client);
+
+/**
+ * Write a snapshot of the counters to `*stats_out`. Thread-safe.
+ */
+enum tether_status tether_client_stats(const struct tether_client *client, struct tether_stats *stats_out);
+
+/**
+ * Copy the message of the last failed call on this client into `buf` (`len` bytes) as a
+ * NUL-terminated UTF-8 string; empty if no call failed yet. The message is stored per
+ * client (not per thread); calls that succeed leave it unchanged, and with several threads
+ * failing at once it is one of their messages. `*needed_out` (may be NULL) receives the
+ * buffer size that holds all of it, NUL included. Returns `TETHER_OK`, or
+ * `TETHER_ERR_BUFFER_TOO_SMALL` with a truncated (still NUL-terminated, unless `len` is 0)
+ * copy; `buf` may be NULL when `len` is 0 (a size query).
+ */
+enum tether_status tether_client_last_error(const struct tether_client *client, char *buf, size_t len, size_t *needed_out);
+
+/**
+ * Poll mode: run the callbacks of up to `max_events` pending events on this thread, without
+ * waiting (0 means all the events pending now; events arriving meanwhile wait for the next
+ * call). `*ran_out` (may be NULL) receives the number of events handled (an event whose
+ * callback is NULL counts too). Cheap when nothing is pending. Errors:
+ * `TETHER_ERR_NULL_PARAMETER`, `_INVALID_HANDLE`, `_WRONG_MODE` (callback mode), `_REENTRANT`
+ * (called from inside one of this client's callbacks, or while another thread polls it).
+ */
+enum tether_status tether_client_poll(struct tether_client *client, size_t max_events, size_t *ran_out);
+
+/**
+ * Poll mode: like `tether_client_poll`, but if no event is pending, wait up to `timeout_ms`
+ * for the first one (then handle it and, with `max_events` 0, all that are pending by then).
+ * Returns `TETHER_OK` (with `*ran_out` 0 if none came).
+ */
+enum tether_status tether_client_poll_timeout(struct tether_client *client, size_t max_events, uint64_t timeout_ms, size_t *ran_out);
+
+/**
+ * Wait up to `timeout_ms` until the client is closed (after `tether_client_close`, or when
+ * reconnecting stopped for good): `TETHER_OK`, or `TETHER_ERR_TIMEOUT`. In callback mode
+ * `on_closed` may still be about to run on the dispatcher thread when this returns.
+ */
+enum tether_status tether_client_wait_closed(const struct tether_client *client, uint64_t timeout_ms);
+
+/**
+ * Envelope mode: block until the server acknowledges message `id` (`TETHER_OK`), the
+ * message fails (its `on_send_failed` status, e.g. `TETHER_ERR_ACK_TIMEOUT`), or
+ * `timeout_ms` passes (`TETHER_ERR_TIMEOUT`; the message is still pending). Raw mode:
+ * `TETHER_ERR_NOT_SUPPORTED`. Unknown id: `TETHER_ERR_INVALID_ARGUMENT`. Blocking: avoid
+ * calling it from a callback (it would hold up the other callbacks).
+ */
+enum tether_status tether_client_wait_acked(const struct tether_client *client, uint64_t id, uint64_t timeout_ms);
+
+/**
+ * Where message `id` stands now, written to `*delivery_out` (a `tether_delivery`). Never
+ * blocks. Thread-safe.
+ */
+enum tether_status tether_client_delivery_status(const struct tether_client *client, uint64_t id, enum tether_delivery *delivery_out);
+
+/**
+ * A new config with Tether's defaults (those of the Rust core) and no URL yet. Returns NULL
+ * only if Tether itself failed (a bug). Free with `tether_config_free`.
+ */
+struct tether_config *tether_config_new(void);
+
+/**
+ * Free a config. NULL and already-freed configs are ignored. Clients created from it are
+ * not affected.
+ */
+void tether_config_free(struct tether_config *config);
+
+/**
+ * Copy the message of the last failed call on this config (a setter, `tether_config_validate`,
+ * or a `tether_client_new` that used it) into `buf` as a NUL-terminated string. Same contract
+ * as `tether_client_last_error`.
+ */
+enum tether_status tether_config_last_error(const struct tether_config *config, char *buf, size_t len, size_t *needed_out);
+
+/**
+ * Check every value now, as `tether_client_new` will: `TETHER_OK`, or
+ * `TETHER_ERR_INVALID_URL` / `TETHER_ERR_INVALID_CONFIG` with the reason in
+ * `tether_config_last_error`.
+ */
+enum tether_status tether_config_validate(const struct tether_config *config);
+
+/**
+ * The server URL: `ws://` or `wss://`, a host, an optional port and path. Checked at once:
+ * `TETHER_ERR_INVALID_URL` with the reason ("unsupported scheme `http`...", "the host is
+ * missing", ...) in `tether_config_last_error`; the previous URL is kept then.
+ */
+enum tether_status tether_config_set_url(struct tether_config *config, const char *url);
+
+/**
+ * Add an HTTP header to the upgrade request (for example `Authorization`). Name and value
+ * are checked when the config is built.
+ */
+enum tether_status tether_config_add_header(struct tether_config *config, const char *name, const char *value);
+
+/**
+ * Offer a subprotocol (`Sec-WebSocket-Protocol`); may be called several times.
+ */
+enum tether_status tether_config_add_subprotocol(struct tether_config *config, const char *protocol);
+
+/**
+ * Time allowed for TCP connect, TLS and the HTTP upgrade together. Default 10000 ms.
+ */
+enum tether_status tether_config_set_connect_timeout_ms(struct tether_config *config, uint64_t timeout_ms);
+
+/**
+ * Which CAs `wss://` trusts: `TETHER_TLS_ROOTS_SYSTEM` (default) or `_WEBPKI`.
+ */
+enum tether_status tether_config_set_tls_roots(struct tether_config *config, int roots);
+
+/**
+ * Trust only the CA certificates in this PEM file (read and parsed when the config is built;
+ * takes precedence over the other TLS root settings).
+ */
+enum tether_status tether_config_set_tls_ca_file(struct tether_config *config, const char *path);
+
+/**
+ * Trust only the CA certificates in this PEM text (`len` bytes, copied).
+ */
+enum tether_status tether_config_set_tls_ca_pem(struct tether_config *config, const uint8_t *pem, size_t len);
+
+/**
+ * Accept any server certificate. For tests only: it removes all protection TLS gives.
+ */
+enum tether_status tether_config_set_danger_accept_invalid_certs(struct tether_config *config, bool accept);
+
+/**
+ * Turn automatic reconnect on (default) or off.
+ */
+enum tether_status tether_config_set_reconnect_enabled(struct tether_config *config, bool enabled);
+
+/**
+ * Backoff: the delay before attempt n is uniform in
+ * `[0, min(max_ms, initial_ms * multiplier^(n-1))]`. Defaults 500 ms, 30000 ms, 2.0.
+ */
+enum tether_status tether_config_set_backoff(struct tether_config *config, uint64_t initial_ms, uint64_t max_ms, double multiplier);
+
+/**
+ * Reconnect attempts allowed per outage; 0 (default) means unlimited.
+ */
+enum tether_status tether_config_set_max_reconnect_attempts(struct tether_config *config, uint32_t attempts);
+
+/**
+ * Cap on the time spent retrying in one outage; 0 (default) means unlimited.
+ */
+enum tether_status tether_config_set_max_retry_duration_ms(struct tether_config *config, uint64_t duration_ms);
+
+/**
+ * How long a connection must stay up before the backoff resets. Default 5000 ms.
+ */
+enum tether_status tether_config_set_min_uptime_ms(struct tether_config *config, uint64_t uptime_ms);
+
+/**
+ * Heartbeat: a WebSocket ping every `interval_ms`; if nothing arrives within `timeout_ms`
+ * of a ping, the link is dead and is reconnected. `interval_ms` 0 turns it off. Defaults
+ * 15000 ms and 10000 ms.
+ */
+enum tether_status tether_config_set_heartbeat(struct tether_config *config, uint64_t interval_ms, uint64_t timeout_ms);
+
+/**
+ * Outbox bounds, in messages and bytes (including the batch being written). Defaults 4096
+ * messages and 16 MiB.
+ */
+enum tether_status tether_config_set_outbox_limits(struct tether_config *config, size_t max_messages, size_t max_bytes);
+
+/**
+ * What sends do when the outbox is full: a `tether_overflow` value. `wait_timeout_ms` is
+ * used by `TETHER_OVERFLOW_WAIT` only.
+ */
+enum tether_status tether_config_set_overflow_policy(struct tether_config *config, int policy, uint64_t wait_timeout_ms);
+
+/**
+ * Queue messages while not ready (default: true) or refuse them with
+ * `TETHER_ERR_NOT_READY`.
+ */
+enum tether_status tether_config_set_queue_while_disconnected(struct tether_config *config, bool queue);
+
+/**
+ * Largest message a send accepts, in bytes (default 4 MiB, or the outbox byte bound if
+ * smaller; must not exceed it).
+ */
+enum tether_status tether_config_set_max_outbound_message_size(struct tether_config *config, size_t bytes);
+
+/**
+ * Largest inbound message and frame, in bytes (default 16 MiB each). A bigger one closes
+ * the link with 1009 (`on_error` with `TETHER_ERR_TOO_LARGE`).
+ */
+enum tether_status tether_config_set_max_inbound_size(struct tether_config *config, size_t message_bytes, size_t frame_bytes);
+
+/**
+ * Time `tether_client_close` spends draining the outbox and closing. Default 5000 ms.
+ * `tether_client_free` waits at most this plus 2 s.
+ */
+enum tether_status tether_config_set_close_timeout_ms(struct tether_config *config, uint64_t timeout_ms);
+
+/**
+ * Inbound messages buffered for the application before the client stops reading the socket
+ * (backpressure). Default 1024.
+ */
+enum tether_status tether_config_set_event_queue_capacity(struct tether_config *config, size_t capacity);
+
+/**
+ * Socket read buffer size in bytes (at least 1024). Default 32 KiB.
+ */
+enum tether_status tether_config_set_read_buffer_size(struct tether_config *config, size_t bytes);
+
+/**
+ * Bytes written per batch before one flush. Default 256 KiB.
+ */
+enum tether_status tether_config_set_write_batch_bytes(struct tether_config *config, size_t bytes);
+
+/**
+ * How callbacks are delivered: a `tether_dispatch` value (default
+ * `TETHER_DISPATCH_THREAD`).
+ */
+enum tether_status tether_config_set_dispatch(struct tether_config *config, int mode);
+
+/**
+ * Raw WebSocket (`TETHER_PROTOCOL_RAW`, default) or the Tether envelope with acks
+ * (`TETHER_PROTOCOL_ENVELOPE`).
+ */
+enum tether_status tether_config_set_protocol(struct tether_config *config, int protocol);
+
+/**
+ * Envelope mode: the session id sent in the handshake (1 to 128 printable ASCII characters).
+ * Default: random, new per client. Set it to resume a session across process restarts.
+ */
+enum tether_status tether_config_set_session_id(struct tether_config *config, const char *id);
+
+/**
+ * Envelope mode: the token sent in the handshake for the server to check.
+ */
+enum tether_status tether_config_set_auth_token(struct tether_config *config, const char *token);
+
+/**
+ * Envelope mode: sign every message with HMAC-SHA256 under this key (`len` bytes, copied),
+ * and refuse inbound messages without a valid signature.
+ */
+enum tether_status tether_config_set_signing_key(struct tether_config *config, const uint8_t *key, size_t len);
+
+/**
+ * Envelope mode: compress payloads of at least `bytes` bytes when that makes them smaller;
+ * 0 (default) never compresses.
+ */
+enum tether_status tether_config_set_compression_threshold(struct tether_config *config, size_t bytes);
+
+/**
+ * Envelope mode: wait `timeout_ms` for an ack before writing a message again, and report it
+ * failed (`TETHER_ERR_ACK_TIMEOUT`) after `retries` such timeouts. Defaults 10000 ms, 2.
+ */
+enum tether_status tether_config_set_ack_timeout(struct tether_config *config, uint64_t timeout_ms, uint32_t retries);
+
+/**
+ * Envelope mode: time allowed for the application handshake. Default 10000 ms.
+ */
+enum tether_status tether_config_set_handshake_timeout_ms(struct tether_config *config, uint64_t timeout_ms);
+
+/**
+ * Envelope mode: also send app-level pings with each heartbeat (default: on in envelope
+ * mode). Turning it on in raw mode is a config error.
+ */
+enum tether_status tether_config_set_app_ping(struct tether_config *config, bool on);
+
+/**
+ * Set the number of worker threads of Tether's internal I/O runtime (1 to 64; default 1),
+ * shared by all clients of the process. Only before the first client is created:
+ * afterwards `TETHER_ERR_INVALID_STATE`. Out of range: `TETHER_ERR_INVALID_ARGUMENT`.
+ */
+enum tether_status tether_runtime_set_worker_threads(size_t count);
+
+/**
+ * Route Tether's log records to `callback` (process-wide, for all clients), up to
+ * `max_level` (a `tether_log_level`). NULL or `TETHER_LOG_OFF` turns logging off.
+ *
+ * The first call with a callback installs Tether's `tracing` subscriber as the process's
+ * global default; if another Rust library in the process already installed one, this
+ * returns `TETHER_ERR_INVALID_STATE` and nothing changes. Records from other libraries are
+ * never passed on. The callback runs on whichever thread logs (Tether's I/O threads
+ * included), possibly concurrently: keep it short and thread-safe, copy the strings, and do
+ * not call Tether from it (`tether_set_log_callback` from inside it returns
+ * `TETHER_ERR_REENTRANT`). After this returns, the previous callback is no longer called;
+ * `user_data` is not freed by Tether. Errors: `TETHER_ERR_INVALID_ARGUMENT` (level).
+ */
+enum tether_status tether_set_log_callback(tether_log_callback callback, void *user_data, int max_level);
+
+/**
+ * A short, static, NUL-terminated English description of a status code. Takes an `int` so
+ * that any value is safe to pass: unknown values give "unknown status". Never NULL; the
+ * string must not be freed.
+ */
+const char *tether_status_str(int status);
+
+/**
+ * The version of the loaded library, e.g. "0.1.0" (compare with `TETHER_VERSION_STRING`
+ * to detect a header/library mismatch). Static; never NULL; do not free.
+ */
+const char *tether_version(void);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
+
+#endif  /* TETHER_H */
