@@ -2,11 +2,13 @@
 # Regenerate include/tether.h from ffi/src with the pinned cbindgen.
 #   ffi/gen-header.sh            write include/tether.h
 #   ffi/gen-header.sh --check    regenerate to a temporary file; fail if include/tether.h differs
-# cbindgen is installed on first use into target/tools (cargo install, pinned and --locked).
+# cbindgen is installed on first use into ~/.cache/tether/tools (cargo install, pinned and
+# --locked), so a fresh clone on the same machine does not compile it again.
 set -euo pipefail
 CBINDGEN_VERSION=0.29.4
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-TOOLS="$ROOT/target/tools"
+# Outside the checkout, so fresh clones (CI) on the same machine reuse it; TETHER_TOOLS overrides.
+TOOLS="${TETHER_TOOLS:-${HOME:-/tmp}/.cache/tether/tools}"
 CBINDGEN="$TOOLS/bin/cbindgen"
 
 if ! [ -x "$CBINDGEN" ] || [ "$("$CBINDGEN" --version 2>/dev/null)" != "cbindgen $CBINDGEN_VERSION" ]; then

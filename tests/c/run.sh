@@ -2,7 +2,7 @@
 # Everything about Tether's C API, from the repository root, no arguments:
 #   - installs cmake / pkg-config (and valgrind, gcc, g++ if missing) from Debian;
 #   - builds the ffi crate and the test peer; checks include/tether.h is what the pinned
-#     cbindgen generates from ffi/src (installing it into target/tools on first use) and that
+#     cbindgen generates from ffi/src (installing it into ~/.cache/tether/tools on first use) and that
 #     ffi/ is formatted (clippy and the Rust unit tests run in `make test`);
 #   - installs into a temporary prefix (ffi/install.sh) and builds everything against it;
 #   - compiles the header as C and C++ (twice included, -Wall -Wextra -Wpedantic -Werror);
