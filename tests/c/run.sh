@@ -168,6 +168,10 @@ extract_block() { # FILE FIRST_LINE_MARKER OUT
 }
 step "docs/C_API.md has the C quickstart" extract_block docs/C_API.md "quickstart.c:" "$EX/quickstart.c"
 step "docs/C_API.md has the C++ quickstart" extract_block docs/C_API.md "quickstart.cpp:" "$EX/quickstart.cpp"
+step "README.md has the same C quickstart" extract_block README.md "quickstart.c:" "$EX/readme_quickstart.c"
+step "README.md has the same C++ quickstart" extract_block README.md "quickstart.cpp:" "$EX/readme_quickstart.cpp"
+step "README.md and docs/C_API.md C quickstarts agree" cmp "$EX/quickstart.c" "$EX/readme_quickstart.c"
+step "README.md and docs/C_API.md C++ quickstarts agree" cmp "$EX/quickstart.cpp" "$EX/readme_quickstart.cpp"
 
 step "pkg-config: examples/c/echo.c, shared" "${CC_EX[@]}" examples/c/echo.c "${PC_CFLAGS[@]}" "${PC_SHARED[@]}" -o "$EX/echo_pc_shared"
 step "pkg-config: examples/c/echo.c, static" "${CC_EX[@]}" examples/c/echo.c "${PC_CFLAGS[@]}" "${PC_STATIC[@]}" -o "$EX/echo_pc_static"
