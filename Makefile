@@ -2,7 +2,8 @@
 #   make demo   build and run the demo (reference server behind a fault proxy, a client
 #               streaming acked messages through cuts, resets, a stall and a restart)
 #   make test   the whole test suite: format, lint, Rust unit and integration tests, C/C++
-#               tests under ASan+UBSan and valgrind,
+#               tests under ASan+UBSan and valgrind, the Python package (pip install ./python
+#               into .venv, mypy --strict, pytest),
 #               interop and protocol tests against reference servers on Python
 #               `websockets` (venv created here) and Node `ws` (npm ci here)
 # Both work on a fresh Debian machine with the Rust toolchain and Python 3.
@@ -24,6 +25,7 @@ test: $(VENV_STAMP) $(NODE_STAMP)
 	cargo build --workspace --bins
 	TETHER_PYTHON="$(abspath $(PY))" TETHER_REQUIRE_INTEROP=1 cargo test --workspace
 	bash tests/c/run.sh
+	bash python/tests/run.sh
 
 # The chaos soak alone, with its report tables (TETHER_CHAOS_LONG=1 for the 1,000,000-message run).
 chaos: $(VENV_STAMP) $(NODE_STAMP)

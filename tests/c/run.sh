@@ -11,7 +11,7 @@
 #   - builds the examples and the docs/C_API.md quickstarts with pkg-config and with CMake
 #     (shared and static) and runs them against tether-peer;
 #   - drives examples/game_loop through a server outage.
-# Prints one line per check and ends with "C tests: N passed, M failed"; exits non-zero on
+# Prints one line per check and ends with "c-tests: N passed, M failed"; exits non-zero on
 # any failure. Every wait is bounded. KEEP_WORK=1 keeps the scratch directory.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -37,7 +37,7 @@ pass() { PASSED=$((PASSED + 1)); echo "ok - $1"; }
 fail() { FAILED=$((FAILED + 1)); echo "FAIL - $1"; }
 die() {
     echo "FATAL: $*" >&2
-    echo "C tests: $PASSED passed, $((FAILED + 1)) failed"
+    echo "c-tests: $PASSED passed, $((FAILED + 1)) failed"
     exit 1
 }
 show_log() { echo "---- $1 (last 40 lines) ----"; tail -n 40 "$1" || true; echo "----"; }
@@ -313,5 +313,5 @@ wait "$PEER_PID" 2>/dev/null || true
 PEER_PID=""
 
 echo "C tests finished in $((SECONDS - START)) s"
-echo "C tests: $PASSED passed, $FAILED failed"
+echo "c-tests: $PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

@@ -1,0 +1,751 @@
+//! `tether.Client`: the Python handle on a core client.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::gc::PyVisit;
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::types::{
+    PyByteArray, PyBytes, PyDict, PyGenericAlias, PyMemoryView, PyString, PyTuple, PyType,
+};
+use pyo3::PyTraverseError;
+
+use tether_core::{
+    Bytes, DeliveryError, DeliveryStatus, Disconnect, EventDelivery, MessageId, State,
+};
+
+use crate::errors;
+use crate::hub::{self, Hub, Item, Popped, WatchKind};
+use crate::options;
+use crate::receipt::Receipt;
+use crate::{convert, types};
+
+/// How long a blocking wait sleeps between two checks for Ctrl-C.
+pub(crate) const SLICE: Duration = Duration::from_millis(50);
+
+/// What the Python client object, its receipts and its asyncio bridge share.
+pub(crate) struct Inner {
+    pub core: tether_core::Client,
+    pub hub: Arc<Hub>,
+    pub envelope: bool,
+    pub overflow_wait: bool,
+    pub close_timeout: Duration,
+}
+
+impl hub::Closable for Inner {
+    fn close_for_exit(&self) {
+        self.hub.unblock();
+        let _ = self.core.close(1000, "");
+    }
+}
+
+impl Inner {
+    /// Start a graceful close (never waits).
+    pub(crate) fn start_close(&self, code: u16, reason: &str) -> PyResult<()> {
+        // From now on the session only finishes what it has: let the dispatcher run through
+        // it without waiting for the application to read (see Hub::unblock).
+        self.hub.unblock();
+        self.core.close(code, reason).map_err(errors::close_error)
+    }
+
+    /// `Some(Ok)` when `id` reached `kind`, `Some(Err)` when it never will, `None` while pending.
+    pub(crate) fn outcome(&self, py: Python<'_>, id: u64, kind: WatchKind) -> Option<PyResult<()>> {
+        if kind == WatchKind::Acked && !self.envelope {
+            return Some(Err(errors::not_supported(py)));
+        }
+        let mid = MessageId(id);
+        match (self.core.delivery_status(mid), kind) {
+            (DeliveryStatus::Acked, _) | (DeliveryStatus::Written, WatchKind::Written) => {
+                Some(Ok(()))
+            }
+            (DeliveryStatus::Failed(f), _) => Some(Err(errors::delivery_failed(py, mid, &f))),
+            (DeliveryStatus::Queued | DeliveryStatus::Written, _) => {
+                if self.core.state() == State::Closed && self.hub.closed().is_some() {
+                    // Cannot happen (the core fails every pending message before Closed), but
+                    // never leave a waiter hanging on a closed client.
+                    Some(Err(errors::closed_error(py, None)))
+                } else {
+                    None
+                }
+            }
+            (DeliveryStatus::Unknown, _) => {
+                Some(Err(errors::delivery_error(py, mid, DeliveryError::Unknown)))
+            }
+        }
+    }
+}
+
+/// The process that created the first client. The I/O runtime's threads do not survive
+/// `fork()`: in a child forked after that, a client would never connect, so refuse clearly.
+static FIRST_PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
+fn check_not_forked(py: Python<'_>) -> PyResult<()> {
+    let pid = std::process::id();
+    if *FIRST_PID.get_or_init(|| pid) == pid {
+        return Ok(());
+    }
+    let t = types::get(py)?;
+    Err(errors::make(
+        py,
+        &t.tether_error,
+        "this process was forked from one that had already created tether clients: Tether's \
+         I/O threads do not survive fork(). Create clients only in the child (or use the \
+         \"spawn\" start method of multiprocessing)"
+            .to_owned(),
+        &[],
+    ))
+}
+
+/// A timeout argument in seconds: None (no limit) or a finite number >= 0.
+pub(crate) fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
+    match timeout {
+        None => Ok(None),
+        Some(t) if t.is_finite() && t >= 0.0 => Ok(Some(
+            Instant::now()
+                + Duration::try_from_secs_f64(t)
+                    .map_err(|_| PyValueError::new_err("timeout is too large"))?,
+        )),
+        Some(t) => Err(PyValueError::new_err(format!(
+            "timeout must be None or a number of seconds >= 0, got {t}"
+        ))),
+    }
+}
+
+/// The time left before `deadline`, capped at one slice; `None` once it has passed.
+pub(crate) fn next_slice(deadline: Option<Instant>) -> Option<Duration> {
+    match deadline {
+        None => Some(SLICE),
+        Some(d) => {
+            let now = Instant::now();
+            (now < d).then(|| (d - now).min(SLICE))
+        }
+    }
+}
+
+/// Wait until `check` answers, sleeping without the GIL on the hub's generation counter and
+/// checking for signals (Ctrl-C) between slices.
+pub(crate) fn block_until<T>(
+    py: Python<'_>,
+    hub: &Hub,
+    timeout: Option<f64>,
+    what: &str,
+    mut check: impl FnMut(Python<'_>) -> PyResult<Option<T>>,
+) -> PyResult<T> {
+    let deadline = deadline(timeout)?;
+    let on_dispatcher = hub.on_dispatcher_thread();
+    loop {
+        let seen = hub.generation();
+        if let Some(v) = check(py)? {
+            return Ok(v);
+        }
+        if on_dispatcher {
+            return Err(errors::in_callback(what));
+        }
+        let Some(slice) = next_slice(deadline) else {
+            return Err(errors::timeout(format!("{what} timed out")));
+        };
+        py.detach(|| hub.wait_changed(seen, slice));
+        py.check_signals()?;
+    }
+}
+
+/// Whether iteration should end quietly for a client closed for `reason`: the application
+/// closed it, or the server closed it normally (1000, 1001) and reconnecting was off.
+pub(crate) fn ends_quietly(reason: Option<&Disconnect>) -> bool {
+    match reason {
+        None | Some(Disconnect::UserClose { .. }) => true,
+        Some(Disconnect::ServerClosed { code, .. }) => matches!(code, 1000 | 1001),
+        Some(_) => false,
+    }
+}
+
+/// Payload of `send`: `str` → text; `bytes`, `bytearray`, `memoryview` → binary.
+pub(crate) enum Payload {
+    Text(String),
+    Binary(Bytes),
+}
+
+impl Payload {
+    pub(crate) fn from_py(data: &Bound<'_, PyAny>) -> PyResult<Payload> {
+        if let Ok(s) = data.cast::<PyString>() {
+            return Ok(Payload::Text(s.to_cow()?.into_owned()));
+        }
+        if data.is_instance_of::<PyBytes>() || data.is_instance_of::<PyByteArray>() {
+            // Zero copy for `bytes`: the core writes straight from the Python object.
+            let backed: PyBackedBytes = data.extract()?;
+            return Ok(Payload::Binary(Bytes::from_owner(backed)));
+        }
+        if data.is_instance_of::<PyMemoryView>() {
+            let b = data.call_method0("tobytes")?;
+            let backed: PyBackedBytes = b.extract()?;
+            return Ok(Payload::Binary(Bytes::from_owner(backed)));
+        }
+        Err(PyTypeError::new_err(format!(
+            "send() takes str (a text message) or bytes, bytearray, memoryview (a binary message), \
+             not {}; use send_json() for other objects",
+            data.get_type().name()?
+        )))
+    }
+}
+
+/// A resilient WebSocket client (blocking API; `tether.AsyncClient` is the asyncio one).
+///
+/// It starts connecting at once, in the background, and reconnects by itself. `send(data)`
+/// queues a message (`str`: text, bytes-like: binary) and returns its `Receipt` (the message
+/// id), or raises why nothing was queued. `recv()`, `recv_many()` and iteration return
+/// messages (`str` or `bytes`) and, with `events=`, event objects. `wait_ready()`,
+/// `close()`, `stats()`, `state`; `with` closes on exit. Blocking calls release the GIL and
+/// can be interrupted with Ctrl-C.
+///
+/// Options (keywords; durations in seconds): see `help(tether.ClientOptions)` and
+/// docs/PYTHON.md. A bad URL or option raises `tether.ConfigError` (a `ValueError`).
+#[pyclass(module = "tether", name = "Client", frozen, subclass, weakref)]
+pub(crate) struct Client {
+    pub(crate) inner: Arc<Inner>,
+    url: String,
+}
+
+impl Client {
+    pub(crate) fn start(
+        py: Python<'_>,
+        url: &str,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Arc<Inner>> {
+        check_not_forked(py)?;
+        let parsed = options::parse(py, url, options)?;
+        crate::log::refresh_level(py);
+        let hub = Arc::new(Hub::new(
+            parsed.capacity,
+            parsed.subscribed,
+            parsed.callbacks,
+        ));
+        let dispatch_hub = hub.clone();
+        let core = tether_core::Client::connect(
+            parsed.config,
+            EventDelivery::callback(move |event| dispatch_hub.dispatch(event)),
+        )
+        .map_err(errors::start_error)?;
+        let inner = Arc::new(Inner {
+            core,
+            hub,
+            envelope: parsed.envelope,
+            overflow_wait: parsed.overflow_wait,
+            close_timeout: parsed.close_timeout,
+        });
+        let weak: Weak<dyn hub::Closable> = Arc::downgrade(&inner) as Weak<dyn hub::Closable>;
+        hub::register_live(weak);
+        Ok(inner)
+    }
+
+    pub(crate) fn send_payload(&self, py: Python<'_>, payload: Payload) -> PyResult<Receipt> {
+        let inner = &self.inner;
+        let sent = match payload {
+            Payload::Text(t) if inner.overflow_wait => py.detach(|| inner.core.send_text(t)),
+            Payload::Binary(b) if inner.overflow_wait => py.detach(|| inner.core.send_binary(b)),
+            Payload::Text(t) => inner.core.send_text(t),
+            Payload::Binary(b) => inner.core.send_binary(b),
+        };
+        let id = sent.map_err(errors::send_error)?;
+        Ok(Receipt::new(id.0, Arc::downgrade(inner)))
+    }
+
+    /// The next queued item, or the reason the client closed.
+    fn next_item(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+    ) -> PyResult<Result<Py<PyAny>, Option<Disconnect>>> {
+        let hub = &self.inner.hub;
+        let found = block_until(py, hub, timeout, "recv()", |_| {
+            Ok(match hub.try_pop() {
+                Popped::Item(item) => Some(Ok(item)),
+                Popped::Closed(reason) => Some(Err(reason)),
+                Popped::Empty => None,
+            })
+        })?;
+        match found {
+            Ok(item) => Ok(Ok(item.into_py(py)?)),
+            Err(reason) => Ok(Err(reason)),
+        }
+    }
+}
+
+#[pymethods]
+impl Client {
+    #[new]
+    #[pyo3(signature = (url, **options))]
+    fn new(py: Python<'_>, url: &str, options: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let inner = Client::start(py, url, options)?;
+        Ok(Client {
+            inner,
+            url: url.trim().to_owned(),
+        })
+    }
+
+    /// `Client[str | bytes]` in annotations evaluated at run time.
+    #[classmethod]
+    fn __class_getitem__<'py>(
+        cls: &Bound<'py, PyType>,
+        item: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Ok(PyGenericAlias::new(cls.py(), cls.as_any(), item)?.into_any())
+    }
+
+    /// The server URL.
+    #[getter]
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The connection state now (a `tether.State`).
+    #[getter]
+    fn state(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        convert::state(py, self.inner.core.state())
+    }
+
+    /// True once the client is closed for good.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.core.state() == State::Closed
+    }
+
+    /// "raw" or "envelope".
+    #[getter]
+    fn protocol(&self) -> &'static str {
+        if self.inner.envelope {
+            "envelope"
+        } else {
+            "raw"
+        }
+    }
+
+    /// The envelope session id (stable across reconnects).
+    #[getter]
+    fn session_id(&self) -> &str {
+        self.inner.core.config().session_id()
+    }
+
+    /// Queue a message: `str` is sent as a text message, `bytes`/`bytearray`/`memoryview` as a
+    /// binary one. Returns its `Receipt` (the message id), or raises why nothing was queued.
+    fn send(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Receipt> {
+        self.send_payload(py, Payload::from_py(data)?)
+    }
+
+    /// `send(json.dumps(obj))` as a text message (compact separators, UTF-8 kept as is).
+    fn send_json(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Receipt> {
+        let t = types::get(py)?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("separators", (",", ":"))?;
+        kwargs.set_item("ensure_ascii", false)?;
+        let text = t.json_dumps.bind(py).call((obj,), Some(&kwargs))?;
+        let text = text.cast::<PyString>()?.to_cow()?.into_owned();
+        self.send_payload(py, Payload::Text(text))
+    }
+
+    /// The next message (`str` or `bytes`) or subscribed event, waiting up to `timeout`
+    /// seconds (None: no limit). Raises `TimeoutError`, or `ClosedError` once the client is
+    /// closed and everything queued has been read.
+    #[pyo3(signature = (timeout=None))]
+    fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
+        match self.next_item(py, timeout)? {
+            Ok(item) => Ok(item),
+            Err(reason) => Err(errors::closed_error(py, reason.as_ref())),
+        }
+    }
+
+    /// Like `recv`, but returns every item already queued (at least one, at most `max`) as a
+    /// list: fewer calls when messages arrive fast.
+    #[pyo3(signature = (max=1024, timeout=None))]
+    fn recv_many(
+        &self,
+        py: Python<'_>,
+        max: usize,
+        timeout: Option<f64>,
+    ) -> PyResult<Vec<Py<PyAny>>> {
+        let hub = &self.inner.hub;
+        let max = max.max(1);
+        let mut items = Vec::new();
+        let closed = block_until(py, hub, timeout, "recv_many()", |_| {
+            hub.drain(max, &mut items);
+            if !items.is_empty() {
+                return Ok(Some(None));
+            }
+            Ok(match hub.try_pop() {
+                Popped::Item(item) => {
+                    items.push(item);
+                    Some(None)
+                }
+                Popped::Closed(reason) => Some(Some(reason)),
+                Popped::Empty => None,
+            })
+        })?;
+        if let Some(reason) = closed {
+            return Err(errors::closed_error(py, reason.as_ref()));
+        }
+        items.into_iter().map(|i| i.into_py(py)).collect()
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        match self.next_item(py, None)? {
+            Ok(item) => Ok(Some(item)),
+            Err(reason) if ends_quietly(reason.as_ref()) => Ok(None),
+            Err(reason) => Err(errors::closed_error(py, reason.as_ref())),
+        }
+    }
+
+    /// Wait until the client is ready (connected, handshake done), up to `timeout` seconds.
+    /// Raises `TimeoutError`, or `ConnectError` (or `ClosedError`) if the client closed for
+    /// good first. Sending does not need this: messages queue until the link is ready.
+    #[pyo3(signature = (timeout=None))]
+    fn wait_ready(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        let inner = &self.inner;
+        let result = block_until(py, &inner.hub, timeout, "wait_ready()", |py| {
+            match inner.core.state() {
+                State::Ready => Ok(Some(())),
+                // Closed: answer once the dispatcher has handled the Closed event (its reason
+                // is the error); that event bumps the generation and wakes us.
+                State::Closed => match inner.hub.closed() {
+                    Some((reason, _)) => Err(errors::disconnect_error(
+                        py,
+                        &reason,
+                        "the client closed before it was ready",
+                    )),
+                    None => Ok(None),
+                },
+                _ => Ok(None),
+            }
+        });
+        match result {
+            Err(e) if e.is_instance_of::<pyo3::exceptions::PyTimeoutError>(py) => {
+                let why = match inner.hub.last_disconnect() {
+                    Some(d) => format!("; last failure: {d}"),
+                    None => String::new(),
+                };
+                Err(errors::timeout(format!(
+                    "not ready within {}s (state: {}){why}",
+                    timeout.unwrap_or_default(),
+                    inner.core.state()
+                )))
+            }
+            other => other,
+        }
+    }
+
+    /// Close gracefully: refuse new sends, drain the outbox (up to `close_timeout`), send a
+    /// close frame with `code` (1000 or 3000-4999) and `reason`, and wait up to `timeout`
+    /// seconds (None: as long as it takes) for the close to finish. Messages that could not
+    /// be written are reported (`SendFailed` events, failed receipts). Closing twice is fine.
+    /// Inside a callback this only starts the close.
+    #[pyo3(signature = (code=1000, reason="", timeout=None))]
+    fn close(&self, py: Python<'_>, code: u16, reason: &str, timeout: Option<f64>) -> PyResult<()> {
+        let inner = &self.inner;
+        deadline(timeout)?; // a bad timeout is refused before anything starts
+        inner.start_close(code, reason)?;
+        if inner.hub.on_dispatcher_thread() {
+            return Ok(());
+        }
+        // Wait for the Closed event to be fully handled (its callback included): after this
+        // returns no callback of this client runs any more.
+        let hub = &inner.hub;
+        block_until(py, hub, timeout, "close()", |_| {
+            Ok(hub.finished().then_some(()))
+        })
+        .map_err(|e| {
+            if e.is_instance_of::<pyo3::exceptions::PyTimeoutError>(py) {
+                errors::timeout("close() timed out; the close goes on in the background".into())
+            } else {
+                e
+            }
+        })
+    }
+
+    /// A snapshot of the counters (a `tether.Stats`).
+    fn stats(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        convert::stats(py, &self.inner.core.stats())
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        let wait = self.inner.close_timeout.as_secs_f64() + 2.0;
+        match self.close(py, 1000, "", Some(wait)) {
+            Err(e) if e.is_instance_of::<pyo3::exceptions::PyTimeoutError>(py) => {
+                if let Ok(t) = types::get(py) {
+                    let _ = t.logger.call_method1(
+                        py,
+                        "warning",
+                        (
+                            "close of %s did not finish within %.1fs; it goes on in the background",
+                            &self.url,
+                            wait,
+                        ),
+                    );
+                }
+                Ok(false)
+            }
+            Err(e) => Err(e),
+            Ok(()) => Ok(false),
+        }
+    }
+
+    fn __aenter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let t = types::get(slf.py())?;
+        t.aio.bind(slf.py()).call_method1("_aenter", (slf,))
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __aexit__<'py>(
+        slf: &Bound<'py, Self>,
+        _exc: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let t = types::get(slf.py())?;
+        let handle = Handle::for_inner(&slf.get().inner);
+        t.aio.bind(slf.py()).call_method1("_aexit", (handle,))
+    }
+
+    /// The handle the asyncio layer uses (private).
+    fn _handle(&self) -> Handle {
+        Handle::for_inner(&self.inner)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<tether.Client {} {}>", self.url, self.inner.core.state())
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        self.inner.hub.traverse(&visit)
+    }
+
+    fn __clear__(&self) {
+        let _dropped = self.inner.hub.clear();
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // The Python object is gone: release its Python objects and let the dispatcher run
+        // free; dropping the core handle (with the last Arc) starts a graceful close.
+        let _dropped = self.inner.hub.detach();
+    }
+}
+
+/// What `tether/_aio.py` uses: the hub's non-blocking primitives and the client's core, held
+/// weakly so an asyncio bridge never keeps a client alive.
+#[pyclass(module = "tether._tether", name = "_Handle", frozen)]
+pub(crate) struct Handle {
+    hub: Arc<Hub>,
+    inner: Weak<Inner>,
+}
+
+impl Handle {
+    pub(crate) fn for_inner(inner: &Arc<Inner>) -> Handle {
+        Handle {
+            hub: inner.hub.clone(),
+            inner: Arc::downgrade(inner),
+        }
+    }
+
+    fn inner(&self, py: Python<'_>) -> PyResult<Arc<Inner>> {
+        self.inner
+            .upgrade()
+            .ok_or_else(|| errors::closed_error(py, None))
+    }
+}
+
+#[pymethods]
+impl Handle {
+    fn generation(&self) -> u64 {
+        self.hub.generation()
+    }
+
+    /// Arm the bridge's one-shot wake-up for the next change after `seen`: 1 armed, 0 there
+    /// already was a change (re-check now), 2 no bridge any more (closed).
+    fn arm(&self, seen: u64) -> u8 {
+        self.hub.arm(seen) as u8
+    }
+
+    fn bridge(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.hub.bridge(py)
+    }
+
+    /// Install `bridge`; False if refused (closed: no wake-up will be needed).
+    fn set_bridge(&self, bridge: Py<PyAny>) -> bool {
+        // Whatever is dropped here is dropped while attached (we are in a Python call).
+        self.hub.set_bridge(bridge).is_ok()
+    }
+
+    /// Something to read, or closed for good.
+    fn readable(&self) -> bool {
+        self.hub.readable()
+    }
+
+    /// Ready, or closed for good (`ready()` then answers or raises).
+    fn ready_or_closed(&self) -> bool {
+        self.hub.closed().is_some()
+            || self
+                .inner
+                .upgrade()
+                .is_none_or(|i| i.core.state() == State::Ready)
+    }
+
+    /// The configured close timeout in seconds.
+    fn close_timeout(&self) -> f64 {
+        self.inner
+            .upgrade()
+            .map_or(0.0, |i| i.close_timeout.as_secs_f64())
+    }
+
+    /// The next queued item, None when nothing is queued; raises ClosedError when closed and
+    /// drained.
+    fn try_recv(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        match self.hub.try_pop() {
+            Popped::Item(item) => Ok(Some(item.into_py(py)?)),
+            Popped::Empty => Ok(None),
+            Popped::Closed(reason) => Err(errors::closed_error(py, reason.as_ref())),
+        }
+    }
+
+    /// Up to `max` queued items (possibly none).
+    fn drain(&self, py: Python<'_>, max: usize) -> PyResult<Vec<Py<PyAny>>> {
+        let mut items: Vec<Item> = Vec::new();
+        self.hub.drain(max, &mut items);
+        items.into_iter().map(|i| i.into_py(py)).collect()
+    }
+
+    /// Closed for good with nothing left to read: None while open or while items remain;
+    /// else True when iteration should end quietly, False when it should raise
+    /// (`closed_error()` builds the exception).
+    fn finished(&self) -> Option<bool> {
+        if self.hub.has_items() {
+            return None;
+        }
+        self.hub
+            .closed()
+            .map(|(reason, _)| ends_quietly(Some(&reason)))
+    }
+
+    fn closed_error(&self, py: Python<'_>) -> Py<PyAny> {
+        let reason = self.hub.closed().map(|c| c.0);
+        errors::closed_error(py, reason.as_ref())
+            .into_value(py)
+            .into_any()
+    }
+
+    /// 1 ready, 0 not yet; raises if the client closed before it was ready.
+    fn ready(&self, py: Python<'_>) -> PyResult<bool> {
+        let inner = self.inner(py)?;
+        match inner.core.state() {
+            State::Ready => Ok(true),
+            State::Closed => match self.hub.closed() {
+                Some((reason, _)) => Err(errors::disconnect_error(
+                    py,
+                    &reason,
+                    "the client closed before it was ready",
+                )),
+                // The dispatcher has not handled Closed yet: its wake-up follows.
+                None => Ok(false),
+            },
+            _ => Ok(false),
+        }
+    }
+
+    fn last_disconnect(&self) -> Option<String> {
+        self.hub.last_disconnect().map(|d| d.to_string())
+    }
+
+    fn state_name(&self) -> &'static str {
+        match self.inner.upgrade() {
+            Some(i) => i.core.state().as_str(),
+            None => "closed",
+        }
+    }
+
+    /// True once the `Closed` event has been fully handled (its callback included).
+    fn is_closed(&self) -> bool {
+        self.hub.finished()
+    }
+
+    #[pyo3(signature = (code=1000, reason=""))]
+    fn start_close(&self, py: Python<'_>, code: u16, reason: &str) -> PyResult<()> {
+        match self.inner.upgrade() {
+            Some(inner) => inner.start_close(code, reason),
+            None => {
+                // The client object is gone and its close already started; validate anyway.
+                let _ = py;
+                Ok(())
+            }
+        }
+    }
+
+    /// Watch receipt `id` for `kind` (0 written, 1 acked). Returns None when pending (the
+    /// bridge is woken when an event touches it), True when done, or the exception to raise.
+    fn watch(&self, py: Python<'_>, id: u64, kind: u8) -> PyResult<Option<Py<PyAny>>> {
+        let kind = watch_kind(kind);
+        let inner = match self.inner(py) {
+            Ok(i) => i,
+            Err(e) => return Ok(Some(e.into_value(py).into_any())),
+        };
+        self.hub.watch(id, kind);
+        let outcome = inner.outcome(py, id, kind);
+        if outcome.is_some() {
+            self.hub.unwatch(id, kind);
+        }
+        Ok(outcome.map(|o| outcome_to_py(py, o)))
+    }
+
+    /// Receipts an event touched since the last call: a list of (id, kind, outcome) with
+    /// outcome as in `watch` (None: still pending, watched again).
+    fn take_resolved(&self, py: Python<'_>) -> PyResult<Vec<Resolved>> {
+        let touched = self.hub.take_resolved();
+        if touched.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inner = self.inner.upgrade();
+        let mut out = Vec::with_capacity(touched.len());
+        for (id, kind) in touched {
+            let outcome = match &inner {
+                Some(inner) => inner.outcome(py, id, kind),
+                None => Some(Err(errors::closed_error(py, None))),
+            };
+            if outcome.is_none() {
+                self.hub.watch(id, kind);
+            }
+            out.push((id, kind as u8, outcome.map(|o| outcome_to_py(py, o))));
+        }
+        Ok(out)
+    }
+
+    fn stats(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        convert::stats(py, &self.inner(py)?.core.stats())
+    }
+}
+
+/// (message id, watch kind, outcome) as handed to `tether/_aio.py`.
+type Resolved = (u64, u8, Option<Py<PyAny>>);
+
+fn watch_kind(k: u8) -> WatchKind {
+    if k == 0 {
+        WatchKind::Written
+    } else {
+        WatchKind::Acked
+    }
+}
+
+fn outcome_to_py(py: Python<'_>, o: PyResult<()>) -> Py<PyAny> {
+    match o {
+        Ok(()) => true
+            .into_pyobject(py)
+            .map(|b| b.to_owned().into_any().unbind())
+            .unwrap_or_else(|_| py.None()),
+        Err(e) => e.into_value(py).into_any(),
+    }
+}

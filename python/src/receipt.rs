@@ -1,0 +1,165 @@
+//! `tether.Receipt`: the message id `send` returns, and the ways to wait for its fate.
+
+use std::sync::{Arc, Weak};
+
+use pyo3::basic::CompareOp;
+use pyo3::prelude::*;
+use pyo3::types::PyInt;
+
+use tether_core::{DeliveryError, DeliveryStatus, MessageId};
+
+use crate::client::{block_until, deadline, next_slice, Handle, Inner};
+use crate::errors;
+use crate::hub::WatchKind;
+use crate::types;
+
+/// The id of an accepted message (1, 2, 3, ... in send order), usable as an `int`, and the
+/// ways to learn its fate: `wait()` / `await receipt` for the server's ack (envelope mode),
+/// `wait_written()` / `await receipt.written()` for "written to the socket" (both modes).
+#[pyclass(module = "tether", name = "Receipt", frozen)]
+pub(crate) struct Receipt {
+    id: u64,
+    inner: Weak<Inner>,
+}
+
+impl Receipt {
+    pub(crate) fn new(id: u64, inner: Weak<Inner>) -> Receipt {
+        Receipt { id, inner }
+    }
+
+    fn inner(&self, py: Python<'_>) -> PyResult<Arc<Inner>> {
+        self.inner
+            .upgrade()
+            .ok_or_else(|| errors::closed_error(py, None))
+    }
+
+    fn future<'py>(&self, py: Python<'py>, kind: WatchKind) -> PyResult<Bound<'py, PyAny>> {
+        let t = types::get(py)?;
+        let handle = Handle::for_inner(&self.inner(py)?);
+        t.aio
+            .bind(py)
+            .call_method1("_receipt_future", (handle, self.id, kind as u8))
+    }
+}
+
+#[pymethods]
+impl Receipt {
+    /// The message id.
+    #[getter]
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// "queued", "written", "acked", "failed" or "unknown" (too old to remember, or the
+    /// client is gone).
+    #[getter]
+    fn status(&self) -> &'static str {
+        let Some(inner) = self.inner.upgrade() else {
+            return "unknown";
+        };
+        match inner.core.delivery_status(MessageId(self.id)) {
+            DeliveryStatus::Queued => "queued",
+            DeliveryStatus::Written => "written",
+            DeliveryStatus::Acked => "acked",
+            DeliveryStatus::Failed(_) => "failed",
+            _ => "unknown",
+        }
+    }
+
+    /// Block until the server acknowledges the message (envelope mode), up to `timeout`
+    /// seconds. Raises `DeliveryFailed` (with `.reason`) if it never will be, `TimeoutError`,
+    /// or `NotSupportedError` in raw mode (use `wait_written()` there).
+    #[pyo3(signature = (timeout=None))]
+    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        let inner = self.inner(py)?;
+        if inner.hub.on_dispatcher_thread() {
+            return Err(errors::in_callback("Receipt.wait()"));
+        }
+        let deadline = deadline(timeout)?;
+        let id = MessageId(self.id);
+        loop {
+            let Some(slice) = next_slice(deadline) else {
+                return Err(errors::timeout(format!(
+                    "message {id}: timed out waiting for the ack"
+                )));
+            };
+            match py.detach(|| inner.core.wait_acked(id, slice)) {
+                Ok(()) => return Ok(()),
+                Err(DeliveryError::Timeout) => py.check_signals()?,
+                Err(e) => return Err(errors::delivery_error(py, id, e)),
+            }
+        }
+    }
+
+    /// Block until the message has been written to the socket (both modes), up to `timeout`
+    /// seconds. Raises `DeliveryFailed` if it never will be, or `TimeoutError`. Written is not
+    /// delivered: the link may still break before the server reads it.
+    #[pyo3(signature = (timeout=None))]
+    fn wait_written(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        let inner = self.inner(py)?;
+        let id = self.id;
+        block_until(py, &inner.hub, timeout, "Receipt.wait_written()", |py| {
+            inner.outcome(py, id, WatchKind::Written).transpose()
+        })
+    }
+
+    /// An awaitable that resolves when the server acknowledges the message (envelope mode);
+    /// `await receipt` is the same. Raises like `wait()`. Call it inside a running event loop.
+    fn acked<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.future(py, WatchKind::Acked)
+    }
+
+    /// An awaitable that resolves when the message has been written (both modes).
+    fn written<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.future(py, WatchKind::Written)
+    }
+
+    fn __await__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.future(py, WatchKind::Acked)?.call_method0("__await__")
+    }
+
+    fn __int__(&self) -> u64 {
+        self.id
+    }
+
+    fn __index__(&self) -> u64 {
+        self.id
+    }
+
+    fn __hash__(&self) -> u64 {
+        // Equal to hash(int(self)) for ids below 2**61 - 1 (the modulus of int hashing).
+        self.id
+    }
+
+    fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp) -> PyResult<Py<PyAny>> {
+        let py = other.py();
+        let other_id = if let Ok(r) = other.cast::<Receipt>() {
+            r.get().id
+        } else if other.is_instance_of::<PyInt>() && !other.is_instance_of::<pyo3::types::PyBool>()
+        {
+            match other.extract::<u64>() {
+                Ok(v) => v,
+                // A negative or huge int never equals an id.
+                Err(_) => {
+                    return Ok(match op {
+                        CompareOp::Eq => false.into_pyobject(py)?.to_owned().into_any().unbind(),
+                        CompareOp::Ne => true.into_pyobject(py)?.to_owned().into_any().unbind(),
+                        _ => py.NotImplemented(),
+                    })
+                }
+            }
+        } else {
+            return Ok(py.NotImplemented());
+        };
+        Ok(op
+            .matches(self.id.cmp(&other_id))
+            .into_pyobject(py)?
+            .to_owned()
+            .into_any()
+            .unbind())
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Receipt({})", self.id)
+    }
+}

@@ -1,0 +1,384 @@
+"""asyncio support: :class:`AsyncClient`, awaitable receipts, and ``async with`` on ``Client``.
+
+How events reach the event loop without blocking it, and without a thread per ``await``:
+the client's dispatcher thread (owned by the Rust core) queues messages in the native hub and
+bumps a generation counter. A per-client, per-loop :class:`_Bridge` keeps the futures that
+coroutines wait on (``recv``, ``wait_ready``, ``close``, receipts). When it has any, it *arms*
+a one-shot wake-up in the hub; the dispatcher fires it at the next change with a single
+``loop.call_soon_threadsafe``, and the bridge, now on the loop, settles every future whose
+condition holds and re-arms if some are left. Under load one wake-up covers many events, and
+``async for`` drains queued messages in batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Awaitable,
+    Callable,
+    Collection,
+    Deque,
+    Dict,
+    Generic,
+    List,
+    Literal,
+    Optional,
+    Tuple,
+    TypeVar,
+    Union,
+    overload,
+)
+
+from . import _tether
+from ._types import ConfigError, Data, Event, NotSupportedError, State, Stats
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._tether import Receipt, _Handle
+    from ._types import ClientOptions
+
+__all__ = ["AsyncClient"]
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+_WRITTEN = 0
+_ACKED = 1
+_MOVED, _ARMED, _GONE = 0, 1, 2
+
+_log = logging.getLogger("tether")
+
+
+def _settle(fut: asyncio.Future[None], outcome: object) -> None:
+    if fut.done():
+        return
+    if outcome is True:
+        fut.set_result(None)
+    elif isinstance(outcome, BaseException):
+        fut.set_exception(outcome)
+
+
+class _Bridge:
+    """The futures of one client on one event loop, woken by the client's dispatcher."""
+
+    __slots__ = ("_handle", "_loop", "_waiters", "_receipts", "_armed")
+
+    def __init__(self, handle: _Handle, loop: asyncio.AbstractEventLoop) -> None:
+        self._handle = handle
+        self._loop = loop
+        self._waiters: List[Tuple[asyncio.Future[None], Callable[[], bool]]] = []
+        self._receipts: Dict[Tuple[int, int], List[asyncio.Future[None]]] = {}
+        self._armed = False
+
+    # Called by the dispatcher thread (holding the GIL) when the armed wake-up fires.
+    def _wake_threadsafe(self) -> None:
+        self._loop.call_soon_threadsafe(self._on_wake)
+
+    def _on_wake(self) -> None:
+        self._armed = False
+        self._process()
+
+    def wait(self, ready: Callable[[], bool]) -> asyncio.Future[None]:
+        """A future that resolves once ``ready()`` is true (checked after every change)."""
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._waiters.append((fut, ready))
+        self._process()
+        return fut
+
+    def watch(self, id_: int, kind: int) -> asyncio.Future[None]:
+        """A future that resolves when message ``id_`` is written (kind 0) or acked (kind 1)."""
+        fut: asyncio.Future[None] = self._loop.create_future()
+        outcome = self._handle.watch(id_, kind)
+        if outcome is not None:
+            _settle(fut, outcome)
+            return fut
+        self._receipts.setdefault((id_, kind), []).append(fut)
+        self._process()
+        return fut
+
+    def _process(self) -> None:
+        handle = self._handle
+        while True:
+            seen = handle.generation()
+            for id_, kind, outcome in handle.take_resolved():
+                if outcome is not None:
+                    for fut in self._receipts.pop((id_, kind), ()):
+                        _settle(fut, outcome)
+            if self._waiters:
+                pending = []
+                for fut, ready in self._waiters:
+                    if fut.done():
+                        continue  # cancelled, or timed out by wait_for
+                    if ready():
+                        fut.set_result(None)
+                    else:
+                        pending.append((fut, ready))
+                self._waiters = pending
+            if not self._waiters and not self._receipts:
+                return
+            if self._armed:
+                return  # the wake-up is armed (or already on its way)
+            answer = handle.arm(seen)
+            if answer == _ARMED:
+                self._armed = True
+                return
+            if answer == _GONE:
+                self._finish()
+                return
+            # _MOVED: something changed while we looked; look again.
+
+    def _finish(self) -> None:
+        """The client is closed for good: settle everything now."""
+        waiters, self._waiters = self._waiters, []
+        for fut, ready in waiters:
+            if not fut.done():
+                if ready():
+                    fut.set_result(None)
+                else:
+                    exc = self._handle.closed_error()
+                    fut.set_exception(exc)
+        receipts, self._receipts = self._receipts, {}
+        for (id_, kind), futs in receipts.items():
+            outcome = self._handle.watch(id_, kind)
+            for fut in futs:
+                if outcome is None:
+                    fut.set_exception(self._handle.closed_error())
+                else:
+                    _settle(fut, outcome)
+
+
+def _bridge_for(handle: _Handle, loop: asyncio.AbstractEventLoop) -> _Bridge:
+    bridge = handle.bridge()
+    if isinstance(bridge, _Bridge) and bridge._loop is loop:
+        return bridge
+    bridge = _Bridge(handle, loop)
+    # Refused once the client is closed: the bridge then settles every wait at once.
+    handle.set_bridge(bridge)
+    return bridge
+
+
+def _receipt_future(handle: _Handle, id_: int, kind: int) -> asyncio.Future[None]:
+    """``receipt.acked()`` / ``receipt.written()`` / ``await receipt``."""
+    return _bridge_for(handle, asyncio.get_running_loop()).watch(id_, kind)
+
+
+async def _wait(aw: Awaitable[_R], timeout: Optional[float], what: str) -> _R:
+    if timeout is None:
+        return await aw
+    try:
+        return await asyncio.wait_for(aw, timeout)
+    except asyncio.TimeoutError:
+        raise TimeoutError(f"{what} timed out after {timeout}s") from None
+
+
+async def _aclose(handle: _Handle, code: int, reason: str, timeout: Optional[float]) -> None:
+    handle.start_close(code, reason)
+    if handle.is_closed():
+        return
+    bridge = _bridge_for(handle, asyncio.get_running_loop())
+    await _wait(bridge.wait(handle.is_closed), timeout, "close()")
+
+
+async def _aclose_quietly(handle: _Handle) -> None:
+    limit = handle.close_timeout() + 2.0
+    try:
+        await _aclose(handle, 1000, "", limit)
+    except TimeoutError:
+        _log.warning("close did not finish within %.1fs; it goes on in the background", limit)
+
+
+# `async with tether.Client(...)`: the sync client closes without blocking the loop.
+async def _aenter(client: Any) -> Any:
+    return client
+
+
+async def _aexit(handle: _Handle) -> None:
+    await _aclose_quietly(handle)
+
+
+class AsyncClient(Generic[_T]):
+    """A resilient WebSocket client for asyncio.
+
+    Same options and behaviour as :class:`tether.Client`; the waiting calls are coroutines
+    that never block the event loop. ``send`` only queues, so it stays a plain method.
+    ``async for message in client`` yields messages (``str`` or ``bytes``) and the events
+    chosen with ``events=``, and ends when the client is closed by ``close()``.
+
+    Callbacks (``on_message=``, ...) run on the client's dispatcher thread, not on the loop.
+    ``overflow="wait"`` is refused: it would block the loop in ``send``.
+    """
+
+    __slots__ = ("_client", "_handle", "_bridge", "_buffer", "__weakref__")
+
+    @overload
+    def __init__(
+        self: AsyncClient[Data],
+        url: str,
+        *,
+        events: Literal[False, None] = None,
+        **options: Unpack[ClientOptions],
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: AsyncClient[Union[Data, Event]],
+        url: str,
+        *,
+        events: Union[Literal[True], Collection[type[Event]]],
+        **options: Unpack[ClientOptions],
+    ) -> None: ...
+
+    def __init__(self, url: str, **options: Any) -> None:
+        if options.get("overflow") == "wait":
+            exc = ConfigError(
+                'invalid value for option `overflow`: "wait" blocks the caller of send(), '
+                'which would block the event loop; use "reject" (QueueFullError) or "drop_oldest"'
+            )
+            exc.option = "overflow"
+            raise exc
+        self._client: _tether.Client[Any] = _tether.Client(url, **options)
+        self._handle = self._client._handle()
+        self._bridge: Optional[_Bridge] = None
+        self._buffer: Deque[Any] = collections.deque()
+
+    def _loop_bridge(self) -> _Bridge:
+        loop = asyncio.get_running_loop()
+        bridge = self._bridge
+        if bridge is None or bridge._loop is not loop:
+            bridge = self._bridge = _bridge_for(self._handle, loop)
+        return bridge
+
+    @property
+    def url(self) -> str:
+        """The server URL."""
+        return self._client.url
+
+    @property
+    def state(self) -> State:
+        """The connection state now."""
+        return self._client.state
+
+    @property
+    def closed(self) -> bool:
+        """True once the client is closed for good."""
+        return self._client.closed
+
+    @property
+    def protocol(self) -> str:
+        """``"raw"`` or ``"envelope"``."""
+        return self._client.protocol
+
+    @property
+    def session_id(self) -> str:
+        """The envelope session id (stable across reconnects)."""
+        return self._client.session_id
+
+    def stats(self) -> Stats:
+        """A snapshot of the counters."""
+        return self._client.stats()
+
+    def send(self, data: Union[str, bytes, bytearray, memoryview]) -> Receipt:
+        """Queue a message (``str``: text, bytes-like: binary); returns its receipt at once.
+
+        ``await receipt`` waits for the server's ack (envelope mode); ``await
+        receipt.written()`` for the write to the socket. Raises ``QueueFullError``,
+        ``MessageTooLarge``, ``ClosedError`` or ``NotReadyError`` if nothing was queued.
+        """
+        return self._client.send(data)
+
+    def send_json(self, obj: object) -> Receipt:
+        """Queue ``json.dumps(obj)`` as a text message."""
+        return self._client.send_json(obj)
+
+    async def send_acked(
+        self, data: Union[str, bytes, bytearray, memoryview], timeout: Optional[float] = None
+    ) -> Receipt:
+        """Send and wait for the server's ack (envelope mode). Raises ``DeliveryFailed``,
+        ``TimeoutError``, or ``NotSupportedError`` in raw mode (before sending anything)."""
+        if self._client.protocol != "envelope":
+            # Refuse before sending anything (awaiting a raw-mode receipt raises the same).
+            raise NotSupportedError(
+                'send_acked() needs protocol="envelope" (acks); in raw mode use '
+                "send() and await receipt.written()"
+            )
+        receipt = self._client.send(data)
+        await _wait(receipt.acked(), timeout, f"ack of message {int(receipt)}")
+        return receipt
+
+    async def recv(self, timeout: Optional[float] = None) -> _T:
+        """The next message or subscribed event. Raises ``TimeoutError``, or ``ClosedError``
+        once the client is closed and everything queued has been read."""
+        if self._buffer:
+            return self._buffer.popleft()  # type: ignore[no-any-return]
+        item = self._handle.try_recv()
+        if item is not None:
+            return item  # type: ignore[no-any-return]
+        return await _wait(self._recv_wait(), timeout, "recv()")
+
+    async def _recv_wait(self) -> _T:
+        handle = self._handle
+        while True:
+            item = handle.try_recv()
+            if item is not None:
+                return item  # type: ignore[no-any-return]
+            await self._loop_bridge().wait(handle.readable)
+
+    def __aiter__(self) -> AsyncClient[_T]:
+        return self
+
+    async def __anext__(self) -> _T:
+        buffer = self._buffer
+        if buffer:
+            return buffer.popleft()  # type: ignore[no-any-return]
+        handle = self._handle
+        while True:
+            items = handle.drain(256)
+            if items:
+                buffer.extend(items)
+                return buffer.popleft()  # type: ignore[no-any-return]
+            finished = handle.finished()
+            if finished is not None:
+                if finished:
+                    raise StopAsyncIteration
+                raise handle.closed_error()
+            await self._loop_bridge().wait(handle.readable)
+
+    async def wait_ready(self, timeout: Optional[float] = None) -> None:
+        """Wait until the client is ready. Raises ``TimeoutError``, or ``ConnectError`` (or
+        ``ClosedError``) if it closed for good first."""
+        handle = self._handle
+        if handle.ready():
+            return
+
+        async def ready() -> None:
+            while not handle.ready():
+                await self._loop_bridge().wait(handle.ready_or_closed)
+
+        try:
+            await _wait(ready(), timeout, "wait_ready()")
+        except TimeoutError:
+            last = handle.last_disconnect()
+            why = f"; last failure: {last}" if last else ""
+            raise TimeoutError(
+                f"not ready within {timeout}s (state: {handle.state_name()}){why}"
+            ) from None
+
+    async def close(
+        self, code: int = 1000, reason: str = "", timeout: Optional[float] = None
+    ) -> None:
+        """Close gracefully (see ``Client.close``) without blocking the loop."""
+        await _aclose(self._handle, code, reason, timeout)
+
+    async def __aenter__(self) -> AsyncClient[_T]:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await _aclose_quietly(self._handle)
+
+    def __repr__(self) -> str:
+        return f"<tether.AsyncClient {self.url} {self.state}>"

@@ -1,0 +1,363 @@
+"""The values Tether hands to Python code: exceptions, events, states, counters, options.
+
+They are plain Python so that they pickle, compare, print and pattern-match like any
+dataclass. The native module (``tether._tether``) creates them; nothing here has behaviour.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import (
+    TYPE_CHECKING,
+    Callable,
+    Collection,
+    Literal,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    TypedDict,
+    Union,
+)
+
+if TYPE_CHECKING:
+    import os
+
+__all__ = [
+    "Data",
+    "State",
+    "Stats",
+    "DisconnectReason",
+    "FailureReason",
+    "Event",
+    "StateChanged",
+    "Disconnected",
+    "Reconnecting",
+    "Written",
+    "Acked",
+    "SendFailed",
+    "InboundRejected",
+    "Closed",
+    "OtherEvent",
+    "TetherError",
+    "ConfigError",
+    "InvalidArgument",
+    "ConnectError",
+    "ClosedError",
+    "NotReadyError",
+    "QueueFullError",
+    "MessageTooLarge",
+    "DeliveryFailed",
+    "ProtocolError",
+    "NotSupportedError",
+    "ClientOptions",
+]
+
+#: A message payload: ``str`` for a text message, ``bytes`` for a binary one.
+Data = Union[str, bytes]
+
+
+class State(str, enum.Enum):
+    """The connection state. Every change is a :class:`StateChanged` event."""
+
+    CONNECTING = "connecting"
+    """Making a connection (TCP, TLS, HTTP upgrade), first time or after a backoff delay."""
+    OPEN = "open"
+    """The WebSocket is open; the application handshake (envelope mode) is running."""
+    READY = "ready"
+    """Queued messages flow."""
+    CLOSING = "closing"
+    """``close()`` was called: draining the outbox and closing the WebSocket."""
+    CLOSED = "closed"
+    """Terminal: the client will not connect again."""
+    RECONNECTING = "reconnecting"
+    """The link is down; waiting out the backoff delay before the next attempt."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+DisconnectKind = Literal[
+    "user_close",
+    "server_close",
+    "connect_failed",
+    "connection_lost",
+    "heartbeat_timeout",
+    "inbound_too_large",
+    "protocol_error",
+    "rejected",
+    "handshake_timeout",
+    "handshake_failed",
+    "retries_exhausted",
+    "other",
+]
+
+FailureKind = Literal[
+    "dropped_oldest", "closed", "connection_failed", "ack_timeout", "rejected", "other"
+]
+
+
+@dataclass(frozen=True)
+class DisconnectReason:
+    """Why a link ended, or why the client closed for good."""
+
+    kind: DisconnectKind
+    """What happened (``"server_close"``, ``"connect_failed"``, ``"heartbeat_timeout"``, ...)."""
+    code: int
+    """The WebSocket close code that best describes it (1006 when no close frame was exchanged)."""
+    message: str
+    """A sentence for people."""
+    close_reason: str = ""
+    """The reason text of the close frame, for ``user_close`` and ``server_close``."""
+    http_status: Optional[int] = None
+    """The HTTP status of a refused upgrade (``connect_failed``)."""
+    last: Optional[DisconnectReason] = None
+    """For ``retries_exhausted``: the last failure."""
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class FailureReason:
+    """Why an accepted message will never be delivered."""
+
+    kind: FailureKind
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class Event:
+    """Base class of every event (for ``isinstance`` and ``events=[tether.Event]``)."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True)
+class StateChanged(Event):
+    """The connection state changed."""
+
+    old: State
+    new: State
+
+
+@dataclass(frozen=True)
+class Disconnected(Event):
+    """A link ended, or a connect attempt failed."""
+
+    reason: DisconnectReason
+    will_reconnect: bool
+
+
+@dataclass(frozen=True)
+class Reconnecting(Event):
+    """A reconnect attempt is scheduled after ``delay`` seconds."""
+
+    attempt: int
+    delay: float
+
+
+@dataclass(frozen=True)
+class Written(Event):
+    """Every accepted message up to id ``up_to`` (that has not failed) was written to the socket."""
+
+    up_to: int
+
+
+@dataclass(frozen=True)
+class Acked(Event):
+    """Envelope mode: the server acknowledged message ``id``."""
+
+    id: int
+
+
+@dataclass(frozen=True)
+class SendFailed(Event):
+    """Accepted message ``id`` will never be delivered."""
+
+    id: int
+    reason: FailureReason
+
+
+@dataclass(frozen=True)
+class InboundRejected(Event):
+    """Envelope mode: an inbound frame was refused (bad signature, malformed); the link stays up."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Closed(Event):
+    """The client closed for good. Always the last event."""
+
+    reason: DisconnectReason
+    undelivered: int
+    """Messages accepted but never delivered (each also got a :class:`SendFailed`)."""
+
+
+@dataclass(frozen=True)
+class OtherEvent(Event):
+    """An event this version of the Python package does not know yet."""
+
+    description: str
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A snapshot of a client's counters (``client.stats()``). Durations are in seconds."""
+
+    messages_sent: int
+    bytes_sent: int
+    messages_received: int
+    bytes_received: int
+    reconnects: int
+    send_failures: int
+    messages_acked: int
+    messages_resent: int
+    duplicates_dropped: int
+    inbound_rejected: int
+    awaiting_ack: int
+    outbox_messages: int
+    outbox_bytes: int
+    outbox_high_water_messages: int
+    outbox_high_water_bytes: int
+    last_rtt: Optional[float]
+    last_app_rtt: Optional[float]
+
+
+# ----- exceptions ----------------------------------------------------------------------------
+
+
+class TetherError(Exception):
+    """Root of every error Tether raises (besides ``TimeoutError`` and argument ``TypeError``)."""
+
+
+class ConfigError(TetherError, ValueError):
+    """An option or the URL was rejected when the client was built. ``option`` names it."""
+
+    option: Optional[str] = None
+
+
+class InvalidArgument(TetherError, ValueError):
+    """An argument of a call was rejected (for example a close code that may not be sent)."""
+
+
+class ConnectError(TetherError):
+    """The client could not connect, or lost the link, and gave up (``reason`` says why)."""
+
+    reason: Optional[DisconnectReason] = None
+
+
+class ClosedError(TetherError):
+    """The client is closed. ``reason`` says why (``None`` when the object is gone)."""
+
+    reason: Optional[DisconnectReason] = None
+
+
+class NotReadyError(TetherError):
+    """Not ready, and the client was built with ``queue_while_disconnected=False``."""
+
+
+class QueueFullError(TetherError):
+    """The outbox is full (``overflow="reject"``, or the ``"wait"`` timeout expired)."""
+
+    messages: int = 0
+    bytes: int = 0
+
+
+class MessageTooLarge(TetherError):
+    """A message exceeds a size limit: outbound (``size``, ``limit``), or inbound (``reason``)."""
+
+    size: int = 0
+    limit: int = 0
+    reason: Optional[DisconnectReason] = None
+
+
+class DeliveryFailed(TetherError):
+    """Message ``id`` will never be delivered; ``reason`` says why."""
+
+    id: int = 0
+    reason: Optional[FailureReason] = None
+
+
+class ProtocolError(TetherError):
+    """The server violated the WebSocket protocol (or the Tether envelope)."""
+
+    reason: Optional[DisconnectReason] = None
+
+
+class NotSupportedError(TetherError):
+    """The operation needs ``protocol="envelope"`` (acks in raw mode)."""
+
+
+# ----- options (typing only) -------------------------------------------------------------------
+
+
+class ClientOptions(TypedDict, total=False):
+    """Keyword options of :class:`tether.Client` and :class:`tether.AsyncClient`.
+
+    Durations are in seconds (int or float); sizes in bytes. See docs/PYTHON.md for defaults.
+    """
+
+    # connection
+    headers: Union[Mapping[str, str], Sequence[Tuple[str, str]]]
+    subprotocols: Sequence[str]
+    connect_timeout: float
+    # TLS
+    tls_roots: Literal["system", "webpki"]
+    ca_file: Union[str, os.PathLike[str], None]
+    ca_pem: Union[str, bytes, None]
+    tls_insecure: bool
+    # reconnect
+    reconnect: bool
+    backoff_initial: float
+    backoff_max: float
+    backoff_multiplier: float
+    max_reconnect_attempts: Optional[int]
+    max_retry_duration: Optional[float]
+    min_uptime: float
+    # heartbeat
+    ping_interval: Optional[float]
+    ping_timeout: float
+    # outbox
+    outbox_max_messages: int
+    outbox_max_bytes: int
+    overflow: Literal["reject", "drop_oldest", "wait"]
+    overflow_timeout: float
+    queue_while_disconnected: bool
+    # limits
+    max_message_size: int
+    max_inbound_message_size: int
+    max_inbound_frame_size: int
+    close_timeout: float
+    # tuning
+    event_queue_capacity: int
+    read_buffer_size: int
+    write_batch_bytes: int
+    # envelope mode
+    protocol: Literal["raw", "envelope"]
+    token: Optional[str]
+    session_id: Optional[str]
+    signing_key: Union[bytes, str, None]
+    compression_threshold: Optional[int]
+    ack_timeout: float
+    ack_retries: int
+    handshake_timeout: float
+    app_ping: bool
+    # callbacks (run on the client's dispatcher thread)
+    on_message: Optional[Callable[[Data], object]]
+    on_state: Optional[Callable[[StateChanged], object]]
+    on_disconnected: Optional[Callable[[Disconnected], object]]
+    on_reconnecting: Optional[Callable[[Reconnecting], object]]
+    on_written: Optional[Callable[[Written], object]]
+    on_acked: Optional[Callable[[Acked], object]]
+    on_send_failed: Optional[Callable[[SendFailed], object]]
+    on_closed: Optional[Callable[[Closed], object]]
+    on_event: Optional[Callable[[Event], object]]
+
+
+#: The ``events=`` option: which events ``recv()``/iteration yield besides messages.
+EventsOption = Union[bool, None, Collection[type]]
