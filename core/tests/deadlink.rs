@@ -97,9 +97,7 @@ impl Rig {
                 direction: Direction::Both,
             }),
         }
-        let event = self.rec.wait_for("Disconnected", SOON, |e| {
-            matches!(e, Event::Disconnected { .. })
-        });
+        let event = self.rec.next_disconnect();
         let noticed = started.elapsed();
         let Event::Disconnected {
             reason,

@@ -173,9 +173,7 @@ fn resume_after_server_restart(kind: Kind) {
     let first = rec.client.send_text("before").expect("queued");
     assert_eq!(rec.client.wait_acked(first, SOON), Ok(()));
     server.command("restart");
-    rec.wait_for("Disconnected", SOON, |e| {
-        matches!(e, Event::Disconnected { .. })
-    });
+    rec.next_disconnect();
     let second = rec.client.send_text("after").expect("queued");
     assert_eq!(rec.client.wait_acked(second, SOON), Ok(()));
     assert_eq!(server.delivered(&sid), ["before", "after"]);
@@ -314,9 +312,7 @@ fn handshake_rejects(kind: Kind) {
 
     server.command("reject-next transient busy");
     let mut rec = Recorder::connect(envelope(&server.url(), "tok-good").auth_token("right"));
-    let disc = rec.wait_for("Disconnected", SOON, |e| {
-        matches!(e, Event::Disconnected { .. })
-    });
+    let disc = rec.next_disconnect();
     assert!(
         matches!(
             &disc,
@@ -446,9 +442,7 @@ fn a_silent_server_is_a_handshake_timeout_and_retried() {
     let mut rec = Recorder::connect(
         envelope(&peer.url(), "silent").handshake_timeout(Duration::from_millis(200)),
     );
-    let disc = rec.wait_for("Disconnected", SOON, |e| {
-        matches!(e, Event::Disconnected { .. })
-    });
+    let disc = rec.next_disconnect();
     assert_eq!(
         disc,
         Event::Disconnected {

@@ -319,15 +319,6 @@ static MEMORY: Mutex<()> = Mutex::new(());
 // Assertions shared by the cases.
 // ---------------------------------------------------------------------------------------------
 
-fn attempts(log: &[Event]) -> Vec<u32> {
-    log.iter()
-        .filter_map(|e| match e {
-            Event::Reconnecting { attempt, .. } => Some(*attempt),
-            _ => None,
-        })
-        .collect()
-}
-
 fn disconnects(log: &[Event]) -> Vec<(Disconnect, bool)> {
     log.iter()
         .filter_map(|e| match e {
@@ -357,27 +348,13 @@ fn assert_final_connect_failure(rec: &mut Recorder, server: &Hostile) -> Connect
     // Nothing happens afterwards: no reconnect loop.
     let after = rec.collect_for(Duration::from_millis(300));
     assert!(after.is_empty(), "{after:?}");
-    assert!(attempts(&rec.log).is_empty(), "{:?}", rec.log);
+    assert!(rec.attempts().is_empty(), "{:?}", rec.log);
     assert_eq!(server.accepted(), 1, "no second connection");
     assert_eq!(rec.client.state(), State::Closed);
     match reason {
         Disconnect::ConnectFailed(e) => e,
         other => panic!("expected ConnectFailed, got {other:?}"),
     }
-}
-
-fn wait_disconnected(rec: &mut Recorder) -> (Disconnect, bool) {
-    let event = rec.wait_for("Disconnected", SOON, |e| {
-        matches!(e, Event::Disconnected { .. })
-    });
-    let Event::Disconnected {
-        reason,
-        will_reconnect,
-    } = event
-    else {
-        unreachable!()
-    };
-    (reason, will_reconnect)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -452,7 +429,7 @@ fn http_503_on_the_upgrade_is_retried_with_growing_backoff() {
     rec.wait_for("attempt 3", SOON, |e| {
         matches!(e, Event::Reconnecting { attempt: 3, .. })
     });
-    assert_eq!(attempts(&rec.log), [1, 2, 3]);
+    assert_eq!(rec.attempts(), [1, 2, 3]);
     // Full jitter under a doubling ceiling: 40, 80, 160 ms.
     let delays: Vec<Duration> = rec
         .log
@@ -544,7 +521,7 @@ fn a_handshake_dripped_one_byte_at_a_time_hits_the_connect_timeout() {
     let timeout = Duration::from_millis(400);
     let started = Instant::now();
     let mut rec = Recorder::connect(fast(&server.url()).connect_timeout(timeout));
-    let (reason, will_reconnect) = wait_disconnected(&mut rec);
+    let (reason, will_reconnect) = rec.wait_disconnected();
     let took = started.elapsed();
     assert_eq!(
         reason,
@@ -739,7 +716,7 @@ fn garbage_instead_of_frames_is_a_protocol_error_answered_with_1002_and_retried(
     let mut rec = Recorder::connect(fast(&server.url()));
     let cases = bad_frames();
     for (i, (case, _, expected)) in cases.iter().enumerate() {
-        let (reason, will_reconnect) = wait_disconnected(&mut rec);
+        let (reason, will_reconnect) = rec.wait_disconnected();
         let Disconnect::ProtocolError { code, detail } = &reason else {
             panic!("{case}: expected ProtocolError, got {reason:?}");
         };
@@ -778,7 +755,7 @@ fn a_close_frame_with_a_code_that_may_not_be_sent_is_not_mistaken_for_a_final_10
         });
         let mut rec = Recorder::connect(fast(&server.url()));
         rec.wait_state(State::Ready);
-        let (reason, will_reconnect) = wait_disconnected(&mut rec);
+        let (reason, will_reconnect) = rec.wait_disconnected();
         outcomes.push((code, reason, will_reconnect));
     }
     let wrong: Vec<_> = outcomes
@@ -836,7 +813,7 @@ fn a_frame_announcing_a_huge_length_is_refused_with_1009_and_memory_stays_bounde
         (LIMIT + (64 << 10), LIMIT),
     ];
     for (conn, (size, limit)) in expected.into_iter().enumerate().map(|(i, e)| (i + 1, e)) {
-        let (reason, will_reconnect) = wait_disconnected(&mut rec);
+        let (reason, will_reconnect) = rec.wait_disconnected();
         assert_eq!(
             reason,
             Disconnect::InboundTooLarge { size, limit },
@@ -1145,7 +1122,7 @@ fn envelope_final_reject_closes_the_client_without_a_reconnect() {
     );
     assert_eq!(disconnects(&rec.log), [(rejected, false)]);
     assert!(rec.collect_for(Duration::from_millis(300)).is_empty());
-    assert!(attempts(&rec.log).is_empty());
+    assert!(rec.attempts().is_empty());
     assert_eq!(server.accepted(), 1);
     server.wait_note("the hello", |_, note| {
         note.starts_with(r#"hello {"v":1,"t":"hello","sid":"#)

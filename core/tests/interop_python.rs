@@ -36,9 +36,7 @@ fn echo_reconnect_and_restart_against_python_websockets() {
 
     // Server-initiated close with a retryable code.
     peer.command("close 1012 restarting");
-    let disc = rec.wait_for("Disconnected", SOON, |e| {
-        matches!(e, Event::Disconnected { .. })
-    });
+    let disc = rec.next_disconnect();
     assert!(
         matches!(
             &disc,

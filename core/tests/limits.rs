@@ -147,9 +147,7 @@ fn oversized_inbound_message_closes_with_1009_and_says_why() {
     let mut rec = Recorder::connect(fast(&peer.url()).max_inbound_size(64 << 10, 64 << 10));
     rec.wait_state(State::Ready);
     peer.send_oversized_all(1 << 20);
-    let disc = rec.wait_for("Disconnected", SOON, |e| {
-        matches!(e, Event::Disconnected { .. })
-    });
+    let disc = rec.next_disconnect();
     let Event::Disconnected {
         reason,
         will_reconnect,
@@ -181,9 +179,7 @@ fn invalid_utf8_in_a_text_frame_is_a_protocol_error_and_a_reconnect() {
     let mut rec = Recorder::connect(fast(&peer.url()));
     rec.wait_state(State::Ready);
     peer.send_invalid_utf8_all();
-    let disc = rec.wait_for("Disconnected", SOON, |e| {
-        matches!(e, Event::Disconnected { .. })
-    });
+    let disc = rec.next_disconnect();
     assert!(
         matches!(
             &disc,

@@ -9,15 +9,6 @@ use common::{fast, Recorder, SOON};
 use tether_core::{ConnectError, Disconnect, Event, RetryDecision, SendFailure, State};
 use tether_test_peers::Peer;
 
-fn attempts(log: &[Event]) -> Vec<u32> {
-    log.iter()
-        .filter_map(|e| match e {
-            Event::Reconnecting { attempt, .. } => Some(*attempt),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn server_close_with_a_retryable_code_reconnects_and_the_outbox_flushes_first() {
     let peer = Peer::start();
@@ -31,9 +22,7 @@ fn server_close_with_a_retryable_code_reconnects_and_the_outbox_flushes_first() 
     rec.client.send_text("before").expect("queued");
     assert!(peer.wait_received(1, SOON));
     peer.close_all(1001, "going away");
-    let disc = rec.wait_for("Disconnected", SOON, |e| {
-        matches!(e, Event::Disconnected { .. })
-    });
+    let disc = rec.next_disconnect();
     assert_eq!(
         disc,
         Event::Disconnected {
@@ -85,9 +74,7 @@ fn final_close_code_stops_without_a_reconnect_loop() {
     let mut rec = Recorder::connect(fast(&peer.url()));
     rec.wait_state(State::Ready);
     peer.close_all(1008, "policy");
-    let disc = rec.wait_for("Disconnected", SOON, |e| {
-        matches!(e, Event::Disconnected { .. })
-    });
+    let disc = rec.next_disconnect();
     assert!(
         matches!(
             disc,
@@ -125,7 +112,7 @@ fn http_401_on_upgrade_is_final_and_503_is_retried_with_backoff() {
         ),
         "{closed:?}"
     );
-    assert!(attempts(&rec.log).is_empty(), "no retries after 401");
+    assert!(rec.attempts().is_empty(), "no retries after 401");
 
     let peer = Peer::start();
     peer.set_reject_upgrade(Some(503));
@@ -134,7 +121,7 @@ fn http_401_on_upgrade_is_final_and_503_is_retried_with_backoff() {
         matches!(e, Event::Reconnecting { attempt: 3, .. })
     });
     assert_eq!(
-        attempts(&rec.log),
+        rec.attempts(),
         [1, 2, 3],
         "attempt numbers grow while the outage lasts"
     );
@@ -160,7 +147,7 @@ fn attempt_limit_gives_up_and_fails_queued_messages_with_the_reason() {
         ),
         "{closed:?}"
     );
-    assert_eq!(attempts(&rec.log), [1, 2, 3]);
+    assert_eq!(rec.attempts(), [1, 2, 3]);
     let failed = rec.log.iter().find_map(|e| match e {
         Event::SendFailed {
             id: failed,
@@ -213,7 +200,7 @@ fn backoff_resets_only_after_min_uptime() {
             matches!(e, Event::Reconnecting { .. })
         });
     }
-    assert_eq!(attempts(&rec.log), [1, 2, 3]);
+    assert_eq!(rec.attempts(), [1, 2, 3]);
 
     // min_uptime zero: every connection counts as stable, so each outage starts at attempt 1.
     let peer = Peer::start();
@@ -225,7 +212,7 @@ fn backoff_resets_only_after_min_uptime() {
             matches!(e, Event::Reconnecting { .. })
         });
     }
-    assert_eq!(attempts(&rec.log), [1, 1, 1]);
+    assert_eq!(rec.attempts(), [1, 1, 1]);
 }
 
 #[test]
@@ -234,9 +221,7 @@ fn tcp_drop_without_close_frame_is_connection_lost_and_retried() {
     let mut rec = Recorder::connect(fast(&peer.url()));
     rec.wait_state(State::Ready);
     peer.drop_all();
-    let disc = rec.wait_for("Disconnected", SOON, |e| {
-        matches!(e, Event::Disconnected { .. })
-    });
+    let disc = rec.next_disconnect();
     assert!(
         matches!(
             &disc,
@@ -279,7 +264,7 @@ fn a_custom_classifier_overrides_the_defaults() {
     rec.wait_state(State::Ready);
     peer.close_all(1001, "");
     rec.wait_for("Closed", SOON, |e| matches!(e, Event::Closed { .. }));
-    assert!(attempts(&rec.log).is_empty());
+    assert!(rec.attempts().is_empty());
 }
 
 #[test]
@@ -289,7 +274,7 @@ fn reconnect_disabled_closes_on_the_first_loss() {
     rec.wait_state(State::Ready);
     peer.drop_all();
     rec.wait_for("Closed", SOON, |e| matches!(e, Event::Closed { .. }));
-    assert!(attempts(&rec.log).is_empty());
+    assert!(rec.attempts().is_empty());
 }
 
 #[test]
@@ -302,9 +287,7 @@ fn connect_timeout_covers_a_server_that_never_answers_the_upgrade() {
             .connect_timeout(Duration::from_millis(300))
             .max_reconnect_attempts(Some(1)),
     );
-    let disc = rec.wait_for("Disconnected", SOON, |e| {
-        matches!(e, Event::Disconnected { .. })
-    });
+    let disc = rec.next_disconnect();
     assert_eq!(
         disc,
         Event::Disconnected {
@@ -321,9 +304,7 @@ fn connection_refused_is_retried() {
     let port = listener.local_addr().expect("addr").port();
     drop(listener);
     let mut rec = Recorder::connect(fast(&format!("ws://127.0.0.1:{port}/")));
-    let disc = rec.wait_for("Disconnected", SOON, |e| {
-        matches!(e, Event::Disconnected { .. })
-    });
+    let disc = rec.next_disconnect();
     assert!(
         matches!(
             &disc,
@@ -349,9 +330,7 @@ fn a_connection_cut_during_the_upgrade_is_a_network_error_and_retried() {
         let _ = socket.read(&mut request); // read the upgrade request, then hang up
     });
     let mut rec = Recorder::connect(fast(&format!("ws://127.0.0.1:{port}/")));
-    let disc = rec.wait_for("Disconnected", SOON, |e| {
-        matches!(e, Event::Disconnected { .. })
-    });
+    let disc = rec.next_disconnect();
     assert_eq!(
         disc,
         Event::Disconnected {

@@ -6,7 +6,7 @@ pub mod ref_server;
 
 use std::time::{Duration, Instant};
 
-use tether_core::{Client, ConfigBuilder, Event, EventDelivery, State};
+use tether_core::{Client, ConfigBuilder, Disconnect, Event, EventDelivery, State};
 
 /// Generous upper bound for anything that should happen "soon" on a loaded 2-core machine.
 pub const SOON: Duration = Duration::from_secs(10);
@@ -61,6 +61,35 @@ impl Recorder {
                 }
             }
         }
+    }
+
+    /// The next `Disconnected` event.
+    pub fn next_disconnect(&mut self) -> Event {
+        self.wait_for("Disconnected", SOON, |e| {
+            matches!(e, Event::Disconnected { .. })
+        })
+    }
+
+    /// The next disconnect as (reason, will_reconnect).
+    pub fn wait_disconnected(&mut self) -> (Disconnect, bool) {
+        match self.next_disconnect() {
+            Event::Disconnected {
+                reason,
+                will_reconnect,
+            } => (reason, will_reconnect),
+            other => unreachable!("next_disconnect returned {other:?}"),
+        }
+    }
+
+    /// The reconnect attempt numbers seen so far, in order.
+    pub fn attempts(&self) -> Vec<u32> {
+        self.log
+            .iter()
+            .filter_map(|e| match e {
+                Event::Reconnecting { attempt, .. } => Some(*attempt),
+                _ => None,
+            })
+            .collect()
     }
 
     pub fn wait_state(&mut self, state: State) {
