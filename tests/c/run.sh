@@ -22,12 +22,12 @@ PREFIX="$WORK/prefix"
 START=$SECONDS
 PASSED=0
 FAILED=0
-PEER_PID=""
+PEER_CHILD=""
 
 cleanup() {
-    if [ -n "$PEER_PID" ] && kill -0 "$PEER_PID" 2>/dev/null; then
-        kill "$PEER_PID" 2>/dev/null || true
-        wait "$PEER_PID" 2>/dev/null || true
+    if [ -n "$PEER_CHILD" ] && kill -0 "$PEER_CHILD" 2>/dev/null; then
+        kill "$PEER_CHILD" 2>/dev/null || true
+        wait "$PEER_CHILD" 2>/dev/null || true
     fi
     if [ "${KEEP_WORK:-0}" = 1 ]; then echo "scratch directory kept: $WORK"; else rm -rf "$WORK"; fi
 }
@@ -190,7 +190,8 @@ step "CMake: find_package(Tether) builds the examples (Tether::tether, Tether::t
 # ---------------------------------------------------------------------------------------------
 # Run them against tether-peer (one peer, driven through a coprocess).
 coproc PEER { exec "$PEER_BIN"; }
-PEER_PID=$PEER_PID
+# Copy the pid: bash unsets the coproc variables (PEER_PID, PEER) as soon as it exits.
+PEER_CHILD=$PEER_PID
 PEER_OUT=${PEER[0]}
 PEER_IN=${PEER[1]}
 read -r -t 15 -u "$PEER_OUT" line || die "tether-peer did not start"
@@ -309,8 +310,8 @@ else
 fi
 
 peer_cmd quit >/dev/null 2>&1 || true
-wait "$PEER_PID" 2>/dev/null || true
-PEER_PID=""
+wait "$PEER_CHILD" 2>/dev/null || true
+PEER_CHILD=""
 
 echo "C tests finished in $((SECONDS - START)) s"
 echo "c-tests: $PASSED passed, $FAILED failed"
