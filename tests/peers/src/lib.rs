@@ -21,36 +21,31 @@
 //! ```
 #![warn(missing_docs)]
 
+mod observed;
 pub mod proxy;
+mod runtime_thread;
 mod server;
+pub mod stdin_commands;
+mod tasks;
 pub mod tether_server;
 mod tls;
 
 use std::io;
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc as std_mpsc, Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 pub use proxy::{Direction, Fault, Proxy};
+use runtime_thread::RuntimeThread;
 use server::{Command, Ctx, OutKind, Shared};
 pub use tls::{self_signed_identity, TlsIdentity};
 
 /// Default server-side limit on the size of an inbound message (64 MiB).
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
-
-/// How long the constructor waits for the runtime thread to be listening.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a blocking command waits for the runtime's answer before
-/// panicking. Larger than every internal bound of the runtime side.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long `Drop` waits for the runtime thread to finish.
-const DROP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Options for [`Peer::start_with`].
 #[derive(Clone, Debug)]
@@ -127,13 +122,10 @@ impl ReceivedMsg {
 /// the port and joins the background thread (bounded: if the thread does
 /// not finish within a few seconds it is detached and a warning printed).
 pub struct Peer {
-    port: u16,
     tls: bool,
     shared: Arc<Shared>,
-    commands: mpsc::UnboundedSender<Command>,
-    thread: Mutex<Option<JoinHandle<()>>>,
-    /// Disconnects when the runtime thread has finished.
-    done: Mutex<std_mpsc::Receiver<()>>,
+    /// Shuts the runtime down and joins its thread when the peer is dropped.
+    runtime: RuntimeThread<Command>,
 }
 
 impl std::fmt::Debug for Peer {
@@ -181,79 +173,34 @@ impl Peer {
             .max_message_size(Some(limit))
             .max_frame_size(Some(limit));
         let shared = Arc::new(Shared::new(opts.echo, opts.reject_upgrade));
-        let (commands, command_rx) = mpsc::unbounded_channel();
-        let (ready_tx, ready_rx) = std_mpsc::channel::<io::Result<u16>>();
-        let (done_tx, done_rx) = std_mpsc::channel::<()>();
-
         let thread_shared = shared.clone();
         let requested_port = opts.port;
-        let thread = std::thread::Builder::new()
-            .name("tether-test-peer".to_owned())
-            .spawn(move || {
-                // Dropped when the thread ends: that is the "done" signal.
-                let _done = done_tx;
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(runtime) => runtime,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let bound = runtime.block_on(async {
-                    let listener = server::bind(requested_port)?;
-                    let port = listener.local_addr()?.port();
-                    Ok::<_, io::Error>((listener, port))
-                });
-                let (listener, port) = match bound {
-                    Ok(bound) => bound,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
+        let runtime = RuntimeThread::start(
+            "tether test peer",
+            move || server::bind(requested_port),
+            move |listener, port, commands| {
                 let ctx = Arc::new(Ctx::new(port, thread_shared, tls_acceptor, ws_config));
-                let _ = ready_tx.send(Ok(port));
-                runtime.block_on(server::controller(ctx, listener, command_rx));
-                runtime.shutdown_timeout(Duration::from_secs(1));
-            })?;
-
-        let port = match ready_rx.recv_timeout(STARTUP_TIMEOUT) {
-            Ok(Ok(port)) => port,
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                return Err(e);
-            }
-            Err(_) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "tether test peer: runtime thread did not start listening in time",
-                ))
-            }
-        };
+                server::controller(ctx, listener, commands)
+            },
+        )?;
         Ok(Peer {
-            port,
             tls: opts.tls.is_some(),
             shared,
-            commands,
-            thread: Mutex::new(Some(thread)),
-            done: Mutex::new(done_rx),
+            runtime,
         })
     }
 
     /// The TCP port the peer listens on (stable across [`Peer::restart`]).
     pub fn port(&self) -> u16 {
-        self.port
+        self.runtime.port()
     }
 
     /// `ws://127.0.0.1:PORT/`, or `wss://localhost:PORT/` with TLS.
     pub fn url(&self) -> String {
         if self.tls {
-            format!("wss://localhost:{}/", self.port)
+            format!("wss://localhost:{}/", self.port())
         } else {
-            format!("ws://127.0.0.1:{}/", self.port)
+            format!("ws://127.0.0.1:{}/", self.port())
         }
     }
 
@@ -344,7 +291,8 @@ impl Peer {
     /// (also connections still in their opening handshake). Returns once
     /// the sockets are closed.
     pub fn drop_all(&self) {
-        self.request("drop_all", |reply| Command::DropAll { reply });
+        self.runtime
+            .request("drop_all", |reply| Command::DropAll { reply });
     }
 
     /// Stops (`true`) or resumes (`false`) all socket I/O on current and
@@ -399,7 +347,8 @@ impl Peer {
     /// Stops listening and drops every connection without close frames. The
     /// port is free when this returns. No-op if already stopped.
     pub fn stop(&self) {
-        self.request("stop", |reply| Command::Stop { reply });
+        self.runtime
+            .request("stop", |reply| Command::Stop { reply });
     }
 
     /// Listens again on the same port after [`Peer::stop`]; blocks until
@@ -413,7 +362,7 @@ impl Peer {
         if let Err(e) = self.try_restart() {
             panic!(
                 "tether test peer: cannot listen again on port {}: {e}",
-                self.port
+                self.port()
             );
         }
     }
@@ -421,50 +370,12 @@ impl Peer {
     /// Like [`Peer::restart`], but returns the bind error (e.g. the port was
     /// taken by another process meanwhile).
     pub fn try_restart(&self) -> io::Result<()> {
-        self.request("restart", |reply| Command::Restart { reply })
+        self.runtime
+            .request("restart", |reply| Command::Restart { reply })
     }
 
     fn broadcast(&self, what: &str, kind: OutKind) {
-        self.request(what, |reply| Command::Broadcast { kind, reply });
-    }
-
-    /// Sends a command to the runtime and waits (bounded) for its answer.
-    fn request<T>(&self, what: &str, make: impl FnOnce(std_mpsc::Sender<T>) -> Command) -> T {
-        let (reply, answer) = std_mpsc::channel();
-        if self.commands.send(make(reply)).is_err() {
-            panic!("tether test peer: runtime thread is gone, cannot {what}");
-        }
-        match answer.recv_timeout(COMMAND_TIMEOUT) {
-            Ok(value) => value,
-            Err(e) => panic!("tether test peer: no answer to {what}: {e}"),
-        }
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.commands.send(Command::Shutdown);
-        let finished = {
-            let done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
-            !matches!(
-                done.recv_timeout(DROP_TIMEOUT),
-                Err(std_mpsc::RecvTimeoutError::Timeout)
-            )
-        };
-        let thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        match thread {
-            Some(thread) if finished => {
-                let _ = thread.join();
-            }
-            Some(_) => eprintln!(
-                "tether test peer on port {}: runtime thread did not stop within {:?}; detaching it",
-                self.port, DROP_TIMEOUT
-            ),
-            None => {}
-        }
+        self.runtime
+            .request(what, |reply| Command::Broadcast { kind, reply });
     }
 }

@@ -36,19 +36,21 @@
 //! backpressure. One-shot faults (cut, reset, half-close) are messages to
 //! the connection tasks, acknowledged before the call returns.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
 use std::str::FromStr;
-use std::sync::{mpsc as std_mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle as ThreadHandle;
+use std::sync::{mpsc as std_mpsc, Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+
+use crate::observed::Observed;
+use crate::runtime_thread::{RuntimeCommand, RuntimeThread};
+use crate::tasks::{abort_and_wait, wait_acks, Registry};
 
 /// Size of the read buffer of each direction of each connection.
 const CHUNK: usize = 16 * 1024;
@@ -59,13 +61,6 @@ const QUEUE_CHUNKS: usize = 16;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a one-shot fault waits for every connection to acknowledge it.
 const ONE_SHOT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long the constructor waits for the runtime thread to be listening.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a blocking command waits for the runtime's answer before
-/// panicking. Larger than every internal bound of the runtime side.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long `Drop` waits for the runtime thread to finish.
-const DROP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pacing granularity of [`Fault::Throttle`]: one write per this period.
 const THROTTLE_TICK: Duration = Duration::from_millis(20);
 /// Lateness a pacer forgives (so timer jitter does not slow throttling down).
@@ -312,8 +307,7 @@ struct State {
 }
 
 struct Shared {
-    state: Mutex<State>,
-    changed: Condvar,
+    state: Observed<State>,
     /// The standing fault. `watch` so that pumps can await changes; its
     /// sender is usable from any thread without a runtime.
     standing: watch::Sender<Standing>,
@@ -322,8 +316,7 @@ struct Shared {
 impl Shared {
     fn new() -> Self {
         Shared {
-            state: Mutex::new(State::default()),
-            changed: Condvar::new(),
+            state: Observed::new(State::default()),
             standing: watch::Sender::new(Standing {
                 generation: 0,
                 fault: Fault::Pass,
@@ -333,45 +326,17 @@ impl Shared {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock()
     }
 
     /// Mutates the state and wakes every waiter.
     fn update<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        let r = f(&mut self.lock());
-        self.changed.notify_all();
-        r
+        self.state.update(f)
     }
 
     /// Blocks until `f` returns `Some` or `timeout` elapses.
-    fn wait_until<R>(
-        &self,
-        timeout: Duration,
-        mut f: impl FnMut(&State) -> Option<R>,
-    ) -> Option<R> {
-        let deadline = Instant::now().checked_add(timeout);
-        let mut state = self.lock();
-        loop {
-            if let Some(r) = f(&state) {
-                return Some(r);
-            }
-            state = match deadline {
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return None;
-                    }
-                    self.changed
-                        .wait_timeout(state, deadline - now)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
-                }
-                None => self
-                    .changed
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner),
-            };
-        }
+    fn wait_until<R>(&self, timeout: Duration, f: impl FnMut(&State) -> Option<R>) -> Option<R> {
+        self.state.wait_until(timeout, f)
     }
 
     fn log(&self, fault: &Fault) {
@@ -424,19 +389,16 @@ impl Shared {
 /// connection and joins the background thread (bounded: if the thread does
 /// not finish within a few seconds it is detached and a warning printed).
 pub struct Proxy {
-    port: u16,
     upstream: SocketAddr,
     shared: Arc<Shared>,
-    commands: mpsc::UnboundedSender<Command>,
-    thread: Mutex<Option<ThreadHandle<()>>>,
-    /// Disconnects when the runtime thread has finished.
-    done: Mutex<std_mpsc::Receiver<()>>,
+    /// Shuts the runtime down and joins its thread when the proxy is dropped.
+    runtime: RuntimeThread<Command>,
 }
 
 impl fmt::Debug for Proxy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Proxy")
-            .field("port", &self.port)
+            .field("port", &self.port())
             .field("upstream", &self.upstream)
             .field("fault", &self.fault())
             .finish_non_exhaustive()
@@ -465,76 +427,34 @@ impl Proxy {
     /// the port cannot be bound or the runtime thread cannot be started.
     pub fn try_start(upstream: SocketAddr) -> io::Result<Proxy> {
         let shared = Arc::new(Shared::new());
-        let (commands, command_rx) = mpsc::unbounded_channel();
-        let (ready_tx, ready_rx) = std_mpsc::channel::<io::Result<u16>>();
-        let (done_tx, done_rx) = std_mpsc::channel::<()>();
-
         let thread_shared = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("tether-test-proxy".to_owned())
-            .spawn(move || {
-                // Dropped when the thread ends: that is the "done" signal.
-                let _done = done_tx;
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(runtime) => runtime,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let bound = runtime.block_on(async {
-                    let socket = TcpSocket::new_v4()?;
-                    socket.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-                    let listener = socket.listen(1024)?;
-                    let port = listener.local_addr()?.port();
-                    Ok::<_, io::Error>((listener, port))
-                });
-                let (listener, port) = match bound {
-                    Ok(bound) => bound,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
+        let runtime = RuntimeThread::start(
+            "tether test proxy",
+            || {
+                // Unlike the peer, no SO_REUSEADDR: a proxy never rebinds.
+                let socket = TcpSocket::new_v4()?;
+                socket.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+                socket.listen(1024)
+            },
+            move |listener, _port, commands| {
                 let ctx = Arc::new(Ctx {
                     upstream,
                     shared: thread_shared,
                     registry: Mutex::new(Registry::default()),
                 });
-                let _ = ready_tx.send(Ok(port));
-                runtime.block_on(controller(ctx, listener, command_rx));
-                runtime.shutdown_timeout(Duration::from_secs(1));
-            })?;
-
-        let port = match ready_rx.recv_timeout(STARTUP_TIMEOUT) {
-            Ok(Ok(port)) => port,
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                return Err(e);
-            }
-            Err(_) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "tether test proxy: runtime thread did not start listening in time",
-                ))
-            }
-        };
+                controller(ctx, listener, commands)
+            },
+        )?;
         Ok(Proxy {
-            port,
             upstream,
             shared,
-            commands,
-            thread: Mutex::new(Some(thread)),
-            done: Mutex::new(done_rx),
+            runtime,
         })
     }
 
     /// The TCP port the proxy listens on (on `127.0.0.1`).
     pub fn port(&self) -> u16 {
-        self.port
+        self.runtime.port()
     }
 
     /// The upstream address every connection is relayed to.
@@ -544,7 +464,7 @@ impl Proxy {
 
     /// `ws://127.0.0.1:PORT{path}`; `path` should start with `/`.
     pub fn url(&self, path: &str) -> String {
-        format!("ws://127.0.0.1:{}{path}", self.port)
+        format!("ws://127.0.0.1:{}{path}", self.port())
     }
 
     /// Injects `fault` and records it in [`Proxy::faults_injected`].
@@ -559,7 +479,9 @@ impl Proxy {
     pub fn set_fault(&self, fault: Fault) {
         self.shared.log(&fault);
         match fault.one_shot() {
-            Some(kind) => self.request("one-shot fault", |reply| Command::OneShot { kind, reply }),
+            Some(kind) => self
+                .runtime
+                .request("one-shot fault", |reply| Command::OneShot { kind, reply }),
             None => {
                 self.shared.set_standing(fault, false);
             }
@@ -641,19 +563,21 @@ impl Proxy {
     pub fn start_chaos(&self, every: Duration, faults: Vec<Fault>, seed: u64) {
         assert!(!faults.is_empty(), "start_chaos needs at least one fault");
         assert!(!every.is_zero(), "start_chaos needs a non-zero period");
-        self.request("start_chaos", |reply| Command::StartChaos {
-            every,
-            faults,
-            seed,
-            reply,
-        });
+        self.runtime
+            .request("start_chaos", |reply| Command::StartChaos {
+                every,
+                faults,
+                seed,
+                reply,
+            });
     }
 
     /// Stops chaos mode (no-op if not running). If the standing fault was
     /// set by chaos mode, [`Fault::Pass`] is restored. Returns once no more
     /// chaos fault can be injected.
     pub fn stop_chaos(&self) {
-        self.request("stop_chaos", |reply| Command::StopChaos { reply });
+        self.runtime
+            .request("stop_chaos", |reply| Command::StopChaos { reply });
     }
 
     /// Every fault injected so far, by [`Proxy::set_fault`] (and
@@ -661,46 +585,6 @@ impl Proxy {
     /// time it was applied, oldest first.
     pub fn faults_injected(&self) -> Vec<(Instant, Fault)> {
         self.shared.lock().log.clone()
-    }
-
-    /// Sends a command to the runtime and waits (bounded) for its answer.
-    fn request<T>(&self, what: &str, make: impl FnOnce(std_mpsc::Sender<T>) -> Command) -> T {
-        let (reply, answer) = std_mpsc::channel();
-        if self.commands.send(make(reply)).is_err() {
-            panic!("tether test proxy: runtime thread is gone, cannot {what}");
-        }
-        match answer.recv_timeout(COMMAND_TIMEOUT) {
-            Ok(value) => value,
-            Err(e) => panic!("tether test proxy: no answer to {what}: {e}"),
-        }
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.commands.send(Command::Shutdown);
-        let finished = {
-            let done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
-            !matches!(
-                done.recv_timeout(DROP_TIMEOUT),
-                Err(std_mpsc::RecvTimeoutError::Timeout)
-            )
-        };
-        let thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        match thread {
-            Some(thread) if finished => {
-                let _ = thread.join();
-            }
-            Some(_) => eprintln!(
-                "tether test proxy on port {}: runtime thread did not stop within {:?}; detaching it",
-                self.port, DROP_TIMEOUT
-            ),
-            None => {}
-        }
     }
 }
 
@@ -734,6 +618,12 @@ enum Command {
     Shutdown,
 }
 
+impl RuntimeCommand for Command {
+    fn shutdown() -> Self {
+        Command::Shutdown
+    }
+}
+
 /// A one-shot fault sent to one connection; `ack` is dropped once the
 /// connection has acted on it (or ended).
 struct Ctl {
@@ -741,27 +631,15 @@ struct Ctl {
     ack: oneshot::Sender<()>,
 }
 
-struct ConnEntry {
-    ctl: mpsc::UnboundedSender<Ctl>,
-    /// The connection's task; `None` only transiently.
-    task: Option<JoinHandle<()>>,
-}
-
-#[derive(Default)]
-struct Registry {
-    next_id: u64,
-    conns: HashMap<u64, ConnEntry>,
-}
-
 /// Everything the runtime-side tasks need.
 struct Ctx {
     upstream: SocketAddr,
     shared: Arc<Shared>,
-    registry: Mutex<Registry>,
+    registry: Mutex<Registry<mpsc::UnboundedSender<Ctl>>>,
 }
 
 impl Ctx {
-    fn registry(&self) -> MutexGuard<'_, Registry> {
+    fn registry(&self) -> MutexGuard<'_, Registry<mpsc::UnboundedSender<Ctl>>> {
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -816,29 +694,14 @@ async fn stop_chaos(ctx: &Ctx, chaos: &mut Option<JoinHandle<()>>) {
 
 /// Aborts every connection task and waits until each has been dropped.
 async fn kill_all(ctx: &Ctx) {
-    let tasks: Vec<JoinHandle<()>> = ctx
-        .registry()
-        .conns
-        .drain()
-        .filter_map(|(_, entry)| entry.task)
-        .collect();
-    for task in &tasks {
-        task.abort();
-    }
-    for task in tasks {
-        let _ = task.await;
-    }
+    let tasks = ctx.registry().drain_tasks();
+    abort_and_wait(tasks).await;
 }
 
 /// Sends `kind` to every open connection and waits (bounded) until each has
 /// acted on it.
 async fn apply_one_shot(ctx: &Ctx, kind: OneShot) {
-    let targets: Vec<mpsc::UnboundedSender<Ctl>> = ctx
-        .registry()
-        .conns
-        .values()
-        .map(|entry| entry.ctl.clone())
-        .collect();
+    let targets: Vec<mpsc::UnboundedSender<Ctl>> = ctx.registry().channels().cloned().collect();
     let mut acks = Vec::with_capacity(targets.len());
     for target in targets {
         let (ack, ack_rx) = oneshot::channel();
@@ -846,11 +709,7 @@ async fn apply_one_shot(ctx: &Ctx, kind: OneShot) {
             acks.push(ack_rx);
         }
     }
-    let deadline = tokio::time::Instant::now() + ONE_SHOT_TIMEOUT;
-    for ack in acks {
-        // Ok or Err(closed) both mean "done"; Elapsed means "gave up".
-        let _ = tokio::time::timeout_at(deadline, ack).await;
-    }
+    wait_acks(acks, ONE_SHOT_TIMEOUT).await;
 }
 
 async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>) {
@@ -867,21 +726,13 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>) {
                 let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
                 // The runtime is single-threaded: the spawned task cannot run
                 // before its entry is registered below (no await in between).
-                let mut registry = ctx.registry();
-                let id = registry.next_id;
-                registry.next_id += 1;
-                ctx.shared.update(|s| {
-                    s.accepted += 1;
-                    s.open += 1;
+                ctx.registry().insert(ctl_tx, |id| {
+                    ctx.shared.update(|s| {
+                        s.accepted += 1;
+                        s.open += 1;
+                    });
+                    tokio::spawn(serve(tcp, id, ctx.clone(), ctl_rx, blackhole))
                 });
-                let task = tokio::spawn(serve(tcp, id, ctx.clone(), ctl_rx, blackhole));
-                registry.conns.insert(
-                    id,
-                    ConnEntry {
-                        ctl: ctl_tx,
-                        task: Some(task),
-                    },
-                );
             }
             Err(e) => {
                 // E.g. EMFILE: back off instead of spinning.
@@ -955,9 +806,7 @@ struct ConnGuard {
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
-        let entry = self.ctx.registry().conns.remove(&self.id);
-        // Dropping our own JoinHandle merely detaches it.
-        drop(entry);
+        self.ctx.registry().remove(self.id);
         self.ctx
             .shared
             .update(|s| s.open = s.open.saturating_sub(1));

@@ -9,12 +9,11 @@
 //!   task runs a reader and a writer concurrently, so the peer keeps reading
 //!   while it writes (a flooding client can never deadlock it).
 
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -31,6 +30,9 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
+use crate::observed::Observed;
+use crate::runtime_thread::RuntimeCommand;
+use crate::tasks::{abort_and_wait, wait_acks, Registry};
 use crate::{Received, ReceivedMsg};
 
 /// Bound on the TLS + WebSocket opening handshake of one connection.
@@ -60,8 +62,7 @@ pub(crate) struct State {
 /// State shared between the synchronous [`Peer`](crate::Peer) handle and the
 /// runtime thread.
 pub(crate) struct Shared {
-    state: Mutex<State>,
-    changed: Condvar,
+    state: Observed<State>,
     pub(crate) echo: AtomicBool,
     reject: Mutex<Option<u16>>,
     /// Headers of the most recent upgrade request, in order.
@@ -74,8 +75,7 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(echo: bool, reject: Option<u16>) -> Self {
         Shared {
-            state: Mutex::new(State::default()),
-            changed: Condvar::new(),
+            state: Observed::new(State::default()),
             echo: AtomicBool::new(echo),
             reject: Mutex::new(reject),
             last_request_headers: Mutex::new(Vec::new()),
@@ -84,45 +84,21 @@ impl Shared {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock()
     }
 
     /// Mutates the state and wakes every waiter.
     pub(crate) fn update<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        let r = f(&mut self.lock());
-        self.changed.notify_all();
-        r
+        self.state.update(f)
     }
 
     /// Blocks until `f` returns `Some` or `timeout` elapses.
     pub(crate) fn wait_until<R>(
         &self,
         timeout: Duration,
-        mut f: impl FnMut(&State) -> Option<R>,
+        f: impl FnMut(&State) -> Option<R>,
     ) -> Option<R> {
-        let deadline = Instant::now().checked_add(timeout);
-        let mut state = self.lock();
-        loop {
-            if let Some(r) = f(&state) {
-                return Some(r);
-            }
-            state = match deadline {
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return None;
-                    }
-                    self.changed
-                        .wait_timeout(state, deadline - now)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
-                }
-                None => self
-                    .changed
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner),
-            };
-        }
+        self.state.wait_until(timeout, f)
     }
 
     pub(crate) fn reject_status(&self) -> Option<u16> {
@@ -187,6 +163,12 @@ pub(crate) enum Command {
     Shutdown,
 }
 
+impl RuntimeCommand for Command {
+    fn shutdown() -> Self {
+        Command::Shutdown
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Runtime-side context.
 // ---------------------------------------------------------------------------
@@ -198,18 +180,8 @@ struct Outbound {
     ack: Option<oneshot::Sender<()>>,
 }
 
-struct ConnEntry {
-    /// The connection's task; `None` only transiently.
-    task: Option<JoinHandle<()>>,
-    /// Set once the WebSocket upgrade succeeded.
-    out: Option<mpsc::UnboundedSender<Outbound>>,
-}
-
-#[derive(Default)]
-struct Registry {
-    next_id: u64,
-    conns: HashMap<u64, ConnEntry>,
-}
+/// A connection's outbound queue: set once the WebSocket upgrade succeeded.
+type OutSlot = Option<mpsc::UnboundedSender<Outbound>>;
 
 /// Everything the runtime-side tasks need.
 pub(crate) struct Ctx {
@@ -217,7 +189,7 @@ pub(crate) struct Ctx {
     pub(crate) shared: Arc<Shared>,
     pub(crate) tls: Option<TlsAcceptor>,
     pub(crate) ws_config: WebSocketConfig,
-    registry: Mutex<Registry>,
+    registry: Mutex<Registry<OutSlot>>,
 }
 
 impl Ctx {
@@ -236,7 +208,7 @@ impl Ctx {
         }
     }
 
-    fn registry(&self) -> MutexGuard<'_, Registry> {
+    fn registry(&self) -> MutexGuard<'_, Registry<OutSlot>> {
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -324,18 +296,8 @@ async fn stop_listening(accept_task: &mut Option<JoinHandle<()>>) {
 /// until each has been dropped, i.e. its socket is closed without any close
 /// frame.
 async fn kill_all(ctx: &Ctx) {
-    let tasks: Vec<JoinHandle<()>> = ctx
-        .registry()
-        .conns
-        .drain()
-        .filter_map(|(_, entry)| entry.task)
-        .collect();
-    for task in &tasks {
-        task.abort();
-    }
-    for task in tasks {
-        let _ = task.await;
-    }
+    let tasks = ctx.registry().drain_tasks();
+    abort_and_wait(tasks).await;
 }
 
 /// Queues `kind` on every upgraded connection and waits (bounded) until it
@@ -343,9 +305,8 @@ async fn kill_all(ctx: &Ctx) {
 async fn broadcast(ctx: &Ctx, kind: OutKind) {
     let targets: Vec<mpsc::UnboundedSender<Outbound>> = ctx
         .registry()
-        .conns
-        .values()
-        .filter_map(|entry| entry.out.clone())
+        .channels()
+        .filter_map(|out| out.clone())
         .collect();
     let mut acks = Vec::with_capacity(targets.len());
     for target in targets {
@@ -361,11 +322,7 @@ async fn broadcast(ctx: &Ctx, kind: OutKind) {
     if ctx.shared.stalled() {
         return;
     }
-    let deadline = tokio::time::Instant::now() + BROADCAST_ACK_TIMEOUT;
-    for ack in acks {
-        // Ok or Err(closed) both mean "done"; Elapsed means "gave up".
-        let _ = tokio::time::timeout_at(deadline, ack).await;
-    }
+    wait_acks(acks, BROADCAST_ACK_TIMEOUT).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -378,17 +335,8 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>) {
             Ok((tcp, _addr)) => {
                 // The runtime is single-threaded: the spawned task cannot run
                 // before its entry is registered below (no await in between).
-                let mut registry = ctx.registry();
-                let id = registry.next_id;
-                registry.next_id += 1;
-                let task = tokio::spawn(serve_tcp(tcp, id, ctx.clone()));
-                registry.conns.insert(
-                    id,
-                    ConnEntry {
-                        task: Some(task),
-                        out: None,
-                    },
-                );
+                ctx.registry()
+                    .insert(None, |id| tokio::spawn(serve_tcp(tcp, id, ctx.clone())));
             }
             Err(e) => {
                 // E.g. EMFILE: back off instead of spinning.
@@ -411,9 +359,7 @@ struct ConnGuard {
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
-        let entry = self.ctx.registry().conns.remove(&self.id);
-        // Dropping our own JoinHandle merely detaches it.
-        drop(entry);
+        self.ctx.registry().remove(self.id);
         if self.conn.load(Ordering::SeqCst) != 0 {
             self.ctx
                 .shared
@@ -522,8 +468,8 @@ where
             s.accepted
         });
         callback_slot.store(conn, Ordering::SeqCst);
-        if let Some(entry) = callback_ctx.registry().conns.get_mut(&id) {
-            entry.out = Some(callback_out);
+        if let Some(out) = callback_ctx.registry().channel_mut(id) {
+            *out = Some(callback_out);
         }
         Ok(response)
     };

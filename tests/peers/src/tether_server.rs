@@ -31,6 +31,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use crate::tasks::abort_and_wait;
+
 /// Default for [`Options::max_size`]: 16 MiB.
 pub const DEFAULT_MAX_SIZE: usize = 16 << 20;
 /// How long a new connection has to say hello.
@@ -651,23 +653,17 @@ impl Server {
         self.port
     }
 
+    /// Takes every connection's task out of the registry, so that the caller can abort them
+    /// outside the lock (an aborted task's LinkGuard takes it).
+    fn take_link_tasks(&self) -> Vec<JoinHandle<()>> {
+        (self.shared.lock().links.0.values_mut())
+            .filter_map(|l| l.task.take())
+            .collect()
+    }
+
     /// Aborts every connection (no close frame) and waits until their sockets are closed.
     async fn drop_links(&self) {
-        // Abort outside the lock: an aborted task's LinkGuard takes it.
-        let tasks: Vec<_> = self
-            .shared
-            .lock()
-            .links
-            .0
-            .values_mut()
-            .filter_map(|l| l.task.take())
-            .collect();
-        for task in &tasks {
-            task.abort();
-        }
-        for task in tasks {
-            let _ = task.await;
-        }
+        abort_and_wait(self.take_link_tasks()).await;
     }
 
     /// Runs one control command line and returns its one-line answer (`OK ...` / `ERR ...`).
@@ -772,15 +768,8 @@ impl Drop for Server {
         {
             acceptor.abort();
         }
-        let tasks: Vec<_> = self
-            .shared
-            .lock()
-            .links
-            .0
-            .values_mut()
-            .filter_map(|l| l.task.take())
-            .collect();
-        for task in tasks {
+        // Abort only: `drop` cannot wait for the tasks to end.
+        for task in self.take_link_tasks() {
             task.abort();
         }
     }

@@ -2,104 +2,39 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use common::{
-    connect, connector_trusting, next, next_data, runtime, try_connect, try_connect_tls, T,
+    connect, connector_trusting, next, next_data, runtime, try_connect, try_connect_tls, LineChild,
+    T,
 };
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-/// A running `tether-peer` process; killed on drop if still running.
-struct PeerProcess {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
-    port: u16,
+/// Starts a `tether-peer` process with `args` (killed on drop if still
+/// running).
+fn spawn_peer(args: &[&str]) -> LineChild {
+    LineChild::spawn(
+        Command::new(env!("CARGO_BIN_EXE_tether-peer")).args(args),
+        "tether-peer",
+    )
 }
 
-impl PeerProcess {
-    fn spawn(args: &[&str]) -> PeerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tether-peer"))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawning tether-peer");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut process = PeerProcess {
-            child,
-            stdin,
-            lines,
-            port: 0,
-        };
-        let first = process.line();
-        let port = first
-            .strip_prefix("PORT ")
-            .unwrap_or_else(|| panic!("expected `PORT <n>`, got {first:?}"));
-        process.port = port.parse().expect("port number");
-        process
+/// Waits (bounded) for the process to exit; returns whether it did. It must
+/// exit successfully.
+fn wait_exit(peer: &mut LineChild, timeout: Duration) -> bool {
+    let status = peer.wait_exit(timeout);
+    if let Some(status) = status {
+        assert!(status.success(), "tether-peer exited with {status}");
     }
-
-    fn line(&self) -> String {
-        self.lines
-            .recv_timeout(Duration::from_secs(20))
-            .expect("tether-peer answers within the deadline")
-    }
-
-    fn cmd(&mut self, command: &str) -> String {
-        let stdin = self.stdin.as_mut().expect("stdin is open");
-        writeln!(stdin, "{command}")
-            .and_then(|()| stdin.flush())
-            .expect("writing a command");
-        self.line()
-    }
-
-    fn url(&self) -> String {
-        format!("ws://127.0.0.1:{}/", self.port)
-    }
-
-    /// Waits (bounded) for the process to exit; returns whether it did.
-    fn wait_exit(&mut self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                assert!(status.success(), "tether-peer exited with {status}");
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-}
-
-impl Drop for PeerProcess {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+    status.is_some()
 }
 
 #[test]
 fn binary_speaks_the_line_protocol() {
-    let mut peer = PeerProcess::spawn(&[]);
-    let url = peer.url();
+    let mut peer = spawn_peer(&[]);
+    let url = format!("ws://127.0.0.1:{}/", peer.port);
     runtime().block_on(async {
         assert_eq!(peer.cmd("count"), "OK 0 0");
         let mut ws = connect(&url).await;
@@ -161,15 +96,18 @@ fn binary_speaks_the_line_protocol() {
         assert!(peer.cmd("stall maybe").starts_with("ERR "));
     });
     assert_eq!(peer.cmd("quit"), "OK");
-    assert!(peer.wait_exit(T), "tether-peer exits after quit");
+    assert!(wait_exit(&mut peer, T), "tether-peer exits after quit");
 }
 
 #[test]
 fn binary_exits_when_stdin_closes() {
-    let mut peer = PeerProcess::spawn(&["--port", "0"]);
+    let mut peer = spawn_peer(&["--port", "0"]);
     assert_ne!(peer.port, 0);
     drop(peer.stdin.take());
-    assert!(peer.wait_exit(T), "tether-peer exits when stdin closes");
+    assert!(
+        wait_exit(&mut peer, T),
+        "tether-peer exits when stdin closes"
+    );
 }
 
 #[test]
@@ -178,7 +116,7 @@ fn binary_serves_tls_with_a_self_signed_ca() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let ca_path = dir.join("ca.pem");
     let ca_arg = ca_path.to_str().expect("UTF-8 temp path");
-    let mut peer = PeerProcess::spawn(&["--tls-self-signed", ca_arg]);
+    let mut peer = spawn_peer(&["--tls-self-signed", ca_arg]);
     let ca_pem = std::fs::read_to_string(&ca_path).expect("CA PEM written");
     let url = format!("wss://localhost:{}/", peer.port);
     runtime().block_on(async {

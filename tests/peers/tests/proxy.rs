@@ -3,13 +3,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{connect, expect_silence, next, next_data, runtime, try_connect, Ws, T};
+use common::{connect, expect_silence, next, next_data, runtime, try_connect, LineChild, Ws, T};
 use futures_util::SinkExt;
 use tether_test_peers::{Direction, Fault, Peer, Proxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -854,74 +853,20 @@ fn faults_parse_and_display() {
     }
 }
 
-/// A running `tether-proxy` process; killed on drop if still running.
-struct ProxyProcess {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
-    port: u16,
-}
-
-impl ProxyProcess {
-    fn spawn(upstream: SocketAddr) -> ProxyProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tether-proxy"))
-            .args(["--upstream", &upstream.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawning tether-proxy");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let first = lines.recv_timeout(T).expect("tether-proxy prints its port");
-        let port = first
-            .strip_prefix("PORT ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
-        ProxyProcess {
-            child,
-            stdin,
-            lines,
-            port,
-        }
-    }
-
-    fn cmd(&mut self, line: &str) -> String {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        writeln!(stdin, "{line}").expect("write command");
-        stdin.flush().expect("flush command");
-        self.lines
-            .recv_timeout(T)
-            .unwrap_or_else(|e| panic!("no answer to {line:?}: {e}"))
-    }
-
-    fn wait_exit(&mut self, timeout: Duration) -> bool {
-        eventually(timeout, || matches!(self.child.try_wait(), Ok(Some(_))))
-    }
-}
-
-impl Drop for ProxyProcess {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// Starts a `tether-proxy` process relaying to `upstream` (killed on drop if
+/// still running).
+fn spawn_proxy(upstream: SocketAddr) -> LineChild {
+    LineChild::spawn(
+        Command::new(env!("CARGO_BIN_EXE_tether-proxy"))
+            .args(["--upstream", &upstream.to_string()]),
+        "tether-proxy",
+    )
 }
 
 #[test]
 fn binary_speaks_the_line_protocol() {
     let peer = Peer::start();
-    let mut proxy = ProxyProcess::spawn(upstream_of(&peer));
+    let mut proxy = spawn_proxy(upstream_of(&peer));
     let url = format!("ws://127.0.0.1:{}/", proxy.port);
     runtime().block_on(async {
         assert_eq!(proxy.cmd("count"), "OK 0 0");
@@ -956,9 +901,15 @@ fn binary_speaks_the_line_protocol() {
         assert!(proxy.cmd("frobnicate").starts_with("ERR "));
     });
     assert_eq!(proxy.cmd("quit"), "OK");
-    assert!(proxy.wait_exit(T), "tether-proxy exits after quit");
+    assert!(
+        proxy.wait_exit(T).is_some(),
+        "tether-proxy exits after quit"
+    );
 
-    let mut proxy = ProxyProcess::spawn(upstream_of(&peer));
+    let mut proxy = spawn_proxy(upstream_of(&peer));
     drop(proxy.stdin.take());
-    assert!(proxy.wait_exit(T), "tether-proxy exits when stdin closes");
+    assert!(
+        proxy.wait_exit(T).is_some(),
+        "tether-proxy exits when stdin closes"
+    );
 }

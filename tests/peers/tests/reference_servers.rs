@@ -9,13 +9,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{mpsc, OnceLock};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{connect, expect_silence, next, runtime, Ws, T};
+use common::{connect, expect_silence, next, runtime, LineChild, Ws, T};
 use data_encoding::{BASE64, HEXLOWER};
 use futures_util::{SinkExt, StreamExt};
 use ring::hmac;
@@ -106,66 +105,27 @@ fn command(kind: Kind) -> Option<Command> {
 /// A running reference server, killed on drop.
 struct Server {
     kind: Kind,
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
-    port: u16,
+    process: LineChild,
 }
 
 impl Server {
     /// Starts `kind` with `args`; None if it cannot run here (see [`unavailable`]).
     fn start(kind: Kind, args: &[&str]) -> Option<Server> {
         let mut command = command(kind)?;
-        let program = command.get_program().to_owned();
-        let mut child = command
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null()) // the servers report bad frames there, on purpose here
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("{kind:?} reference server does not start ({program:?}): {e}")
-            });
-        let stdin = child.stdin.take().expect("stdin is piped");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut server = Server {
-            kind,
-            child,
-            stdin,
-            lines,
-            port: 0,
-        };
-        let first = server.line();
-        server.port = (first.strip_prefix("PORT "))
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("{kind:?}: expected `PORT <n>`, got {first:?}"));
-        Some(server)
+        let name = format!("{kind:?} reference server ({:?})", command.get_program());
+        // The servers report bad frames on stderr, on purpose here.
+        command.args(args).stderr(Stdio::null());
+        let process = LineChild::spawn(&mut command, &name);
+        Some(Server { kind, process })
     }
 
     fn url(&self) -> String {
-        format!("ws://127.0.0.1:{}/", self.port)
-    }
-
-    fn line(&self) -> String {
-        (self.lines.recv_timeout(Duration::from_secs(20)))
-            .unwrap_or_else(|e| panic!("{:?}: no line from the server: {e}", self.kind))
+        format!("ws://127.0.0.1:{}/", self.process.port)
     }
 
     /// Runs a control command; returns the whole answer line.
     fn cmd(&mut self, command: &str) -> String {
-        writeln!(self.stdin, "{command}")
-            .and_then(|()| self.stdin.flush())
-            .unwrap_or_else(|e| panic!("{:?}: writing {command:?}: {e}", self.kind));
-        self.line()
+        self.process.cmd(command)
     }
 
     /// Runs a control command that must succeed; returns what follows `OK`.
@@ -203,19 +163,12 @@ impl Server {
             "tether-ref-dump-{}-{:?}-{}.json",
             std::process::id(),
             self.kind,
-            self.port
+            self.process.port
         ));
         self.ok(&format!("dump {}", path.display()));
         let text = std::fs::read_to_string(&path).expect("dump file");
         let _ = std::fs::remove_file(&path);
         serde_json::from_str(&text).expect("dump is JSON")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -718,14 +671,14 @@ fn restart_keeps_session_state() {
             send(&mut ws, r#"{"v":1,"t":"ack","id":1}"#).await;
             send(&mut ws, r#"{"v":1,"t":"ping","ts":1}"#).await; // the ack is in once pong is
             assert_eq!(recv_json(&mut ws, kind).await["t"], "pong", "{kind:?}");
-            let port = server.port;
+            let port = server.process.port;
             server.ok("restart");
             assert_eq!(
                 closed(&mut ws, kind).await,
                 None,
                 "{kind:?}: dropped, no close frame"
             );
-            assert_eq!(server.port, port);
+            assert_eq!(server.process.port, port);
             let (mut ws, last) = open(server, "persist", 0).await;
             assert_eq!(last, 3, "{kind:?}: welcome.last survives the restart");
             assert_eq!(expect_text(&mut ws, kind, "m2").await.0, 2, "{kind:?}");

@@ -28,9 +28,9 @@
 //!
 //! The process also exits when stdin closes.
 
-use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
 
+use tether_test_peers::stdin_commands::serve_stdin_commands;
 use tether_test_peers::{self_signed_identity, Peer, PeerOptions, TlsIdentity};
 
 const USAGE: &str =
@@ -185,32 +185,11 @@ fn main() -> ExitCode {
         }
     };
 
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
-    if writeln!(out, "PORT {}", peer.port())
-        .and_then(|()| out.flush())
-        .is_err()
-    {
-        return ExitCode::FAILURE;
+    let served = serve_stdin_commands(peer.port(), |line| {
+        execute(&peer, line.strip_suffix('\r').unwrap_or(line))
+    });
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
     }
-
-    for line in io::stdin().lock().lines() {
-        let Ok(line) = line else { break };
-        let line = line.strip_suffix('\r').unwrap_or(&line);
-        let answer = match execute(&peer, line) {
-            Ok(Some(answer)) => answer,
-            Ok(None) => {
-                let _ = writeln!(out, "OK").and_then(|()| out.flush());
-                break;
-            }
-            Err(msg) => format!("ERR {}", msg.replace('\n', " ")),
-        };
-        if writeln!(out, "{answer}")
-            .and_then(|()| out.flush())
-            .is_err()
-        {
-            break;
-        }
-    }
-    ExitCode::SUCCESS
 }

@@ -28,11 +28,11 @@
 //!
 //! The process also exits when stdin closes.
 
-use std::io::{self, BufRead, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use tether_test_peers::stdin_commands::serve_stdin_commands;
 use tether_test_peers::{Fault, Proxy};
 
 const USAGE: &str = "usage: tether-proxy --upstream HOST:PORT";
@@ -131,31 +131,8 @@ fn main() -> ExitCode {
         }
     };
 
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
-    if writeln!(out, "PORT {}", proxy.port())
-        .and_then(|()| out.flush())
-        .is_err()
-    {
-        return ExitCode::FAILURE;
+    match serve_stdin_commands(proxy.port(), |line| execute(&proxy, line.trim())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
     }
-
-    for line in io::stdin().lock().lines() {
-        let Ok(line) = line else { break };
-        let answer = match execute(&proxy, line.trim()) {
-            Ok(Some(answer)) => answer,
-            Ok(None) => {
-                let _ = writeln!(out, "OK").and_then(|()| out.flush());
-                break;
-            }
-            Err(msg) => format!("ERR {}", msg.replace('\n', " ")),
-        };
-        if writeln!(out, "{answer}")
-            .and_then(|()| out.flush())
-            .is_err()
-        {
-            break;
-        }
-    }
-    ExitCode::SUCCESS
 }

@@ -10,9 +10,9 @@
 //! `OK ...` or `ERR ...`; exits on `quit` or when stdin closes. Commands: see
 //! `tests/peers/README.md`.
 
-use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
 
+use tether_test_peers::stdin_commands::serve_stdin_commands;
 use tether_test_peers::tether_server::{Options, Server};
 
 const USAGE: &str = "usage: tether-ref-server [--port N] [--token T] [--key K] \
@@ -67,21 +67,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut stdout = io::stdout();
-    let _ = writeln!(stdout, "PORT {}", server.port()).and_then(|()| stdout.flush());
     // Commands run one at a time, on this thread; the server runs on the runtime's workers.
-    for line in io::stdin().lock().lines() {
-        let Ok(line) = line else { break };
+    // A failure to print the PORT line is not fatal here (unlike tether-peer): the process
+    // just ends, with the same status as after `quit`.
+    let _ = serve_stdin_commands(server.port(), |line| {
         let line = line.trim_end_matches('\r');
         let answer = runtime.block_on(server.command(line));
-        if writeln!(stdout, "{answer}")
-            .and_then(|()| stdout.flush())
-            .is_err()
-            || line == "quit"
-        {
-            break;
-        }
-    }
+        // `quit` answers `OK` (printed by serve_stdin_commands) and ends the loop.
+        Ok((line != "quit").then_some(answer))
+    });
     drop(server);
     runtime.shutdown_background();
     ExitCode::SUCCESS
