@@ -14,7 +14,7 @@ PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := tests/peers/node/node_modules/.installed
 
-.PHONY: demo test chaos fuzz venv fmt lint
+.PHONY: demo test chaos fuzz bench venv fmt lint
 
 demo:
 	cargo run --release -q -p tether-core --example demo
@@ -31,6 +31,11 @@ test: $(VENV_STAMP) $(NODE_STAMP)
 chaos: $(VENV_STAMP) $(NODE_STAMP)
 	cargo build --release -p tether-test-peers --bins
 	TETHER_PYTHON="$(abspath $(PY))" TETHER_REQUIRE_INTEROP=1 cargo test --release -p tether-core --test chaos -- --nocapture --test-threads=1
+
+# Benchmarks: Tether (Rust, C, Python) beside raw tokio-tungstenite and the Python clients people
+# use, against one echo server; writes bench/RESULTS.md and bench/results.png (--quick: smoke run).
+bench:
+	bash bench/run.sh $(BENCH_ARGS)
 
 # cargo-fuzz targets (envelope decoders, URL and config parser), SECONDS each (default 60).
 fuzz:

@@ -8,7 +8,7 @@
 //!   high-water mark that the consumer reads when it takes the event;
 //! * the rest are one per state change or per failed message.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +35,9 @@ pub(crate) struct EventSource {
     rx: Receiver<Event>,
     credit: Arc<Semaphore>,
     written: Arc<WrittenMark>,
+    /// Credits consumed but not yet returned (returned in batches).
+    owed: AtomicUsize,
+    batch: usize,
 }
 
 pub(crate) fn channel(inbound_capacity: usize) -> (EventSink, EventSource) {
@@ -51,6 +54,8 @@ pub(crate) fn channel(inbound_capacity: usize) -> (EventSink, EventSource) {
             rx,
             credit,
             written,
+            owed: AtomicUsize::new(0),
+            batch: (inbound_capacity / 16).max(1),
         },
     )
 }
@@ -115,19 +120,35 @@ impl EventSource {
 
     /// Return one inbound credit.
     pub(crate) fn return_credit(&self) {
-        self.credit.add_permits(1);
+        if self.owed.fetch_add(1, Ordering::Relaxed) + 1 >= self.batch {
+            self.flush_credit();
+        }
+    }
+
+    fn flush_credit(&self) {
+        let n = self.owed.swap(0, Ordering::Relaxed);
+        if n > 0 {
+            self.credit.add_permits(n);
+        }
     }
 
     /// The next event, if one is pending.
     pub(crate) fn try_next(&self) -> Option<Event> {
         match self.rx.try_recv() {
             Ok(ev) => Some(self.take(ev)),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => {
+                self.flush_credit();
+                None
+            }
         }
     }
 
     /// The next event, waiting up to `timeout`.
     pub(crate) fn next_timeout(&self, timeout: Duration) -> Option<Event> {
+        if let Ok(ev) = self.rx.try_recv() {
+            return Some(self.take(ev));
+        }
+        self.flush_credit();
         match self.rx.recv_timeout(timeout) {
             Ok(ev) => Some(self.take(ev)),
             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
@@ -136,6 +157,10 @@ impl EventSource {
 
     /// The next event, waiting as long as it takes; None when no producer is left.
     pub(crate) fn next_blocking(&self) -> Option<Event> {
+        if let Ok(ev) = self.rx.try_recv() {
+            return Some(self.take(ev));
+        }
+        self.flush_credit();
         self.rx.recv().ok().map(|ev| self.take(ev))
     }
 

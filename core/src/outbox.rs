@@ -263,6 +263,8 @@ impl Outbox {
             }
         }
         let id = MessageId(inner.next_id);
+        // The session takes every unwritten message per batch: wake it only when there were none.
+        let had_unwritten = inner.queue.len() > inner.protected();
         inner.next_id += 1;
         inner.bytes += len;
         inner.queue.push_back(Entry {
@@ -275,7 +277,9 @@ impl Outbox {
         inner.high_water_messages = inner.high_water_messages.max(inner.queue.len());
         inner.high_water_bytes = inner.high_water_bytes.max(inner.bytes);
         drop(inner);
-        self.arrived.notify_one();
+        if !had_unwritten {
+            self.arrived.notify_one();
+        }
         Ok(Pushed { id, dropped })
     }
 
@@ -322,9 +326,9 @@ impl Outbox {
         let mut inner = self.lock();
         let n = inner.in_flight;
         inner.in_flight = 0;
-        for _ in 0..n {
-            inner.remove_at(0);
-        }
+        // Raw mode keeps `written` at 0, so the batch is exactly the first `n` entries.
+        let freed: usize = inner.queue.drain(..n).map(|e| e.payload.len()).sum();
+        inner.bytes -= freed;
         drop(inner);
         self.changed.notify_all();
     }

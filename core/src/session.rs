@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
@@ -373,47 +373,59 @@ impl Session {
                 _ = shared.outbox.arrived.notified(), if sink_idle => {}
                 frame = link.stream.next(), if reading => {
                     dead_at = None;
-                    match frame {
-                        Some(Ok(frame @ (WsMessage::Text(_) | WsMessage::Binary(_)))) if envelope => {
-                            pending_inbound = self.on_envelope(&frame, link);
-                        }
-                        Some(Ok(WsMessage::Text(t))) => {
-                            pending_inbound = self.deliver(Message::Text(Text(t)), None, link);
-                        }
-                        Some(Ok(WsMessage::Binary(b))) => {
-                            pending_inbound = self.deliver(Message::Binary(b), None, link);
-                        }
-                        Some(Ok(WsMessage::Pong(payload))) => {
-                            if let Some((seq, sent)) = ping_out {
-                                if payload.as_ref() == seq.to_be_bytes() {
-                                    let rtt = sent.elapsed().as_nanos().clamp(1, u64::MAX as u128) as u64;
-                                    shared.counters.last_rtt_nanos.store(rtt, Ordering::Relaxed);
-                                    ping_out = None;
+                    let mut frame = frame;
+                    let mut handled = 0usize;
+                    loop {
+                            match frame {
+                                Some(Ok(frame @ (WsMessage::Text(_) | WsMessage::Binary(_)))) if envelope => {
+                                    pending_inbound = self.on_envelope(&frame, link);
+                                }
+                                Some(Ok(WsMessage::Text(t))) => {
+                                    pending_inbound = self.deliver(Message::Text(Text(t)), None, link);
+                                }
+                                Some(Ok(WsMessage::Binary(b))) => {
+                                    pending_inbound = self.deliver(Message::Binary(b), None, link);
+                                }
+                                Some(Ok(WsMessage::Pong(payload))) => {
+                                    if let Some((seq, sent)) = ping_out {
+                                        if payload.as_ref() == seq.to_be_bytes() {
+                                            let rtt = sent.elapsed().as_nanos().clamp(1, u64::MAX as u128) as u64;
+                                            shared.counters.last_rtt_nanos.store(rtt, Ordering::Relaxed);
+                                            ping_out = None;
+                                        }
+                                    }
+                                }
+                                Some(Ok(WsMessage::Ping(_) | WsMessage::Frame(_))) => {
+                                    // tungstenite queues the pong itself; it goes out with the next read or write.
+                                }
+                                Some(Ok(WsMessage::Close(frame))) => {
+                                    // Let tungstenite flush its reply, briefly.
+                                    drain(&mut link.stream).await;
+                                    if let Some(c) = closing {
+                                        return LinkEnd::UserClosed { code: c.code, reason: c.reason };
+                                    }
+                                    return LinkEnd::Lost(server_closed(frame));
+                                }
+                                Some(Err(e)) => {
+                                    if let Some(c) = closing {
+                                        return LinkEnd::UserClosed { code: c.code, reason: c.reason };
+                                    }
+                                    return LinkEnd::Lost(self.read_failed(link, e).await);
+                                }
+                                None => {
+                                    if let Some(c) = closing {
+                                        return LinkEnd::UserClosed { code: c.code, reason: c.reason };
+                                    }
+                                    return LinkEnd::Lost(Disconnect::ConnectionLost("connection closed without a close frame".into()));
                                 }
                             }
+                        handled += 1;
+                        if pending_inbound.is_some() || handled >= 256 {
+                            break;
                         }
-                        Some(Ok(WsMessage::Ping(_) | WsMessage::Frame(_))) => {
-                            // tungstenite queues the pong itself; it goes out with the next read or write.
-                        }
-                        Some(Ok(WsMessage::Close(frame))) => {
-                            // Let tungstenite flush its reply, briefly.
-                            drain(&mut link.stream).await;
-                            if let Some(c) = closing {
-                                return LinkEnd::UserClosed { code: c.code, reason: c.reason };
-                            }
-                            return LinkEnd::Lost(server_closed(frame));
-                        }
-                        Some(Err(e)) => {
-                            if let Some(c) = closing {
-                                return LinkEnd::UserClosed { code: c.code, reason: c.reason };
-                            }
-                            return LinkEnd::Lost(self.read_failed(link, e).await);
-                        }
-                        None => {
-                            if let Some(c) = closing {
-                                return LinkEnd::UserClosed { code: c.code, reason: c.reason };
-                            }
-                            return LinkEnd::Lost(Disconnect::ConnectionLost("connection closed without a close frame".into()));
+                        match link.stream.next().now_or_never() {
+                            Some(next) => frame = next,
+                            None => break,
                         }
                     }
                 }
