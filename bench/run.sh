@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Tether's benchmark, one command (docs/BENCHMARKS.md):
+#
+#   bench/run.sh            full run (5 runs per figure; about 10 minutes on 2 cores once built)
+#   bench/run.sh --quick    smoke test (1 run, short phases; under 3 minutes once built)
+#
+# Other options go to bench/run.py (--runs N, --duration S, --clients raw,tether-rust,...,
+# --workloads a,b,c,d,e,f, --idle-conns 1000,10000, --pin auto|yes|no, --no-perf).
+#
+# Builds what it needs first:
+#   - bench/ (standalone Cargo package: echo server, raw tokio-tungstenite client, Tether Rust
+#     client) into bench/target;
+#   - the C API (cargo build --release -p tether-ffi -> target/release/libtether.a) and the C
+#     client bench/target/c/bench_tether, if ffi/ and include/tether.h are there;
+#   - bench/.venv with bench/requirements.txt (pinned), and Tether's Python package
+#     (pip install ./python) if python/ is there.
+# A part that does not build is reported and its columns are left out; the rest still runs.
+# Writes bench/RESULTS.md, bench/results.png, bench/out/results.json and bench/out/run.log.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$PWD"
+BENCH="$ROOT/bench"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+VENV="$BENCH/.venv"
+PY="$VENV/bin/python"
+mkdir -p "$BENCH/out"
+BUILD_LOG="$BENCH/out/build.log"
+: >"$BUILD_LOG"
+
+step() { printf '== %s\n' "$*"; }
+warn() { printf 'bench: %s (details: bench/out/build.log)\n' "$*" >&2; }
+
+# Up to 10,000 connections in one process (plus the server's): raise the open-file limit as
+# far as the hard limit allows; run.py caps the idle test at what fits and says so.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+step "cargo build --release (bench/)"
+cargo build --release -q --manifest-path "$BENCH/Cargo.toml"
+
+step "C API"
+if [ -f include/tether.h ] && [ -f ffi/Cargo.toml ]; then
+    if cargo build --release -q -p tether-ffi >>"$BUILD_LOG" 2>&1 && [ -f "$TARGET_DIR/release/libtether.a" ]; then
+        mkdir -p "$BENCH/target/c"
+        # Static linking: the same library code as the Rust client, no LD_LIBRARY_PATH.
+        # Native libraries as listed by `rustc --print native-static-libs` (see ffi/install.sh).
+        if cc -O2 -std=c11 -Wall -Wextra -Iinclude "$BENCH/c/bench_tether.c" \
+            "$TARGET_DIR/release/libtether.a" -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc \
+            -o "$BENCH/target/c/bench_tether.new" >>"$BUILD_LOG" 2>&1; then
+            mv "$BENCH/target/c/bench_tether.new" "$BENCH/target/c/bench_tether"
+        else
+            rm -f "$BENCH/target/c/bench_tether"
+            warn "the C client does not compile: C columns left out"
+        fi
+    else
+        rm -f "$BENCH/target/c/bench_tether"
+        warn "cargo build -p tether-ffi failed: C columns left out"
+    fi
+else
+    rm -f "$BENCH/target/c/bench_tether"
+    warn "no C API yet (include/tether.h, ffi/): C columns left out"
+fi
+
+step "venv bench/.venv"
+if [ ! -x "$PY" ]; then
+    python3 -m venv "$VENV" 2>/dev/null || {
+        echo "python3 venv module missing: installing python3-venv"
+        apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv "$VENV"
+    }
+fi
+REQ_STAMP="$VENV/.bench-requirements"
+if [ ! -f "$REQ_STAMP" ] || [ "$BENCH/requirements.txt" -nt "$REQ_STAMP" ]; then
+    "$PY" -m pip install -q --disable-pip-version-check -r "$BENCH/requirements.txt"
+    touch "$REQ_STAMP"
+fi
+
+step "Tether's Python package"
+if [ -f python/pyproject.toml ]; then
+    STAMP="$VENV/.tether-ws-installed"
+    SOURCES=(python/src python/tether python/Cargo.toml python/pyproject.toml
+             core/src core/Cargo.toml Cargo.toml Cargo.lock)
+    changed=""
+    if [ -f "$STAMP" ] && "$PY" -c "import tether" 2>/dev/null; then
+        changed=$(find "${SOURCES[@]}" -newer "$STAMP" -print -quit 2>/dev/null || true)
+    else
+        changed="not installed"
+    fi
+    if [ -n "$changed" ]; then
+        touch "$STAMP.new"
+        # maturin comes pinned from bench/requirements.txt; a release build, as users get it.
+        if PATH="$VENV/bin:$PATH" "$PY" -m pip install -q --disable-pip-version-check \
+            --no-build-isolation --force-reinstall --no-deps ./python >>"$BUILD_LOG" 2>&1; then
+            mv "$STAMP.new" "$STAMP"
+        else
+            rm -f "$STAMP.new"
+            warn "pip install ./python failed: Tether Python columns left out"
+        fi
+    else
+        echo "up to date"
+    fi
+else
+    warn "no python/ package yet: Tether Python columns left out"
+fi
+
+step "uptime: $(uptime)"
+exec "$PY" "$BENCH/run.py" "$@"
