@@ -533,6 +533,14 @@ pub mod control {
 
 /// Append `s` as a JSON string literal.
 fn push_json_string(out: &mut String, s: &str) {
+    // Fast path: JSON escapes only `"`, `\` and control characters; most text has none.
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.reserve(s.len() + 2);
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     // serde_json's escaping is the reference; serializing a &str cannot fail.
     if let Ok(quoted) = serde_json::to_string(s) {
         out.push_str(&quoted);
@@ -738,6 +746,23 @@ mod tests {
             receiver.decode(&bomb),
             Err(DecodeError::BadPayload { id: 9, .. })
         ));
+    }
+
+    #[test]
+    fn json_strings_match_serde_json_with_and_without_escapes() {
+        for text in [
+            "plain",
+            "",
+            "quote \" inside",
+            "back\\slash",
+            "tab\tnew\nline\u{1}",
+            "héllo ☃",
+            "del \u{7f}",
+        ] {
+            let mut out = String::new();
+            push_json_string(&mut out, text);
+            assert_eq!(Some(out), serde_json::to_string(text).ok(), "{text:?}");
+        }
     }
 
     #[test]
