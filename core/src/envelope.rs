@@ -504,12 +504,12 @@ pub mod control {
 
     /// `welcome` (servers only; here for tests and reference).
     pub fn welcome(last: u64) -> WsMessage {
-        WsMessage::Text(format!(r#"{{"v":1,"t":"welcome","last":{last}}}"#).into())
+        numbered("welcome", "last", last)
     }
 
     /// Cumulative `ack`.
     pub fn ack_upto(upto: u64) -> WsMessage {
-        WsMessage::Text(format!(r#"{{"v":1,"t":"ack","upto":{upto}}}"#).into())
+        numbered("ack", "upto", upto)
     }
 
     /// `nack` of one message.
@@ -522,12 +522,17 @@ pub mod control {
 
     /// App-level `ping`.
     pub fn ping(ts: u64) -> WsMessage {
-        WsMessage::Text(format!(r#"{{"v":1,"t":"ping","ts":{ts}}}"#).into())
+        numbered("ping", "ts", ts)
     }
 
     /// App-level `pong`.
     pub fn pong(ts: u64) -> WsMessage {
-        WsMessage::Text(format!(r#"{{"v":1,"t":"pong","ts":{ts}}}"#).into())
+        numbered("pong", "ts", ts)
+    }
+
+    /// `{"v":1,"t":T,"FIELD":N}`: every control frame that carries one number has this shape.
+    fn numbered(t: &str, field: &str, n: u64) -> WsMessage {
+        WsMessage::Text(format!(r#"{{"v":1,"t":"{t}","{field}":{n}}}"#).into())
     }
 }
 
