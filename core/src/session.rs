@@ -59,6 +59,16 @@ struct Closing {
     frame_sent: bool,
 }
 
+impl Closing {
+    /// The link ends as the application's close.
+    fn ended(self) -> LinkEnd {
+        LinkEnd::UserClosed {
+            code: self.code,
+            reason: self.reason,
+        }
+    }
+}
+
 /// Time allowed to exchange the closing frames after a failure, where waiting longer helps no one.
 const BEST_EFFORT_CLOSE: Duration = Duration::from_secs(1);
 
@@ -338,11 +348,7 @@ impl Session {
             tokio::select! {
                 biased;
                 command = self.commands.recv(), if closing.is_none() => {
-                    let Some(Command::Close { code, reason }) = command else {
-                        closing = Some(Closing { code: 1000, reason: String::new(), deadline: Instant::now() + config.close_timeout, frame_sent: false });
-                        shared.set_state(State::Closing);
-                        continue;
-                    };
+                    let (code, reason) = close_request(command);
                     shared.set_state(State::Closing);
                     closing = Some(Closing { code, reason, deadline: Instant::now() + config.close_timeout, frame_sent: false });
                 }
@@ -364,7 +370,7 @@ impl Session {
                         Err(e) => {
                             shared.outbox.abort_batch();
                             if let Some(c) = closing {
-                                return LinkEnd::UserClosed { code: c.code, reason: c.reason };
+                                return c.ended();
                             }
                             return LinkEnd::Lost(Disconnect::ConnectionLost(format!("write failed: {e}")));
                         }
@@ -402,19 +408,19 @@ impl Session {
                                     // Let tungstenite flush its reply, briefly.
                                     drain(&mut link.stream).await;
                                     if let Some(c) = closing {
-                                        return LinkEnd::UserClosed { code: c.code, reason: c.reason };
+                                        return c.ended();
                                     }
                                     return LinkEnd::Lost(server_closed(frame));
                                 }
                                 Some(Err(e)) => {
                                     if let Some(c) = closing {
-                                        return LinkEnd::UserClosed { code: c.code, reason: c.reason };
+                                        return c.ended();
                                     }
                                     return LinkEnd::Lost(self.read_failed(link, e).await);
                                 }
                                 None => {
                                     if let Some(c) = closing {
-                                        return LinkEnd::UserClosed { code: c.code, reason: c.reason };
+                                        return c.ended();
                                     }
                                     return LinkEnd::Lost(Disconnect::ConnectionLost("connection closed without a close frame".into()));
                                 }
@@ -459,7 +465,7 @@ impl Session {
                 _ = sleep_until_opt(closing_deadline) => {
                     if let Some(c) = closing {
                         tracing::warn!(timeout = ?config.close_timeout, "close timed out");
-                        return LinkEnd::UserClosed { code: c.code, reason: c.reason };
+                        return c.ended();
                     }
                 }
             }
@@ -809,15 +815,18 @@ fn unix_millis() -> u64 {
         .unwrap_or(0)
 }
 
-fn user_close(command: Option<Command>) -> Disconnect {
+/// The close the application asked for. No command at all means every handle is gone: the
+/// application cannot hear from us any more, so close normally.
+fn close_request(command: Option<Command>) -> (u16, String) {
     match command {
-        Some(Command::Close { code, reason }) => Disconnect::UserClose { code, reason },
-        // Every handle is gone: the application cannot hear from us any more.
-        None => Disconnect::UserClose {
-            code: 1000,
-            reason: String::new(),
-        },
+        Some(Command::Close { code, reason }) => (code, reason),
+        None => (1000, String::new()),
     }
+}
+
+fn user_close(command: Option<Command>) -> Disconnect {
+    let (code, reason) = close_request(command);
+    Disconnect::UserClose { code, reason }
 }
 
 /// A close reason that fits a control frame (123 bytes), cut at a character boundary.
