@@ -62,3 +62,8 @@ pub use error::{
 pub use event::{Event, Message, MessageId, State, Stats, Text};
 pub use outbox::DeliveryStatus;
 pub use retry::{backoff_ceiling, backoff_delay, default_retry_decision, RetryDecision};
+
+// The README's Rust quickstarts are compiled as doctests, so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeQuickstarts;
