@@ -263,6 +263,26 @@ impl Client {
         Some(event)
     }
 
+    /// Poll mode: move up to `max` pending events into `out` (appended, in order) without
+    /// waiting; returns how many were moved. One call per frame of a game loop or per wake-up
+    /// of an event loop takes a whole batch for the price of one queue operation. Always 0 in
+    /// callback mode.
+    pub fn poll_events(&self, out: &mut Vec<Event>, max: usize) -> usize {
+        match self.events.as_ref() {
+            Some(source) => source.take_into(out, max, Duration::ZERO),
+            None => 0,
+        }
+    }
+
+    /// Poll mode: like [`Client::poll_events`], but when nothing is pending wait up to
+    /// `timeout` for the first event (then take it and whatever else is pending, up to `max`).
+    pub fn next_events(&self, out: &mut Vec<Event>, max: usize, timeout: Duration) -> usize {
+        match self.events.as_ref() {
+            Some(source) => source.take_into(out, max, timeout),
+            None => 0,
+        }
+    }
+
     /// Poll mode: number of events waiting.
     pub fn pending_events(&self) -> usize {
         self.events.as_ref().map_or(0, EventSource::pending)

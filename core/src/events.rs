@@ -164,6 +164,24 @@ impl EventSource {
         self.rx.recv().ok().map(|ev| self.take(ev))
     }
 
+    /// Move up to `max` events into `out`, waiting up to `wait` for the first; returns how
+    /// many. Inbound credits are returned for the moved messages (the caller owns them now).
+    pub(crate) fn take_into(&self, out: &mut Vec<Event>, max: usize, wait: Duration) -> usize {
+        let mut taken = 0;
+        while taken < max {
+            let next = if taken == 0 && !wait.is_zero() {
+                self.next_timeout(wait)
+            } else {
+                self.try_next()
+            };
+            let Some(event) = next else { break };
+            self.release(&event);
+            out.push(event);
+            taken += 1;
+        }
+        taken
+    }
+
     /// Number of events waiting.
     pub(crate) fn pending(&self) -> usize {
         self.rx.len()
