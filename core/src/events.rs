@@ -1,6 +1,12 @@
 //! The event channel between the session task (producer) and the application (consumer).
 //!
-//! A crossbeam channel carries the events. Its memory is bounded by kind:
+//! A crossbeam channel carries the events. While the session handles a batch of frames read
+//! in one go, the events it emits gather in a staging buffer and travel as one channel item:
+//! one channel operation and at most one wake-up of the consumer per read batch instead of
+//! per message (the consumer unpacks the batch into its own queue). Order is kept: everything
+//! the session emits goes through the staging buffer while it is open.
+//!
+//! Memory is bounded by kind:
 //! * inbound messages need a credit from a semaphore of `event_queue_capacity` permits; the
 //!   session awaits a credit before it reads on, so a slow application pauses reading from
 //!   the socket (TCP backpressure) instead of growing a queue;
@@ -8,14 +14,33 @@
 //!   high-water mark that the consumer reads when it takes the event;
 //! * the rest are one per state change or per failed message.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use tokio::sync::Semaphore;
 
 use crate::event::{Event, MessageId};
+
+/// What travels through the channel.
+enum Item {
+    One(Event),
+    Batch(Vec<Event>),
+}
+
+/// The session's staging buffer for one read batch.
+#[derive(Default)]
+struct Staging {
+    open: bool,
+    events: Vec<Event>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing here can panic while holding the lock halfway through an update.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 #[derive(Default)]
 struct WrittenMark {
@@ -25,14 +50,20 @@ struct WrittenMark {
 
 /// Producer side, owned by the shared client state.
 pub(crate) struct EventSink {
-    tx: Sender<Event>,
+    tx: Sender<Item>,
     credit: Arc<Semaphore>,
     written: Arc<WrittenMark>,
+    staging: Mutex<Staging>,
+    /// Events inside the channel (a batch counts its events).
+    queued: Arc<AtomicUsize>,
 }
 
 /// Consumer side: the dispatcher thread, or the application in poll mode.
 pub(crate) struct EventSource {
-    rx: Receiver<Event>,
+    rx: Receiver<Item>,
+    /// Events taken out of the channel and not yet handed out (the rest of a batch).
+    unpacked: Mutex<VecDeque<Event>>,
+    queued: Arc<AtomicUsize>,
     credit: Arc<Semaphore>,
     written: Arc<WrittenMark>,
     /// Credits consumed but not yet returned (returned in batches).
@@ -44,14 +75,19 @@ pub(crate) fn channel(inbound_capacity: usize) -> (EventSink, EventSource) {
     let (tx, rx) = crossbeam_channel::unbounded();
     let credit = Arc::new(Semaphore::new(inbound_capacity));
     let written = Arc::new(WrittenMark::default());
+    let queued = Arc::new(AtomicUsize::new(0));
     (
         EventSink {
             tx,
             credit: credit.clone(),
             written: written.clone(),
+            staging: Mutex::new(Staging::default()),
+            queued: queued.clone(),
         },
         EventSource {
             rx,
+            unpacked: Mutex::new(VecDeque::new()),
+            queued,
             credit,
             written,
             owed: AtomicUsize::new(0),
@@ -61,11 +97,49 @@ pub(crate) fn channel(inbound_capacity: usize) -> (EventSink, EventSource) {
 }
 
 impl EventSink {
-    /// Emit a control event (never blocks).
+    /// Emit an event (never blocks): into the open batch, if any, otherwise at once.
     pub(crate) fn emit(&self, event: Event) {
+        {
+            let mut staging = lock(&self.staging);
+            if staging.open {
+                staging.events.push(event);
+                return;
+            }
+        }
+        self.send(1, Item::One(event));
+    }
+
+    fn send(&self, count: usize, item: Item) {
+        self.queued.fetch_add(count, Ordering::SeqCst);
         // The receiver lives in the Client (poll) or the dispatcher; if both are gone nobody
         // is listening any more and dropping the event is correct.
-        let _ = self.tx.send(event);
+        if self.tx.send(item).is_err() {
+            self.queued.fetch_sub(count, Ordering::SeqCst);
+        }
+    }
+
+    /// Gather what is emitted from now on into one batch, until [`EventSink::close_batch`].
+    /// Only the session task opens batches, and it closes each before it awaits anything.
+    pub(crate) fn open_batch(&self) {
+        lock(&self.staging).open = true;
+    }
+
+    /// Send the gathered events as one item. Closing a batch that is not open does nothing.
+    pub(crate) fn close_batch(&self) {
+        let events = {
+            let mut staging = lock(&self.staging);
+            staging.open = false;
+            std::mem::take(&mut staging.events)
+        };
+        match events.len() {
+            0 => {}
+            1 => {
+                if let Some(event) = events.into_iter().next() {
+                    self.send(1, Item::One(event));
+                }
+            }
+            n => self.send(n, Item::Batch(events)),
+        }
     }
 
     /// Try to take a credit for one inbound message without waiting.
@@ -132,58 +206,121 @@ impl EventSource {
         }
     }
 
-    /// The next event, if one is pending.
-    pub(crate) fn try_next(&self) -> Option<Event> {
-        match self.rx.try_recv() {
-            Ok(ev) => Some(self.take(ev)),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => {
-                self.flush_credit();
-                None
+    /// Move a channel item into the unpacked queue (behind what is already there).
+    fn unpack(&self, unpacked: &mut VecDeque<Event>, item: Item) {
+        match item {
+            Item::One(event) => {
+                self.queued.fetch_sub(1, Ordering::SeqCst);
+                unpacked.push_back(event);
+            }
+            Item::Batch(events) => {
+                self.queued.fetch_sub(events.len(), Ordering::SeqCst);
+                if unpacked.is_empty() {
+                    // Reuses the batch's allocation.
+                    *unpacked = VecDeque::from(events);
+                } else {
+                    unpacked.extend(events);
+                }
             }
         }
     }
 
+    /// The next event without waiting, from the unpacked queue or the channel.
+    fn pop(&self, unpacked: &mut VecDeque<Event>) -> Option<Event> {
+        if unpacked.is_empty() {
+            match self.rx.try_recv() {
+                Ok(item) => self.unpack(unpacked, item),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return None,
+            }
+        }
+        unpacked.pop_front().map(|event| self.take(event))
+    }
+
+    /// The next event, waiting up to `timeout` (`None`: as long as it takes, or until no
+    /// producer is left).
+    fn wait_next(&self, timeout: Option<Duration>) -> Option<Event> {
+        if let Some(event) = self.pop(&mut lock(&self.unpacked)) {
+            return Some(event);
+        }
+        // About to wait: give back the credits held in reserve so the session can read on.
+        self.flush_credit();
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            // The unpacked queue's lock is not held while waiting: another thread polling the
+            // same client may unpack meanwhile; order is kept because both append behind.
+            let item = match deadline {
+                None => self.rx.recv().ok()?,
+                Some(deadline) => match self.rx.recv_deadline(deadline) {
+                    Ok(item) => item,
+                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                        return self.pop(&mut lock(&self.unpacked));
+                    }
+                },
+            };
+            let mut unpacked = lock(&self.unpacked);
+            self.unpack(&mut unpacked, item);
+            if let Some(event) = self.pop(&mut unpacked) {
+                return Some(event);
+            }
+        }
+    }
+
+    /// The next event, if one is pending.
+    pub(crate) fn try_next(&self) -> Option<Event> {
+        let event = self.pop(&mut lock(&self.unpacked));
+        if event.is_none() {
+            self.flush_credit();
+        }
+        event
+    }
+
     /// The next event, waiting up to `timeout`.
     pub(crate) fn next_timeout(&self, timeout: Duration) -> Option<Event> {
-        if let Ok(ev) = self.rx.try_recv() {
-            return Some(self.take(ev));
-        }
-        self.flush_credit();
-        match self.rx.recv_timeout(timeout) {
-            Ok(ev) => Some(self.take(ev)),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.wait_next(Some(timeout))
     }
 
     /// The next event, waiting as long as it takes; None when no producer is left.
     pub(crate) fn next_blocking(&self) -> Option<Event> {
-        if let Ok(ev) = self.rx.try_recv() {
-            return Some(self.take(ev));
-        }
-        self.flush_credit();
-        self.rx.recv().ok().map(|ev| self.take(ev))
+        self.wait_next(None)
     }
 
     /// Move up to `max` events into `out`, waiting up to `wait` for the first; returns how
     /// many. Inbound credits are returned for the moved messages (the caller owns them now).
     pub(crate) fn take_into(&self, out: &mut Vec<Event>, max: usize, wait: Duration) -> usize {
+        if max == 0 {
+            return 0;
+        }
         let mut taken = 0;
-        while taken < max {
-            let next = if taken == 0 && !wait.is_zero() {
-                self.next_timeout(wait)
-            } else {
-                self.try_next()
-            };
-            let Some(event) = next else { break };
-            self.release(&event);
-            out.push(event);
-            taken += 1;
+        if !wait.is_zero() {
+            match self.next_timeout(wait) {
+                Some(event) => {
+                    self.release(&event);
+                    out.push(event);
+                    taken = 1;
+                }
+                None => return 0,
+            }
+        }
+        {
+            let mut unpacked = lock(&self.unpacked);
+            while taken < max {
+                let Some(event) = self.pop(&mut unpacked) else {
+                    break;
+                };
+                self.release(&event);
+                out.push(event);
+                taken += 1;
+            }
+        }
+        if taken < max {
+            // Found the queue empty.
+            self.flush_credit();
         }
         taken
     }
 
     /// Number of events waiting.
     pub(crate) fn pending(&self) -> usize {
-        self.rx.len()
+        lock(&self.unpacked).len() + self.queued.load(Ordering::SeqCst)
     }
 }

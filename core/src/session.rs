@@ -381,6 +381,9 @@ impl Session {
                     dead_at = None;
                     let mut frame = frame;
                     let mut handled = 0usize;
+                    // The events of this read batch reach the application as one channel item.
+                    // Every path out of this arm closes the batch before it awaits anything.
+                    shared.events.open_batch();
                     loop {
                             match frame {
                                 Some(Ok(frame @ (WsMessage::Text(_) | WsMessage::Binary(_)))) if envelope => {
@@ -405,6 +408,7 @@ impl Session {
                                     // tungstenite queues the pong itself; it goes out with the next read or write.
                                 }
                                 Some(Ok(WsMessage::Close(frame))) => {
+                                    shared.events.close_batch();
                                     // Let tungstenite flush its reply, briefly.
                                     drain(&mut link.stream).await;
                                     if let Some(c) = closing {
@@ -413,12 +417,14 @@ impl Session {
                                     return LinkEnd::Lost(server_closed(frame));
                                 }
                                 Some(Err(e)) => {
+                                    shared.events.close_batch();
                                     if let Some(c) = closing {
                                         return c.ended();
                                     }
                                     return LinkEnd::Lost(self.read_failed(link, e).await);
                                 }
                                 None => {
+                                    shared.events.close_batch();
                                     if let Some(c) = closing {
                                         return c.ended();
                                     }
@@ -434,6 +440,7 @@ impl Session {
                             None => break,
                         }
                     }
+                    shared.events.close_batch();
                 }
                 _ = shared.events.inbound_credit(), if !reading => {
                     if let Some((message, id)) = pending_inbound.take() {
