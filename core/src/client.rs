@@ -167,7 +167,7 @@ impl Client {
         let pushed = self.shared.outbox.push(payload)?;
         if !pushed.dropped.is_empty() {
             self.shared
-                .report_failed(&pushed.dropped, &SendFailure::DroppedOldest);
+                .report_failed_now(&pushed.dropped, &SendFailure::DroppedOldest);
         }
         Ok(pushed.id)
     }

@@ -24,6 +24,9 @@ use tokio::sync::Semaphore;
 
 use crate::event::{Event, MessageId};
 
+/// Most events gathered before they are sent even while the session stays busy.
+const MAX_BATCH: usize = 1024;
+
 /// What travels through the channel.
 enum Item {
     One(Event),
@@ -103,9 +106,21 @@ impl EventSink {
             let mut staging = lock(&self.staging);
             if staging.open {
                 staging.events.push(event);
+                if staging.events.len() < MAX_BATCH {
+                    return;
+                }
+                // A session that never runs out of work still delivers in bounded batches.
+                let events = std::mem::take(&mut staging.events);
+                drop(staging);
+                self.send_all(events);
                 return;
             }
         }
+        self.send(1, Item::One(event));
+    }
+
+    /// Emit an event at once, past any batch being gathered (for the application's threads).
+    pub(crate) fn emit_now(&self, event: Event) {
         self.send(1, Item::One(event));
     }
 
@@ -124,13 +139,24 @@ impl EventSink {
         lock(&self.staging).open = true;
     }
 
-    /// Send the gathered events as one item. Closing a batch that is not open does nothing.
+    /// Send the gathered events as one item and stop gathering. Closing a batch that is not
+    /// open does nothing.
     pub(crate) fn close_batch(&self) {
         let events = {
             let mut staging = lock(&self.staging);
             staging.open = false;
             std::mem::take(&mut staging.events)
         };
+        self.send_all(events);
+    }
+
+    /// Send the gathered events as one item and keep gathering.
+    pub(crate) fn flush_batch(&self) {
+        let events = std::mem::take(&mut lock(&self.staging).events);
+        self.send_all(events);
+    }
+
+    fn send_all(&self, events: Vec<Event>) {
         match events.len() {
             0 => {}
             1 => {

@@ -248,7 +248,14 @@ impl Session {
             app_ping_out: None,
             batch: Batch::default(),
         };
+        // While the link is up, events gather in one batch that goes to the application when
+        // the session has no more work at hand (or the batch is full): one channel operation
+        // and at most one wake-up of the application per round of work, not per message, and
+        // the application does not preempt the session while it still has frames to read or
+        // write. Every path out of `pump` that awaits first closes the batch itself.
+        self.shared.events.open_batch();
         let end = self.pump(&mut link).await;
+        self.shared.events.close_batch();
         if link.write.is_some() {
             // The batch may or may not have reached the peer; keep it queued for the next link.
             self.shared.outbox.abort_batch();
@@ -381,9 +388,6 @@ impl Session {
                     dead_at = None;
                     let mut frame = frame;
                     let mut handled = 0usize;
-                    // The events of this read batch reach the application as one channel item.
-                    // Every path out of this arm closes the batch before it awaits anything.
-                    shared.events.open_batch();
                     loop {
                             match frame {
                                 Some(Ok(frame @ (WsMessage::Text(_) | WsMessage::Binary(_)))) if envelope => {
@@ -440,7 +444,6 @@ impl Session {
                             None => break,
                         }
                     }
-                    shared.events.close_batch();
                 }
                 _ = shared.events.inbound_credit(), if !reading => {
                     if let Some((message, id)) = pending_inbound.take() {
@@ -475,6 +478,9 @@ impl Session {
                         return c.ended();
                     }
                 }
+                // Polled only when every branch above is pending, that is when the session is
+                // about to go idle: hand the events gathered so far to the application now.
+                () = flush_when_idle(&shared) => {}
             }
         }
     }
@@ -687,6 +693,14 @@ async fn poll_write(
         Some(fut) => fut.await,
         None => std::future::pending().await,
     }
+}
+
+/// Send the events gathered so far, keep gathering, and never complete.
+fn flush_when_idle(shared: &Shared) -> impl Future<Output = ()> + '_ {
+    std::future::poll_fn(move |_| {
+        shared.events.flush_batch();
+        std::task::Poll::Pending
+    })
 }
 
 async fn tick(timer: &mut Option<tokio::time::Interval>) {

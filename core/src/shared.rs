@@ -62,16 +62,35 @@ impl Shared {
         }
     }
 
-    /// Report each id as failed, once (the outbox has already recorded the failures).
+    /// Report each id as failed, once (the outbox has already recorded the failures). For the
+    /// session task: the events join the batch it is gathering, if any.
     pub(crate) fn report_failed(&self, ids: &[MessageId], reason: &SendFailure) {
+        self.report_failed_with(ids, reason, EventSink::emit);
+    }
+
+    /// [`Shared::report_failed`] for the application's threads: sent at once, since the
+    /// session may be idle and would not send a batch it is gathering until it has work.
+    pub(crate) fn report_failed_now(&self, ids: &[MessageId], reason: &SendFailure) {
+        self.report_failed_with(ids, reason, EventSink::emit_now);
+    }
+
+    fn report_failed_with(
+        &self,
+        ids: &[MessageId],
+        reason: &SendFailure,
+        emit: fn(&EventSink, Event),
+    ) {
         self.counters
             .send_failures
             .fetch_add(ids.len() as u64, Ordering::Relaxed);
         for id in ids {
-            self.events.emit(Event::SendFailed {
-                id: *id,
-                reason: reason.clone(),
-            });
+            emit(
+                &self.events,
+                Event::SendFailed {
+                    id: *id,
+                    reason: reason.clone(),
+                },
+            );
         }
     }
 

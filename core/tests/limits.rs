@@ -100,6 +100,59 @@ fn drop_oldest_policy_tells_which_message_was_dropped() {
     assert_eq!(rec.client.stats().send_failures, 1);
 }
 
+/// On a live link whose peer stopped reading, the session sits blocked on its write; a message
+/// dropped by a send on the application's thread is still reported at once (events from the
+/// application's threads never wait in the batch of events the session gathers).
+#[test]
+fn drop_oldest_on_a_blocked_live_link_is_reported_at_once() {
+    let peer = Peer::start();
+    let mut rec = Recorder::connect(
+        fast(&peer.url())
+            .heartbeat(None, Duration::from_secs(5))
+            .outbox_limits(4, 64 << 20)
+            // One message per write, so only the one being written is protected from dropping.
+            .write_batch_bytes(1)
+            .overflow_policy(OverflowPolicy::DropOldest),
+    );
+    rec.wait_state(State::Ready);
+    peer.set_stalled(true);
+    // Send one message at a time until one is not written: the socket buffers are full and
+    // the session is blocked on that write (a second without progress, once).
+    let chunk = vec![7u8; 256 << 10];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "the link never blocked");
+        let id = rec.client.send_binary(chunk.clone()).expect("room");
+        let written = rec.collect_until(
+            Duration::from_secs(1),
+            |e| matches!(e, Event::Written { up_to } if *up_to >= id),
+        );
+        if !written {
+            break;
+        }
+    }
+    // The blocked message plus three more fill the outbox; the next send drops the oldest
+    // unwritten one.
+    let mut queued = Vec::new();
+    for _ in 0..3 {
+        queued.push(rec.client.send_binary(chunk.clone()).expect("room"));
+    }
+    rec.client
+        .send_binary(chunk.clone())
+        .expect("drop-oldest makes room");
+    let failed = rec.wait_for("SendFailed", SOON, |e| {
+        matches!(e, Event::SendFailed { .. })
+    });
+    assert_eq!(
+        failed,
+        Event::SendFailed {
+            id: queued[0],
+            reason: SendFailure::DroppedOldest
+        }
+    );
+    peer.set_stalled(false);
+}
+
 #[test]
 fn wait_policy_blocks_up_to_its_timeout_then_reports_queue_full() {
     let rec = Recorder::connect(

@@ -103,15 +103,31 @@ impl Recorder {
     /// Drain events for `window`, returning what arrived (used only to assert that something
     /// does NOT happen, which cannot be awaited).
     pub fn collect_for(&mut self, window: Duration) -> Vec<Event> {
-        let deadline = Instant::now() + window;
         let mut got = Vec::new();
+        self.collect_until(window, |event| {
+            got.push(event.clone());
+            false
+        });
+        got
+    }
+
+    /// Wait up to `window` for an event that matches; false if none came (for asserting that
+    /// something does NOT happen in time, which cannot be awaited).
+    pub fn collect_until(
+        &mut self,
+        window: Duration,
+        mut pred: impl FnMut(&Event) -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + window;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             if let Some(event) = self.client.next_event(left) {
                 self.log.push(event.clone());
-                got.push(event);
+                if pred(&event) {
+                    return true;
+                }
             }
         }
-        got
+        false
     }
 
     /// Receive `n` data messages (skipping other events) and return their payloads as text.
