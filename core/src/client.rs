@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::config::{Config, Protocol};
+use crate::config::{Config, OverflowPolicy, Protocol};
 use crate::connect::Connector;
 use crate::error::{CloseError, ConfigError, DeliveryError, SendError, SendFailure};
 use crate::event::{Event, MessageId, State, Stats, Text};
@@ -53,6 +53,10 @@ pub enum StartError {
     /// The dispatcher thread could not be spawned.
     #[error("could not spawn the dispatcher thread: {0}")]
     Thread(String),
+    /// A setting that would block the thread that must drive the client
+    /// ([`Client::connect_on`] with a current-thread runtime).
+    #[error("{0}")]
+    Blocking(&'static str),
 }
 
 /// A resilient WebSocket client: a cheap handle to a session task that connects, reconnects,
@@ -72,12 +76,48 @@ pub struct Client {
 }
 
 impl Client {
-    /// Start a client: returns at once; connecting happens in the background and is reported
-    /// through events.
+    /// Start a client: returns at once; connecting happens in the background, on Tether's
+    /// internal runtime, and is reported through events.
     pub fn connect(config: Config, delivery: EventDelivery) -> Result<Client, StartError> {
+        let handle = runtime::handle()?;
+        Client::start(config, delivery, &handle)
+    }
+
+    /// Start a client whose I/O runs on the application's own tokio runtime instead of
+    /// Tether's: an async application then has no thread hop between its code and the
+    /// socket (on a current-thread runtime both run on one thread, as with a bare
+    /// tokio-tungstenite client). Use [`Client::recv_event`] and [`Client::closed`] to wait
+    /// without blocking the runtime's thread.
+    ///
+    /// The runtime needs I/O and time enabled (`Builder::enable_all`). If it shuts down while
+    /// the client lives, the client ends: queued messages get [`Event::SendFailed`], then
+    /// [`Event::Closed`]. The blocking calls ([`Client::next_event`] with a timeout,
+    /// [`Client::wait_closed`], [`Client::shutdown`], [`Client::wait_acked`]) must not be
+    /// made on a thread that drives that runtime: they would wait for work only that thread
+    /// can do. For the same reason [`crate::OverflowPolicy::Wait`], which blocks `send` while
+    /// the outbox is full, is refused on a current-thread runtime ([`StartError::Blocking`]).
+    pub fn connect_on(
+        config: Config,
+        delivery: EventDelivery,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<Client, StartError> {
+        if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread
+            && matches!(config.overflow, OverflowPolicy::Wait(_))
+        {
+            return Err(StartError::Blocking(
+                "OverflowPolicy::Wait blocks send() while the outbox is full, and on a current-thread runtime that thread is the one that must write the outbox out: use Reject or DropOldest",
+            ));
+        }
+        Client::start(config, delivery, runtime)
+    }
+
+    fn start(
+        config: Config,
+        delivery: EventDelivery,
+        handle: &tokio::runtime::Handle,
+    ) -> Result<Client, StartError> {
         let config = Arc::new(config);
         let connector = Connector::new(config.clone())?;
-        let handle = runtime::handle()?;
         let (sink, source) = events::channel(config.event_queue_capacity);
         let keep_until_acked = config.protocol == Protocol::Envelope;
         let outbox = Outbox::new(
@@ -261,6 +301,38 @@ impl Client {
         let event = source.next_timeout(timeout)?;
         source.release(&event);
         Some(event)
+    }
+
+    /// Poll mode: the next event, awaited without blocking the thread (any executor can poll
+    /// it; it is what an application on the runtime given to [`Client::connect_on`] uses).
+    /// None in callback mode. After [`Event::Closed`] no event comes any more, so do not await
+    /// another one then.
+    pub async fn recv_event(&self) -> Option<Event> {
+        let source = self.events.as_ref()?;
+        let event = source.next_async().await;
+        source.release(&event);
+        Some(event)
+    }
+
+    /// Poll mode: await the next event, then move it and whatever else is pending (up to
+    /// `max` in all) into `out`; returns how many. 0 in callback mode or when `max` is 0.
+    pub async fn recv_events(&self, out: &mut Vec<Event>, max: usize) -> usize {
+        if max == 0 {
+            return 0;
+        }
+        match self.recv_event().await {
+            Some(event) => {
+                out.push(event);
+                1 + self.poll_events(out, max - 1)
+            }
+            None => 0,
+        }
+    }
+
+    /// Resolves once the client is closed (after [`Event::Closed`] was emitted): the
+    /// asynchronous [`Client::wait_closed`].
+    pub async fn closed(&self) {
+        self.shared.closed().await
     }
 
     /// Poll mode: move up to `max` pending events into `out` (appended, in order) without

@@ -59,6 +59,8 @@ pub(crate) struct EventSink {
     staging: Mutex<Staging>,
     /// Events inside the channel (a batch counts its events).
     queued: Arc<AtomicUsize>,
+    /// Wakes an asynchronous consumer ([`EventSource::next_async`]).
+    ready: Arc<tokio::sync::Notify>,
 }
 
 /// Consumer side: the dispatcher thread, or the application in poll mode.
@@ -67,6 +69,7 @@ pub(crate) struct EventSource {
     /// Events taken out of the channel and not yet handed out (the rest of a batch).
     unpacked: Mutex<VecDeque<Event>>,
     queued: Arc<AtomicUsize>,
+    ready: Arc<tokio::sync::Notify>,
     credit: Arc<Semaphore>,
     written: Arc<WrittenMark>,
     /// Credits consumed but not yet returned (returned in batches).
@@ -79,6 +82,7 @@ pub(crate) fn channel(inbound_capacity: usize) -> (EventSink, EventSource) {
     let credit = Arc::new(Semaphore::new(inbound_capacity));
     let written = Arc::new(WrittenMark::default());
     let queued = Arc::new(AtomicUsize::new(0));
+    let ready = Arc::new(tokio::sync::Notify::new());
     (
         EventSink {
             tx,
@@ -86,11 +90,13 @@ pub(crate) fn channel(inbound_capacity: usize) -> (EventSink, EventSource) {
             written: written.clone(),
             staging: Mutex::new(Staging::default()),
             queued: queued.clone(),
+            ready: ready.clone(),
         },
         EventSource {
             rx,
             unpacked: Mutex::new(VecDeque::new()),
             queued,
+            ready,
             credit,
             written,
             owed: AtomicUsize::new(0),
@@ -130,7 +136,10 @@ impl EventSink {
         // is listening any more and dropping the event is correct.
         if self.tx.send(item).is_err() {
             self.queued.fetch_sub(count, Ordering::SeqCst);
+            return;
         }
+        // Cheap when nobody awaits: it only stores a permit.
+        self.ready.notify_one();
     }
 
     /// Gather what is emitted from now on into one batch, until [`EventSink::close_batch`].
@@ -308,6 +317,21 @@ impl EventSource {
     /// The next event, waiting as long as it takes; None when no producer is left.
     pub(crate) fn next_blocking(&self) -> Option<Event> {
         self.wait_next(None)
+    }
+
+    /// The next event, awaited without blocking the thread (for a consumer on the runtime
+    /// that drives the client).
+    pub(crate) async fn next_async(&self) -> Event {
+        loop {
+            let notified = self.ready.notified();
+            tokio::pin!(notified);
+            // Registered before looking, so an event sent in between still wakes us.
+            notified.as_mut().enable();
+            if let Some(event) = self.try_next() {
+                return event;
+            }
+            notified.await;
+        }
     }
 
     /// Move up to `max` events into `out`, waiting up to `wait` for the first; returns how

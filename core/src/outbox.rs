@@ -15,6 +15,7 @@
 //! a message that is neither queued, acked nor failed.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -167,6 +168,8 @@ pub(crate) struct Outbox {
     inner: Mutex<Inner>,
     /// Signalled whenever room is freed, a message resolves, or the outbox closes.
     changed: Condvar,
+    /// Threads waiting on `changed`.
+    sleepers: AtomicUsize,
     /// Wakes the session task when a message arrives.
     pub(crate) arrived: tokio::sync::Notify,
     max_messages: usize,
@@ -188,6 +191,7 @@ impl Outbox {
                 ..Inner::default()
             }),
             changed: Condvar::new(),
+            sleepers: AtomicUsize::new(0),
             arrived: tokio::sync::Notify::new(),
             max_messages,
             max_bytes,
@@ -200,6 +204,32 @@ impl Outbox {
         // A panic while holding this lock cannot leave the queue half-updated in a way that
         // matters more than losing the client, so recover the guard instead of propagating.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wait for a change, up to `timeout`, counted in `sleepers`.
+    fn wait_changed<'a>(
+        &self,
+        inner: MutexGuard<'a, Inner>,
+        timeout: Duration,
+    ) -> MutexGuard<'a, Inner> {
+        // Counted under the lock, before the wait releases it: a notifier that changed the
+        // state after we looked sees the count.
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        let inner = self
+            .changed
+            .wait_timeout(inner, timeout)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        inner
+    }
+
+    /// Wake the threads waiting for a change. Only when there are any: a condition variable's
+    /// notify is a system call even when nobody waits, and this runs on every write.
+    fn notify_changed(&self) {
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            self.changed.notify_all();
+        }
     }
 
     fn fits(&self, inner: &Inner, len: usize) -> bool {
@@ -225,11 +255,7 @@ impl Outbox {
                         if now >= deadline {
                             return Err(full(&inner));
                         }
-                        inner = self
-                            .changed
-                            .wait_timeout(inner, deadline - now)
-                            .unwrap_or_else(|p| p.into_inner())
-                            .0;
+                        inner = self.wait_changed(inner, deadline - now);
                     }
                     if inner.closed {
                         return Err(SendError::Closed);
@@ -330,7 +356,7 @@ impl Outbox {
         let freed: usize = inner.queue.drain(..n).map(|e| e.payload.len()).sum();
         inner.bytes -= freed;
         drop(inner);
-        self.changed.notify_all();
+        self.notify_changed();
     }
 
     /// The batch's write failed: keep it at the front for the next connection.
@@ -355,7 +381,7 @@ impl Outbox {
         }
         drop(inner);
         if !acked.is_empty() {
-            self.changed.notify_all();
+            self.notify_changed();
         }
         acked
     }
@@ -381,7 +407,7 @@ impl Outbox {
         }
         inner.wake(id);
         drop(inner);
-        self.changed.notify_all();
+        self.notify_changed();
         true
     }
 
@@ -420,7 +446,7 @@ impl Outbox {
             inner.record_failure(id, SendFailure::AckTimeout { attempts: writes });
             inner.wake(id);
             drop(inner);
-            self.changed.notify_all();
+            self.notify_changed();
             Expiry::Failed(id, writes)
         } else {
             inner.written = 0;
@@ -431,7 +457,7 @@ impl Outbox {
     /// Refuse new messages from now on (sends get `Closed`); queued ones stay for draining.
     pub(crate) fn close_intake(&self) {
         self.lock().closed = true;
-        self.changed.notify_all();
+        self.notify_changed();
     }
 
     /// Close intake and remove everything as failed with `reason`; returns the ids.
@@ -449,7 +475,7 @@ impl Outbox {
             wakers.into_iter().for_each(Waker::wake);
         }
         drop(inner);
-        self.changed.notify_all();
+        self.notify_changed();
         ids
     }
 
@@ -471,11 +497,7 @@ impl Outbox {
             if !pending || now >= deadline {
                 return status;
             }
-            inner = self
-                .changed
-                .wait_timeout(inner, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            inner = self.wait_changed(inner, deadline - now);
         }
     }
 

@@ -89,8 +89,13 @@ type PendingInbound = (Message, Option<u64>);
 
 impl Session {
     pub(crate) async fn run(mut self) {
+        let mut guard = EndGuard {
+            shared: self.shared.clone(),
+            finished: false,
+        };
         let reason = self.connect_loop().await;
-        self.finish(reason);
+        finish(&self.shared, reason);
+        guard.finished = true;
     }
 
     /// Connect, pump, and reconnect until the client closes for good; returns why.
@@ -196,23 +201,6 @@ impl Session {
                 command = self.commands.recv() => return user_close(command),
             }
         }
-    }
-
-    /// Report everything still queued as failed, then go to Closed. The last event.
-    fn finish(&self, reason: Disconnect) {
-        let failure = match &reason {
-            Disconnect::UserClose { .. } => SendFailure::Closed,
-            other => SendFailure::ConnectionFailed(other.to_string()),
-        };
-        let undelivered = self.shared.outbox.close_and_fail_all(&failure);
-        self.shared.report_failed(&undelivered, &failure);
-        self.shared.set_state(State::Closed);
-        tracing::info!(%reason, undelivered = undelivered.len(), "closed");
-        self.shared.events.emit(Event::Closed {
-            reason,
-            undelivered: undelivered.len(),
-        });
-        self.shared.mark_closed();
     }
 
     /// Envelope mode, after `welcome`: what the server already has counts as acked and the
@@ -644,6 +632,47 @@ impl Session {
                     .await;
         }
         reason
+    }
+}
+
+/// Report everything still queued as failed, then go to Closed. The last event.
+fn finish(shared: &Shared, reason: Disconnect) {
+    // A link that ended without leaving `pump` normally may have left a batch open.
+    shared.events.close_batch();
+    let failure = match &reason {
+        Disconnect::UserClose { .. } => SendFailure::Closed,
+        other => SendFailure::ConnectionFailed(other.to_string()),
+    };
+    let undelivered = shared.outbox.close_and_fail_all(&failure);
+    shared.report_failed(&undelivered, &failure);
+    shared.set_state(State::Closed);
+    tracing::info!(%reason, undelivered = undelivered.len(), "closed");
+    shared.events.emit(Event::Closed {
+        reason,
+        undelivered: undelivered.len(),
+    });
+    shared.mark_closed();
+}
+
+/// Ends the client properly even when the session task does not run to its end: when the
+/// runtime it runs on shuts down (a runtime the application gave to [`crate::Client::connect_on`])
+/// or when it panics. The application then still gets its `SendFailed` events and `Closed`.
+struct EndGuard {
+    shared: Arc<Shared>,
+    finished: bool,
+}
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let why = if std::thread::panicking() {
+            "internal error: the client's session task panicked"
+        } else {
+            "the runtime running this client shut down"
+        };
+        finish(&self.shared, Disconnect::ConnectionLost(why.into()));
     }
 }
 

@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     state: AtomicU8,
     closed: Mutex<bool>,
     closed_cv: Condvar,
+    /// Wakes asynchronous waiters for the end ([`Shared::closed`]).
+    closed_notify: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -46,6 +48,7 @@ impl Shared {
             state: AtomicU8::new(State::Connecting as u8),
             closed: Mutex::new(false),
             closed_cv: Condvar::new(),
+            closed_notify: tokio::sync::Notify::new(),
         }
     }
 
@@ -98,6 +101,24 @@ impl Shared {
         let mut closed = self.closed.lock().unwrap_or_else(|p| p.into_inner());
         *closed = true;
         self.closed_cv.notify_all();
+        self.closed_notify.notify_waiters();
+    }
+
+    fn is_closed(&self) -> bool {
+        *self.closed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Resolves once the session has ended.
+    pub(crate) async fn closed(&self) {
+        loop {
+            let notified = self.closed_notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_closed() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Wait until the session has ended; true if it has.

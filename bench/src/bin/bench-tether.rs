@@ -3,7 +3,10 @@
 //! `--mode poll` (default): the application thread sends and drains events with
 //! `Client::next_event` / `poll_event`. `--mode cb`: events arrive on the client's dispatcher
 //! thread through a callback, which also sends the next messages (the shape of a C or Python
-//! callback application).
+//! callback application). `--mode async` (workloads rr and pipe): an async application on its
+//! own single-threaded tokio runtime, the client started with `Client::connect_on` on that
+//! runtime and awaited with `recv_event` / `recv_events` (the shape of the raw client: one
+//! thread for the application and the socket).
 //!
 //! `bench-tether --url URL --workload rr|pipe|idle|poll|free [--mode poll|cb]
 //!               [--protocol raw|envelope] [--kind text|binary] [--size N] [--window N]
@@ -38,6 +41,8 @@ fn main() {
         ("rr", "cb") => rr_cb(&args, json),
         ("pipe", "poll") => pipe_poll(&args, json),
         ("pipe", "cb") => pipe_cb(&args, json),
+        ("rr", "async") => on_own_runtime(|| rr_async(&args, json)),
+        ("pipe", "async") => on_own_runtime(|| pipe_async(&args, json)),
         ("idle", _) => idle(&args, json),
         ("poll", _) => poll_cost(&args, json),
         ("free", _) => free(&args, json, &mode),
@@ -156,6 +161,131 @@ fn rr_poll(args: &Args, json: Json) -> Json {
     mark("end");
     client.shutdown(Duration::from_secs(5));
     rtt_result(json, samples, elapsed)
+}
+
+/// Run an async workload on a current-thread runtime (like the raw client's).
+fn on_own_runtime<F: std::future::Future<Output = Json>>(work: impl FnOnce() -> F) -> Json {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| die(&format!("runtime: {e}")));
+    rt.block_on(work())
+}
+
+/// Async mode: connect on the current runtime and await Ready.
+async fn connect_async(args: &Args) -> Client {
+    let handle = tokio::runtime::Handle::current();
+    let client = Client::connect_on(config(args), EventDelivery::Poll, &handle)
+        .unwrap_or_else(|e| die(&format!("connect: {e}")));
+    let ready = async {
+        while client.state() != State::Ready {
+            match client.recv_event().await {
+                Some(Event::Closed { reason, .. }) => die(&format!("closed: {reason}")),
+                Some(Event::Disconnected { reason, .. }) => die(&format!("disconnected: {reason}")),
+                _ => {}
+            }
+        }
+    };
+    if tokio::time::timeout(WAIT, ready).await.is_err() {
+        die("not ready in time");
+    }
+    while client.poll_event().is_some() {}
+    client
+}
+
+/// Async mode: close and await the end.
+async fn close_async(client: Client) {
+    let _ = client.close(1000, "");
+    let _ = tokio::time::timeout(Duration::from_secs(5), client.closed()).await;
+}
+
+/// (a) async: send, await the echo, repeat.
+async fn rr_async(args: &Args, json: Json) -> Json {
+    let client = connect_async(args).await;
+    let p = Payload::new(args);
+    let round_trip = || async {
+        p.send(&client)
+            .unwrap_or_else(|e| die(&format!("send: {e}")));
+        loop {
+            match client.recv_event().await {
+                Some(Event::Message(_)) => return,
+                Some(Event::Written { .. }) => {}
+                Some(other) => unexpected(&other),
+                None => die("no event"),
+            }
+        }
+    };
+    let warmup = Instant::now() + args.secs("warmup", 0.2);
+    while Instant::now() < warmup {
+        round_trip().await;
+    }
+    let duration = args.secs("duration", 2.0);
+    let mut samples = Vec::with_capacity(1 << 20);
+    mark("start");
+    let start = Instant::now();
+    loop {
+        let t0 = Instant::now();
+        round_trip().await;
+        let t1 = Instant::now();
+        samples.push((t1 - t0).as_nanos() as u64);
+        if t1 - start >= duration {
+            break;
+        }
+    }
+    let elapsed = start.elapsed();
+    mark("end");
+    close_async(client).await;
+    rtt_result(json, samples, elapsed)
+}
+
+/// (b), (c), (d) async: as `pipe_poll`, awaiting batches of events.
+async fn pipe_async(args: &Args, json: Json) -> Json {
+    let client = connect_async(args).await;
+    let envelope = client.config().protocol() == Protocol::Envelope;
+    let p = Payload::new(args);
+    let window = args.usize("window", 1000) as u64;
+    let mut events = Vec::with_capacity(1024);
+    let mut run = async |duration: Duration, tally: &mut Tally| -> Instant {
+        let start = Instant::now();
+        let mut last = start;
+        let mut stopping = false;
+        loop {
+            if !stopping {
+                let free = window - (tally.sent - tally.done(envelope));
+                for _ in 0..free {
+                    match p.send(&client) {
+                        Ok(_) => tally.sent += 1,
+                        Err(tether_core::SendError::QueueFull { .. }) => break,
+                        Err(e) => die(&format!("send: {e}")),
+                    }
+                }
+                stopping = start.elapsed() >= duration;
+            }
+            if stopping && tally.done(envelope) == tally.sent {
+                return last;
+            }
+            match tokio::time::timeout(WAIT, client.recv_events(&mut events, 1024)).await {
+                Ok(_) => {
+                    for ev in events.drain(..) {
+                        if let Some(t) = tally.on_event(ev) {
+                            last = t;
+                        }
+                    }
+                }
+                Err(_) => die("no event in time"),
+            }
+        }
+    };
+    run(args.secs("warmup", 0.2), &mut Tally::default()).await;
+    let mut tally = Tally::default();
+    mark("start");
+    let start = Instant::now();
+    let last = run(args.secs("duration", 2.0), &mut tally).await;
+    mark("end");
+    close_async(client).await;
+    throughput_result(json, tally.done(envelope), tally.bytes, last - start)
+        .int("window", window)
+        .int("acked", tally.acked)
 }
 
 /// Counts kept while pipelining.
