@@ -167,6 +167,19 @@ struct RawJson<'a> {
     token: Option<String>,
 }
 
+/// The rest of a control frame with one number after `{"v":1,"t":"`, up to the number, and what
+/// the number makes.
+type Numbered = (&'static [u8], fn(u64) -> Inbound);
+
+/// The fast path's control frames: `control::numbered`'s shape, `{"v":1,"t":T,"FIELD":N}`.
+const NUMBERED: [Numbered; 5] = [
+    (br#"ack","upto":"#, |upto| Inbound::AckUpTo { upto }),
+    (br#"ack","id":"#, |id| Inbound::Ack { id }),
+    (br#"pong","ts":"#, |ts| Inbound::Pong { ts }),
+    (br#"ping","ts":"#, |ts| Inbound::Ping { ts }),
+    (br#"welcome","last":"#, |last| Inbound::Welcome { last }),
+];
+
 fn missing(t: &str, field: &str) -> DecodeError {
     DecodeError::Malformed(format!("`{t}` without `{field}`"))
 }
@@ -316,7 +329,10 @@ impl Codec {
     /// Decode one inbound frame (text or binary). Ping, pong and close frames are not envelopes.
     pub fn decode(&self, frame: &WsMessage) -> Result<Inbound, DecodeError> {
         match frame {
-            WsMessage::Text(t) => self.decode_json(t.as_str()),
+            WsMessage::Text(t) => match self.decode_json_fast(t) {
+                Some(inbound) => Ok(inbound),
+                None => self.decode_json(t.as_str()),
+            },
             WsMessage::Binary(b) => self.decode_binary(b),
             other => Err(DecodeError::Malformed(format!(
                 "not a data frame: {other:?}"
@@ -324,6 +340,50 @@ impl Codec {
         }
     }
 
+    /// The fast path for text frames: the exact shapes that Tether's encoders and the reference
+    /// servers write for the frames of a busy session (`msg` without escapes, signature or
+    /// compression; `ack`, `ping`, `pong`, `welcome`), taking the payload as a slice of the
+    /// frame without copying it. `None` for anything else, including everything that is an
+    /// error: [`Codec::decode_json`] (serde) then decides. Where this returns `Some(x)`, the
+    /// serde path returns `Ok(x)`.
+    fn decode_json_fast(&self, frame: &Utf8Bytes) -> Option<Inbound> {
+        let bytes: &Bytes = frame.as_ref();
+        let rest = bytes.strip_prefix(br#"{"v":1,"t":""#)?;
+        if let Some(rest) = rest.strip_prefix(br#"msg","id":"#) {
+            // With a key every msg must carry a valid signature: the serde path checks it.
+            if self.key.is_some() {
+                return None;
+            }
+            let (id, rest) = json_u64(rest)?;
+            let d = rest.strip_prefix(br#","d":""#)?.strip_suffix(br#""}"#)?;
+            // Without `"` in it, `d` is all of the string, and the frame ends with it. Without
+            // `\` it has no escapes, so it is the text as it is. Raw control characters are
+            // invalid JSON, and an oversized payload is an error: serde reports both. (`fold`
+            // rather than `any`: no early exit, so the compiler can vectorize it.)
+            let special = d.iter().fold(false, |found, &b| {
+                found | (b == b'"') | (b == b'\\') | (b < 0x20)
+            });
+            if special || d.len() > self.max_inbound {
+                return None;
+            }
+            let start = bytes.len() - br#""}"#.len() - d.len();
+            // A cut at ASCII quotes of valid UTF-8 is valid UTF-8, so this check cannot fail.
+            // It is about a third of this path's cost, but the only way from `Bytes` to
+            // `Utf8Bytes` without `unsafe`, which this crate forbids.
+            let text = Utf8Bytes::try_from(bytes.slice(start..start + d.len())).ok()?;
+            return Some(Inbound::Msg {
+                id,
+                payload: Message::Text(Text(text)),
+            });
+        }
+        let (make, rest) = NUMBERED
+            .iter()
+            .find_map(|(head, make)| Some((make, rest.strip_prefix(*head)?)))?;
+        let (n, rest) = json_u64(rest)?;
+        (rest == b"}").then(|| make(n))
+    }
+
+    /// The serde path for text frames: any valid JSON, every error.
     fn decode_json(&self, text: &str) -> Result<Inbound, DecodeError> {
         let raw: RawJson<'_> = serde_json::from_str(text)
             .map_err(|e| DecodeError::Malformed(format!("invalid JSON: {e}")))?;
@@ -534,6 +594,21 @@ pub mod control {
     fn numbered(t: &str, field: &str, n: u64) -> WsMessage {
         WsMessage::Text(format!(r#"{{"v":1,"t":"{t}","{field}":{n}}}"#).into())
     }
+}
+
+/// The JSON integer at the start of `s` and what follows it, when it fits a `u64` and is
+/// written as JSON requires (no sign, no leading zero). The caller checks what follows, so
+/// that `1.5` or `1e3` are refused there. `None` means "let serde decide".
+fn json_u64(s: &[u8]) -> Option<(u64, &[u8])> {
+    let digits = s.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || (digits > 1 && s[0] == b'0') {
+        return None;
+    }
+    let mut n = 0u64;
+    for &b in &s[..digits] {
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some((n, &s[digits..]))
 }
 
 /// Append `s` as a JSON string literal.
@@ -768,6 +843,289 @@ mod tests {
             push_json_string(&mut out, text);
             assert_eq!(Some(out), serde_json::to_string(text).ok(), "{text:?}");
         }
+    }
+
+    #[test]
+    fn fast_path_takes_the_frames_tether_peers_send() {
+        let codec = Codec::new(None, None, 1 << 20);
+        let msg = |id: u64, text: &str| Inbound::Msg {
+            id,
+            payload: Message::Text(Text::from(text)),
+        };
+        let fast: Vec<(WsMessage, Inbound)> = vec![
+            // Tether's own encoders.
+            (codec.text_msg(1, "hello"), msg(1, "hello")),
+            (
+                codec.text_msg(u64::MAX, "héllo ☃ 😀"),
+                msg(u64::MAX, "héllo ☃ 😀"),
+            ),
+            (codec.text_msg(0, ""), msg(0, "")),
+            (control::ack_upto(5), Inbound::AckUpTo { upto: 5 }),
+            (control::ping(77), Inbound::Ping { ts: 77 }),
+            (
+                control::pong(1_700_000_000_000),
+                Inbound::Pong {
+                    ts: 1_700_000_000_000,
+                },
+            ),
+            (control::welcome(12), Inbound::Welcome { last: 12 }),
+            // The reference servers (Python `json.dumps(..., separators=(",", ":"),
+            // ensure_ascii=False)`, Node `JSON.stringify`, Rust `format!`): same order, same
+            // spacing, non-ASCII written as it is.
+            (
+                WsMessage::Text(r#"{"v":1,"t":"msg","id":3,"d":"grüße {x}"}"#.into()),
+                msg(3, "grüße {x}"),
+            ),
+            (
+                WsMessage::Text(r#"{"v":1,"t":"ack","id":5}"#.into()),
+                Inbound::Ack { id: 5 },
+            ),
+        ];
+        for (frame, expected) in fast {
+            let WsMessage::Text(utf8) = &frame else {
+                unreachable!()
+            };
+            let decoded = codec.decode_json_fast(utf8);
+            assert_eq!(decoded.as_ref(), Some(&expected), "{frame:?}");
+            assert_eq!(codec.decode_json(utf8.as_str()), Ok(expected), "{frame:?}");
+            // The payload is a slice of the frame, not a copy.
+            if let Some(Inbound::Msg {
+                payload: Message::Text(text),
+                ..
+            }) = decoded
+            {
+                let frame_range = utf8.as_str().as_bytes().as_ptr_range();
+                assert!(text.is_empty() || frame_range.contains(&text.as_str().as_ptr()));
+            }
+        }
+        // Shapes left to serde.
+        let signed = Codec::new(Some(b"k"), None, 1 << 20);
+        let packed = Codec::new(None, Some(1), 1 << 20);
+        let small = Codec::new(None, None, 4);
+        let slow: Vec<(&Codec, WsMessage)> = vec![
+            (&signed, signed.text_msg(1, "hello")),
+            (&signed, codec.text_msg(1, "hello")),
+            (&packed, packed.text_msg(1, &"a".repeat(100))),
+            (&codec, codec.text_msg(1, "quote \" and \\ and \n")),
+            (&small, codec.text_msg(1, "hello")),
+            (&codec, control::nack(5, "no")),
+            (
+                &codec,
+                WsMessage::Text(r#"{"v":1,"t":"ack","upto":5} "#.into()),
+            ),
+            (
+                &codec,
+                WsMessage::Text(r#"{"v":1,"t":"ack","upto":05}"#.into()),
+            ),
+            (
+                &codec,
+                WsMessage::Text(r#"{"v":1, "t":"ack","upto":5}"#.into()),
+            ),
+            (
+                &codec,
+                WsMessage::Text(r#"{"v":1,"t":"ack","upto":18446744073709551616}"#.into()),
+            ),
+        ];
+        for (codec, frame) in slow {
+            let WsMessage::Text(utf8) = &frame else {
+                unreachable!()
+            };
+            assert_eq!(codec.decode_json_fast(utf8), None, "{frame:?}");
+        }
+    }
+
+    /// splitmix64: a small deterministic generator for the property test below.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn one_in(&mut self, n: usize) -> bool {
+            self.below(n) == 0
+        }
+        fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+            items[self.below(items.len())]
+        }
+    }
+
+    /// Characters for payloads and mutations: plain ASCII, multi-byte UTF-8, and everything JSON
+    /// treats specially.
+    const CHARS: [char; 24] = [
+        'a', 'b', 'z', '0', '9', ' ', '~', '/', '{', '}', ',', ':', 'é', '☃', '😀', '\u{7f}',
+        '\u{2028}', '"', '\\', '\n', '\t', '\u{0}', '\u{1}', '\u{1f}',
+    ];
+
+    /// A number as written in a frame, and whether it is valid JSON for a `u64`.
+    fn number(rng: &mut Rng) -> (String, bool) {
+        let valid = |n: u64| (n.to_string(), true);
+        let invalid = |s: &str| (s.to_string(), false);
+        match rng.below(16) {
+            0 => valid(0),
+            1..=4 => valid(rng.next() % 1000),
+            5 | 6 => valid(rng.next() >> rng.below(64)),
+            7 => valid(u64::MAX),
+            8 => invalid(rng.pick(&["18446744073709551616", "99999999999999999999999"])),
+            9 => invalid(rng.pick(&["01", "00", "007", "0123456789"])),
+            10 => invalid(rng.pick(&["-1", "+1", "-0", "--1"])),
+            11 => invalid(rng.pick(&["1.0", "1.5", "1e3", "1E3", "0e0", "1.", ".5"])),
+            12 => invalid(rng.pick(&["", " 1", "1 ", "true", "null", "\"1\"", "[1]"])),
+            _ => valid(rng.next()),
+        }
+    }
+
+    /// A JSON string literal with its text, and whether it is written without escapes.
+    fn string(rng: &mut Rng) -> (String, bool) {
+        let max_len = rng.pick(&[0, 1, 5, 64, 200]);
+        let len = rng.below(max_len + 1);
+        let plain = rng.one_in(2);
+        let text: String = (0..len)
+            .map(|_| {
+                if plain || !rng.one_in(8) {
+                    rng.pick(&CHARS[..17])
+                } else {
+                    rng.pick(&CHARS[17..])
+                }
+            })
+            .collect();
+        let raw = !text.contains(['"', '\\']) && !text.contains(|c: char| c < ' ');
+        if rng.one_in(4) {
+            // Escaped by serde (`\"`, `\\`, `\n`, `\u0001`, ...).
+            let quoted = serde_json::to_string(&text).unwrap_or_default();
+            let escaped = quoted.len() != text.len() + 2;
+            (quoted, !escaped)
+        } else {
+            // Written as it is, even when that is invalid JSON or ends the string early.
+            (format!("\"{text}\""), raw)
+        }
+    }
+
+    /// One frame for the property test, and whether it has a shape the fast path must take
+    /// (given no key and a high inbound limit).
+    fn frame(rng: &mut Rng) -> (String, bool) {
+        let heads = [
+            r#"{"v":1,"t":"#,
+            r#"{"v":2,"t":"#,
+            r#"{"v":01,"t":"#,
+            r#"{ "v":1,"t":"#,
+            r#"{"v":1, "t":"#,
+            r#"{"v":1.0,"t":"#,
+            r#"{"t":"#,
+            r#"{"v":1,"v":1,"t":"#,
+        ];
+        let canonical_head = !rng.one_in(8);
+        let head = if canonical_head {
+            heads[0]
+        } else {
+            rng.pick(&heads[1..])
+        };
+        let (number, valid_number) = number(rng);
+        let (body, fast) = if rng.one_in(2) {
+            let (d, plain) = string(rng);
+            let id_key = if rng.one_in(20) { "ids" } else { "id" };
+            let (before, after) = match rng.below(12) {
+                0 => (r#","z":0"#, ""),
+                1 => ("", r#","z":1"#),
+                2 => ("", r#","sig":"00""#),
+                3 => ("", r#","d":"again""#),
+                4 => ("", r#","x":null"#),
+                _ => ("", ""),
+            };
+            let body = format!(r#""msg","{id_key}":{number}{before},"d":{d}{after}}}"#);
+            let fast =
+                id_key == "id" && valid_number && plain && before.is_empty() && after.is_empty();
+            (body, fast)
+        } else {
+            let (t, field) = if rng.one_in(4) {
+                let t = rng.pick(&["ack", "ping", "pong", "welcome", "nack", "msg", "bogus"]);
+                (t, rng.pick(&["upto", "id", "ts", "last", "d"]))
+            } else {
+                rng.pick(&[
+                    ("ack", "upto"),
+                    ("ack", "id"),
+                    ("ping", "ts"),
+                    ("pong", "ts"),
+                    ("welcome", "last"),
+                ])
+            };
+            let fast = matches!(
+                (t, field),
+                ("ack", "upto" | "id") | ("ping" | "pong", "ts") | ("welcome", "last")
+            );
+            (
+                format!(r#""{t}","{field}":{number}}}"#),
+                fast && valid_number,
+            )
+        };
+        let mut frame = format!("{head}{body}");
+        let mut fast = fast && canonical_head;
+        if rng.one_in(8) {
+            frame.push_str(rng.pick(&[" ", "\n", "}", "x", ",", "\u{0}", "é"]));
+            fast = false;
+        }
+        if rng.one_in(8) {
+            let cut = rng.below(frame.len() + 1);
+            let cut = (0..=cut)
+                .rev()
+                .find(|&i| frame.is_char_boundary(i))
+                .unwrap_or(0);
+            frame.truncate(cut);
+            fast = false;
+        }
+        if rng.one_in(8) {
+            let mut chars: Vec<char> = frame.chars().collect();
+            if !chars.is_empty() {
+                let at = rng.below(chars.len());
+                chars[at] = rng.pick(&CHARS);
+            }
+            frame = chars.into_iter().collect();
+            fast = false;
+        }
+        (frame, fast)
+    }
+
+    #[test]
+    fn fast_path_agrees_with_serde_on_generated_frames() {
+        let codecs = [
+            Codec::new(None, None, 1 << 20),
+            Codec::new(None, None, 16),
+            Codec::new(Some(b"k"), None, 1 << 20),
+        ];
+        let mut rng = Rng(0x7e7e_u64);
+        let (mut taken, mut errors) = ([0; 3], [0; 3]);
+        for _ in 0..20_000 {
+            let (text, must_be_fast) = frame(&mut rng);
+            let utf8 = Utf8Bytes::from(text.as_str());
+            for (i, codec) in codecs.iter().enumerate() {
+                let slow = codec.decode_json(&text);
+                let fast = codec.decode_json_fast(&utf8);
+                errors[i] += usize::from(slow.is_err());
+                if let Some(fast) = fast {
+                    taken[i] += 1;
+                    assert_eq!(Ok(fast), slow, "codec {i}: {text:?}");
+                } else {
+                    assert!(i > 0 || !must_be_fast, "not taken: {text:?}");
+                }
+                assert_eq!(
+                    codec.decode(&WsMessage::Text(utf8.clone())),
+                    slow,
+                    "codec {i}: {text:?}"
+                );
+            }
+        }
+        // The generator reaches both sides: many frames for the fast path, many errors.
+        // (About a quarter of the frames take the fast path and two thirds are errors.)
+        assert!(
+            taken[0] > 3_000 && errors[0] > 5_000,
+            "{taken:?} {errors:?}"
+        );
     }
 
     #[test]
