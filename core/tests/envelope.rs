@@ -13,7 +13,7 @@ use tether_core::{
     ConfigBuilder, DeliveryError, DeliveryStatus, Disconnect, Event, Message, MessageId, Protocol,
     SendFailure, State,
 };
-use tether_test_peers::Peer;
+use tether_test_peers::{Direction, Fault, Peer, Proxy};
 
 fn envelope(url: &str, sid: &str) -> ConfigBuilder {
     fast(url)
@@ -74,11 +74,23 @@ fn accounting_under_forced_disconnects(kind: Kind) {
             sent += 1;
         }
         // Some of those may be acked already, some in flight. Make sure some are written but
-        // certainly unacked when the link drops: the server stops reading first.
+        // certainly unacked when the link drops: the server stops reading first, and more is
+        // written than a server buffers in user space after it stopped reading (Node's paused
+        // socket still reads up to its 16 KiB high-water mark and handles it), so some of it
+        // is still in the kernel, unread, when the connection is destroyed.
         server.command("stall on");
-        for _ in 0..rng.usize(1..100) {
-            rec.client.send_text(format!("m{sent}")).expect("queued");
+        let mut last = None;
+        for _ in 0..rng.usize(2_000..3_000) {
+            last = Some(rec.client.send_text(format!("m{sent}")).expect("queued"));
             sent += 1;
+        }
+        // Written while the server does not read: unacked for sure when the link drops.
+        if let Some(last) = last {
+            rec.wait_for(
+                "the stalled messages written",
+                SOON,
+                |e| matches!(e, Event::Written { up_to } if *up_to >= last),
+            );
         }
         server.command("drop");
         server.command("stall off");
@@ -288,8 +300,15 @@ fn handshake_rejects(kind: Kind) {
     let Some(mut server) = RefServer::start(kind, &["--token", "right"]) else {
         return;
     };
-    let mut rec = Recorder::connect(envelope(&server.url(), "tok-bad").auth_token("wrong"));
+    // Through a proxy that holds the server's answers until the message is queued: otherwise
+    // the final reject may come first, and then the send is refused instead.
+    let proxy = Proxy::start(([127, 0, 0, 1], server.port).into());
+    proxy.set_fault(Fault::Stall {
+        direction: Direction::ServerToClient,
+    });
+    let mut rec = Recorder::connect(envelope(&proxy.url("/"), "tok-bad").auth_token("wrong"));
     let id = rec.client.send_text("never").expect("queued");
+    proxy.set_fault(Fault::Pass);
     let closed = rec.wait_for("Closed", SOON, |e| matches!(e, Event::Closed { .. }));
     assert!(
         matches!(
