@@ -105,6 +105,9 @@ CLIENTS = [
     ClientSpec("tether-rust-cb", "Tether Rust (callback)", "rust",
                lambda: [str(RELEASE / "bench-tether"), "--mode", "cb"], "abcd",
                have(RELEASE / "bench-tether")),
+    ClientSpec("tether-rust-async", "Tether Rust (async, own runtime)", "rust",
+               lambda: [str(RELEASE / "bench-tether"), "--mode", "async"], "abcd",
+               have(RELEASE / "bench-tether")),
     ClientSpec("tether-c-cb", "Tether C (callback)", "c",
                lambda: [str(C_CLIENT), "--mode", "cb"], "abcd", have(C_CLIENT)),
     ClientSpec("tether-c-poll", "Tether C (poll)", "c",
@@ -844,8 +847,9 @@ class Report:
                 rows.append([f"{label} ≥ {floor:.2f} × raw on ({wk})", fmt_ratio(rs) + extra,
                              verdict(med(rs) >= floor)])
 
-        if "tether-rust" in [c.key for c in self.clients]:
-            ratio_target("Tether Rust (poll)", "tether-rust", 0.97)
+        for key, label in (("tether-rust", "Tether Rust (poll)"), ("tether-rust-async", "Tether Rust (async, own runtime)")):
+            if key in [c.key for c in self.clients]:
+                ratio_target(label, key, 0.97)
         for key, label in (("tether-c-cb", "Tether C (callback)"), ("tether-c-poll", "Tether C (poll)")):
             if key in [c.key for c in self.clients]:
                 ratio_target(label, key, 0.95)
