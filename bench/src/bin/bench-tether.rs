@@ -251,14 +251,7 @@ async fn pipe_async(args: &Args, json: Json) -> Json {
         let mut stopping = false;
         loop {
             if !stopping {
-                let free = window - (tally.sent - tally.done(envelope));
-                for _ in 0..free {
-                    match p.send(&client) {
-                        Ok(_) => tally.sent += 1,
-                        Err(tether_core::SendError::QueueFull { .. }) => break,
-                        Err(e) => die(&format!("send: {e}")),
-                    }
-                }
+                tally.top_up(&client, &p, window, envelope);
                 stopping = start.elapsed() >= duration;
             }
             if stopping && tally.done(envelope) == tally.sent {
@@ -306,6 +299,18 @@ impl Tally {
             self.received
         }
     }
+    /// Send until `window` messages are in flight (or the outbox is full).
+    fn top_up(&mut self, client: &Client, p: &Payload, window: u64, envelope: bool) {
+        let free = window - (self.sent - self.done(envelope));
+        for _ in 0..free {
+            match p.send(client) {
+                Ok(_) => self.sent += 1,
+                Err(tether_core::SendError::QueueFull { .. }) => break,
+                Err(e) => die(&format!("send: {e}")),
+            }
+        }
+    }
+
     fn on_event(&mut self, event: Event) -> Option<Instant> {
         match event {
             Event::Message(m) => {
@@ -336,14 +341,7 @@ fn pipe_poll(args: &Args, json: Json) -> Json {
         let mut stopping = false;
         loop {
             if !stopping {
-                let free = window - (tally.sent - tally.done(envelope));
-                for _ in 0..free {
-                    match p.send(&client) {
-                        Ok(_) => tally.sent += 1,
-                        Err(tether_core::SendError::QueueFull { .. }) => break,
-                        Err(e) => die(&format!("send: {e}")),
-                    }
-                }
+                tally.top_up(&client, &p, window, envelope);
                 stopping = start.elapsed() >= duration;
             }
             if stopping && tally.done(envelope) == tally.sent {
@@ -455,14 +453,8 @@ impl CbState {
 
     fn top_up(&mut self) {
         let client = self.client.get().expect("client");
-        let free = self.window - (self.tally.sent - self.tally.done(self.envelope));
-        for _ in 0..free {
-            match self.payload.send(client) {
-                Ok(_) => self.tally.sent += 1,
-                Err(tether_core::SendError::QueueFull { .. }) => break,
-                Err(e) => die(&format!("send: {e}")),
-            }
-        }
+        self.tally
+            .top_up(client, &self.payload, self.window, self.envelope);
     }
 
     fn finish(&mut self, now: Instant) {
