@@ -29,11 +29,12 @@
  *     Tether returns TETHER_ERR_PANIC.
  *
  * THREAD SAFETY
- *   - tether_client_send_text/_send_binary/_close/_state/_stats/_last_error/
- *     _delivery_status/_wait_closed/_wait_acked may be called from any thread, concurrently,
- *     and from inside callbacks. Sends and close only enqueue work for Tether's I/O thread:
- *     they never wait for the network and never run a callback themselves (only the
- *     TETHER_OVERFLOW_WAIT policy makes a send block, up to its timeout).
+ *   - tether_client_send_text/_send_binary/_send_binary_owned/_close/_state/_stats/
+ *     _last_error/_delivery_status/_wait_closed/_wait_acked may be called from any thread,
+ *     concurrently, and from inside callbacks. Sends and close only enqueue work for
+ *     Tether's I/O thread: they never wait for the network and never run a callback
+ *     themselves (only the TETHER_OVERFLOW_WAIT policy makes a send block, up to its
+ *     timeout).
  *   - A client's callbacks run serially, one at a time, in event order: on a dispatcher
  *     thread owned by the client (TETHER_DISPATCH_THREAD, the default; never one of Tether's
  *     I/O threads, so a slow callback does not stall the network), or on the thread that
@@ -73,6 +74,13 @@
  *   Pointers given to callbacks (message payloads, reason strings) are borrowed for the
  *   duration of the call only: copy what you need to keep. A callback must return normally:
  *   no C++ exception or longjmp may leave it.
+ *
+ * BUFFERS YOU PASS IN
+ *   Every function copies what it needs before it returns (you may reuse or free your
+ *   buffer at once), except tether_client_send_binary_owned(), which takes a binary
+ *   message's buffer over without copying it. That buffer is always consumed, whatever the
+ *   call returns: Tether calls your free_fn on it exactly once (on an error, before the call
+ *   returns), from any thread; never free or write it yourself after the call.
  *
  * RAW AND ENVELOPE MODES
  *   Raw mode (default) talks to any WebSocket server; acks do not exist there: on_acked
@@ -511,6 +519,16 @@ typedef struct tether_callbacks {
 typedef void (*tether_user_data_free)(void *user_data);
 
 /**
+ * Releases a buffer handed over with `tether_client_send_binary_owned`: called with the
+ * `free_ctx`, `data` and `len` given to that call, exactly once. It may run on any thread
+ * (yours, inside the send call; one of Tether's I/O threads; another thread sending on the
+ * same client), concurrently with your other code and with other release calls. It must
+ * return normally (no C++ exception, no `longjmp`), should be quick, and must not call any
+ * `tether_` function (Tether may hold a client's internal lock while it runs).
+ */
+typedef void (*tether_buffer_free)(void *free_ctx, uint8_t *data, size_t len);
+
+/**
  * A snapshot of a client's counters (`tether_client_stats`). Fields are only ever appended.
  */
 typedef struct tether_stats {
@@ -650,9 +668,42 @@ enum tether_status tether_client_send_text(struct tether_client *client, const c
 
 /**
  * Queue a binary message of `len` bytes at `data` (may be NULL when `len` is 0). Same
- * contract as `tether_client_send_text`, without the UTF-8 check.
+ * contract as `tether_client_send_text`, without the UTF-8 check. The bytes are copied; to
+ * hand over a large buffer without a copy, see `tether_client_send_binary_owned`.
  */
 enum tether_status tether_client_send_binary(struct tether_client *client, const uint8_t *data, size_t len, uint64_t *id_out);
+
+/**
+ * Queue a binary message of `len` bytes at `data` without copying them: Tether takes the
+ * buffer over and writes from it directly. Worth it for large messages (several KiB and
+ * up); for small ones the copy costs little and `tether_client_send_binary` needs no
+ * release function.
+ *
+ * **The buffer is always consumed, whatever this returns.** From the call on it belongs to
+ * Tether: do not write to it or free it yourself. Tether calls `free_fn(free_ctx, data,
+ * len)` exactly once, when it no longer needs the bytes:
+ * - on `TETHER_OK`, after the message was written (raw mode) or acknowledged (envelope
+ *   mode), or once it failed (`on_send_failed`), or when the client's session ends (which
+ *   may be after `tether_client_free` returns, if the close timed out); possibly before this
+ *   call returns, and on any thread (see `tether_buffer_free`);
+ * - on any error (`TETHER_ERR_NULL_PARAMETER` for a NULL `client`, or `data` NULL with a
+ *   non-zero `len`; `_INVALID_HANDLE`; `_TOO_LARGE`; `_QUEUE_FULL`; `_NOT_READY`; `_CLOSED`),
+ *   before this call returns, on the calling thread: nothing was queued. Even
+ *   `TETHER_ERR_PANIC` (a bug in Tether) releases it, at the latest when the session ends.
+ *
+ * So the caller never frees the buffer after handing it over, on any path; to retry after
+ * `TETHER_ERR_QUEUE_FULL`, fill a buffer again (a `free_fn` that returns buffers to a pool
+ * makes that cheap). If the process exits while messages are still queued, their `free_fn`
+ * is not called.
+ *
+ * `free_fn` may be NULL: the bytes are then never released and must stay valid and
+ * unchanged for the rest of the process (static data, such as a constant table or a string
+ * literal); `free_ctx` is ignored. `data` may be NULL when `len` is 0 (`free_fn` still runs,
+ * with NULL). Reading the buffer while Tether owns it is fine. On success `*id_out` (may be
+ * NULL) receives the message id; the message's fate is reported as for
+ * `tether_client_send_text`. Thread-safe; callable from callbacks.
+ */
+enum tether_status tether_client_send_binary_owned(struct tether_client *client, uint8_t *data, size_t len, tether_buffer_free free_fn, void *free_ctx, uint64_t *id_out);
 
 /**
  * Start a graceful close: refuse new sends, drain the outbox (up to the close timeout),
@@ -689,9 +740,11 @@ enum tether_status tether_client_last_error(const struct tether_client *client, 
  * Poll mode: run the callbacks of up to `max_events` pending events on this thread, without
  * waiting (0 means all the events pending now; events arriving meanwhile wait for the next
  * call). `*ran_out` (may be NULL) receives the number of events handled (an event whose
- * callback is NULL counts too). Cheap when nothing is pending. Errors:
- * `TETHER_ERR_NULL_PARAMETER`, `_INVALID_HANDLE`, `_WRONG_MODE` (callback mode), `_REENTRANT`
- * (called from inside one of this client's callbacks, or while another thread polls it).
+ * callback is NULL counts too). Cheap when nothing is pending. If a callback frees the
+ * client, the call returns `TETHER_OK` right after that callback, and the events it had
+ * already taken are discarded. Errors: `TETHER_ERR_NULL_PARAMETER`, `_INVALID_HANDLE`,
+ * `_WRONG_MODE` (callback mode), `_REENTRANT` (called from inside one of this client's
+ * callbacks, or while another thread polls it).
  */
 enum tether_status tether_client_poll(struct tether_client *client, size_t max_events, size_t *ran_out);
 

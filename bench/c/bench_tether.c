@@ -4,11 +4,17 @@
  *   bench_tether --url URL --workload rr|pipe|idle|poll|free [--mode cb|poll]
  *                [--protocol raw|envelope] [--kind text|binary] [--size N] [--window N]
  *                [--duration S] [--warmup S] [--conns N] [--iters N] [--settle S]
+ *                [--send owned|copy]
  *
  * --mode cb (TETHER_DISPATCH_THREAD): callbacks run on the client's dispatcher thread; the
  * on_message / on_acked callbacks send the next messages themselves, the main thread only
  * waits for the end. --mode poll (TETHER_DISPATCH_POLL): the main thread sends and runs the
  * callbacks with tether_client_poll_timeout(), like a game loop.
+ *
+ * Binary messages go out with tether_client_send_binary_owned() (no copy: Tether writes from
+ * the application's buffer and hands it back through a release function), or with the
+ * copying tether_client_send_binary() given --send copy. The owned buffers come from a small
+ * pool (see struct pool below).
  *
  * Output protocol (read by bench/run.py): "MARK start", "MARK end", "RESULT {json}".
  * Configuration: Tether's defaults, except the outbox bound (8192 messages / 128 MiB, so that
@@ -95,6 +101,7 @@ struct args {
     size_t conns;
     size_t iters;
     double settle;
+    bool copy; /* binary: tether_client_send_binary (copies) instead of _send_binary_owned */
 };
 
 static struct args A = {
@@ -127,6 +134,7 @@ static void parse_args(int argc, char **argv) {
         else if (!strcmp(k, "--conns")) A.conns = (size_t)atol(v);
         else if (!strcmp(k, "--iters")) A.iters = (size_t)atol(v);
         else if (!strcmp(k, "--settle")) A.settle = atof(v);
+        else if (!strcmp(k, "--send")) A.copy = !strcmp(v, "copy");
         else die("unknown argument %s", k);
     }
     if (argc % 2 == 0) die("arguments come in --key value pairs");
@@ -180,10 +188,60 @@ static uint64_t done_count(const struct bench *b) {
     return b->received;
 }
 
+/* Buffers handed over with tether_client_send_binary_owned. A real application fills a
+ * buffer per message and gives it away; here every message has the same content, so a buffer
+ * is filled once, when the pool first allocates it, and the release function puts it back
+ * for the next message (it may run on one of Tether's I/O threads, hence the lock). What is
+ * measured is the hand-over without a copy plus the pool's lock: the fill, which the copying
+ * path does not pay either (it copies one prepared payload), is left out of both. */
+struct pool {
+    pthread_mutex_t lock;
+    uint8_t **free; /* buffers ready to use */
+    size_t n, cap;
+    size_t allocated;
+};
+
+static struct pool POOL = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static uint8_t *pool_get(void) {
+    pthread_mutex_lock(&POOL.lock);
+    uint8_t *buf = POOL.n > 0 ? POOL.free[--POOL.n] : NULL;
+    if (!buf) POOL.allocated++;
+    pthread_mutex_unlock(&POOL.lock);
+    if (!buf) {
+        buf = malloc(A.size ? A.size : 1);
+        if (!buf) die("out of memory");
+        for (size_t i = 0; i < A.size; i++) buf[i] = (uint8_t)('a' + i % 26);
+    }
+    return buf;
+}
+
+/* The release function (tether_buffer_free): back to the pool. Must not call Tether. */
+static void pool_put(void *ctx, uint8_t *data, size_t len) {
+    (void)ctx;
+    (void)len;
+    pthread_mutex_lock(&POOL.lock);
+    if (POOL.n == POOL.cap) {
+        size_t cap = POOL.cap ? POOL.cap * 2 : 1024;
+        uint8_t **grown = realloc(POOL.free, cap * sizeof *grown);
+        if (!grown) die("out of memory");
+        POOL.free = grown;
+        POOL.cap = cap;
+    }
+    POOL.free[POOL.n++] = data;
+    pthread_mutex_unlock(&POOL.lock);
+}
+
+/* Queue one message. The owned buffer is consumed whatever the status (on an error it is
+ * already back in the pool), so a retry after TETHER_ERR_QUEUE_FULL takes a fresh one. */
+static tether_status send_message(struct bench *b) {
+    if (!A.binary) return tether_client_send_text(b->client, (const char *)b->payload, A.size, NULL);
+    if (A.copy) return tether_client_send_binary(b->client, b->payload, A.size, NULL);
+    return tether_client_send_binary_owned(b->client, pool_get(), A.size, pool_put, NULL, NULL);
+}
+
 static void send_one(struct bench *b) {
-    tether_status st = A.binary
-        ? tether_client_send_binary(b->client, b->payload, A.size, NULL)
-        : tether_client_send_text(b->client, (const char *)b->payload, A.size, NULL);
+    tether_status st = send_message(b);
     if (st != TETHER_OK) die("send: %s", tether_status_str(st));
     b->sent++;
 }
@@ -191,9 +249,7 @@ static void send_one(struct bench *b) {
 static void top_up(struct bench *b) {
     uint64_t free_slots = A.window - (b->sent - done_count(b));
     for (uint64_t i = 0; i < free_slots; i++) {
-        tether_status st = A.binary
-            ? tether_client_send_binary(b->client, b->payload, A.size, NULL)
-            : tether_client_send_text(b->client, (const char *)b->payload, A.size, NULL);
+        tether_status st = send_message(b);
         if (st == TETHER_ERR_QUEUE_FULL) break;
         if (st != TETHER_OK) die("send: %s", tether_status_str(st));
         b->sent++;
@@ -425,8 +481,9 @@ static void run_pipe(void) {
     uint64_t done = done_count(b);
     emit_head("pipe");
     printf(",\"count\":%" PRIu64 ",\"seconds\":%.6f,\"rate\":%.1f,\"mbps\":%.3f,\"window\":%" PRIu64
-           ",\"acked\":%" PRIu64 "}\n",
-           done, secs, (double)done / secs, (double)b->bytes / secs / 1e6, A.window, b->acked);
+           ",\"acked\":%" PRIu64 ",\"send\":\"%s\",\"pool_buffers\":%zu}\n",
+           done, secs, (double)done / secs, (double)b->bytes / secs / 1e6, A.window, b->acked,
+           !A.binary ? "text" : A.copy ? "copy" : "owned", POOL.allocated);
     fflush(stdout);
     tether_client_free(b->client);
 }

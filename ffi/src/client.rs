@@ -2,10 +2,10 @@
 
 use std::ffi::{c_char, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
-use tether_core::{Client, DeliveryStatus, EventDelivery, MessageId, State};
+use tether_core::{Bytes, Client, DeliveryStatus, Event, EventDelivery, MessageId, State};
 
 use crate::callbacks::{
     in_callback_of, tether_callbacks, tether_state, tether_user_data_free, Dispatch,
@@ -14,7 +14,7 @@ use crate::config::{self, tether_config, tether_dispatch};
 use crate::registry::{Registry, TAG_CLIENT};
 use crate::status::tether_status::{self, *};
 use crate::status::Fail;
-use crate::util::{bytes_arg, ms, str_arg, to_us, write_opt, LastError};
+use crate::util::{bytes_arg, lock, ms, required, str_arg, to_us, write_opt, LastError};
 
 /// A resilient WebSocket client (opaque). Create with `tether_client_new`, free with
 /// `tether_client_free`. The pointer is a handle, not an address: never dereference it.
@@ -87,8 +87,13 @@ pub(crate) struct ClientInner {
     client: RwLock<Option<Client>>,
     dispatch: Arc<Dispatch>,
     poll_mode: bool,
-    /// A `tether_client_poll*` call is running.
+    /// A `tether_client_poll*` call is running (set and cleared by that call only; callbacks
+    /// in poll mode run only inside one, so this also covers a poll from a callback).
     polling: AtomicBool,
+    /// The events taken by the running poll, waiting for their callbacks. Only the poll that
+    /// set `polling` locks it, so the lock is never contended; the vector keeps its capacity
+    /// (at most `POLL_CHUNK` events) from one poll to the next.
+    poll_batch: Mutex<Vec<Event>>,
     close_timeout: Duration,
     max_outbound: usize,
     last_error: LastError,
@@ -105,14 +110,13 @@ impl ClientInner {
         }
     }
 
-    fn finish<T>(&self, result: Result<T, Fail>, on_ok: impl FnOnce(T)) -> tether_status {
-        match result {
-            Ok(value) => {
-                on_ok(value);
-                TETHER_OK
-            }
-            Err(fail) => self.last_error.record(fail),
-        }
+    /// `with_core` for a core call that can fail: both levels of failure (being freed, the
+    /// call refused) become one `Fail`.
+    fn try_core<T, E>(&self, f: impl FnOnce(&Client) -> Result<T, E>) -> Result<T, Fail>
+    where
+        for<'e> Fail: From<&'e E>,
+    {
+        self.with_core(f)?.map_err(|e| Fail::from(&e))
     }
 }
 
@@ -123,6 +127,28 @@ fn lookup(client: *const tether_client) -> Result<Arc<ClientInner>, tether_statu
         return Err(TETHER_ERR_NULL_PARAMETER);
     }
     CLIENTS.get(client.addr()).ok_or(TETHER_ERR_INVALID_HANDLE)
+}
+
+/// The frame of most exports: look the client up (a NULL or stale handle returns its status
+/// at once: there is no client to record a message on), run `body`, then either pass its
+/// value to `on_ok` (which writes the outputs) and return `TETHER_OK`, or record the failure
+/// as the client's last error and return its status.
+fn call<T>(
+    client: *const tether_client,
+    body: impl FnOnce(&ClientInner) -> Result<T, Fail>,
+    on_ok: impl FnOnce(T),
+) -> tether_status {
+    let inner = match lookup(client) {
+        Ok(inner) => inner,
+        Err(status) => return status,
+    };
+    match body(&inner) {
+        Ok(value) => {
+            on_ok(value);
+            TETHER_OK
+        }
+        Err(fail) => inner.last_error.record(fail),
+    }
 }
 
 /// Create a client and start connecting in the background (this call does not block on the
@@ -169,6 +195,7 @@ pub extern "C" fn tether_client_new(
             dispatch: dispatch.clone(),
             poll_mode,
             polling: AtomicBool::new(false),
+            poll_batch: Mutex::new(Vec::new()),
             close_timeout: built.close_timeout,
             max_outbound: built.config.max_outbound_message_size(),
             last_error: LastError::default(),
@@ -273,31 +300,29 @@ pub extern "C" fn tether_client_send_text(
     id_out: *mut u64,
 ) -> tether_status {
     ffi_boundary!(TETHER_ERR_PANIC, {
-        let inner = match lookup(client) {
-            Ok(inner) => inner,
-            Err(status) => return status,
-        };
-        let result = (|| {
-            check_buffer(text.cast(), len, inner.max_outbound)?;
-            // SAFETY: header contract: `len` readable bytes at `text` for the call.
-            let bytes = unsafe { bytes_arg(text.cast(), len, "text") }?;
-            let text = std::str::from_utf8(bytes).map_err(|e| {
-                Fail::new(
-                    TETHER_ERR_INVALID_ARGUMENT,
-                    format!("text is not valid UTF-8: {e}"),
-                )
-            })?;
-            inner
-                .with_core(|c| c.send_text(text.to_owned()))?
-                .map_err(|e| Fail::from(&e))
-        })();
-        // SAFETY: header contract: `id_out` is NULL or writable.
-        inner.finish(result, |id: MessageId| unsafe { write_opt(id_out, id.0) })
+        call(
+            client,
+            |inner| {
+                check_buffer(text.cast(), len, inner.max_outbound)?;
+                // SAFETY: header contract: `len` readable bytes at `text` for the call.
+                let bytes = unsafe { bytes_arg(text.cast(), len, "text") }?;
+                let text = std::str::from_utf8(bytes).map_err(|e| {
+                    Fail::new(
+                        TETHER_ERR_INVALID_ARGUMENT,
+                        format!("text is not valid UTF-8: {e}"),
+                    )
+                })?;
+                inner.try_core(|c| c.send_text(text.to_owned()))
+            },
+            // SAFETY: header contract: `id_out` is NULL or writable.
+            |id| unsafe { write_opt(id_out, id.0) },
+        )
     })
 }
 
 /// Queue a binary message of `len` bytes at `data` (may be NULL when `len` is 0). Same
-/// contract as `tether_client_send_text`, without the UTF-8 check.
+/// contract as `tether_client_send_text`, without the UTF-8 check. The bytes are copied; to
+/// hand over a large buffer without a copy, see `tether_client_send_binary_owned`.
 #[no_mangle]
 pub extern "C" fn tether_client_send_binary(
     client: *mut tether_client,
@@ -306,21 +331,134 @@ pub extern "C" fn tether_client_send_binary(
     id_out: *mut u64,
 ) -> tether_status {
     ffi_boundary!(TETHER_ERR_PANIC, {
-        let inner = match lookup(client) {
-            Ok(inner) => inner,
-            Err(status) => return status,
-        };
-        let result = (|| {
-            check_buffer(data, len, inner.max_outbound)?;
-            // SAFETY: header contract: `len` readable bytes at `data` for the call.
-            let bytes = unsafe { bytes_arg(data, len, "data") }?;
-            inner
-                .with_core(|c| c.send_binary(bytes.to_vec()))?
-                .map_err(|e| Fail::from(&e))
-        })();
-        // SAFETY: header contract: `id_out` is NULL or writable.
-        inner.finish(result, |id: MessageId| unsafe { write_opt(id_out, id.0) })
+        call(
+            client,
+            |inner| {
+                check_buffer(data, len, inner.max_outbound)?;
+                // SAFETY: header contract: `len` readable bytes at `data` for the call.
+                let bytes = unsafe { bytes_arg(data, len, "data") }?;
+                inner.try_core(|c| c.send_binary(bytes.to_vec()))
+            },
+            // SAFETY: header contract: `id_out` is NULL or writable.
+            |id| unsafe { write_opt(id_out, id.0) },
+        )
     })
+}
+
+/// Releases a buffer handed over with `tether_client_send_binary_owned`: called with the
+/// `free_ctx`, `data` and `len` given to that call, exactly once. It may run on any thread
+/// (yours, inside the send call; one of Tether's I/O threads; another thread sending on the
+/// same client), concurrently with your other code and with other release calls. It must
+/// return normally (no C++ exception, no `longjmp`), should be quick, and must not call any
+/// `tether_` function (Tether may hold a client's internal lock while it runs).
+pub type tether_buffer_free =
+    Option<unsafe extern "C" fn(free_ctx: *mut c_void, data: *mut u8, len: usize)>;
+
+/// Queue a binary message of `len` bytes at `data` without copying them: Tether takes the
+/// buffer over and writes from it directly. Worth it for large messages (several KiB and
+/// up); for small ones the copy costs little and `tether_client_send_binary` needs no
+/// release function.
+///
+/// **The buffer is always consumed, whatever this returns.** From the call on it belongs to
+/// Tether: do not write to it or free it yourself. Tether calls `free_fn(free_ctx, data,
+/// len)` exactly once, when it no longer needs the bytes:
+/// - on `TETHER_OK`, after the message was written (raw mode) or acknowledged (envelope
+///   mode), or once it failed (`on_send_failed`), or when the client's session ends (which
+///   may be after `tether_client_free` returns, if the close timed out); possibly before this
+///   call returns, and on any thread (see `tether_buffer_free`);
+/// - on any error (`TETHER_ERR_NULL_PARAMETER` for a NULL `client`, or `data` NULL with a
+///   non-zero `len`; `_INVALID_HANDLE`; `_TOO_LARGE`; `_QUEUE_FULL`; `_NOT_READY`; `_CLOSED`),
+///   before this call returns, on the calling thread: nothing was queued. Even
+///   `TETHER_ERR_PANIC` (a bug in Tether) releases it, at the latest when the session ends.
+///
+/// So the caller never frees the buffer after handing it over, on any path; to retry after
+/// `TETHER_ERR_QUEUE_FULL`, fill a buffer again (a `free_fn` that returns buffers to a pool
+/// makes that cheap). If the process exits while messages are still queued, their `free_fn`
+/// is not called.
+///
+/// `free_fn` may be NULL: the bytes are then never released and must stay valid and
+/// unchanged for the rest of the process (static data, such as a constant table or a string
+/// literal); `free_ctx` is ignored. `data` may be NULL when `len` is 0 (`free_fn` still runs,
+/// with NULL). Reading the buffer while Tether owns it is fine. On success `*id_out` (may be
+/// NULL) receives the message id; the message's fate is reported as for
+/// `tether_client_send_text`. Thread-safe; callable from callbacks.
+#[no_mangle]
+pub extern "C" fn tether_client_send_binary_owned(
+    client: *mut tether_client,
+    data: *mut u8,
+    len: usize,
+    free_fn: tether_buffer_free,
+    free_ctx: *mut c_void,
+    id_out: *mut u64,
+) -> tether_status {
+    ffi_boundary!(TETHER_ERR_PANIC, {
+        // First, before anything that can fail or panic: from here on every way out drops
+        // `buffer` (or the `Bytes` made of it) exactly once, and its Drop calls `free_fn`.
+        // A panic unwinds through the closure that owns it, so `_PANIC` releases it too.
+        let buffer = OwnedBuffer {
+            data,
+            len,
+            free_fn,
+            free_ctx,
+        };
+        call(
+            client,
+            move |inner| {
+                check_buffer(buffer.data, buffer.len, inner.max_outbound)?;
+                // No copy: the Bytes points into the caller's buffer and owns `buffer`.
+                let bytes = Bytes::from_owner(buffer);
+                inner.try_core(|c| c.send_binary(bytes))
+            },
+            // SAFETY: header contract: `id_out` is NULL or writable.
+            |id| unsafe { write_opt(id_out, id.0) },
+        )
+    })
+}
+
+/// A C buffer handed over by `tether_client_send_binary_owned`, released by its Drop.
+///
+/// Invariant (the caller's side of the contract, in the header): unless `data` is NULL,
+/// `data` points to `len` readable bytes that nobody writes or frees until `free_fn` runs.
+/// The export turns it into `Bytes` only after `check_buffer` (non-NULL when `len > 0`,
+/// `len` within the outbound limit, itself far below `isize::MAX`).
+struct OwnedBuffer {
+    data: *mut u8,
+    len: usize,
+    free_fn: tether_buffer_free,
+    free_ctx: *mut c_void,
+}
+
+// SAFETY: Tether only reads the bytes (shared `&[u8]` from whatever thread writes or drops
+// the message) and hands `free_ctx` back to `free_fn` untouched; the header tells the caller
+// that the buffer must not be written or freed while Tether owns it, and that `free_fn` may
+// run on any thread. Nothing here is tied to the thread that made it.
+unsafe impl Send for OwnedBuffer {}
+// SAFETY: as above: through `&OwnedBuffer` only the bytes are read (never written).
+unsafe impl Sync for OwnedBuffer {}
+
+impl AsRef<[u8]> for OwnedBuffer {
+    fn as_ref(&self) -> &[u8] {
+        // The checks mirror `check_buffer`, so that even a misuse inside this crate could not
+        // build a slice from a NULL pointer or an impossible length.
+        if self.len == 0 || self.data.is_null() || self.len > isize::MAX as usize {
+            return &[];
+        }
+        // SAFETY: non-NULL, len <= isize::MAX, and by the type's invariant `len` readable
+        // bytes that stay valid and unmodified until Drop (which needs `&mut self`, so no
+        // borrow from here outlives it). u8 has no alignment requirement.
+        unsafe { std::slice::from_raw_parts(self.data, self.len) }
+    }
+}
+
+impl Drop for OwnedBuffer {
+    fn drop(&mut self) {
+        if let Some(free_fn) = self.free_fn {
+            // SAFETY: the caller gave us this function for exactly these arguments; Drop runs
+            // once per value, and the value is never copied (no Clone), so this is the one
+            // call the header promises. It is C code and cannot unwind into Rust.
+            unsafe { free_fn(self.free_ctx, self.data, self.len) }
+        }
+    }
 }
 
 /// Refuse NULL-with-length and oversized buffers before touching (or copying) any byte.
@@ -353,22 +491,19 @@ pub extern "C" fn tether_client_close(
     reason: *const c_char,
 ) -> tether_status {
     ffi_boundary!(TETHER_ERR_PANIC, {
-        let inner = match lookup(client) {
-            Ok(inner) => inner,
-            Err(status) => return status,
-        };
-        let result = (|| {
-            let reason = if reason.is_null() {
-                ""
-            } else {
-                // SAFETY: header contract: a NUL-terminated string live for the call.
-                unsafe { str_arg(reason, "reason") }?
-            };
-            inner
-                .with_core(|c| c.close(code, reason))?
-                .map_err(|e| Fail::from(&e))
-        })();
-        inner.finish(result, |()| {})
+        call(
+            client,
+            |inner| {
+                let reason = if reason.is_null() {
+                    ""
+                } else {
+                    // SAFETY: header contract: a NUL-terminated string live for the call.
+                    unsafe { str_arg(reason, "reason") }?
+                };
+                inner.try_core(|c| c.close(code, reason))
+            },
+            |()| {},
+        )
     })
 }
 
@@ -391,39 +526,36 @@ pub extern "C" fn tether_client_stats(
     stats_out: *mut tether_stats,
 ) -> tether_status {
     ffi_boundary!(TETHER_ERR_PANIC, {
-        let inner = match lookup(client) {
-            Ok(inner) => inner,
-            Err(status) => return status,
-        };
-        if stats_out.is_null() {
-            return inner
-                .last_error
-                .record(Fail::new(TETHER_ERR_NULL_PARAMETER, "stats_out is NULL"));
-        }
-        let result = inner.with_core(|c| c.stats());
-        inner.finish(result, |s| {
-            let out = tether_stats {
-                messages_sent: s.messages_sent,
-                bytes_sent: s.bytes_sent,
-                messages_received: s.messages_received,
-                bytes_received: s.bytes_received,
-                reconnects: s.reconnects,
-                send_failures: s.send_failures,
-                messages_acked: s.messages_acked,
-                messages_resent: s.messages_resent,
-                duplicates_dropped: s.duplicates_dropped,
-                inbound_rejected: s.inbound_rejected,
-                awaiting_ack: s.awaiting_ack,
-                outbox_messages: s.outbox_messages,
-                outbox_bytes: s.outbox_bytes,
-                outbox_high_water_messages: s.outbox_high_water_messages,
-                outbox_high_water_bytes: s.outbox_high_water_bytes,
-                last_rtt_us: s.last_rtt.map_or(0, |d| to_us(d).max(1)),
-                last_app_rtt_us: s.last_app_rtt.map_or(0, |d| to_us(d).max(1)),
-            };
-            // SAFETY: non-NULL (checked); the caller promises it is writable.
-            unsafe { stats_out.write(out) }
-        })
+        call(
+            client,
+            |inner| {
+                required(stats_out, "stats_out")?;
+                inner.with_core(|c| c.stats())
+            },
+            |s| {
+                let out = tether_stats {
+                    messages_sent: s.messages_sent,
+                    bytes_sent: s.bytes_sent,
+                    messages_received: s.messages_received,
+                    bytes_received: s.bytes_received,
+                    reconnects: s.reconnects,
+                    send_failures: s.send_failures,
+                    messages_acked: s.messages_acked,
+                    messages_resent: s.messages_resent,
+                    duplicates_dropped: s.duplicates_dropped,
+                    inbound_rejected: s.inbound_rejected,
+                    awaiting_ack: s.awaiting_ack,
+                    outbox_messages: s.outbox_messages,
+                    outbox_bytes: s.outbox_bytes,
+                    outbox_high_water_messages: s.outbox_high_water_messages,
+                    outbox_high_water_bytes: s.outbox_high_water_bytes,
+                    last_rtt_us: s.last_rtt.map_or(0, |d| to_us(d).max(1)),
+                    last_app_rtt_us: s.last_app_rtt.map_or(0, |d| to_us(d).max(1)),
+                };
+                // SAFETY: non-NULL (checked); the caller promises it is writable.
+                unsafe { stats_out.write(out) }
+            },
+        )
     })
 }
 
@@ -454,9 +586,11 @@ pub extern "C" fn tether_client_last_error(
 /// Poll mode: run the callbacks of up to `max_events` pending events on this thread, without
 /// waiting (0 means all the events pending now; events arriving meanwhile wait for the next
 /// call). `*ran_out` (may be NULL) receives the number of events handled (an event whose
-/// callback is NULL counts too). Cheap when nothing is pending. Errors:
-/// `TETHER_ERR_NULL_PARAMETER`, `_INVALID_HANDLE`, `_WRONG_MODE` (callback mode), `_REENTRANT`
-/// (called from inside one of this client's callbacks, or while another thread polls it).
+/// callback is NULL counts too). Cheap when nothing is pending. If a callback frees the
+/// client, the call returns `TETHER_OK` right after that callback, and the events it had
+/// already taken are discarded. Errors: `TETHER_ERR_NULL_PARAMETER`, `_INVALID_HANDLE`,
+/// `_WRONG_MODE` (callback mode), `_REENTRANT` (called from inside one of this client's
+/// callbacks, or while another thread polls it).
 #[no_mangle]
 pub extern "C" fn tether_client_poll(
     client: *mut tether_client,
@@ -483,14 +617,9 @@ pub extern "C" fn tether_client_poll_timeout(
     })
 }
 
-/// Resets the polling flag when a poll ends.
-struct PollGuard<'a>(&'a AtomicBool);
-
-impl Drop for PollGuard<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::SeqCst);
-    }
-}
+/// Most events one poll takes from the core under one lock before delivering them: bounds the
+/// memory a poll keeps between calls, while the lock and queue costs are shared by this many.
+const POLL_CHUNK: usize = 256;
 
 fn poll(
     client: *mut tether_client,
@@ -498,57 +627,136 @@ fn poll(
     wait: Duration,
     ran_out: *mut usize,
 ) -> tether_status {
-    let inner = match lookup(client) {
-        Ok(inner) => inner,
-        Err(status) => return status,
-    };
-    if !inner.poll_mode {
-        return inner.last_error.record(Fail::new(
-            TETHER_ERR_WRONG_MODE,
-            "tether_client_poll needs TETHER_DISPATCH_POLL; this client runs its callbacks on a dispatcher thread",
-        ));
+    if wait.is_zero() && is_idle(client) {
+        // SAFETY: header contract: `ran_out` is NULL or writable.
+        unsafe { write_opt(ran_out, 0) };
+        return TETHER_OK;
     }
-    if in_callback_of(client.addr()) {
-        return inner.last_error.record(Fail::new(
-            TETHER_ERR_REENTRANT,
-            "tether_client_poll called from inside one of the same client's callbacks",
-        ));
-    }
-    if inner.polling.swap(true, Ordering::SeqCst) {
-        return inner.last_error.record(Fail::new(
-            TETHER_ERR_REENTRANT,
-            "tether_client_poll called while another thread polls the same client",
-        ));
-    }
-    let _guard = PollGuard(&inner.polling);
-    // With max_events 0 the bound is the number of events pending once the first one is in
-    // hand (after the wait, if any), so a steady stream cannot keep the caller forever.
-    let mut limit = if max_events == 0 { 1 } else { max_events };
-    let mut ran = 0usize;
-    while ran < limit && !inner.dispatch.is_stopped() {
-        // The read lock is held only to take the event, never while a callback runs, so a
-        // callback may free the client.
-        let first_wait = if ran == 0 { wait } else { Duration::ZERO };
-        let event = inner
-            .with_core(|c| {
-                if first_wait.is_zero() {
-                    c.poll_event()
-                } else {
-                    c.next_event(first_wait)
-                }
+    call(
+        client,
+        |inner| {
+            if !inner.poll_mode {
+                return Err(Fail::new(
+                    TETHER_ERR_WRONG_MODE,
+                    "tether_client_poll needs TETHER_DISPATCH_POLL; this client runs its callbacks on a dispatcher thread",
+                ));
+            }
+            if inner.polling.swap(true, Ordering::Acquire) {
+                // Which of the two it is matters only for the message.
+                return Err(Fail::new(
+                    TETHER_ERR_REENTRANT,
+                    if in_callback_of(client.addr()) {
+                        "tether_client_poll called from inside one of the same client's callbacks"
+                    } else {
+                        "tether_client_poll called while another thread polls the same client"
+                    },
+                ));
+            }
+            let _polling = PollGuard(&inner.polling);
+            Ok(run_poll(
+                inner,
+                &mut lock(&inner.poll_batch),
+                max_events,
+                wait,
+            ))
+        },
+        // SAFETY: header contract: `ran_out` is NULL or writable.
+        |ran| unsafe { write_opt(ran_out, ran) },
+    )
+}
+
+/// The idle poll's fast path: true when `client` is a live poll-mode client that nobody polls
+/// and that has no event pending, so that a poll would do nothing. It runs under the
+/// registry's read lock (no reference count taken), reads the event queue's length without
+/// taking anything from it, and never blocks there: the core's lock is only tried (a free
+/// or another poll holding or awaiting it would otherwise make every handle lookup in the
+/// process wait behind this one). Anything else (an error to report, an event, a poll
+/// running here or on another thread, a busy lock) is left to the full path, which checks
+/// again.
+fn is_idle(client: *const tether_client) -> bool {
+    !client.is_null()
+        && CLIENTS
+            .with(client.addr(), |inner| {
+                inner.poll_mode
+                    && !inner.polling.load(Ordering::Relaxed)
+                    && inner
+                        .client
+                        .try_read()
+                        .is_ok_and(|core| core.as_ref().is_some_and(|c| c.pending_events() == 0))
             })
-            .ok()
-            .flatten();
-        let Some(event) = event else { break };
-        if max_events == 0 && ran == 0 {
-            limit = 1 + inner.with_core(|c| c.pending_events()).unwrap_or(0);
-        }
-        inner.dispatch.deliver(event);
-        ran += 1;
+            .unwrap_or(false)
+}
+
+/// Clears the polling flag when a poll ends (panics included).
+struct PollGuard<'a>(&'a AtomicBool);
+
+impl Drop for PollGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
-    // SAFETY: header contract: `ran_out` is NULL or writable.
-    unsafe { write_opt(ran_out, ran) };
-    TETHER_OK
+}
+
+/// The body of a poll: take events in chunks under one `with_core` call each, then run their
+/// callbacks with no lock held but the poll's own (a callback may send, close, or free the
+/// client). Returns how many events were handled.
+fn run_poll(
+    inner: &ClientInner,
+    batch: &mut Vec<Event>,
+    max_events: usize,
+    wait: Duration,
+) -> usize {
+    // The bound: `max_events`, or with 0 the events pending once the first one is in hand
+    // (after the wait, if any), so that a steady stream cannot keep the caller forever.
+    let mut bound = max_events;
+    let mut wait = wait;
+    let mut ran = 0usize;
+    loop {
+        let (taken, wanted) = inner
+            .with_core(|c| take_chunk(c, batch, &mut bound, ran, wait))
+            .unwrap_or((0, 1));
+        wait = Duration::ZERO; // only the first take waits
+        for event in batch.drain(..) {
+            // Freed (from a callback, or by another thread): the rest are dropped unseen.
+            if inner.dispatch.is_stopped() {
+                break;
+            }
+            inner.dispatch.deliver(event);
+            ran += 1;
+        }
+        // Fewer than asked for means the queue was empty: no need to ask again.
+        if taken < wanted || ran >= bound || inner.dispatch.is_stopped() {
+            return ran;
+        }
+    }
+}
+
+/// Move the next chunk of events into `batch` (waiting up to `wait` for the first); returns
+/// (events taken, events asked for). Sets `*bound` on the first take when it is 0.
+fn take_chunk(
+    c: &Client,
+    batch: &mut Vec<Event>,
+    bound: &mut usize,
+    ran: usize,
+    wait: Duration,
+) -> (usize, usize) {
+    let take = |batch: &mut Vec<Event>, n: usize| {
+        if wait.is_zero() {
+            c.poll_events(batch, n)
+        } else {
+            c.next_events(batch, n, wait)
+        }
+    };
+    if *bound == 0 {
+        // "All pending now": take the first, then bound by what is pending at that moment.
+        if take(batch, 1) == 0 {
+            return (0, 1);
+        }
+        *bound = 1 + c.pending_events();
+        let wanted = (*bound - 1).min(POLL_CHUNK - 1);
+        return (1 + c.poll_events(batch, wanted), 1 + wanted);
+    }
+    let wanted = (*bound - ran).min(POLL_CHUNK);
+    (take(batch, wanted), wanted)
 }
 
 /// Wait up to `timeout_ms` until the client is closed (after `tether_client_close`, or when
@@ -560,14 +768,10 @@ pub extern "C" fn tether_client_wait_closed(
     timeout_ms: u64,
 ) -> tether_status {
     ffi_boundary!(TETHER_ERR_PANIC, {
-        let inner = match lookup(client) {
-            Ok(inner) => inner,
-            Err(status) => return status,
-        };
-        let result = inner
-            .with_core(|c| c.wait_closed(ms(timeout_ms)))
-            .and_then(|closed| {
-                if closed {
+        call(
+            client,
+            |inner| {
+                if inner.with_core(|c| c.wait_closed(ms(timeout_ms)))? {
                     Ok(())
                 } else {
                     Err(Fail::new(
@@ -575,8 +779,9 @@ pub extern "C" fn tether_client_wait_closed(
                         "the client did not close within the timeout",
                     ))
                 }
-            });
-        inner.finish(result, |()| {})
+            },
+            |()| {},
+        )
     })
 }
 
@@ -592,14 +797,11 @@ pub extern "C" fn tether_client_wait_acked(
     timeout_ms: u64,
 ) -> tether_status {
     ffi_boundary!(TETHER_ERR_PANIC, {
-        let inner = match lookup(client) {
-            Ok(inner) => inner,
-            Err(status) => return status,
-        };
-        let result = inner
-            .with_core(|c| c.wait_acked(MessageId(id), ms(timeout_ms)))
-            .and_then(|r| r.map_err(|e| Fail::from(&e)));
-        inner.finish(result, |()| {})
+        call(
+            client,
+            |inner| inner.try_core(|c| c.wait_acked(MessageId(id), ms(timeout_ms))),
+            |()| {},
+        )
     })
 }
 
@@ -612,26 +814,113 @@ pub extern "C" fn tether_client_delivery_status(
     delivery_out: *mut tether_delivery,
 ) -> tether_status {
     ffi_boundary!(TETHER_ERR_PANIC, {
-        let inner = match lookup(client) {
-            Ok(inner) => inner,
-            Err(status) => return status,
-        };
-        if delivery_out.is_null() {
-            return inner
-                .last_error
-                .record(Fail::new(TETHER_ERR_NULL_PARAMETER, "delivery_out is NULL"));
-        }
-        let result = inner.with_core(|c| match c.delivery_status(MessageId(id)) {
-            DeliveryStatus::Unknown => tether_delivery::TETHER_DELIVERY_UNKNOWN,
-            DeliveryStatus::Queued => tether_delivery::TETHER_DELIVERY_QUEUED,
-            DeliveryStatus::Written => tether_delivery::TETHER_DELIVERY_WRITTEN,
-            DeliveryStatus::Acked => tether_delivery::TETHER_DELIVERY_ACKED,
-            DeliveryStatus::Failed(_) => tether_delivery::TETHER_DELIVERY_FAILED,
-            // Should core learn a new status, report it as unknown rather than break.
-            #[allow(unreachable_patterns)]
-            _ => tether_delivery::TETHER_DELIVERY_UNKNOWN,
-        });
-        // SAFETY: non-NULL (checked); the caller promises it is writable.
-        inner.finish(result, |d| unsafe { delivery_out.write(d) })
+        call(
+            client,
+            |inner| {
+                required(delivery_out, "delivery_out")?;
+                inner.with_core(|c| match c.delivery_status(MessageId(id)) {
+                    DeliveryStatus::Unknown => tether_delivery::TETHER_DELIVERY_UNKNOWN,
+                    DeliveryStatus::Queued => tether_delivery::TETHER_DELIVERY_QUEUED,
+                    DeliveryStatus::Written => tether_delivery::TETHER_DELIVERY_WRITTEN,
+                    DeliveryStatus::Acked => tether_delivery::TETHER_DELIVERY_ACKED,
+                    DeliveryStatus::Failed(_) => tether_delivery::TETHER_DELIVERY_FAILED,
+                    // Should core learn a new status, report it as unknown rather than break.
+                    #[allow(unreachable_patterns)]
+                    _ => tether_delivery::TETHER_DELIVERY_UNKNOWN,
+                })
+            },
+            // SAFETY: non-NULL (checked); the caller promises it is writable.
+            |d| unsafe { delivery_out.write(d) },
+        )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Counts release calls in the context it is given, and checks the arguments.
+    unsafe extern "C" fn count_release(ctx: *mut c_void, data: *mut u8, len: usize) {
+        // SAFETY: the tests pass a pointer to a live AtomicUsize as the context.
+        let calls = unsafe { &*ctx.cast::<AtomicUsize>() };
+        calls.fetch_add(1, Ordering::SeqCst);
+        assert!(len == 0 || !data.is_null());
+    }
+
+    fn owned(data: &mut [u8], calls: &AtomicUsize) -> OwnedBuffer {
+        OwnedBuffer {
+            data: data.as_mut_ptr(),
+            len: data.len(),
+            free_fn: Some(count_release),
+            free_ctx: std::ptr::from_ref(calls).cast_mut().cast(),
+        }
+    }
+
+    #[test]
+    fn an_owned_buffer_is_released_once_after_the_last_clone() {
+        let calls = AtomicUsize::new(0);
+        let mut data = *b"payload";
+        let bytes = Bytes::from_owner(owned(&mut data, &calls));
+        assert_eq!(&bytes[..], b"payload");
+        assert_eq!(bytes.as_ptr(), data.as_ptr(), "no copy");
+        let clone = bytes.clone();
+        let slice = bytes.slice(1..3);
+        drop(bytes);
+        drop(clone);
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "a clone is still alive");
+        // The last reference may go away on another thread (an I/O thread, in real use).
+        std::thread::spawn(move || drop(slice)).join().unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn an_owned_buffer_never_made_into_bytes_is_released_too() {
+        let calls = AtomicUsize::new(0);
+        let mut data = [1u8, 2, 3];
+        drop(owned(&mut data, &calls));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // NULL with a length never becomes a slice; NULL free_fn is never called.
+        let none = OwnedBuffer {
+            data: std::ptr::null_mut(),
+            len: 5,
+            free_fn: None,
+            free_ctx: std::ptr::null_mut(),
+        };
+        assert!(none.as_ref().is_empty());
+        drop(Bytes::from_owner(none));
+    }
+
+    #[test]
+    fn send_owned_on_a_null_or_stale_handle_releases_the_buffer() {
+        let calls = AtomicUsize::new(0);
+        let ctx = std::ptr::from_ref(&calls).cast_mut().cast();
+        let mut data = *b"abc";
+        let mut id = 0u64;
+        let forged = std::ptr::without_provenance_mut::<tether_client>(0x1235);
+        for (n, (client, want)) in [
+            (std::ptr::null_mut(), TETHER_ERR_NULL_PARAMETER),
+            (forged, TETHER_ERR_INVALID_HANDLE),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (ptr, len) = (data.as_mut_ptr(), data.len());
+            let st = tether_client_send_binary_owned(
+                client,
+                ptr,
+                len,
+                Some(count_release),
+                ctx,
+                &mut id,
+            );
+            assert_eq!(st, want);
+            assert_eq!(
+                calls.load(Ordering::SeqCst),
+                n + 1,
+                "released before returning"
+            );
+        }
+        assert_eq!(id, 0, "outputs untouched on failure");
+    }
 }

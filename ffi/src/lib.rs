@@ -55,10 +55,11 @@ pub use callbacks::{
     tether_callbacks, tether_message_type, tether_state, tether_state_str, tether_user_data_free,
 };
 pub use client::{
-    tether_client, tether_client_close, tether_client_delivery_status, tether_client_free,
-    tether_client_last_error, tether_client_new, tether_client_poll, tether_client_poll_timeout,
-    tether_client_send_binary, tether_client_send_text, tether_client_state, tether_client_stats,
-    tether_client_wait_acked, tether_client_wait_closed, tether_delivery, tether_stats,
+    tether_buffer_free, tether_client, tether_client_close, tether_client_delivery_status,
+    tether_client_free, tether_client_last_error, tether_client_new, tether_client_poll,
+    tether_client_poll_timeout, tether_client_send_binary, tether_client_send_binary_owned,
+    tether_client_send_text, tether_client_state, tether_client_stats, tether_client_wait_acked,
+    tether_client_wait_closed, tether_delivery, tether_stats,
 };
 pub use config::*;
 pub use log::{tether_log_callback, tether_log_level, tether_set_log_callback};

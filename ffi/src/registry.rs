@@ -93,13 +93,21 @@ impl<T> Registry<T> {
 
     /// The live object behind `token`, if any.
     pub(crate) fn get(&self, token: usize) -> Option<Arc<T>> {
+        self.with(token, Arc::clone)
+    }
+
+    /// Run `f` on the live object behind `token` without taking a reference (None if it is
+    /// not live). `f` runs under the table's read lock, which every handle lookup in the
+    /// process shares: it must be short and must never block (it may try a lock, not wait
+    /// for one), nor insert or remove.
+    pub(crate) fn with<R>(&self, token: usize, f: impl FnOnce(&Arc<T>) -> R) -> Option<R> {
         let (index, generation) = self.decode(token)?;
         let t = self.inner.read().unwrap_or_else(PoisonError::into_inner);
         let slot = t.slots.get(index)?;
         if slot.generation != generation {
             return None;
         }
-        slot.value.clone()
+        slot.value.as_ref().map(f)
     }
 
     /// Remove the object behind `token`; None if it was not live (double free, forged token).
@@ -127,9 +135,12 @@ mod tests {
         let a = clients.insert(Arc::new(1)).unwrap();
         assert_ne!(a, 0);
         assert_eq!(clients.get(a).as_deref(), Some(&1));
+        assert_eq!(clients.with(a, |v| **v + 1), Some(2));
         assert!(configs.get(a).is_none(), "wrong tag");
+        assert!(configs.with(a, |_| ()).is_none(), "wrong tag");
         assert_eq!(clients.remove(a).as_deref(), Some(&1));
         assert!(clients.get(a).is_none(), "freed");
+        assert!(clients.with(a, |_| ()).is_none(), "freed");
         assert!(clients.remove(a).is_none(), "double free");
         let b = clients.insert(Arc::new(2)).unwrap();
         assert_ne!(a, b, "the slot is reused under a new generation");

@@ -19,12 +19,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// `ptr` is NULL or points to a NUL-terminated string that stays valid and unmodified for
 /// `'a` (the duration of the export call).
 pub(crate) unsafe fn str_arg<'a>(ptr: *const c_char, what: &str) -> Result<&'a str, Fail> {
-    if ptr.is_null() {
-        return Err(Fail::new(
-            TETHER_ERR_NULL_PARAMETER,
-            format!("{what} is NULL"),
-        ));
-    }
+    required(ptr, what)?;
     // SAFETY: non-NULL, and NUL-terminated and live for 'a by this function's contract.
     let c = unsafe { CStr::from_ptr(ptr) };
     c.to_str().map_err(|e| {
@@ -64,6 +59,17 @@ pub(crate) unsafe fn bytes_arg<'a>(
     // SAFETY: non-NULL, len <= isize::MAX, and `len` readable bytes live for 'a by this
     // function's contract. u8 has no alignment requirement.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// Check that a required pointer argument is not NULL.
+pub(crate) fn required<T>(ptr: *const T, what: &str) -> Result<(), Fail> {
+    if ptr.is_null() {
+        return Err(Fail::new(
+            TETHER_ERR_NULL_PARAMETER,
+            format!("{what} is NULL"),
+        ));
+    }
+    Ok(())
 }
 
 /// Write an optional output.
