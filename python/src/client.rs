@@ -17,17 +17,21 @@ use tether_core::{
 };
 
 use crate::errors;
-use crate::hub::{self, Hub, Item, Popped, WatchKind};
+use crate::hub::{self, interest, Hub, Item, Popped, WatchKind};
 use crate::options;
 use crate::receipt::Receipt;
 use crate::{convert, types};
+
+/// What `recv()` waits for: something queued, or the end.
+const FOR_RECV: u8 = interest::QUEUED | interest::CLOSED;
 
 /// How long a blocking wait sleeps between two checks for Ctrl-C.
 pub(crate) const SLICE: Duration = Duration::from_millis(50);
 
 /// What the Python client object, its receipts and its asyncio bridge share.
 pub(crate) struct Inner {
-    pub core: tether_core::Client,
+    /// Shared with the pump thread in poll mode (see `Inner::ensure_pump`).
+    pub core: Arc<tether_core::Client>,
     pub hub: Arc<Hub>,
     pub envelope: bool,
     pub overflow_wait: bool,
@@ -41,7 +45,65 @@ impl hub::Closable for Inner {
     }
 }
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if !self.hub.polls() {
+            // Callback mode: the core's dispatcher runs until Closed by itself.
+            return;
+        }
+        if self.hub.pumped() {
+            // The pump thread holds the core client and drives until Closed (so that asyncio
+            // waits elsewhere are answered): start the close that dropping would have started.
+            let _ = self.core.close(1000, "");
+        } else {
+            // Nobody will take events any more: give the core back the credits of what it
+            // queued, so that the graceful close that dropping starts is not held up by a full
+            // queue (the session stops reading while it has no credit).
+            let mut events = Vec::new();
+            while self.core.poll_events(&mut events, 1024) > 0 {
+                events.clear();
+            }
+        }
+    }
+}
+
 impl Inner {
+    /// Poll mode: start the thread that drives the hub for asyncio (once; it ends after
+    /// `Closed`). Without it nobody would take events while the event loop waits.
+    pub(crate) fn ensure_pump(&self) -> PyResult<()> {
+        if !self.hub.polls() || !self.hub.start_pump() {
+            return Ok(());
+        }
+        let core = self.core.clone();
+        let hub = self.hub.clone();
+        std::thread::Builder::new()
+            .name("tether-dispatch".into())
+            .spawn(move || {
+                while !hub.finished() {
+                    let seen = hub.generation();
+                    // Every change matters to someone (the bridge decides whom it wakes).
+                    hub.drive(&core, seen, SLICE, interest::ALL);
+                }
+            })
+            .map(drop)
+            .map_err(|e| {
+                self.hub.pump_failed();
+                pyo3::exceptions::PyRuntimeError::new_err(format!(
+                    "could not spawn tether's dispatcher thread: {e}"
+                ))
+            })
+    }
+
+    /// Wait for the hub to change (callback mode), or drive it (poll mode) until something in
+    /// `interest` changes: see `Hub::drive`. Call without the GIL.
+    pub(crate) fn wait_changed(&self, seen: u64, timeout: Duration, interest: u8) {
+        if self.hub.polls() {
+            self.hub.drive(&self.core, seen, timeout, interest);
+        } else {
+            self.hub.wait_changed(seen, timeout);
+        }
+    }
+
     /// Start a graceful close (never waits).
     pub(crate) fn start_close(&self, code: u16, reason: &str) -> PyResult<()> {
         // From now on the session only finishes what it has: let the dispatcher run through
@@ -124,16 +186,18 @@ pub(crate) fn next_slice(deadline: Option<Instant>) -> Option<Duration> {
     }
 }
 
-/// Wait until `check` answers, sleeping without the GIL on the hub's generation counter and
-/// checking for signals (Ctrl-C) between slices.
+/// Wait until `check` answers, sleeping without the GIL on the hub's generation counter (or
+/// driving the hub, in poll mode) and checking for signals (Ctrl-C) between slices.
 pub(crate) fn block_until<T>(
     py: Python<'_>,
-    hub: &Hub,
+    inner: &Inner,
     timeout: Option<f64>,
     what: &str,
+    interest: u8,
     mut check: impl FnMut(Python<'_>) -> PyResult<Option<T>>,
 ) -> PyResult<T> {
     let deadline = deadline(timeout)?;
+    let hub = &inner.hub;
     let on_dispatcher = hub.on_dispatcher_thread();
     loop {
         let seen = hub.generation();
@@ -146,7 +210,7 @@ pub(crate) fn block_until<T>(
         let Some(slice) = next_slice(deadline) else {
             return Err(errors::timeout(format!("{what} timed out")));
         };
-        py.detach(|| hub.wait_changed(seen, slice));
+        py.detach(|| inner.wait_changed(seen, slice, interest));
         py.check_signals()?;
     }
 }
@@ -221,14 +285,16 @@ impl Client {
             parsed.subscribed,
             parsed.callbacks,
         ));
-        let dispatch_hub = hub.clone();
-        let core = tether_core::Client::connect(
-            parsed.config,
-            EventDelivery::callback(move |event| dispatch_hub.dispatch(event)),
-        )
-        .map_err(errors::start_error)?;
+        let delivery = if hub.polls() {
+            EventDelivery::Poll
+        } else {
+            let dispatch_hub = hub.clone();
+            EventDelivery::callback(move |event| dispatch_hub.dispatch(event))
+        };
+        let core =
+            tether_core::Client::connect(parsed.config, delivery).map_err(errors::start_error)?;
         let inner = Arc::new(Inner {
-            core,
+            core: Arc::new(core),
             hub,
             envelope: parsed.envelope,
             overflow_wait: parsed.overflow_wait,
@@ -258,7 +324,7 @@ impl Client {
         timeout: Option<f64>,
     ) -> PyResult<Result<Py<PyAny>, Option<Disconnect>>> {
         let hub = &self.inner.hub;
-        let found = block_until(py, hub, timeout, "recv()", |_| {
+        let found = block_until(py, &self.inner, timeout, "recv()", FOR_RECV, |_| {
             Ok(match hub.try_pop() {
                 Popped::Item(item) => Some(Ok(item)),
                 Popped::Closed(reason) => Some(Err(reason)),
@@ -367,7 +433,7 @@ impl Client {
         let hub = &self.inner.hub;
         let max = max.max(1);
         let mut items = Vec::new();
-        let closed = block_until(py, hub, timeout, "recv_many()", |_| {
+        let closed = block_until(py, &self.inner, timeout, "recv_many()", FOR_RECV, |_| {
             hub.drain(max, &mut items);
             if !items.is_empty() {
                 return Ok(Some(None));
@@ -405,7 +471,7 @@ impl Client {
     #[pyo3(signature = (timeout=None))]
     fn wait_ready(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
         let inner = &self.inner;
-        let result = block_until(py, &inner.hub, timeout, "wait_ready()", |py| {
+        let result = block_until(py, inner, timeout, "wait_ready()", interest::STATE, |py| {
             match inner.core.state() {
                 State::Ready => Ok(Some(())),
                 // Closed: answer once the dispatcher has handled the Closed event (its reason
@@ -453,7 +519,7 @@ impl Client {
         // Wait for the Closed event to be fully handled (its callback included): after this
         // returns no callback of this client runs any more.
         let hub = &inner.hub;
-        block_until(py, hub, timeout, "close()", |_| {
+        block_until(py, inner, timeout, "close()", interest::CLOSED, |_| {
             Ok(hub.finished().then_some(()))
         })
         .map_err(|e| {
@@ -577,10 +643,43 @@ impl Handle {
         self.hub.bridge(py)
     }
 
-    /// Install `bridge`; False if refused (closed: no wake-up will be needed).
-    fn set_bridge(&self, bridge: Py<PyAny>) -> bool {
+    /// Install `bridge`; False if refused (closed: no wake-up will be needed). In poll mode
+    /// this starts the pump thread that drives the hub while the event loop waits.
+    fn set_bridge(&self, bridge: Py<PyAny>) -> PyResult<bool> {
+        match self.inner.upgrade() {
+            Some(inner) => inner.ensure_pump()?,
+            // Poll mode with the client gone and no pump: nothing would ever wake the bridge.
+            None if self.hub.polls() && !self.hub.pumped() => return Ok(false),
+            None => {}
+        }
         // Whatever is dropped here is dropped while attached (we are in a Python call).
-        self.hub.set_bridge(bridge).is_ok()
+        Ok(self.hub.set_bridge(bridge).is_ok())
+    }
+
+    /// Wake the bridge through a new socket from now on: returns its read end for the event
+    /// loop to watch (`loop.add_reader`), or None where there is no such socket (not Unix).
+    fn wake_pipe(&self) -> PyResult<Option<WakeReader>> {
+        #[cfg(unix)]
+        {
+            let (reader, writer) = std::os::unix::net::UnixStream::pair()
+                .map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
+            for s in [&reader, &writer] {
+                s.set_nonblocking(true)
+                    .map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
+            }
+            self.hub
+                .set_wake_pipe(Some(Arc::new(hub::WakeWriter { stream: writer })));
+            Ok(Some(WakeReader { stream: reader }))
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(None)
+        }
+    }
+
+    /// Wake the bridge with `_wake_threadsafe` again (the loop cannot watch a socket).
+    fn drop_wake_pipe(&self) {
+        self.hub.set_wake_pipe(None);
     }
 
     /// Something to read, or closed for good.
@@ -726,6 +825,42 @@ impl Handle {
 
     fn stats(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         convert::stats(py, &self.inner(py)?.core.stats())
+    }
+}
+
+/// The read end of an asyncio bridge's wake-up socket (see `Handle.wake_pipe`).
+#[pyclass(module = "tether._tether", name = "_WakeReader", frozen)]
+pub(crate) struct WakeReader {
+    #[cfg(unix)]
+    stream: std::os::unix::net::UnixStream,
+}
+
+#[pymethods]
+impl WakeReader {
+    fn fileno(&self) -> i64 {
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            i64::from(self.stream.as_raw_fd())
+        }
+        #[cfg(not(unix))]
+        {
+            -1
+        }
+    }
+
+    /// Read every pending wake-up byte (never blocks).
+    fn drain(&self) {
+        #[cfg(unix)]
+        {
+            use std::io::Read;
+            let mut buf = [0u8; 256];
+            while let Ok(n) = (&self.stream).read(&mut buf) {
+                if n < buf.len() {
+                    break;
+                }
+            }
+        }
     }
 }
 

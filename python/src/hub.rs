@@ -1,15 +1,25 @@
-//! The hub: where the core's events land. The core client runs in callback mode; its
-//! dispatcher thread calls [`Hub::dispatch`] for every event, one at a time, in order. The hub
+//! The hub: where the core's events land, in one of two ways:
+//!
+//! * **callback mode** (the client has callbacks): the core's dispatcher thread calls
+//!   [`Hub::dispatch`] for every event, one at a time, in order;
+//! * **poll mode** (no callbacks): there is no dispatcher thread. Whoever waits drives: a thread
+//!   blocked in `recv()`, `wait_ready()`, `close()` or a receipt wait takes a batch of events
+//!   from the core itself ([`Hub::drive`], GIL released, one hub lock per batch) and routes
+//!   them; others wait for it. This saves a thread hop per batch. For asyncio, which cannot
+//!   block, a pump thread drives (started with the first asyncio wait on the client).
+//!
+//! Either way the hub
 //!
 //! * calls the user's callback for the event's kind, if one was given (taking the GIL only
 //!   around the call; an exception is logged to the `tether` logger and the client carries on);
 //! * otherwise queues data messages, and the events the user subscribed to with `events=`, for
 //!   `recv()` / iteration / `async for` (bounded: when `capacity` messages wait, the dispatcher
-//!   waits too, the core's own queue fills, and the core stops reading the socket — TCP
-//!   backpressure instead of unbounded memory);
+//!   waits too — in poll mode nobody takes more from the core —, the core's own queue fills,
+//!   and the core stops reading the socket: TCP backpressure instead of unbounded memory);
 //! * notes what the blocking waits need (closed, last disconnect) and which watched receipts
 //!   an event touched, bumps a generation counter, wakes blocked threads, and fires the armed
-//!   asyncio waker once (one `call_soon_threadsafe` per batch, not per event).
+//!   asyncio waker once (one byte written to the bridge's wake-up socket per batch, not per
+//!   event; no GIL needed).
 //!
 //! Lock discipline: `st` is never held while taking the GIL or running Python code, so a thread
 //! that holds the GIL may always take it.
@@ -17,7 +27,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::ThreadId;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
@@ -168,8 +178,18 @@ struct HubState {
     generation: u64,
     /// Threads sleeping on `changed` (notify only when someone sleeps).
     sleepers: usize,
-    /// The dispatcher sleeps on `space` (the queue is full).
-    dispatcher_blocked: bool,
+    /// `changed` was notified since the last thread went to sleep on it: every sleeper will
+    /// see the generation moved, so further events need no (system call) notify until one
+    /// goes to sleep again.
+    notified: bool,
+    /// Threads sleeping on `space` (the queue is full): the dispatcher, or a driver.
+    space_waiters: usize,
+    /// `space` was notified since the last thread went to sleep on it.
+    space_notified: bool,
+    /// Poll mode: a thread is taking events from the core (see `Hub::drive`).
+    driving: bool,
+    /// Bumped each time the drive role is released (sleepers may take it over).
+    drive_epoch: u64,
     /// `Event::Closed` was seen: (reason, undelivered).
     closed: Option<(Disconnect, usize)>,
     /// `Event::Closed` was fully handled, its callback included: nothing will run any more.
@@ -187,8 +207,12 @@ struct HubState {
     resolved: Vec<(u64, WatchKind)>,
     /// The asyncio bridge wants one wake-up at the next change.
     waker_armed: bool,
-    /// The asyncio bridge (`tether._aio._Bridge`), whose `_wake_threadsafe` is the waker.
+    /// The asyncio bridge (`tether._aio._Bridge`), whose `_wake_threadsafe` is the waker
+    /// unless `wake_pipe` is set.
     bridge: Option<Py<PyAny>>,
+    /// The write end of the bridge's wake-up socket (the event loop watches the read end):
+    /// the wake-up is then one `write` without the GIL instead of a `call_soon_threadsafe`.
+    wake_pipe: Option<Arc<WakeWriter>>,
     callbacks: Option<Arc<Callbacks>>,
 }
 
@@ -196,22 +220,68 @@ pub(crate) struct Hub {
     st: Mutex<HubState>,
     changed: Condvar,
     space: Condvar,
-    /// Messages queued for `recv()` before the dispatcher waits.
+    /// Messages queued for `recv()` before the dispatcher waits (poll mode: before the driver
+    /// stops taking events from the core).
     capacity: usize,
     /// `events=` subscription bits.
     subscribed: u32,
     dispatcher: OnceLock<ThreadId>,
+    /// Poll mode: no callbacks, so no dispatcher thread; waiting threads drive (`drive`).
+    poll: bool,
+    /// Poll mode: a pump thread drives the hub for asyncio.
+    pumped: std::sync::atomic::AtomicBool,
+}
+
+/// Most events one `Hub::drive` takes from the core at once.
+const DRIVE_BATCH: usize = 1024;
+
+/// What a batch of events can change, as bits: what a wait is interested in
+/// ([`Hub::drive`]), and whether the asyncio side needs waking.
+pub(crate) mod interest {
+    use super::Kind;
+
+    /// Something was queued for `recv()`.
+    pub(crate) const QUEUED: u8 = 1;
+    /// The connection state (`wait_ready`).
+    pub(crate) const STATE: u8 = 2;
+    /// A message's fate (receipt waits).
+    pub(crate) const DELIVERY: u8 = 4;
+    /// The client closed for good.
+    pub(crate) const CLOSED: u8 = 8;
+    /// Any change.
+    pub(crate) const ALL: u8 = QUEUED | STATE | DELIVERY | CLOSED;
+
+    pub(crate) fn of(kind: Kind) -> u8 {
+        match kind {
+            Kind::State | Kind::Disconnected | Kind::Reconnecting => STATE,
+            Kind::Written | Kind::Acked | Kind::SendFailed => DELIVERY,
+            Kind::Closed => CLOSED | STATE | DELIVERY,
+            Kind::Message | Kind::InboundRejected | Kind::Other => 0,
+        }
+    }
+
+    /// The asyncio bridge waits for the queue, the state, the close, and the receipts it
+    /// watches (`resolved`): a `Written` report that resolves no watched receipt is none of
+    /// these.
+    pub(crate) fn wakes_asyncio(changes: u8, resolved: bool) -> bool {
+        resolved || changes & (QUEUED | STATE | CLOSED) != 0
+    }
 }
 
 impl Hub {
     pub(crate) fn new(capacity: usize, subscribed: u32, callbacks: Callbacks) -> Hub {
+        let poll = callbacks.is_empty();
         Hub {
             st: Mutex::new(HubState {
                 queue: VecDeque::new(),
                 queued_messages: 0,
                 generation: 0,
                 sleepers: 0,
-                dispatcher_blocked: false,
+                notified: false,
+                space_waiters: 0,
+                space_notified: false,
+                driving: false,
+                drive_epoch: 0,
                 closed: None,
                 finished: false,
                 last_disconnect: None,
@@ -222,6 +292,7 @@ impl Hub {
                 resolved: Vec::new(),
                 waker_armed: false,
                 bridge: None,
+                wake_pipe: None,
                 callbacks: (!callbacks.is_empty()).then(|| Arc::new(callbacks)),
             }),
             changed: Condvar::new(),
@@ -229,6 +300,8 @@ impl Hub {
             capacity: capacity.max(1),
             subscribed,
             dispatcher: OnceLock::new(),
+            poll,
+            pumped: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -243,18 +316,13 @@ impl Hub {
         self.dispatcher.get() == Some(&std::thread::current().id())
     }
 
-    // ----- producer: the dispatcher thread --------------------------------------------------
+    // ----- producers -------------------------------------------------------------------------
 
-    /// Route one event. Runs on the core's dispatcher thread, in event order.
-    pub(crate) fn dispatch(&self, event: Event) {
-        let _ = self.dispatcher.get_or_init(|| std::thread::current().id());
-        let kind = Kind::of(&event);
-        let mut st = self.lock();
-        let callbacks = st.callbacks.clone();
-        let has_callback = callbacks
-            .as_ref()
-            .is_some_and(|c| c.for_kind(kind).is_some());
-        match &event {
+    /// The bookkeeping of one event (watched receipts, closed, last disconnect). Returns
+    /// whether it goes to the queue read by `recv()`: no callback takes it, and it is a message
+    /// or of a subscribed kind.
+    fn note(&self, st: &mut HubState, event: &Event, kind: Kind, has_callback: bool) -> bool {
+        match event {
             Event::Written { up_to } => {
                 let rest = st.watch_written.split_off(&(up_to.0 + 1));
                 let done = std::mem::replace(&mut st.watch_written, rest);
@@ -287,40 +355,72 @@ impl Hub {
             }
             _ => {}
         }
-        let queue = !has_callback && (kind == Kind::Message || self.subscribed & kind.bit() != 0);
+        !has_callback && (kind == Kind::Message || self.subscribed & kind.bit() != 0)
+    }
+
+    /// Put an event at the back of the queue read by `recv()` (dropped once detached).
+    fn enqueue(st: &mut HubState, event: Event) {
+        if st.detached {
+            return;
+        }
+        match event {
+            Event::Message(m) => {
+                st.queued_messages += 1;
+                st.queue.push_back(Item::Message(m));
+            }
+            // Written reports are cumulative: one waiting at the back of the queue is raised
+            // instead of adding another (as the core does in its own queue).
+            Event::Written { up_to } => match st.queue.back_mut() {
+                Some(Item::Event(Event::Written { up_to: last })) => *last = up_to,
+                _ => st.queue.push_back(Item::Event(Event::Written { up_to })),
+            },
+            other => st.queue.push_back(Item::Event(other)),
+        }
+    }
+
+    /// Wake the threads sleeping on `changed`, once per round of sleeping (a notify is a
+    /// system call even when nobody sleeps). Returns whether to call `changed.notify_all()`.
+    fn take_notify(st: &mut HubState) -> bool {
+        let notify = st.sleepers > 0 && !st.notified;
+        st.notified |= notify;
+        notify
+    }
+
+    /// Callback mode: route one event. Runs on the core's dispatcher thread, in event order.
+    pub(crate) fn dispatch(&self, event: Event) {
+        let _ = self.dispatcher.get_or_init(|| std::thread::current().id());
+        let kind = Kind::of(&event);
+        let mut st = self.lock();
+        let callbacks = st.callbacks.clone();
+        let has_callback = callbacks
+            .as_ref()
+            .is_some_and(|c| c.for_kind(kind).is_some());
+        let resolved = st.resolved.len();
+        let queue = self.note(&mut st, &event, kind, has_callback);
+        let mut changes = interest::of(kind);
         let mut event = Some(event);
         if queue {
             if kind == Kind::Message {
                 while st.queued_messages >= self.capacity && !st.detached && !st.unblocked {
-                    st.dispatcher_blocked = true;
-                    st = self.space.wait(st).unwrap_or_else(|p| p.into_inner());
+                    st = self.wait_space(st, None);
                 }
-                st.dispatcher_blocked = false;
             }
-            if !st.detached {
-                match event.take() {
-                    Some(Event::Message(m)) => {
-                        st.queued_messages += 1;
-                        st.queue.push_back(Item::Message(m));
-                    }
-                    // Written reports are cumulative: one waiting at the back of the queue is
-                    // raised instead of adding another (as the core does in its own queue).
-                    Some(Event::Written { up_to }) => match st.queue.back_mut() {
-                        Some(Item::Event(Event::Written { up_to: last })) => *last = up_to,
-                        _ => st.queue.push_back(Item::Event(Event::Written { up_to })),
-                    },
-                    Some(other) => st.queue.push_back(Item::Event(other)),
-                    None => {}
-                }
+            if let Some(event) = event.take() {
+                changes |= interest::QUEUED;
+                Self::enqueue(&mut st, event);
             }
         }
         st.generation += 1;
         let closing = kind == Kind::Closed;
-        // The asyncio side is woken for Closed only once it is fully handled (below).
-        let fire = !closing && std::mem::take(&mut st.waker_armed) && st.bridge.is_some();
-        let sleepers = st.sleepers > 0;
+        // The asyncio side is woken for Closed only once it is fully handled (below), and for
+        // nothing its waits cannot see (a `Written` report no receipt waits for).
+        let fire = !closing
+            && interest::wakes_asyncio(changes, st.resolved.len() > resolved)
+            && st.bridge.is_some()
+            && std::mem::take(&mut st.waker_armed);
+        let notify = Self::take_notify(&mut st);
         drop(st);
-        if sleepers {
+        if notify {
             self.changed.notify_all();
         }
         if let (Some(callbacks), Some(event)) = (callbacks, event) {
@@ -334,19 +434,171 @@ impl Hub {
             let mut st = self.lock();
             st.finished = true;
             st.generation += 1;
-            let fire = std::mem::take(&mut st.waker_armed) && st.bridge.is_some();
             drop(st);
             self.changed.notify_all();
-            if fire {
-                self.fire_waker();
-            }
-            // Nothing can change any more: the bridge is no longer needed, and holding it
-            // would keep a cycle hub → bridge → handle → hub.
-            let bridge = self.lock().bridge.take();
-            drop(bridge);
+            self.closed_handled();
         } else if fire {
             self.fire_waker();
         }
+    }
+
+    /// `Closed` has been handled (`finished` is set): wake the asyncio side (always with a
+    /// wake-up socket, so that the bridge stops watching it; else if armed) and let go of the
+    /// bridge: nothing can change any more, and holding it would keep a cycle hub → bridge →
+    /// handle → hub.
+    fn closed_handled(&self) {
+        let mut st = self.lock();
+        let armed = std::mem::take(&mut st.waker_armed);
+        let fire = st.bridge.is_some() && (armed || st.wake_pipe.is_some());
+        drop(st);
+        if fire {
+            self.fire_waker();
+        }
+        let bridge = self.lock().bridge.take();
+        drop(bridge);
+    }
+
+    /// Sleep on `space` until a reader makes room (or `timeout`; None: no limit).
+    fn wait_space<'a>(
+        &self,
+        mut st: MutexGuard<'a, HubState>,
+        timeout: Option<Duration>,
+    ) -> MutexGuard<'a, HubState> {
+        st.space_waiters += 1;
+        st.space_notified = false;
+        let mut st = match timeout {
+            None => self.space.wait(st).unwrap_or_else(|p| p.into_inner()),
+            Some(t) => {
+                self.space
+                    .wait_timeout(st, t)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0
+            }
+        };
+        st.space_waiters -= 1;
+        st
+    }
+
+    /// After a reader took messages: wake whoever waits for room (once per round of waiting).
+    fn made_room(&self, st: &mut HubState) {
+        if st.space_waiters > 0 && !st.space_notified {
+            st.space_notified = true;
+            self.space.notify_all();
+        }
+    }
+
+    /// Poll mode ("whoever waits drives"): take what the core has, waiting up to `wait` for
+    /// the first event, and route it — one lock for the whole batch. A batch that changes
+    /// nothing in `interest` (the caller's [`interest`] bits) does not end the call: it takes
+    /// the next one (so a `recv()` does not return to Python for the `Written` report of its
+    /// own message). If another thread is taking events, or the queue is full, sleep instead
+    /// until something changes (up to `wait`). Returns at once if the generation already moved
+    /// past `seen`. Call without the GIL.
+    pub(crate) fn drive(
+        &self,
+        core: &tether_core::Client,
+        seen: u64,
+        wait: Duration,
+        interest: u8,
+    ) {
+        let deadline = Instant::now() + wait;
+        let mut st = self.lock();
+        if st.generation != seen {
+            return;
+        }
+        let mut wait = wait;
+        let mut events = Vec::new();
+        loop {
+            if st.driving || st.finished {
+                self.sleep(st, seen, wait);
+                return;
+            }
+            let room = if st.unblocked || st.detached {
+                DRIVE_BATCH
+            } else {
+                self.capacity
+                    .saturating_sub(st.queued_messages)
+                    .min(DRIVE_BATCH)
+            };
+            if room == 0 {
+                // Never more than `capacity` messages queued: the core keeps the rest, and
+                // stops reading the socket once its own queue is full.
+                drop(self.wait_space(st, Some(wait)));
+                return;
+            }
+            st.driving = true;
+            drop(st);
+            core.next_events(&mut events, room, wait);
+            st = self.lock();
+            st.driving = false;
+            st.drive_epoch += 1;
+            if events.is_empty() {
+                // Nothing happened, but a thread that waited for the drive role may take it.
+                let notify = Self::take_notify(&mut st);
+                drop(st);
+                if notify {
+                    self.changed.notify_all();
+                }
+                return;
+            }
+            let resolved = st.resolved.len();
+            let mut changes = 0;
+            for event in events.drain(..) {
+                let kind = Kind::of(&event);
+                changes |= interest::of(kind);
+                if self.note(&mut st, &event, kind, false) {
+                    changes |= interest::QUEUED;
+                    Self::enqueue(&mut st, event);
+                }
+            }
+            let closed = changes & interest::CLOSED != 0;
+            st.finished |= closed;
+            st.generation += 1;
+            let fire = !closed
+                && interest::wakes_asyncio(changes, st.resolved.len() > resolved)
+                && st.bridge.is_some()
+                && std::mem::take(&mut st.waker_armed);
+            let notify = Self::take_notify(&mut st);
+            drop(st);
+            if notify {
+                self.changed.notify_all();
+            }
+            if closed {
+                self.closed_handled();
+                return;
+            }
+            if fire {
+                self.fire_waker();
+            }
+            if changes & interest != 0 {
+                return;
+            }
+            match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => wait = left,
+                _ => return,
+            }
+            st = self.lock();
+        }
+    }
+
+    /// True in poll mode (no callbacks): waiting threads drive the hub (see `drive`).
+    pub(crate) fn polls(&self) -> bool {
+        self.poll
+    }
+
+    /// Poll mode: whether a pump thread drives the hub (started for asyncio). Marks it started.
+    pub(crate) fn start_pump(&self) -> bool {
+        !self.pumped.swap(true, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The pump thread could not be started (a later asyncio wait tries again).
+    pub(crate) fn pump_failed(&self) {
+        self.pumped
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub(crate) fn pumped(&self) -> bool {
+        self.pumped.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// True once the `Closed` event has been fully handled (its callback returned).
@@ -355,6 +607,11 @@ impl Hub {
     }
 
     fn fire_waker(&self) {
+        let pipe = self.lock().wake_pipe.clone();
+        if let Some(pipe) = pipe {
+            pipe.wake();
+            return;
+        }
         with_python(|py| {
             let bridge = self.lock().bridge.as_ref().map(|b| b.clone_ref(py));
             if let Some(bridge) = bridge {
@@ -379,9 +636,7 @@ impl Hub {
             Some(item) => {
                 if matches!(item, Item::Message(_)) {
                     st.queued_messages -= 1;
-                    if st.dispatcher_blocked {
-                        self.space.notify_one();
-                    }
+                    self.made_room(&mut st);
                 }
                 Popped::Item(item)
             }
@@ -404,8 +659,8 @@ impl Hub {
             }
             out.push(item);
         }
-        if st.queued_messages != before && st.dispatcher_blocked {
-            self.space.notify_one();
+        if st.queued_messages != before {
+            self.made_room(st);
         }
     }
 
@@ -429,14 +684,24 @@ impl Hub {
 
     /// Sleep until the generation moves past `seen`, or `timeout`. Call without the GIL.
     pub(crate) fn wait_changed(&self, seen: u64, timeout: Duration) {
-        let mut st = self.lock();
+        let st = self.lock();
         if st.generation != seen {
             return;
         }
+        self.sleep(st, seen, timeout);
+    }
+
+    /// Sleep on `changed` until the generation moves past `seen`, the drive role is released
+    /// (poll mode), or `timeout`.
+    fn sleep(&self, mut st: MutexGuard<'_, HubState>, seen: u64, timeout: Duration) {
+        let epoch = st.drive_epoch;
         st.sleepers += 1;
+        st.notified = false;
         let (mut st, _) = self
             .changed
-            .wait_timeout_while(st, timeout, |s| s.generation == seen)
+            .wait_timeout_while(st, timeout, |s| {
+                s.generation == seen && s.drive_epoch == epoch
+            })
             .unwrap_or_else(|p| p.into_inner());
         st.sleepers -= 1;
     }
@@ -462,6 +727,11 @@ impl Hub {
         }
         st.waker_armed = false;
         Ok(st.bridge.replace(bridge))
+    }
+
+    /// Wake the bridge through `pipe` from now on (None: through `_wake_threadsafe`).
+    pub(crate) fn set_wake_pipe(&self, pipe: Option<Arc<WakeWriter>>) {
+        self.lock().wake_pipe = pipe;
     }
 
     pub(crate) fn bridge(&self, py: Python<'_>) -> Option<Py<PyAny>> {
@@ -556,6 +826,24 @@ impl Hub {
         let mut st = self.lock();
         st.waker_armed = false;
         (st.callbacks.take(), st.bridge.take())
+    }
+}
+
+/// The write end of an asyncio bridge's wake-up socket (non-blocking). Unix only; elsewhere
+/// the bridge is woken with `call_soon_threadsafe`.
+pub(crate) struct WakeWriter {
+    #[cfg(unix)]
+    pub(crate) stream: std::os::unix::net::UnixStream,
+}
+
+impl WakeWriter {
+    fn wake(&self) {
+        #[cfg(unix)]
+        {
+            use std::io::Write;
+            // A full socket already holds a wake-up the loop has not read: nothing to add.
+            let _ = (&self.stream).write(&[1]);
+        }
     }
 }
 

@@ -3,9 +3,10 @@
 //! This crate translates; it holds no connection logic of its own. Everything that behaves
 //! lives in `tether-core`. What is here:
 //!
-//! * [`client::Client`]: the Python `tether.Client`, a handle on a core client in callback mode
-//!   whose dispatcher thread routes events ([`hub`]) to user callbacks, to the queue read by
-//!   `recv()`/iteration, and to the asyncio bridge (`tether/_aio.py`).
+//! * [`client::Client`]: the Python `tether.Client`, a handle on a core client whose events the
+//!   [`hub`] routes to user callbacks, to the queue read by `recv()`/iteration, and to the
+//!   asyncio bridge (`tether/_aio.py`): with callbacks the core runs in callback mode (its
+//!   dispatcher thread feeds the hub), without in poll mode (the waiting thread feeds it).
 //! * [`receipt::Receipt`]: the message id `send` returns, with ways to wait for the ack.
 //! * [`options`]: `**options` → `tether_core::ConfigBuilder`, with errors that name the option.
 //! * [`errors`] and [`convert`]: the one mapping from core errors and events to the Python
@@ -15,7 +16,8 @@
 //!
 //! Threads and the GIL: blocking waits release the GIL and wake every 50 ms to run
 //! `PyErr_CheckSignals` (Ctrl-C); the dispatcher thread takes the GIL only around a user
-//! callback or an asyncio wake-up; no lock of this crate is ever held while taking the GIL.
+//! callback (or an asyncio wake-up on a loop that cannot watch the wake-up socket); no lock of
+//! this crate is ever held while taking the GIL.
 
 #![forbid(unsafe_code)]
 
@@ -85,6 +87,7 @@ fn _tether(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<client::Client>()?;
     m.add_class::<client::Handle>()?;
+    m.add_class::<client::WakeReader>()?;
     m.add_class::<receipt::Receipt>()?;
     m.add_function(wrap_pyfunction!(types::_init, m)?)?;
     m.add_function(wrap_pyfunction!(_atexit, m)?)?;

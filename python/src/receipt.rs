@@ -10,7 +10,7 @@ use tether_core::{DeliveryError, DeliveryStatus, MessageId};
 
 use crate::client::{block_until, deadline, next_slice, Handle, Inner};
 use crate::errors;
-use crate::hub::WatchKind;
+use crate::hub::{interest, WatchKind};
 use crate::types;
 
 /// The id of an accepted message (1, 2, 3, ... in send order), usable as an `int`, and the
@@ -75,6 +75,29 @@ impl Receipt {
         if inner.hub.on_dispatcher_thread() {
             return Err(errors::in_callback("Receipt.wait()"));
         }
+        if inner.hub.polls() {
+            // Poll mode: wait by driving the hub (a client whose application reads nothing
+            // must still take the events the core queues, or it stops reading the socket).
+            let id = self.id;
+            return block_until(
+                py,
+                &inner,
+                timeout,
+                "Receipt.wait()",
+                interest::DELIVERY,
+                |py| inner.outcome(py, id, WatchKind::Acked).transpose(),
+            )
+            .map_err(|e| {
+                if e.is_instance_of::<pyo3::exceptions::PyTimeoutError>(py) {
+                    errors::timeout(format!(
+                        "message {}: timed out waiting for the ack",
+                        MessageId(id)
+                    ))
+                } else {
+                    e
+                }
+            });
+        }
         let deadline = deadline(timeout)?;
         let id = MessageId(self.id);
         loop {
@@ -98,9 +121,14 @@ impl Receipt {
     fn wait_written(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
         let inner = self.inner(py)?;
         let id = self.id;
-        block_until(py, &inner.hub, timeout, "Receipt.wait_written()", |py| {
-            inner.outcome(py, id, WatchKind::Written).transpose()
-        })
+        block_until(
+            py,
+            &inner,
+            timeout,
+            "Receipt.wait_written()",
+            interest::DELIVERY,
+            |py| inner.outcome(py, id, WatchKind::Written).transpose(),
+        )
     }
 
     /// An awaitable that resolves when the server acknowledges the message (envelope mode);

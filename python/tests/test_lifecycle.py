@@ -91,7 +91,8 @@ def dispatch_threads() -> int:
 
 def test_gc_of_an_unclosed_client_frees_its_thread_and_connection(peer: RustPeer) -> None:
     base = dispatch_threads()
-    client = tether.Client(peer.url)
+    # With a callback the client has a dispatcher thread (without, see the next test).
+    client = tether.Client(peer.url, on_state=lambda e: None)
     client.wait_ready(10)
     # The dispatcher names itself when it starts running, which may be after ready.
     wait_until(lambda: dispatch_threads() == base + 1)
@@ -104,6 +105,29 @@ def test_gc_of_an_unclosed_client_frees_its_thread_and_connection(peer: RustPeer
     wait_until(lambda: peer.open_connections() == 0, message="connection left open")
     last = peer.cmd("last-close")
     assert last.startswith("OK 1000"), last  # a graceful close, not a dropped socket
+
+
+def test_a_client_without_callbacks_has_no_dispatcher_thread(peer: RustPeer) -> None:
+    """Poll mode: the thread that waits takes the events itself; GC still closes gracefully,
+    even with unread messages queued."""
+    base = dispatch_threads()
+    client = tether.Client(peer.url, event_queue_capacity=4)
+    client.wait_ready(10)
+    for i in range(20):
+        client.send(f"m{i}")
+    assert client.recv(10) == "m0"
+    # One read, four queued in the core (nobody takes them: no thread runs for this client),
+    # and the core stops reading the socket.
+    wait_until(lambda: client.stats().messages_received >= 5)
+    assert dispatch_threads() == base
+    ref = weakref.ref(client)
+    del client
+    gc.collect()
+    assert ref() is None
+    wait_until(lambda: peer.open_connections() == 0, message="connection left open")
+    last = peer.cmd("last-close")
+    assert last.startswith("OK 1000"), last
+    assert dispatch_threads() == base
 
 
 def test_gc_breaks_a_cycle_through_a_callback(peer: RustPeer) -> None:

@@ -1,13 +1,17 @@
 """asyncio support: :class:`AsyncClient`, awaitable receipts, and ``async with`` on ``Client``.
 
 How events reach the event loop without blocking it, and without a thread per ``await``:
-the client's dispatcher thread (owned by the Rust core) queues messages in the native hub and
+the client's dispatcher thread (the Rust core's, for a client with callbacks; otherwise the
+native module's, started by the first asyncio wait) queues messages in the native hub and
 bumps a generation counter. A per-client, per-loop :class:`_Bridge` keeps the futures that
 coroutines wait on (``recv``, ``wait_ready``, ``close``, receipts). When it has any, it *arms*
-a one-shot wake-up in the hub; the dispatcher fires it at the next change with a single
-``loop.call_soon_threadsafe``, and the bridge, now on the loop, settles every future whose
-condition holds and re-arms if some are left. Under load one wake-up covers many events, and
-``async for`` drains queued messages in batches.
+a one-shot wake-up in the hub; the dispatcher fires it at the next change the bridge can
+care about (not, e.g., a ``Written`` report that no receipt waits for), and the bridge, now
+on the loop, settles every future whose condition holds and re-arms if some are left. The
+wake-up is one byte written to a socket the loop watches (``loop.add_reader``): the dispatcher
+needs no GIL for it. Where the loop cannot watch a socket it is ``loop.call_soon_threadsafe``
+instead. Under load one wake-up covers many events, and ``async for`` drains queued messages in
+batches.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import logging
 from typing import (
     TYPE_CHECKING,
     Any,
-    Awaitable,
     Callable,
     Collection,
     Deque,
@@ -39,7 +42,7 @@ from ._types import ConfigError, Data, Event, NotSupportedError, State, Stats
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from ._tether import Receipt, _Handle
+    from ._tether import Receipt, _Handle, _WakeReader
     from ._types import ClientOptions
 
 __all__ = ["AsyncClient"]
@@ -66,7 +69,7 @@ def _settle(fut: asyncio.Future[None], outcome: object) -> None:
 class _Bridge:
     """The futures of one client on one event loop, woken by the client's dispatcher."""
 
-    __slots__ = ("_handle", "_loop", "_waiters", "_receipts", "_armed")
+    __slots__ = ("_handle", "_loop", "_waiters", "_receipts", "_armed", "_wake")
 
     def __init__(self, handle: _Handle, loop: asyncio.AbstractEventLoop) -> None:
         self._handle = handle
@@ -74,14 +77,47 @@ class _Bridge:
         self._waiters: List[Tuple[asyncio.Future[None], Callable[[], bool]]] = []
         self._receipts: Dict[Tuple[int, int], List[asyncio.Future[None]]] = {}
         self._armed = False
+        self._wake: Optional[_WakeReader] = None
 
-    # Called by the dispatcher thread (holding the GIL) when the armed wake-up fires.
+    def _watch_wake_pipe(self) -> None:
+        """Be woken through a socket the loop watches (no GIL needed by the dispatcher)."""
+        wake = self._handle.wake_pipe()
+        if wake is None:
+            return
+        try:
+            self._loop.add_reader(wake.fileno(), self._on_wake_pipe)
+        except NotImplementedError:  # e.g. the Windows proactor loop
+            self._handle.drop_wake_pipe()
+            return
+        self._wake = wake
+        if self._handle.is_closed():
+            # Closed before the socket was in place: no wake-up will come to remove it.
+            self._unwatch_wake_pipe()
+
+    def _unwatch_wake_pipe(self) -> None:
+        wake, self._wake = self._wake, None
+        if wake is not None and not self._loop.is_closed():
+            self._loop.remove_reader(wake.fileno())
+
+    # Called by the dispatcher thread (holding the GIL) when the armed wake-up fires and
+    # there is no wake-up socket.
     def _wake_threadsafe(self) -> None:
         self._loop.call_soon_threadsafe(self._on_wake)
 
     def _on_wake(self) -> None:
         self._armed = False
         self._process()
+
+    def _on_wake_pipe(self) -> None:
+        wake = self._wake
+        if wake is None:
+            return
+        wake.drain()
+        self._armed = False
+        self._process()
+        if self._handle.is_closed():
+            # Nothing will change any more: stop watching (the loop would keep us alive).
+            self._finish()
 
     def wait(self, ready: Callable[[], bool]) -> asyncio.Future[None]:
         """A future that resolves once ``ready()`` is true (checked after every change)."""
@@ -134,6 +170,7 @@ class _Bridge:
 
     def _finish(self) -> None:
         """The client is closed for good: settle everything now."""
+        self._unwatch_wake_pipe()
         waiters, self._waiters = self._waiters, []
         for fut, ready in waiters:
             if not fut.done():
@@ -156,9 +193,12 @@ def _bridge_for(handle: _Handle, loop: asyncio.AbstractEventLoop) -> _Bridge:
     bridge = handle.bridge()
     if isinstance(bridge, _Bridge) and bridge._loop is loop:
         return bridge
+    if isinstance(bridge, _Bridge):
+        bridge._unwatch_wake_pipe()  # its loop is closed or no longer used with this client
     bridge = _Bridge(handle, loop)
     # Refused once the client is closed: the bridge then settles every wait at once.
-    handle.set_bridge(bridge)
+    if handle.set_bridge(bridge):
+        bridge._watch_wake_pipe()
     return bridge
 
 
@@ -167,21 +207,45 @@ def _receipt_future(handle: _Handle, id_: int, kind: int) -> asyncio.Future[None
     return _bridge_for(handle, asyncio.get_running_loop()).watch(id_, kind)
 
 
-async def _wait(aw: Awaitable[_R], timeout: Optional[float], what: str) -> _R:
-    if timeout is None:
-        return await aw
+class _Expired(Exception):
+    """Set on a future whose wait ran out (turned into ``TimeoutError`` by ``_wait``)."""
+
+
+def _expire(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_exception(_Expired())
+
+
+def _deadline(loop: asyncio.AbstractEventLoop, timeout: Optional[float]) -> Optional[float]:
+    return None if timeout is None else loop.time() + timeout
+
+
+async def _wait(
+    fut: asyncio.Future[_R], deadline: Optional[float], timeout: Optional[float], what: str
+) -> _R:
+    """Await ``fut`` until the loop time ``deadline``; then raise ``TimeoutError``.
+
+    A timer on the future itself rather than ``asyncio.wait_for``: no task per wait, and fewer
+    turns of the loop for a wait that is answered quickly (``recv`` in a request/response loop).
+    """
+    if deadline is None or fut.done():
+        return await fut
+    timer = fut.get_loop().call_at(deadline, _expire, fut)
     try:
-        return await asyncio.wait_for(aw, timeout)
-    except asyncio.TimeoutError:
+        return await fut
+    except _Expired:
         raise TimeoutError(f"{what} timed out after {timeout}s") from None
+    finally:
+        timer.cancel()
 
 
 async def _aclose(handle: _Handle, code: int, reason: str, timeout: Optional[float]) -> None:
     handle.start_close(code, reason)
     if handle.is_closed():
         return
-    bridge = _bridge_for(handle, asyncio.get_running_loop())
-    await _wait(bridge.wait(handle.is_closed), timeout, "close()")
+    loop = asyncio.get_running_loop()
+    bridge = _bridge_for(handle, loop)
+    await _wait(bridge.wait(handle.is_closed), _deadline(loop, timeout), timeout, "close()")
 
 
 async def _aclose_quietly(handle: _Handle) -> None:
@@ -209,11 +273,22 @@ class AsyncClient(Generic[_T]):
     ``async for message in client`` yields messages (``str`` or ``bytes``) and the events
     chosen with ``events=``, and ends when the client is closed by ``close()``.
 
+    ``send(data)`` queues a message (``str``: text, bytes-like: binary) and returns its
+    :class:`Receipt` at once: ``await receipt`` waits for the server's ack (envelope mode),
+    ``await receipt.written()`` for the write to the socket. It raises ``QueueFullError``,
+    ``MessageTooLarge``, ``ClosedError`` or ``NotReadyError`` if nothing was queued.
+    ``send_json(obj)`` queues ``json.dumps(obj)`` as a text message.
+
     Callbacks (``on_message=``, ...) run on the client's dispatcher thread, not on the loop.
     ``overflow="wait"`` is refused: it would block the loop in ``send``.
     """
 
-    __slots__ = ("_client", "_handle", "_bridge", "_buffer", "__weakref__")
+    # `send` and `send_json` are the native client's own methods, stored per instance: no
+    # Python frame per message.
+    __slots__ = ("_client", "_handle", "_bridge", "_buffer", "send", "send_json", "__weakref__")
+
+    send: Callable[[Union[str, bytes, bytearray, memoryview]], Receipt]
+    send_json: Callable[[object], Receipt]
 
     @overload
     def __init__(
@@ -242,6 +317,8 @@ class AsyncClient(Generic[_T]):
             exc.option = "overflow"
             raise exc
         self._client: _tether.Client[Any] = _tether.Client(url, **options)
+        self.send = self._client.send
+        self.send_json = self._client.send_json
         self._handle = self._client._handle()
         self._bridge: Optional[_Bridge] = None
         self._buffer: Deque[Any] = collections.deque()
@@ -282,19 +359,6 @@ class AsyncClient(Generic[_T]):
         """A snapshot of the counters."""
         return self._client.stats()
 
-    def send(self, data: Union[str, bytes, bytearray, memoryview]) -> Receipt:
-        """Queue a message (``str``: text, bytes-like: binary); returns its receipt at once.
-
-        ``await receipt`` waits for the server's ack (envelope mode); ``await
-        receipt.written()`` for the write to the socket. Raises ``QueueFullError``,
-        ``MessageTooLarge``, ``ClosedError`` or ``NotReadyError`` if nothing was queued.
-        """
-        return self._client.send(data)
-
-    def send_json(self, obj: object) -> Receipt:
-        """Queue ``json.dumps(obj)`` as a text message."""
-        return self._client.send_json(obj)
-
     async def send_acked(
         self, data: Union[str, bytes, bytearray, memoryview], timeout: Optional[float] = None
     ) -> Receipt:
@@ -307,7 +371,9 @@ class AsyncClient(Generic[_T]):
                 "send() and await receipt.written()"
             )
         receipt = self._client.send(data)
-        await _wait(receipt.acked(), timeout, f"ack of message {int(receipt)}")
+        fut = receipt.acked()
+        deadline = _deadline(fut.get_loop(), timeout)
+        await _wait(fut, deadline, timeout, f"ack of message {int(receipt)}")
         return receipt
 
     async def recv(self, timeout: Optional[float] = None) -> _T:
@@ -315,18 +381,17 @@ class AsyncClient(Generic[_T]):
         once the client is closed and everything queued has been read."""
         if self._buffer:
             return self._buffer.popleft()  # type: ignore[no-any-return]
-        item = self._handle.try_recv()
+        handle = self._handle
+        item = handle.try_recv()
         if item is not None:
             return item  # type: ignore[no-any-return]
-        return await _wait(self._recv_wait(), timeout, "recv()")
-
-    async def _recv_wait(self) -> _T:
-        handle = self._handle
+        bridge = self._loop_bridge()
+        deadline = _deadline(bridge._loop, timeout)
         while True:
+            await _wait(bridge.wait(handle.readable), deadline, timeout, "recv()")
             item = handle.try_recv()
             if item is not None:
                 return item  # type: ignore[no-any-return]
-            await self._loop_bridge().wait(handle.readable)
 
     def __aiter__(self) -> AsyncClient[_T]:
         return self
@@ -354,13 +419,12 @@ class AsyncClient(Generic[_T]):
         handle = self._handle
         if handle.ready():
             return
-
-        async def ready() -> None:
-            while not handle.ready():
-                await self._loop_bridge().wait(handle.ready_or_closed)
-
+        bridge = self._loop_bridge()
+        deadline = _deadline(bridge._loop, timeout)
         try:
-            await _wait(ready(), timeout, "wait_ready()")
+            while not handle.ready():
+                fut = bridge.wait(handle.ready_or_closed)
+                await _wait(fut, deadline, timeout, "wait_ready()")
         except TimeoutError:
             last = handle.last_disconnect()
             why = f"; last failure: {last}" if last else ""
