@@ -274,6 +274,11 @@ impl Client {
     /// after the close without joining.
     pub fn shutdown(mut self, timeout: Duration) -> bool {
         let _ = self.close(1000, "");
+        // Poll mode: nobody can read events from here on; stop holding inbound messages back
+        // for room, or a full queue would keep the server's closing frame unread.
+        if let Some(source) = &self.events {
+            source.stop_consuming();
+        }
         let closed = self.shared.wait_closed(timeout);
         if closed {
             if let Some((thread, id)) = self.dispatcher.take() {

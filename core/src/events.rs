@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, TryAcquireError};
 
 use crate::event::{Event, MessageId};
 
@@ -177,14 +177,16 @@ impl EventSink {
         }
     }
 
-    /// Try to take a credit for one inbound message without waiting.
+    /// Try to take a credit for one inbound message without waiting. Always succeeds once the
+    /// consumer is gone (nobody will return credits; the message is then dropped unread).
     pub(crate) fn try_inbound_credit(&self) -> bool {
         match self.credit.try_acquire() {
             Ok(permit) => {
                 permit.forget();
                 true
             }
-            Err(_) => false,
+            Err(TryAcquireError::Closed) => true,
+            Err(TryAcquireError::NoPermits) => false,
         }
     }
 
@@ -204,7 +206,20 @@ impl EventSink {
     }
 }
 
+impl Drop for EventSource {
+    fn drop(&mut self) {
+        self.stop_consuming();
+    }
+}
+
 impl EventSource {
+    /// Nobody will consume events any more (the poll-mode client or the dispatcher is gone):
+    /// stop holding inbound messages back for room that will never come, so that a close
+    /// started by dropping the client can still read the server's closing frame.
+    pub(crate) fn stop_consuming(&self) {
+        self.credit.close();
+    }
+
     fn take(&self, event: Event) -> Event {
         match event {
             Event::Written { .. } => {

@@ -348,3 +348,38 @@ fn extra_headers_and_subprotocols_go_into_the_upgrade_request() {
         Some("chat.v2, chat.v1")
     );
 }
+
+/// A poll-mode client whose application stopped reading (its event queue full, reading
+/// paused) and is then shut down or dropped: nobody can read events any more, so the client
+/// reads on to finish the close handshake instead of waiting out `close_timeout` for room.
+#[test]
+fn a_client_that_stopped_reading_still_closes_promptly_when_shut_down_or_dropped() {
+    for dropped in [false, true] {
+        let peer = Peer::start();
+        let mut rec = Recorder::connect(
+            fast(&peer.url())
+                .event_queue_capacity(4)
+                .close_timeout(Duration::from_secs(60)),
+        );
+        rec.wait_state(State::Ready);
+        // Far more echoes than the queue holds: reading pauses with the queue full.
+        for i in 0..200 {
+            rec.client.send_text(format!("m{i}")).expect("send");
+        }
+        assert!(peer.wait_received(200, SOON), "the peer got the messages");
+        let Recorder { client, .. } = rec;
+        if dropped {
+            drop(client);
+            assert!(
+                peer.wait_open_connections(0, SOON),
+                "the dropped client kept its connection open"
+            );
+        } else {
+            assert!(client.shutdown(SOON), "shutdown waited for room");
+        }
+        assert_eq!(
+            peer.wait_close_received(SOON).map(|(code, _)| code),
+            Some(1000)
+        );
+    }
+}
