@@ -35,7 +35,7 @@ warn() { printf 'bench: %s (details: bench/out/build.log)\n' "$*" >&2; }
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 step "cargo build --release (bench/)"
-cargo build --release -q --manifest-path "$BENCH/Cargo.toml"
+cargo build --release -q --manifest-path "$BENCH/Cargo.toml" --target-dir "$BENCH/target"
 
 step "C API"
 if [ -f include/tether.h ] && [ -f ffi/Cargo.toml ]; then
