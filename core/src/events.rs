@@ -24,8 +24,10 @@ use tokio::sync::{Semaphore, TryAcquireError};
 
 use crate::event::{Event, MessageId};
 
-/// Most events gathered before they are sent even while the session stays busy.
+/// A session that stays busy still hands its events over once it gathered this many...
 const MAX_BATCH: usize = 1024;
+/// ...or this many bytes of inbound messages.
+const MAX_BATCH_BYTES: usize = 256 << 10;
 
 /// What travels through the channel.
 enum Item {
@@ -38,6 +40,8 @@ enum Item {
 struct Staging {
     open: bool,
     events: Vec<Event>,
+    /// Payload bytes of the inbound messages in `events`.
+    bytes: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -111,14 +115,10 @@ impl EventSink {
         {
             let mut staging = lock(&self.staging);
             if staging.open {
-                staging.events.push(event);
-                if staging.events.len() < MAX_BATCH {
-                    return;
+                if let Event::Message(m) = &event {
+                    staging.bytes += m.len();
                 }
-                // A session that never runs out of work still delivers in bounded batches.
-                let events = std::mem::take(&mut staging.events);
-                drop(staging);
-                self.send_all(events);
+                staging.events.push(event);
                 return;
             }
         }
@@ -154,6 +154,7 @@ impl EventSink {
         let events = {
             let mut staging = lock(&self.staging);
             staging.open = false;
+            staging.bytes = 0;
             std::mem::take(&mut staging.events)
         };
         self.send_all(events);
@@ -161,8 +162,18 @@ impl EventSink {
 
     /// Send the gathered events as one item and keep gathering.
     pub(crate) fn flush_batch(&self) {
-        let events = std::mem::take(&mut lock(&self.staging).events);
+        let events = {
+            let mut staging = lock(&self.staging);
+            staging.bytes = 0;
+            std::mem::take(&mut staging.events)
+        };
         self.send_all(events);
+    }
+
+    /// The gathered batch is as large as a batch should get (by count or by payload bytes).
+    pub(crate) fn batch_is_full(&self) -> bool {
+        let staging = lock(&self.staging);
+        staging.events.len() >= MAX_BATCH || staging.bytes >= MAX_BATCH_BYTES
     }
 
     fn send_all(&self, events: Vec<Event>) {

@@ -269,6 +269,13 @@ impl Session {
         let mut closing: Option<Closing> = None;
 
         loop {
+            if shared.events.batch_is_full() {
+                // Busy for long enough: hand the events over and let other tasks run (on a
+                // current-thread runtime that includes the application, which consumes them
+                // and sends more; without this it would wait until the socket runs dry).
+                shared.events.flush_batch();
+                tokio::task::yield_now().await;
+            }
             if link.write.is_none() {
                 if let Some(sink) = link.sink.take() {
                     let mut buf = std::mem::take(&mut link.spare_buf);
