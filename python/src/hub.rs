@@ -378,6 +378,29 @@ impl Hub {
         }
     }
 
+    /// After routing events under the lock: release it, wake the threads sleeping on `changed`
+    /// (if any need it), and say whether to wake the asyncio side: it is armed, and something
+    /// its waits can see changed (`resolved_before`: receipts resolved before this change).
+    /// On `closing` the asyncio side is woken later, once the close is fully handled.
+    fn release_and_wake(
+        &self,
+        mut st: MutexGuard<'_, HubState>,
+        changes: u8,
+        resolved_before: usize,
+        closing: bool,
+    ) -> bool {
+        let fire = !closing
+            && interest::wakes_asyncio(changes, st.resolved.len() > resolved_before)
+            && st.bridge.is_some()
+            && std::mem::take(&mut st.waker_armed);
+        let notify = Self::take_notify(&mut st);
+        drop(st);
+        if notify {
+            self.changed.notify_all();
+        }
+        fire
+    }
+
     /// Wake the threads sleeping on `changed`, once per round of sleeping (a notify is a
     /// system call even when nobody sleeps). Returns whether to call `changed.notify_all()`.
     fn take_notify(st: &mut HubState) -> bool {
@@ -414,15 +437,7 @@ impl Hub {
         let closing = kind == Kind::Closed;
         // The asyncio side is woken for Closed only once it is fully handled (below), and for
         // nothing its waits cannot see (a `Written` report no receipt waits for).
-        let fire = !closing
-            && interest::wakes_asyncio(changes, st.resolved.len() > resolved)
-            && st.bridge.is_some()
-            && std::mem::take(&mut st.waker_armed);
-        let notify = Self::take_notify(&mut st);
-        drop(st);
-        if notify {
-            self.changed.notify_all();
-        }
+        let fire = self.release_and_wake(st, changes, resolved, closing);
         if let (Some(callbacks), Some(event)) = (callbacks, event) {
             if let Some((name, callback)) = callbacks.for_kind(kind) {
                 call_user(name, callback, &event);
@@ -554,15 +569,7 @@ impl Hub {
             let closed = changes & interest::CLOSED != 0;
             st.finished |= closed;
             st.generation += 1;
-            let fire = !closed
-                && interest::wakes_asyncio(changes, st.resolved.len() > resolved)
-                && st.bridge.is_some()
-                && std::mem::take(&mut st.waker_armed);
-            let notify = Self::take_notify(&mut st);
-            drop(st);
-            if notify {
-                self.changed.notify_all();
-            }
+            let fire = self.release_and_wake(st, changes, resolved, closed);
             if closed {
                 self.closed_handled();
                 return;
