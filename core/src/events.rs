@@ -151,19 +151,20 @@ impl EventSink {
     /// Send the gathered events as one item and stop gathering. Closing a batch that is not
     /// open does nothing.
     pub(crate) fn close_batch(&self) {
-        let events = {
-            let mut staging = lock(&self.staging);
-            staging.open = false;
-            staging.bytes = 0;
-            std::mem::take(&mut staging.events)
-        };
-        self.send_all(events);
+        self.send_staged(false);
     }
 
     /// Send the gathered events as one item and keep gathering.
     pub(crate) fn flush_batch(&self) {
+        self.send_staged(true);
+    }
+
+    fn send_staged(&self, keep_open: bool) {
         let events = {
+            // Taken and (when closing) closed under one lock, so nothing emitted meanwhile can
+            // overtake the batch.
             let mut staging = lock(&self.staging);
+            staging.open &= keep_open;
             staging.bytes = 0;
             std::mem::take(&mut staging.events)
         };
