@@ -54,15 +54,10 @@ impl Drop for Inner {
         if self.hub.pumped() {
             // The pump thread holds the core client and drives until Closed (so that asyncio
             // waits elsewhere are answered): start the close that dropping would have started.
+            // Otherwise dropping the last handle closes it, and the core stops holding inbound
+            // messages back for room once nobody can take events, so a full queue does not
+            // hold the close up.
             let _ = self.core.close(1000, "");
-        } else {
-            // Nobody will take events any more: give the core back the credits of what it
-            // queued, so that the graceful close that dropping starts is not held up by a full
-            // queue (the session stops reading while it has no credit).
-            let mut events = Vec::new();
-            while self.core.poll_events(&mut events, 1024) > 0 {
-                events.clear();
-            }
         }
     }
 }
