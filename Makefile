@@ -1,6 +1,7 @@
 # Tether: the two commands a newcomer needs.
 #   make demo   build and run the demo (reference server behind a fault proxy, a client
-#               streaming acked messages through cuts, resets, a stall and a restart)
+#               streaming acked messages through cuts, resets, a stall and a restart; act 2:
+#               two tether.server instances with Redis behind HAProxy, one killed mid-stream)
 #   make test   the whole test suite: format, lint, Rust unit and integration tests, C/C++
 #               tests under ASan+UBSan and valgrind, the Python package (pip install ./python
 #               into .venv, mypy --strict, pytest),
@@ -18,6 +19,7 @@ NODE_STAMP := tests/peers/node/node_modules/.installed
 
 demo:
 	cargo run --release -q -p tether-core --example demo
+	bash scripts/demo-act2.sh
 
 test: $(VENV_STAMP) $(NODE_STAMP)
 	cargo fmt --all -- --check
