@@ -998,7 +998,9 @@ enum tether_status tether_config_set_protocol(struct tether_config *config, int 
 
 /**
  * Envelope mode: the session id sent in the handshake (1 to 128 printable ASCII characters).
- * Default: random, new per client. Set it to resume a session across process restarts.
+ * Default: random, new per client; stable across reconnects. Reusing it in a new process does
+ * not resume the old process's messages (they lived in its memory): the server starts the
+ * session over and `on_session_reset` reports `client_state_lost`.
  */
 enum tether_status tether_config_set_session_id(struct tether_config *config, const char *id);
 
