@@ -257,6 +257,7 @@ impl Session {
             ack_due: false,
             app_ping_out: None,
             batch: Batch::default(),
+            linger: false,
         };
         // While the link is up, events gather in one batch that goes to the application when
         // the session has no more work at hand (or the batch is full): one channel operation
@@ -269,6 +270,11 @@ impl Session {
         if link.write.is_some() {
             // The batch may or may not have reached the peer; keep it queued for the next link.
             self.shared.outbox.abort_batch();
+        }
+        if link.linger {
+            if let Some(sink) = link.sink.take() {
+                linger_after_close(sink, link.stream).await;
+            }
         }
         end
     }
@@ -655,9 +661,10 @@ impl Session {
                 code,
                 reason: close_reason_text(&reason).into(),
             };
-            let _ =
+            let sent =
                 tokio::time::timeout(BEST_EFFORT_CLOSE, sink.send(WsMessage::Close(Some(frame))))
                     .await;
+            link.linger = matches!(sent, Ok(Ok(())));
         }
         reason
     }
@@ -723,6 +730,8 @@ struct Link {
     app_ping_out: Option<(u64, Instant)>,
     /// What the running write carries from the outbox.
     batch: Batch,
+    /// We sent a close frame for a frame we refused: see [`linger_after_close`].
+    linger: bool,
 }
 
 /// Feed the whole batch, then flush once: one syscall burst per batch, not per message.
@@ -793,6 +802,36 @@ async fn sleep_until_opt(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+/// After our close frame for an inbound frame we refused (too large, invalid UTF-8, protocol
+/// violation): keep the TCP connection open, reading and discarding whatever the peer still
+/// sends, until it closes its side or [`BEST_EFFORT_CLOSE`] passes; then drop the socket.
+///
+/// RFC 6455 §7.1.1 and §5.5.1: after sending a close frame the endpoint waits for the peer to
+/// end the connection. Dropping the socket at once while the peer is still writing (the rest
+/// of an oversized message, say) makes the kernel answer its writes with a reset: the peer
+/// sees "connection reset by peer" instead of our 1009 and a clean close, and may not even
+/// read our close frame. The peer's close frame is not looked for: after some refusals the
+/// frame stream cannot be parsed any further (a header announcing 2^62 bytes cannot be read
+/// past), so this reads raw bytes below the WebSocket layer and waits for end of file, which
+/// a peer sends after its close reply (or at once). Memory stays bounded (one small buffer);
+/// time too.
+async fn linger_after_close(sink: Sink, stream: Stream) {
+    use tokio::io::AsyncReadExt;
+    let Ok(mut ws) = stream.reunite(sink) else {
+        return;
+    };
+    let raw = ws.get_mut();
+    let mut discard = vec![0u8; 16 << 10];
+    let _ = tokio::time::timeout(BEST_EFFORT_CLOSE, async {
+        while let Ok(n) = raw.read(&mut discard).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// Read until the stream ends (which flushes tungstenite's queued close reply), bounded.
