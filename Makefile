@@ -15,13 +15,13 @@ PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := tests/peers/node/node_modules/.installed
 
-.PHONY: demo test chaos fuzz bench venv fmt lint stress
+.PHONY: demo test chaos fuzz bench venv fmt lint stress debian-tools
 
-demo:
+demo: debian-tools
 	cargo run --release -q -p tether-core --example demo
 	bash scripts/demo-act2.sh
 
-test: $(VENV_STAMP) $(NODE_STAMP)
+test: $(VENV_STAMP) $(NODE_STAMP) debian-tools
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo build --workspace --bins
@@ -58,6 +58,15 @@ $(VENV_STAMP): tests/peers/python/requirements.txt
 		apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv $(VENV); }
 	$(PY) -m pip install -q --disable-pip-version-check -r tests/peers/python/requirements.txt
 	touch $@
+
+# The real parts the scale-out soak (python/tests/test_scale_out.py) and demo act 2 start: a
+# load balancer and a session store from Debian, installed when missing (as python3-venv above).
+DEBIAN_TOOLS := haproxy redis-server
+debian-tools:
+	@missing=""; for exe in $(DEBIAN_TOOLS); do command -v $$exe >/dev/null || missing="$$missing $$exe"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing from Debian"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 
 # The Node reference server's dependencies, from the committed lockfile.
 $(NODE_STAMP): tests/peers/node/package-lock.json

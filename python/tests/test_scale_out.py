@@ -98,7 +98,7 @@ def test_scale_out_soak(procs: harness.Processes) -> None:
     log = driver.wait_done(DEADLINE + 60)
     elapsed = time.monotonic() - started
 
-    tally = harness.account(log, lambda sid: cluster.redis.lrange(f"tether:app:{sid}:log"))
+    tally = harness.account(log, cluster.redis)
     totals = log["totals"]
     assert isinstance(totals, dict)
     per_instance = cluster.connections_per_instance()
@@ -118,6 +118,7 @@ def test_scale_out_soak(procs: harness.Processes) -> None:
         "echoes lost": tally.echo_lost,
         "echoes duplicated": tally.echo_duplicated,
         "echoes out of order": tally.echo_out_of_order,
+        "echoes unacked": tally.echo_unacked,
         "resent": totals.get("resent"),
         "reconnects": totals.get("reconnects"),
         "connections per instance": " / ".join(f"{v}" for v in per_instance.values()),
@@ -138,6 +139,7 @@ def test_scale_out_soak(procs: harness.Processes) -> None:
     assert tally.acked + tally.failed == total
     assert tally.lost == tally.duplicated == tally.out_of_order == 0
     assert tally.echo_lost == tally.echo_duplicated == tally.echo_out_of_order == 0
+    assert tally.echo_unacked == 0
     assert rolling_codes and all(code == 0 for code in rolling_codes), rolling_codes
     assert len(kills) == KILLS
     assert int(log["link_faults"]) == LINK_FAULTS  # type: ignore[call-overload]

@@ -54,7 +54,7 @@ def main() -> int:
         driver.finish()
         log = driver.wait_done(90)
         record = cluster.redis.lrange("tether:app:demo-act2-0:log")
-        tally = harness.account(log, lambda sid: cluster.redis.lrange(f"tether:app:{sid}:log"))
+        tally = harness.account(log, cluster.redis)
         session = log["sessions"]["demo-act2-0"]  # type: ignore[index]
         per_instance = cluster.connections_per_instance()
 

@@ -236,6 +236,29 @@ class Redis:
     def lrange(self, key: str) -> List[str]:
         return [str(x) for x in self.client.lrange(key, 0, -1)]
 
+    def server_record(self, sid: str) -> "ServerRecord":
+        """What the servers committed for the session (tether.server's Redis layout,
+        docs/SERVER.md): the de-dup mark, the outbound numbering, the outbound messages the
+        client has not acknowledged, the delivered counter."""
+        s = self.client.hgetall(f"tether:s:{sid}")
+        n = self.client.hgetall(f"tether:n:{sid}")
+        return ServerRecord(
+            last_in=int(s.get("last_in", 0)),
+            next_out=int(s.get("next_out", 1)),
+            unacked_out=int(self.client.zcard(f"tether:out:{sid}")),
+            delivered=int(n.get("delivered", 0)),
+        )
+
+
+@dataclass
+class ServerRecord:
+    """The server side's durable record of one session."""
+
+    last_in: int  #: the de-dup mark: the highest client id delivered
+    next_out: int  #: the id the next server message gets
+    unacked_out: int  #: server messages the client has not acknowledged
+    delivered: int  #: client messages delivered to the application (counter)
+
 
 class Instance:
     """One ``python -m tether.server.app`` with the Redis store, on a port of its own that it
@@ -441,19 +464,23 @@ class Tally:
     echo_lost: int = 0
     echo_duplicated: int = 0
     echo_out_of_order: int = 0
+    echo_unacked: int = 0
     problems: List[str] = field(default_factory=list)
 
     def ok(self) -> bool:
         return not self.problems
 
 
-def account(log: Dict[str, object], effect_log: Callable[[str], List[str]]) -> Tally:
-    """Checks the client driver's log against the application's effects in Redis.
+def account(log: Dict[str, object], redis: Redis) -> Tally:
+    """Checks the client driver's log against the servers' durable records in Redis.
 
-    Per session: every sent id acked or failed exactly once (client log); the effect log
-    ``tether:app:{sid}:log`` holds exactly the acked messages (plus, at most, failed ones the
-    server did get), each once, in send order; the echoes the client received are the effect
-    log, each once, in order."""
+    Per session, client to server: every sent id acked or failed exactly once (client log); the
+    effect log ``tether:app:{sid}:log`` holds exactly the acked messages (plus, at most, failed
+    ones the server did get), each once, in send order; the servers' de-dup mark and delivered
+    counter agree with it. Server to client: the servers numbered one message per effect (an
+    echo is committed with its effect), the client acknowledged every one of them (none left
+    unacknowledged in the store), and the echoes the client received are the effect log, each
+    once, in order."""
     t = Tally()
     sessions = log["sessions"]
     assert isinstance(sessions, dict)
@@ -481,7 +508,7 @@ def account(log: Dict[str, object], effect_log: Callable[[str], List[str]]) -> T
         acked_seqs = {i - 1 for i in acked_ids}
         failed_seqs = {i - 1 for i in failed_ids}
 
-        raw = effect_log(sid)
+        raw = redis.lrange(f"tether:app:{sid}:log")
         effects = [parse_seq(e, sid) for e in raw]
         foreign = [e for e, q in zip(raw, effects) if q is None]
         if foreign:
@@ -507,7 +534,17 @@ def account(log: Dict[str, object], effect_log: Callable[[str], List[str]]) -> T
         t.echo_out_of_order += echo_ooo
         if echoes != seqs and not (echo_lost or echo_dup or echo_ooo):
             t.problems.append(f"{sid}: echoes of messages the application never recorded")
-        for what, n in (("resolved twice", twice), ("unresolved", len(unresolved)),
+        rec = redis.server_record(sid)
+        if rec.last_in != len(seqs) or rec.delivered != len(seqs):
+            t.problems.append(f"{sid}: the servers' de-dup mark {rec.last_in} and delivered "
+                              f"counter {rec.delivered} are not the effect log's {len(seqs)}")
+        echo_numbered = rec.next_out - 1
+        t.echo_unacked += rec.unacked_out
+        if echo_numbered != len(seqs):
+            t.problems.append(f"{sid}: the servers numbered {echo_numbered} messages for "
+                              f"{len(seqs)} effects")
+        for what, n in (("resolved twice", twice),
+                        ("server messages the client never acknowledged", rec.unacked_out), ("unresolved", len(unresolved)),
                         ("lost", lost), ("duplicated", duplicated), ("out of order", ooo),
                         ("delivered but neither acked nor failed", phantom),
                         ("echoes lost", echo_lost), ("echoes duplicated", echo_dup),
