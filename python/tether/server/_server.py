@@ -221,9 +221,7 @@ class Server:
         finally:
             self._all.discard(link)
             self.stats.links -= 1
-            if link.state is not None and self._links.get(link.state.sid) is link:
-                del self._links[link.state.sid]
-                self.stats.sessions -= 1
+            link.forget()
 
 
 class _Link:
@@ -245,11 +243,19 @@ class _Link:
 
     def fence(self, code: int, reason: str) -> None:
         """Close this link (from any task): queued behind nothing, so no later ack leaves."""
+        self.forget()
         if not self.closing:
             self.closing = True
             self.put((code, reason))
             with contextlib.suppress(asyncio.QueueFull):
                 self.inbox.put_nowait(_Fence(code, reason))
+
+    def forget(self) -> None:
+        """Stop being the server's link for the session (idempotent)."""
+        srv = self.server
+        if self.state is not None and srv._links.get(self.state.sid) is self:
+            del srv._links[self.state.sid]
+            srv.stats.sessions -= 1
 
     async def run(self) -> None:
         writer = asyncio.ensure_future(self._write_all())
@@ -332,8 +338,7 @@ class _Link:
         old = srv._links.get(hello.sid)
         if old is not None:
             old.fence(*_CLOSE_TAKEN_OVER)  # the client came back before we saw the old link die
-        else:
-            srv.stats.sessions += 1
+        srv.stats.sessions += 1
         srv._links[hello.sid] = self
         if hello.rev >= 2:
             extra: Dict[str, Any] = {"known": True} if state.known else {}
