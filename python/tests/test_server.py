@@ -278,6 +278,33 @@ def test_memory_store_dedup_resume_and_new_client_epoch() -> None:
     asyncio.run(main())
 
 
+def test_memory_store_revision_1_client_and_bad_hellos() -> None:
+    async def main() -> None:
+        app = EchoApp(redis=False)
+        server = Server(app)
+        await server.start()
+        url = f"ws://127.0.0.1:{server.port}/"
+        try:
+            async with connect(url) as ws:  # revision 1: a revision-1 welcome, same rules
+                await ws.send(json.dumps({"v": 1, "t": "hello", "sid": "r1", "last": 0}))
+                assert await recv_json(ws) == {"v": 1, "t": "welcome", "last": 0}
+                await ws.send(msg(1, "old"))
+                await ws.send(msg(1, "old"))
+                await read_until_acked(ws, 1)
+            for bad in ({"v": 1, "t": "hello", "sid": "r2", "last": 0, "rev": 2},  # no ep
+                        {"v": 1, "t": "hello", "sid": "", "last": 0},
+                        {"v": 1, "t": "msg", "id": 1, "d": "no hello"}):
+                async with connect(url) as ws:
+                    await ws.send(json.dumps(bad))
+                    await closed(ws)
+                    assert ws.close_code == 1002, bad
+            assert app.logs == {"r1": ["old"]}
+        finally:
+            await server.close()
+
+    asyncio.run(main())
+
+
 def test_memory_store_tether_client_resumes_across_a_server_restart() -> None:
     async def main() -> None:
         store = MemoryStore()

@@ -342,9 +342,15 @@ class _Link:
             srv.stats.store_errors += 1
             self._refuse(False, "session store unavailable", 1013)
             return False
+        old = srv._links.get(hello.sid)
+        if old is not None and old.state is not None and old.state.gen > state.gen:
+            # Two hellos for one sid raced here and the later open finished first: that link
+            # holds the session; this one is already fenced.
+            srv.stats.fenced += 1
+            self.put(_CLOSE_TAKEN_OVER)
+            return False
         self.state = state
         self.rev = hello.rev
-        old = srv._links.get(hello.sid)
         if old is not None:
             old.fence(*_CLOSE_TAKEN_OVER)  # the client came back before we saw the old link die
         srv.stats.sessions += 1
