@@ -552,3 +552,25 @@ def test_memory_app_echoes(apps: List[App]) -> None:
         assert [client.recv(10) for _ in range(100)] == [f"e{i}" for i in range(100)]
     a.stop()
     assert a.proc.returncode == 0
+
+
+def test_redis_session_id_reused_by_a_new_client_is_a_new_stream(redis_server: RedisProc,
+                                                                 apps: List[App]) -> None:
+    """A second client process reusing the first one's session_id (it lost its state): its
+    messages, numbered from 1 again, are delivered and recorded, never taken for duplicates;
+    it is told (SessionReset, client_state_lost)."""
+    a = App(redis_server.url, instance="A")
+    apps.append(a)
+    with tether.Client(a.url, protocol="envelope", **FAST) as first:
+        for r in stream(first, 20, "f"):
+            r.wait(30)
+        sid = first.session_id
+    resets: List[tether.SessionReset] = []
+    with tether.Client(a.url, protocol="envelope", session_id=sid,
+                       on_session_reset=resets.append, **FAST) as second:
+        for r in stream(second, 20, "s"):
+            r.wait(30)
+            assert r.status == "acked"
+    log = redis_server.client().lrange(log_key(sid), 0, -1)
+    assert [x.decode() for x in log] == [f"f{i}" for i in range(20)] + [f"s{i}" for i in range(20)]
+    assert len(resets) == 1 and resets[0].client_state_lost and not resets[0].server_lost_state
