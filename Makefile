@@ -4,8 +4,8 @@
 #               two tether.server instances with Redis behind HAProxy, one killed mid-stream)
 #   make test   the whole test suite: format, lint, Rust unit and integration tests, C/C++
 #               tests under ASan+UBSan and valgrind, the Python package (pip install ./python
-#               into .venv, mypy --strict, pytest),
-#               interop and protocol tests against reference servers on Python
+#               into .venv, mypy --strict, pytest; tether.server against Debian's redis-server,
+#               installed if missing), interop and protocol tests against reference servers on Python
 #               `websockets` (venv created here) and Node `ws` (npm ci here)
 # Both work on a fresh Debian machine with the Rust toolchain and Python 3.
 
@@ -15,13 +15,13 @@ PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := tests/peers/node/node_modules/.installed
 
-.PHONY: demo test chaos fuzz bench venv fmt lint stress debian-tools
+.PHONY: demo test chaos fuzz bench venv fmt lint stress redis-server haproxy
 
-demo: debian-tools
+demo: redis-server haproxy
 	cargo run --release -q -p tether-core --example demo
 	bash scripts/demo-act2.sh
 
-test: $(VENV_STAMP) $(NODE_STAMP) debian-tools
+test: $(VENV_STAMP) $(NODE_STAMP) redis-server haproxy
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo build --workspace --bins
@@ -59,14 +59,19 @@ $(VENV_STAMP): tests/peers/python/requirements.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r tests/peers/python/requirements.txt
 	touch $@
 
-# The real parts the scale-out soak (python/tests/test_scale_out.py) and demo act 2 start: a
-# load balancer and a session store from Debian, installed when missing (as python3-venv above).
-DEBIAN_TOOLS := haproxy redis-server
-debian-tools:
-	@missing=""; for exe in $(DEBIAN_TOOLS); do command -v $$exe >/dev/null || missing="$$missing $$exe"; done; \
-	if [ -n "$$missing" ]; then \
-		echo "installing$$missing from Debian"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+# Debian's redis-server, for tether.server's Redis store tests (they start their own on a free
+# port); installed if missing, as python3-venv is (python/tests/run.sh checks it too).
+redis-server:
+	@command -v redis-server >/dev/null || { \
+		echo "redis-server missing: installing redis-server"; \
+		apt-get update -qq && apt-get install -y -qq redis-server; }
+
+# Debian's HAProxy, the load balancer in front of the tether.server instances of the scale-out
+# soak (python/tests/test_scale_out.py) and of demo act 2; installed if missing, likewise.
+haproxy:
+	@command -v haproxy >/dev/null || { \
+		echo "haproxy missing: installing haproxy"; \
+		apt-get update -qq && apt-get install -y -qq haproxy; }
 
 # The Node reference server's dependencies, from the committed lockfile.
 $(NODE_STAMP): tests/peers/node/package-lock.json

@@ -48,6 +48,7 @@ Handler = Callable[["Context"], Union[None, Awaitable[None]]]
 _CLOSE_TAKEN_OVER = (1000, "session resumed on a new connection")
 _CLOSE_STORE = (1011, "session store unavailable")
 _CLOSE_SHUTDOWN = (1001, "server shutting down")
+_ACK_COMMIT_INTERVAL = 0.2  # seconds: acks alone are committed at most this often
 _CLOSE_WAIT = 10.0  # seconds a closing link may take before its TCP connection is aborted
 
 
@@ -62,15 +63,23 @@ class Context:
     reply in the same commit.
     """
 
-    __slots__ = ("sid", "id", "data", "tx", "instance", "_out")
+    __slots__ = ("sid", "id", "data", "instance", "_store", "_tx", "_out")
 
-    def __init__(self, sid: str, id: int, data: Data, tx: Any, instance: str) -> None:
+    def __init__(self, sid: str, id: int, data: Data, store: SessionStore, instance: str) -> None:
         self.sid = sid  #: the session id (``hello.sid``)
         self.id = id  #: the client's message id (in the client's current epoch)
         self.data = data  #: the payload: ``str`` (text message) or ``bytes`` (binary)
-        self.tx = tx  #: the store transaction part (see the class doc)
         self.instance = instance  #: the name of the server instance delivering it
+        self._store = store
+        self._tx: Any = None
         self._out: List[Data] = []
+
+    @property
+    def tx(self) -> Any:
+        """The store transaction part for this message (see the class doc), made on first use."""
+        if self._tx is None:
+            self._tx = self._store.transaction()
+        return self._tx
 
     def send(self, data: Data) -> None:
         """Queue a message to this session's client, committed with this message's de-dup
@@ -221,9 +230,7 @@ class Server:
         finally:
             self._all.discard(link)
             self.stats.links -= 1
-            if link.state is not None and self._links.get(link.state.sid) is link:
-                del self._links[link.state.sid]
-                self.stats.sessions -= 1
+            link.forget()
 
 
 class _Link:
@@ -245,11 +252,19 @@ class _Link:
 
     def fence(self, code: int, reason: str) -> None:
         """Close this link (from any task): queued behind nothing, so no later ack leaves."""
+        self.forget()
         if not self.closing:
             self.closing = True
             self.put((code, reason))
             with contextlib.suppress(asyncio.QueueFull):
                 self.inbox.put_nowait(_Fence(code, reason))
+
+    def forget(self) -> None:
+        """Stop being the server's link for the session (idempotent)."""
+        srv = self.server
+        if self.state is not None and srv._links.get(self.state.sid) is self:
+            del srv._links[self.state.sid]
+            srv.stats.sessions -= 1
 
     async def run(self) -> None:
         writer = asyncio.ensure_future(self._write_all())
@@ -327,13 +342,18 @@ class _Link:
             srv.stats.store_errors += 1
             self._refuse(False, "session store unavailable", 1013)
             return False
+        old = srv._links.get(hello.sid)
+        if old is not None and old.state is not None and old.state.gen > state.gen:
+            # Two hellos for one sid raced here and the later open finished first: that link
+            # holds the session; this one is already fenced.
+            srv.stats.fenced += 1
+            self.put(_CLOSE_TAKEN_OVER)
+            return False
         self.state = state
         self.rev = hello.rev
-        old = srv._links.get(hello.sid)
         if old is not None:
             old.fence(*_CLOSE_TAKEN_OVER)  # the client came back before we saw the old link die
-        else:
-            srv.stats.sessions += 1
+        srv.stats.sessions += 1
         srv._links[hello.sid] = self
         if hello.rev >= 2:
             extra: Dict[str, Any] = {"known": True} if state.known else {}
@@ -352,6 +372,7 @@ class _Link:
         srv, state = self.server, self.state
         assert state is not None
         pending_upto, pending_ids = self._acked_upto, []  # acks not yet committed
+        last_commit = 0.0
         while True:
             first = await self.inbox.get()
             batch = [first]
@@ -401,7 +422,7 @@ class _Link:
                         need_ack = True
                         continue
                     data = P.payload(m, srv.max_size)
-                    ctx = Context(state.sid, m.id, data, srv.store.transaction(), srv.instance)
+                    ctx = Context(state.sid, m.id, data, srv.store, srv.instance)
                     try:
                         r = srv.handler(ctx)
                         if inspect.isawaitable(r):
@@ -412,7 +433,8 @@ class _Link:
                         _log.exception("tether.server: handler failed on %r msg %s",
                                        state.sid, m.id)
                         raise P.Bad("application error", m.id) from None
-                    parts.append(ctx.tx)
+                    if ctx._tx is not None:
+                        parts.append(ctx._tx)
                     commit.last_in = m.id
                     commit.delivered += 1
                     need_ack = True
@@ -429,8 +451,13 @@ class _Link:
                         srv.stats.nacked += 1
                         later.append(P.frame(t="nack", id=bad.msg_id, reason=bad.reason))
             srv.stats.duplicates += dups
-            changed = (commit.last_in != state.last_in or commit.outbound
-                       or pending_upto or pending_ids)
+            # Acks alone are committed lazily (with the next messages, or at most every
+            # _ACK_COMMIT_INTERVAL): an ack lost with a crash only makes us resend messages the
+            # client has, which it drops as duplicates (same server epoch).
+            now = asyncio.get_running_loop().time()
+            acks_due = (pending_upto or pending_ids) and (
+                now - last_commit >= _ACK_COMMIT_INTERVAL or len(pending_ids) > 1024)
+            changed = commit.last_in != state.last_in or commit.outbound or acks_due
             if changed and not self.closing:
                 commit.acked_upto, commit.acked_ids = pending_upto, pending_ids
                 try:
@@ -450,6 +477,7 @@ class _Link:
                     self.fence(*_CLOSE_STORE)
                     return
                 pending_upto, pending_ids = 0, []
+                last_commit = now
                 srv.stats.delivered += commit.delivered
                 state.last_in, state.next_out = commit.last_in, commit.next_out
                 for s, id in sends:

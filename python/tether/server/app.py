@@ -12,6 +12,11 @@ message committed in that transaction too:
 
 Prints ``PORT n`` on stdout once listening (``--port 0``: a free port), then serves until
 SIGTERM or SIGINT.
+
+For crash tests, ``--crash-before-commit N`` / ``--crash-after-commit N`` make the process kill
+itself with SIGKILL when a commit would take (or took) the number of messages it delivered to
+at least N: the handler ran but nothing was committed, or everything was committed but no ack
+was written.
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ import argparse
 import asyncio
 import base64
 import logging
+import os
 import signal
 import sys
-from typing import Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
-from . import Context, MemoryStore, Server, SessionStore
+from . import Commit, Context, MemoryStore, Server, SessionState, SessionStore
 
 
 def record(data: object) -> str:
@@ -57,6 +63,38 @@ class EchoApp:
         ctx.send(ctx.data)
 
 
+class CrashingStore(SessionStore):
+    """A store that SIGKILLs this process around the commit that reaches ``before`` or
+    ``after`` delivered messages (crash tests; every other call goes to ``inner``)."""
+
+    def __init__(self, inner: SessionStore, before: Optional[int], after: Optional[int]) -> None:
+        self.inner = inner
+        self.before = before
+        self.after = after
+        self.delivered = 0
+
+    async def open(self, sid: str, cep: Optional[str], owner: str) -> SessionState:
+        return await self.inner.open(sid, cep, owner)
+
+    def transaction(self) -> Any:
+        return self.inner.transaction()
+
+    async def commit(self, state: SessionState, commit: Commit, parts: Sequence[Any]) -> None:
+        total = self.delivered + commit.delivered
+        if self.before is not None and total >= self.before:
+            os.kill(os.getpid(), signal.SIGKILL)
+        await self.inner.commit(state, commit, parts)
+        self.delivered = total
+        if self.after is not None and total >= self.after:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    async def generations(self, sids: Iterable[str]) -> Dict[str, Optional[int]]:
+        return await self.inner.generations(sids)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tether.server.app", description=__doc__.split(
         "\n")[0])
@@ -71,6 +109,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--store-timeout", type=float, default=3.0,
                    help="seconds a store call may take before it counts as unavailable")
     p.add_argument("--log-level", default="WARNING")
+    p.add_argument("--crash-before-commit", type=int, metavar="N", help=argparse.SUPPRESS)
+    p.add_argument("--crash-after-commit", type=int, metavar="N", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -88,6 +128,8 @@ async def main(argv: Optional[List[str]] = None) -> None:
         store = RedisStore(args.store, socket_timeout=args.store_timeout)
     else:
         raise SystemExit(f"--store: memory or redis://..., not {args.store!r}")
+    if args.crash_before_commit is not None or args.crash_after_commit is not None:
+        store = CrashingStore(store, args.crash_before_commit, args.crash_after_commit)
     app = EchoApp(redis=args.store != "memory")
     server = Server(app, store=store, token=args.token,
                     key=args.key.encode() if args.key is not None else None,
