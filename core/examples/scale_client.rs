@@ -262,11 +262,16 @@ async fn run_client(
                         }
                         Event::State { to: State::Ready, .. } => {
                             let stats = client.stats();
-                            say(format!(
-                                "ready: {} unacked messages go again ({} resent so far)",
-                                stats.awaiting_ack + stats.outbox_messages,
-                                stats.messages_resent
-                            ));
+                            if log.disconnects == 0 {
+                                say("ready: streaming".to_owned());
+                            } else {
+                                say(format!(
+                                    "ready again on a new link: session resumed, {} unresolved \
+                                     messages go again ({} resent in all)",
+                                    stats.awaiting_ack + stats.outbox_messages,
+                                    stats.messages_resent
+                                ));
+                            }
                         }
                         Event::Closed { .. } => closed = true,
                         other => {

@@ -25,18 +25,18 @@ RATE = 300.0
 
 
 def main() -> int:
-    started = time.monotonic()
-
-    def say(what: str) -> None:
-        print(f"[{time.monotonic() - started:>6.2f}s] {what}", flush=True)
-
+    binary = harness.driver_binary(release=True)
     with harness.Processes() as procs:
         cluster = harness.Cluster.start(procs, 2)
+        started = time.monotonic()  # the driver's clock starts about now, too
+
+        def say(what: str) -> None:
+            print(f"[{time.monotonic() - started:>6.2f}s] {what}", flush=True)
+
         a, b = cluster.instances
         say(f"redis-server on 127.0.0.1:{cluster.redis.port}; tether.server instances {a.name} "
             f"on :{a.port} and {b.name} on :{b.port}, both with the Redis store; HAProxy "
             f"(round-robin, health checks every 200 ms) on :{cluster.haproxy.port}")
-        binary = harness.driver_binary(release=True)
         driver = harness.Driver(
             procs, binary, cluster.haproxy.url, procs.log_dir / "client.json",
             ["--clients", "1", "--messages", str(MESSAGES), "--rate", str(RATE),
