@@ -308,7 +308,9 @@ class _Link:
         except ConnectionClosed:
             pass
         if not self.closing:
-            self.closing = True
+            # Not closing yet: what was read before the close is still queued and is processed
+            # first (messages committed, the client's last acks of our messages recorded); the
+            # fence behind it closes the link.
             await self.inbox.put(_Fence(1000, "closed by the client"))
 
     def _refuse(self, final: Optional[bool], reason: str, code: int) -> None:
@@ -455,8 +457,11 @@ class _Link:
             # _ACK_COMMIT_INTERVAL): an ack lost with a crash only makes us resend messages the
             # client has, which it drops as duplicates (same server epoch).
             now = asyncio.get_running_loop().time()
+            # A client that closed cleanly is owed its last acks committed: they are the end
+            # of its stream (a fence for any other reason came with closing set: no commit).
             acks_due = (pending_upto or pending_ids) and (
-                now - last_commit >= _ACK_COMMIT_INTERVAL or len(pending_ids) > 1024)
+                now - last_commit >= _ACK_COMMIT_INTERVAL or len(pending_ids) > 1024
+                or fence is not None)
             changed = commit.last_in != state.last_in or commit.outbound or acks_due
             if changed and not self.closing:
                 commit.acked_upto, commit.acked_ids = pending_upto, pending_ids
