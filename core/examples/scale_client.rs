@@ -267,9 +267,8 @@ async fn run_client(
                             } else {
                                 say(format!(
                                     "ready again on a new link: session resumed, {} unresolved \
-                                     messages go again ({} resent in all)",
+                                     messages go now (the unacked ones again)",
                                     stats.awaiting_ack + stats.outbox_messages,
-                                    stats.messages_resent
                                 ));
                             }
                         }
