@@ -25,10 +25,11 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
 use crate::config::{Config, Protocol};
 use crate::connect::{Connector, Ws};
-use crate::envelope::{control, Codec, Inbound};
+use crate::envelope::{control, Codec, Inbound, Welcome};
 use crate::error::{Disconnect, SendFailure};
-use crate::event::{Event, Message, MessageId, State, Text};
+use crate::event::{Event, IdRange, Message, MessageId, State, Text};
 use crate::outbox::{Batch, Expiry, Payload};
+use crate::resume::ResumeState;
 use crate::retry::{backoff_delay, RetryDecision};
 use crate::shared::Shared;
 
@@ -82,6 +83,8 @@ pub(crate) struct Session {
     /// Envelope mode: the highest server message id delivered to the application (for
     /// de-duplication, and sent in `hello`).
     pub last_server_id: u64,
+    /// Envelope mode: the stream epochs and the ack high-water mark (revision 2).
+    pub resume: ResumeState,
 }
 
 /// An inbound message waiting for room in the event queue, with its envelope id.
@@ -126,15 +129,15 @@ impl Session {
                     let handshake = match &self.codec {
                         None => Ok(None),
                         Some(codec) => tokio::select! {
-                            result = handshake(codec, &self.config, self.last_server_id, &mut ws) => result.map(Some),
+                            result = handshake(codec, &self.config, &self.resume, self.last_server_id, &mut ws) => result.map(Some),
                             command = self.commands.recv() => return user_close(command),
                         },
                     };
                     let up_since = Instant::now();
                     let end = match handshake {
-                        Ok(welcome_last) => {
-                            if let Some(last) = welcome_last {
-                                self.welcomed(last);
+                        Ok(welcome) => {
+                            if let Some(welcome) = welcome {
+                                self.welcomed(&welcome);
                             }
                             self.shared.set_state(State::Ready);
                             self.run_link(ws).await
@@ -204,15 +207,34 @@ impl Session {
     }
 
     /// Envelope mode, after `welcome`: what the server already has counts as acked and the
-    /// rest is rewound to be written again, in order, before anything new.
-    fn welcomed(&self, last: u64) {
+    /// rest is rewound to be written again, in order, before anything new. If a side lost its
+    /// state (`resume.rs`), the server's new stream is not de-duplicated against the old one,
+    /// and the application is told ([`Event::SessionReset`]) before it sees `Ready`.
+    fn welcomed(&mut self, welcome: &Welcome) {
+        let reset = self.resume.on_welcome(welcome, self.last_server_id);
+        self.shared.set_server_epoch(self.resume.server_epoch());
+        let last = welcome.last;
         let acked = self.shared.outbox.ack_upto(last);
         self.report_acked(&acked);
         self.shared.outbox.rewind();
         tracing::debug!(last, already_acked = acked.len(), "welcome");
+        if let Some(mut reset) = reset {
+            if reset.server_lost_state {
+                // Never drop the new stream's messages as duplicates of the old one's.
+                self.last_server_id = 0;
+            }
+            reset.resends_may_duplicate = self
+                .shared
+                .outbox
+                .written_before()
+                .map(|(first, last)| IdRange { first, last });
+            tracing::warn!(?reset, "session reset: a side lost its session state");
+            self.shared.events.emit(Event::SessionReset(reset));
+        }
     }
 
-    fn report_acked(&self, ids: &[MessageId]) {
+    fn report_acked(&mut self, ids: &[MessageId]) {
+        self.resume.note_acked(ids);
         self.shared
             .counters
             .messages_acked
@@ -574,9 +596,7 @@ impl Session {
                     .store(nanos, Ordering::Relaxed);
                 None
             }
-            Ok(
-                other @ (Inbound::Hello { .. } | Inbound::Welcome { .. } | Inbound::Reject { .. }),
-            ) => {
+            Ok(other @ (Inbound::Hello(_) | Inbound::Welcome(_) | Inbound::Reject { .. })) => {
                 self.inbound_rejected(
                     format!("unexpected {} after the handshake", inbound_name(&other)),
                     None,
@@ -823,17 +843,18 @@ async fn drain(stream: &mut Stream) {
 }
 
 /// Envelope mode: `hello` → `welcome` (or `reject`), within `handshake_timeout`. Returns the
-/// welcome's `last`: the highest client message id the server already has.
+/// welcome: the highest client message id the server already has, and its epochs.
 async fn handshake(
     codec: &Codec,
     config: &Config,
+    resume: &ResumeState,
     last_server_id: u64,
     ws: &mut Ws,
-) -> Result<u64, Disconnect> {
+) -> Result<Welcome, Disconnect> {
     let lost = |e: WsError| Disconnect::ConnectionLost(format!("during the handshake: {e}"));
     let token = config.auth_token.as_ref().map(|t| t.0.as_str());
     let exchange = async {
-        ws.send(control::hello(&config.session_id, last_server_id, token))
+        ws.send(resume.hello(&config.session_id, last_server_id, token))
             .await
             .map_err(lost)?;
         loop {
@@ -848,7 +869,7 @@ async fn handshake(
             };
             match frame {
                 WsMessage::Text(_) | WsMessage::Binary(_) => match codec.decode(&frame) {
-                    Ok(Inbound::Welcome { last }) => return Ok(last),
+                    Ok(Inbound::Welcome(welcome)) => return Ok(welcome),
                     Ok(Inbound::Reject { reason, is_final }) => {
                         return Err(Disconnect::Rejected { reason, is_final })
                     }
@@ -912,8 +933,8 @@ fn server_closed(frame: Option<CloseFrame>) -> Disconnect {
 
 fn inbound_name(inbound: &Inbound) -> &'static str {
     match inbound {
-        Inbound::Hello { .. } => "hello",
-        Inbound::Welcome { .. } => "welcome",
+        Inbound::Hello(_) => "hello",
+        Inbound::Welcome(_) => "welcome",
         Inbound::Reject { .. } => "reject",
         Inbound::Msg { .. } => "msg",
         Inbound::Ack { .. } | Inbound::AckUpTo { .. } => "ack",
