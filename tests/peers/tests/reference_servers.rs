@@ -19,7 +19,7 @@ use data_encoding::{BASE64, HEXLOWER};
 use futures_util::{SinkExt, StreamExt};
 use ring::hmac;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 const KEY: &str = "tether-test-key";
 const SIGNED_TEXT: &str = r#"{"v":1,"t":"msg","id":1,"d":"hello","sig":"0bf4069de8e657a8c44f56535968191d90a1ac9c72d7c3cb84115f6be7b4c918"}"#;
@@ -588,6 +588,34 @@ fn messages_over_max_size_close_the_link() {
             // The server is still up.
             let (mut ws, _) = open(server, "big", 0).await;
             assert_eq!(exchange(&mut ws, kind, 1, "small").await, 1, "{kind:?}");
+        });
+    });
+}
+
+/// A message far larger than the socket buffers and --max-size: after its 1009 close the server
+/// goes on reading (and discarding) what the client is still writing, as RFC 6455 7.1.1 lets a
+/// peer that is still sending expect, and half-closes, so the client's write completes, the
+/// close handshake finishes and the link ends cleanly (no reset, no wait for a grace period).
+#[test]
+fn a_message_far_over_max_size_is_drained_and_the_link_ends_cleanly() {
+    each(&["--max-size", "4096"], |server| {
+        let kind = server.kind;
+        runtime().block_on(async {
+            let (mut ws, _) = open(server, "huge", 0).await;
+            let huge = json!({"v":1,"t":"msg","id":1,"d":"h".repeat(32 << 20)}).to_string();
+            tokio::time::timeout(T, ws.send(Message::text(huge)))
+                .await
+                .unwrap_or_else(|_| panic!("{kind:?}: the server stopped reading"))
+                .unwrap_or_else(|e| panic!("{kind:?}: the write failed: {e}"));
+            assert_eq!(
+                closed(&mut ws, kind).await.map(|c| c.0),
+                Some(1009),
+                "{kind:?}"
+            );
+            match next(&mut ws).await {
+                None | Some(Err(WsError::ConnectionClosed)) => {}
+                other => panic!("{kind:?}: expected a clean end, got {other:?}"),
+            }
         });
     });
 }
