@@ -827,6 +827,22 @@ enum tether_status tether_config_add_subprotocol(struct tether_config *config, c
 enum tether_status tether_config_set_connect_timeout_ms(struct tether_config *config, uint64_t timeout_ms);
 
 /**
+ * Happy Eyeballs (RFC 8305) connection attempt delay: when the host has several addresses and
+ * one has not connected within this time, the next is tried alongside it. Default 250 ms; a
+ * value set here must be at least 10 ms and below the connect timeout (checked at build).
+ */
+enum tether_status tether_config_set_happy_eyeballs_delay_ms(struct tether_config *config, uint64_t delay_ms);
+
+/**
+ * Connect to `address` for `host` instead of asking DNS (like curl's `--resolve`); call it
+ * once per address, in the order to try them. `host` must be the URL's host; `address` is an
+ * IP (`"10.0.0.7"`, `"::1"`: the URL's port) or IP and port (`"10.0.0.7:8443"`,
+ * `"[::1]:8443"`). The URL's host is still what the upgrade request and the TLS certificate
+ * check use. Checked when the config is built.
+ */
+enum tether_status tether_config_add_resolve(struct tether_config *config, const char *host, const char *address);
+
+/**
  * Which CAs `wss://` trusts: `TETHER_TLS_ROOTS_SYSTEM` (default) or `_WEBPKI`.
  */
 enum tether_status tether_config_set_tls_roots(struct tether_config *config, int roots);
