@@ -3,8 +3,8 @@
 #               streaming acked messages through cuts, resets, a stall and a restart)
 #   make test   the whole test suite: format, lint, Rust unit and integration tests, C/C++
 #               tests under ASan+UBSan and valgrind, the Python package (pip install ./python
-#               into .venv, mypy --strict, pytest),
-#               interop and protocol tests against reference servers on Python
+#               into .venv, mypy --strict, pytest; tether.server against Debian's redis-server,
+#               installed if missing), interop and protocol tests against reference servers on Python
 #               `websockets` (venv created here) and Node `ws` (npm ci here)
 # Both work on a fresh Debian machine with the Rust toolchain and Python 3.
 
@@ -14,12 +14,12 @@ PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := tests/peers/node/node_modules/.installed
 
-.PHONY: demo test chaos fuzz bench venv fmt lint stress
+.PHONY: demo test chaos fuzz bench venv fmt lint stress redis-server
 
 demo:
 	cargo run --release -q -p tether-core --example demo
 
-test: $(VENV_STAMP) $(NODE_STAMP)
+test: $(VENV_STAMP) $(NODE_STAMP) redis-server
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo build --workspace --bins
@@ -56,6 +56,13 @@ $(VENV_STAMP): tests/peers/python/requirements.txt
 		apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv $(VENV); }
 	$(PY) -m pip install -q --disable-pip-version-check -r tests/peers/python/requirements.txt
 	touch $@
+
+# Debian's redis-server, for tether.server's Redis store tests (they start their own on a free
+# port); installed if missing, as python3-venv is (python/tests/run.sh checks it too).
+redis-server:
+	@command -v redis-server >/dev/null || { \
+		echo "redis-server missing: installing redis-server"; \
+		apt-get update -qq && apt-get install -y -qq redis-server; }
 
 # The Node reference server's dependencies, from the committed lockfile.
 $(NODE_STAMP): tests/peers/node/package-lock.json

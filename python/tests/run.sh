@@ -5,7 +5,8 @@
 #      (maturin; skipped when nothing it is built from changed since the last install);
 #   3. the Rust test peer (target/debug/tether-peer);
 #   4. mypy --strict on python/examples and the package; stubtest on the native module;
-#   5. pytest on python/tests, warnings as errors, a per-test timeout.
+#   5. pytest on python/tests (tether.server's tests start Debian's redis-server, installed here
+#      if missing), warnings as errors, a per-test timeout.
 # Exits non-zero on the first failure.
 set -euo pipefail
 
@@ -24,6 +25,12 @@ if [ ! -x "$PY" ]; then
         apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv "$VENV"
     }
 fi
+# tether.server's tests start a real redis-server (Debian's) on a free port.
+if ! command -v redis-server >/dev/null; then
+    echo "redis-server missing: installing redis-server"
+    apt-get update -qq && apt-get install -y -qq redis-server
+fi
+export TETHER_REQUIRE_REDIS=1
 # maturin's build backend runs the `maturin` executable: the venv's must come first.
 export PATH="$VENV/bin:$PATH"
 export VIRTUAL_ENV="$VENV"

@@ -26,10 +26,10 @@ def doc_blocks(doc: Path) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("doc", [DOC, README], ids=["PYTHON.md", "README.md"])
 def test_doc_quickstarts_are_the_example_files(doc: Path) -> None:
     blocks = doc_blocks(doc)
-    assert {name for name, _ in blocks} == {
-        "python/examples/quickstart_sync.py",
-        "python/examples/quickstart_async.py",
-    }
+    expected = {"python/examples/quickstart_sync.py", "python/examples/quickstart_async.py"}
+    if doc == README:
+        expected.add("python/examples/server_quickstart.py")
+    assert {name for name, _ in blocks} == expected
     for name, code in blocks:
         assert (REPO / name).read_text(encoding="utf-8") == code, f"{name} differs from {doc}"
 
@@ -88,3 +88,14 @@ def test_help_works(module: str) -> None:
         env={"PAGER": "cat", "PATH": "/usr/bin:/bin"},
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_server_quickstart(tmp_path: Path) -> None:
+    from test_server import RedisProc
+
+    redis = RedisProc(tmp_path)
+    try:
+        out = run_example("server_quickstart.py", redis.url)
+    finally:
+        redis.close()
+    assert out.splitlines() == ["reply: ok", "orders: [b'one pizza']"]

@@ -300,10 +300,12 @@ impl Shared {
             state.links.put(old, Out::Close(1000, reason));
         }
         let welcome = if rev2 {
-            // A known sid with another client epoch: the client lost its state, and its ids
-            // start again (never a run of duplicates). A session created by `send` before any
-            // hello has no client stream yet: nothing was lost.
-            let known = session.cep.is_some() && session.cep.as_deref() != cep;
+            // A client stream other than the one `last_in` counts in (another epoch, or one
+            // without an epoch): the client lost its state, and its ids start again (never a
+            // run of duplicates). A session created by `send` before any hello has no client
+            // stream yet: nothing was lost.
+            let other = session.cep.is_some() || session.last_in > 0;
+            let known = other && session.cep.as_deref() != cep;
             if session.cep.as_deref() != cep {
                 session.cep = cep.map(str::to_owned);
                 session.last_in = 0;
@@ -319,6 +321,8 @@ impl Shared {
             )
         } else {
             // Revision 1: the client has everything up to `last`: that counts as acknowledged.
+            // From now on `last_in` counts in a client stream without an epoch.
+            session.cep = None;
             session.unacked.retain(|&id, _| id > last);
             format!(r#"{{"v":1,"t":"welcome","last":{}}}"#, session.last_in)
         };
