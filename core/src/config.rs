@@ -2,6 +2,7 @@
 //! client never meets a bad value.
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,6 +128,9 @@ pub struct Config {
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
     pub(crate) subprotocols: Vec<String>,
     pub(crate) connect_timeout: Duration,
+    pub(crate) happy_eyeballs_delay: Duration,
+    /// Addresses pinned for the URL's host with [`ConfigBuilder::resolve`]: no DNS lookup.
+    pub(crate) resolve: Option<Vec<SocketAddr>>,
     pub(crate) tls_roots: TlsRoots,
     pub(crate) tls_insecure: bool,
     pub(crate) reconnect: ReconnectPolicy,
@@ -199,6 +203,10 @@ pub struct ConfigBuilder {
     headers: Vec<(String, String)>,
     subprotocols: Vec<String>,
     connect_timeout: Duration,
+    /// None: the default (not checked against `connect_timeout`, see the setter).
+    happy_eyeballs_delay: Option<Duration>,
+    /// (host, addresses) as given; parsed and checked against the URL at build.
+    resolve: Vec<(String, Vec<String>)>,
     tls_roots: TlsRoots,
     ca_file: Option<PathBuf>,
     tls_insecure: bool,
@@ -233,6 +241,9 @@ pub mod defaults {
     use std::time::Duration;
     /// Connect (TCP + TLS + upgrade) timeout.
     pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Happy Eyeballs (RFC 8305) connection attempt delay: how long one address may try
+    /// before the next is started alongside it.
+    pub const HAPPY_EYEBALLS_DELAY: Duration = Duration::from_millis(250);
     /// WebSocket ping interval.
     pub const PING_INTERVAL: Duration = Duration::from_secs(15);
     /// Time allowed for any frame to arrive after a ping.
@@ -271,6 +282,8 @@ impl ConfigBuilder {
             headers: Vec::new(),
             subprotocols: Vec::new(),
             connect_timeout: defaults::CONNECT_TIMEOUT,
+            happy_eyeballs_delay: None,
+            resolve: Vec::new(),
             tls_roots: TlsRoots::System,
             ca_file: None,
             tls_insecure: false,
@@ -371,6 +384,33 @@ impl ConfigBuilder {
     /// Time allowed for TCP connect, TLS and the HTTP upgrade together.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Happy Eyeballs (RFC 8305) connection attempt delay: when the host has several addresses
+    /// and one has not connected within this time, the next is tried alongside it (the first
+    /// to connect wins). Default: 250 ms. A value set here must be at least 10 ms (the RFC's
+    /// floor) and below `connect_timeout`, which still bounds the whole attempt. (With the
+    /// default and a `connect_timeout` under 250 ms, the next address is tried only when one
+    /// fails.)
+    pub fn happy_eyeballs_delay(mut self, delay: Duration) -> Self {
+        self.happy_eyeballs_delay = Some(delay);
+        self
+    }
+
+    /// Connect to these addresses for `host` instead of asking DNS (like curl's `--resolve`):
+    /// pin a name to known addresses, or test address fallback. `host` must be the URL's host;
+    /// each address is an IP (`"10.0.0.7"`, `"::1"`, the URL's port is used) or an IP and port
+    /// (`"10.0.0.7:8443"`, `"[::1]:8443"`). The URL's host is still what the upgrade request,
+    /// TLS server name and certificate check use. Calling it again for the same host adds
+    /// addresses. Checked at build.
+    pub fn resolve<I, S>(mut self, host: impl Into<String>, addrs: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.resolve
+            .push((host.into(), addrs.into_iter().map(Into::into).collect()));
         self
     }
 
@@ -534,6 +574,26 @@ impl ConfigBuilder {
             }
         }
         positive("connect_timeout", self.connect_timeout)?;
+        if let Some(delay) = self.happy_eyeballs_delay {
+            if delay < MIN_HAPPY_EYEBALLS_DELAY {
+                return Err(invalid(
+                    "happy_eyeballs_delay",
+                    format!(
+                        "{delay:?} is below the minimum of {MIN_HAPPY_EYEBALLS_DELAY:?} (RFC 8305)"
+                    ),
+                ));
+            }
+            if delay >= self.connect_timeout {
+                return Err(invalid(
+                    "happy_eyeballs_delay",
+                    format!(
+                        "{delay:?} is not below connect_timeout {:?}: a slow address would use up the whole attempt",
+                        self.connect_timeout
+                    ),
+                ));
+            }
+        }
+        let resolve = resolve_override(&url, &self.resolve)?;
         positive("close_timeout", self.close_timeout)?;
         let r = &self.reconnect;
         positive("backoff initial", r.initial_delay)?;
@@ -659,6 +719,10 @@ impl ConfigBuilder {
             headers,
             subprotocols: self.subprotocols,
             connect_timeout: self.connect_timeout,
+            happy_eyeballs_delay: self
+                .happy_eyeballs_delay
+                .unwrap_or(defaults::HAPPY_EYEBALLS_DELAY),
+            resolve,
             tls_roots,
             tls_insecure: self.tls_insecure,
             reconnect: self.reconnect,
@@ -686,6 +750,69 @@ impl ConfigBuilder {
             app_ping: envelope && self.app_ping.unwrap_or(true),
         })
     }
+}
+
+/// RFC 8305 §5: the connection attempt delay MUST NOT be below 10 ms, or a client floods the
+/// network with parallel attempts.
+const MIN_HAPPY_EYEBALLS_DELAY: Duration = Duration::from_millis(10);
+
+/// Host names compare without case and IPv6 literals without their brackets.
+fn normalize_host(host: &str) -> String {
+    host.trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase()
+}
+
+/// Parse the `resolve` entries: they must name the URL's host (the client never connects to
+/// another host, so any other entry is a mistake) and hold at least one valid address.
+fn resolve_override(
+    url: &url::Url,
+    entries: &[(String, Vec<String>)],
+) -> Result<Option<Vec<SocketAddr>>, ConfigError> {
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    let url_host = normalize_host(url.host_str().unwrap_or_default());
+    let port = url.port_or_known_default().unwrap_or(80);
+    let mut out = Vec::new();
+    for (host, addrs) in entries {
+        if normalize_host(host) != url_host {
+            return Err(invalid(
+                "resolve",
+                format!("host {host:?} is not the URL's host {url_host:?}"),
+            ));
+        }
+        if addrs.is_empty() {
+            return Err(invalid(
+                "resolve",
+                format!("no addresses given for {host:?}"),
+            ));
+        }
+        for a in addrs {
+            let text = a.trim();
+            let addr = if let Ok(sa) = text.parse::<SocketAddr>() {
+                sa
+            } else if let Ok(ip) = normalize_host(text).parse::<IpAddr>() {
+                SocketAddr::new(ip, port)
+            } else {
+                return Err(invalid(
+                    "resolve",
+                    format!("{a:?} is not an IP address or IP:port"),
+                ));
+            };
+            if addr.port() == 0 {
+                return Err(invalid(
+                    "resolve",
+                    format!("{a:?}: port 0 cannot be connected to"),
+                ));
+            }
+            if !out.contains(&addr) {
+                out.push(addr);
+            }
+        }
+    }
+    Ok(Some(out))
 }
 
 fn invalid(field: &'static str, problem: String) -> ConfigError {

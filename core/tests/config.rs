@@ -138,3 +138,49 @@ fn tls_ca_problems_are_build_errors() {
         .build();
     assert!(matches!(garbage, Err(ConfigError::Tls(_))), "{garbage:?}");
 }
+
+#[test]
+fn happy_eyeballs_delay_and_resolve_are_checked_naming_the_option() {
+    let b = || Config::builder("ws://example.test:9001/");
+    assert_eq!(
+        value_field(b().happy_eyeballs_delay(Duration::from_millis(5))),
+        "happy_eyeballs_delay"
+    );
+    assert_eq!(
+        value_field(
+            b().connect_timeout(Duration::from_secs(1))
+                .happy_eyeballs_delay(Duration::from_secs(1))
+        ),
+        "happy_eyeballs_delay"
+    );
+    // The default delay is not held against a short connect timeout.
+    b().connect_timeout(Duration::from_millis(100))
+        .build()
+        .expect("default delay with a short timeout");
+    b().happy_eyeballs_delay(Duration::from_millis(100))
+        .build()
+        .expect("a valid delay");
+
+    let problem = |builder: tether_core::ConfigBuilder| match builder.build() {
+        Err(ConfigError::InvalidValue {
+            field: "resolve",
+            problem,
+        }) => problem,
+        other => panic!("expected a resolve error, got {other:?}"),
+    };
+    assert!(problem(b().resolve("other.test", ["127.0.0.1"])).contains("not the URL's host"));
+    assert!(problem(b().resolve("example.test", Vec::<String>::new())).contains("no addresses"));
+    assert!(problem(b().resolve("example.test", ["not-an-ip"])).contains("not-an-ip"));
+    assert!(problem(b().resolve("example.test", ["127.0.0.1:0"])).contains("port 0"));
+    // Names compare without case; IPs with or without a port, IPv6 with or without brackets.
+    b().resolve(
+        "EXAMPLE.test",
+        ["127.0.0.1", "127.0.0.2:9002", "::1", "[::1]", "[::2]:9003"],
+    )
+    .build()
+    .expect("valid resolve entries");
+    Config::builder("ws://[::1]:9001/")
+        .resolve("[::1]", ["127.0.0.1"])
+        .build()
+        .expect("an IPv6 URL host matches");
+}

@@ -120,12 +120,15 @@ fn server_killed_and_restarted(kind: Kind) {
     let before: Vec<String> = (0..5).map(|i| format!("before-{i}")).collect();
     send_acked_and_echoed(&mut c, &before);
 
-    server.kill_and_restart();
+    server.kill();
+    c.next_disconnect();
+    // Queued while no server runs: never written to the dead process, so no resend of them
+    // may duplicate anything (written to a link that was dying, they might).
     let during: Vec<String> = (0..3).map(|i| format!("during-{i}")).collect();
     for t in &during {
         c.client.send_text(t.as_str()).expect("queued");
     }
-    c.next_disconnect();
+    server.start_again();
     c.wait_state(State::Ready);
     all_new_server_messages_arrive(&mut server, &mut c, &sid);
     let reset = the_reset(&c.log);
@@ -141,10 +144,8 @@ fn server_killed_and_restarted(kind: Kind) {
             last: MessageId(5)
         })
     );
-    if kind == Kind::Rust {
-        assert_eq!(reset.server_revision, 2);
-        assert_eq!(c.client.server_epoch().map(|e| e.len()), Some(16));
-    }
+    assert_eq!(reset.server_revision, 2, "{kind:?}");
+    assert_eq!(c.client.server_epoch().map(|e| e.len()), Some(16));
     let is_echo = |e: &Event| text_of(e).is_some_and(|t| t.starts_with("during-"));
     let mut echoes = c.log.iter().filter(|e| is_echo(e)).count();
     if echoes < during.len() {
@@ -204,17 +205,18 @@ fn second_client_with_the_same_session_id(kind: Kind) {
 
 per_server!(second_client_with_the_same_session_id:
     second_client_with_the_same_session_id_rust => Kind::Rust,
+    second_client_with_the_same_session_id_python => Kind::Python,
+    second_client_with_the_same_session_id_node => Kind::Node,
 );
 
 /// (c) A revision-1 server (no epochs) that lost its state is still found out, by the one check
 /// revision 1 allows: its welcome's `last` is below what it had acknowledged. Its renumbered
 /// messages are then delivered, not dropped.
-#[test]
-fn revision_1_server_that_forgot_its_acks() {
-    let Some(mut server) = RefServer::start(Kind::Rust, &["--rev", "1"]) else {
+fn revision_1_server_that_forgot_its_acks(kind: Kind) {
+    let Some(mut server) = RefServer::start(kind, &["--rev", "1"]) else {
         return;
     };
-    let sid = "durable-rev1";
+    let sid = &format!("durable-rev1-{kind:?}");
     let mut c = Recorder::connect(envelope(&server.url(), sid));
     c.wait_state(State::Ready);
     assert_eq!(c.client.server_epoch(), None);
@@ -241,15 +243,25 @@ fn revision_1_server_that_forgot_its_acks() {
     assert!(c.client.shutdown(SOON));
 }
 
+per_server!(revision_1_server_that_forgot_its_acks:
+    revision_1_server_that_forgot_its_acks_rust => Kind::Rust,
+    revision_1_server_that_forgot_its_acks_python => Kind::Python,
+    revision_1_server_that_forgot_its_acks_node => Kind::Node,
+);
+
 /// The other side of the boundary: a server that keeps its state (links dropped, process alive)
-/// is a plain resume, with no SessionReset and nothing delivered twice.
-fn no_reset_while_the_server_keeps_its_state(kind: Kind) {
-    let Some(mut server) = RefServer::start(kind, &[]) else {
+/// is a plain resume, with no SessionReset and nothing delivered twice; with a revision-1
+/// server (`rev1`) too, which the revision-2 client falls back to.
+fn no_reset_while_the_server_keeps_its_state(kind: Kind, rev1: bool) {
+    let args: &[&str] = if rev1 { &["--rev", "1"] } else { &[] };
+    let Some(mut server) = RefServer::start(kind, args) else {
         return;
     };
-    let sid = format!("durable-kept-{kind:?}");
+    let sid = format!("durable-kept-{kind:?}-{rev1}");
     let mut c = Recorder::connect(envelope(&server.url(), &sid));
     c.wait_state(State::Ready);
+    assert_eq!(c.client.server_epoch().is_none(), rev1, "{kind:?}");
+    let server_epoch = c.client.server_epoch();
     let mut all = Vec::new();
     for round in 0..3 {
         let texts: Vec<String> = (0..5).map(|i| format!("r{round}-{i}")).collect();
@@ -261,11 +273,27 @@ fn no_reset_while_the_server_keeps_its_state(kind: Kind) {
     }
     assert_eq!(server.delivered(&sid), all);
     assert!(resets(&c.log).is_empty(), "{:?}", resets(&c.log));
+    assert_eq!(c.client.server_epoch(), server_epoch);
+    assert_eq!(c.client.stats().duplicates_dropped, 0);
     assert!(c.client.shutdown(SOON));
 }
 
-per_server!(no_reset_while_the_server_keeps_its_state:
+fn no_reset_while_a_revision_2_server_keeps_its_state(kind: Kind) {
+    no_reset_while_the_server_keeps_its_state(kind, false);
+}
+
+fn no_reset_while_a_revision_1_server_keeps_its_state(kind: Kind) {
+    no_reset_while_the_server_keeps_its_state(kind, true);
+}
+
+per_server!(no_reset_while_a_revision_2_server_keeps_its_state:
     no_reset_while_the_server_keeps_its_state_rust => Kind::Rust,
     no_reset_while_the_server_keeps_its_state_python => Kind::Python,
     no_reset_while_the_server_keeps_its_state_node => Kind::Node,
+);
+
+per_server!(no_reset_while_a_revision_1_server_keeps_its_state:
+    no_reset_while_a_revision_1_server_keeps_its_state_rust => Kind::Rust,
+    no_reset_while_a_revision_1_server_keeps_its_state_python => Kind::Python,
+    no_reset_while_a_revision_1_server_keeps_its_state_node => Kind::Node,
 );

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use common::{fast, wait_until, Recorder, SOON};
 use futures_util::{SinkExt, StreamExt};
 use tether_core::envelope::Codec;
-use tether_core::{ConnectError, Disconnect, Event, Message, Protocol, State};
+use tether_core::{ConnectError, Disconnect, Event, Message, Protocol, SendFailure, State};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -509,6 +509,74 @@ fn http_503_on_the_upgrade_is_retried_with_growing_backoff() {
             }
         ),
         "{closed:?}"
+    );
+}
+
+#[test]
+fn messages_queued_before_a_final_upgrade_refusal_fail_at_once_without_retries() {
+    // The server holds its 403 until the test has queued messages, so they are certainly in
+    // the outbox when the refusal arrives.
+    let release = Arc::new(tokio::sync::Notify::new());
+    let gate = release.clone();
+    let server = Hostile::start(move |mut stream, _, _| {
+        let gate = gate.clone();
+        async move {
+            read_request(&mut stream).await?;
+            gate.notified().await;
+            stream
+                .write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+                .await?;
+            stream.shutdown().await
+        }
+    });
+    // A retry budget that takes long to use up: had the 403 been retried, the messages would
+    // have waited for all of it.
+    let mut rec = Recorder::connect(
+        fast(&server.url())
+            .backoff(Duration::from_secs(2), Duration::from_secs(10), 2.0)
+            .max_reconnect_attempts(Some(10)),
+    );
+    assert!(wait_until(SOON, || server.accepted() == 1), "connected");
+    let ids: Vec<_> = (0..20)
+        .map(|i| rec.client.send_text(format!("queued-{i}")).expect("queued"))
+        .collect();
+    release.notify_one();
+    let closed = rec.wait_for("Closed", SOON, |e| matches!(e, Event::Closed { .. }));
+    let refused = Disconnect::ConnectFailed(ConnectError::HttpStatus {
+        status: 403,
+        location: None,
+    });
+    assert_eq!(
+        closed,
+        Event::Closed {
+            reason: refused.clone(),
+            undelivered: ids.len()
+        }
+    );
+    // Every queued message failed once, with the refusal as the reason, before Closed and
+    // without a single reconnect attempt in between.
+    let failed: Vec<_> = rec
+        .log
+        .iter()
+        .filter_map(|e| match e {
+            Event::SendFailed {
+                id,
+                reason: SendFailure::ConnectionFailed(why),
+            } => {
+                assert!(why.contains("403"), "{why}");
+                Some(*id)
+            }
+            Event::SendFailed { .. } => panic!("unexpected failure reason: {e:?}"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed, ids);
+    assert_eq!(disconnects(&rec.log), [(refused, false)]);
+    assert!(rec.attempts().is_empty(), "{:?}", rec.log);
+    assert_eq!(server.accepted(), 1, "no second connection");
+    assert_eq!(
+        rec.client.send_text("late"),
+        Err(tether_core::SendError::Closed)
     );
 }
 

@@ -297,6 +297,65 @@ pub extern "C" fn tether_config_set_connect_timeout_ms(
     })
 }
 
+/// Happy Eyeballs (RFC 8305) connection attempt delay, in milliseconds. When the host has
+/// several addresses (from DNS or `tether_config_add_resolve`), the first is tried; if it has
+/// not connected within this delay the next is started alongside it (a refused address hands
+/// over at once), and the first TCP connection to succeed wins. `connect_timeout` still bounds
+/// the whole attempt. Default 250 ms.
+///
+/// A value set here must be at least 10 ms (the RFC's floor) and below the connect timeout:
+/// checked when the config is built (`tether_config_validate`, `tether_client_new`), which then
+/// returns `TETHER_ERR_INVALID_CONFIG` naming `happy_eyeballs_delay`. Returns `TETHER_OK`, or
+/// `TETHER_ERR_NULL_PARAMETER` / `TETHER_ERR_INVALID_HANDLE` for a bad `config`. Like every
+/// config setter: configure a config from one thread at a time.
+#[no_mangle]
+pub extern "C" fn tether_config_set_happy_eyeballs_delay_ms(
+    config: *mut tether_config,
+    delay_ms: u64,
+) -> tether_status {
+    ffi_boundary!(TETHER_ERR_PANIC, {
+        push(config, move |b| b.happy_eyeballs_delay(ms(delay_ms)))
+    })
+}
+
+/// Connect to `address` for `host` instead of asking DNS (like curl's `--resolve`): pin a
+/// name to known addresses, or test address fallback. Call it once per address, in the order
+/// to try them (they are then tried the Happy Eyeballs way, see
+/// `tether_config_set_happy_eyeballs_delay_ms`); once any is given, DNS is not asked at all.
+///
+/// `host` must be the URL's host (compared without case; an IPv6 host with or without
+/// brackets). `address` is an IP address (`"10.0.0.7"`, `"::1"`: the URL's port is used) or an
+/// IP and port (`"10.0.0.7:8443"`, `"[::1]:8443"`); names are not accepted. The URL's host is
+/// still what the upgrade request's `Host` header, the TLS server name and the certificate
+/// check use.
+///
+/// Both strings are NUL-terminated UTF-8, borrowed for the call only (copied). Returns
+/// `TETHER_OK`; `TETHER_ERR_NULL_PARAMETER` if `config`, `host` or `address` is NULL;
+/// `TETHER_ERR_INVALID_HANDLE` for a freed config; `TETHER_ERR_INVALID_ARGUMENT` if a string is
+/// not UTF-8. The values themselves are checked when the config is built
+/// (`tether_config_validate`, `tether_client_new`): another host than the URL's, or an
+/// address that is not an IP (with a port other than 0), gives `TETHER_ERR_INVALID_CONFIG`
+/// naming `resolve`, the reason in `tether_config_last_error`. Like every config setter:
+/// configure a config from one thread at a time.
+#[no_mangle]
+pub extern "C" fn tether_config_add_resolve(
+    config: *mut tether_config,
+    host: *const c_char,
+    address: *const c_char,
+) -> tether_status {
+    ffi_boundary!(TETHER_ERR_PANIC, {
+        update(config, |s| {
+            // SAFETY: header contract: NULL or NUL-terminated strings live for the call.
+            let (host, address) = unsafe { (str_arg(host, "host")?, str_arg(address, "address")?) };
+            let (host, address) = (host.to_owned(), address.to_owned());
+            s.ops.push(Box::new(move |b| {
+                b.resolve(host.clone(), [address.clone()])
+            }));
+            Ok(())
+        })
+    })
+}
+
 /// Which CAs `wss://` trusts: `TETHER_TLS_ROOTS_SYSTEM` (default) or `_WEBPKI`.
 #[no_mangle]
 pub extern "C" fn tether_config_set_tls_roots(

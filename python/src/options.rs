@@ -26,6 +26,8 @@ pub(crate) const NAMES: &[&str] = &[
     "headers",
     "subprotocols",
     "connect_timeout",
+    "happy_eyeballs_delay",
+    "resolve",
     "tls_roots",
     "ca_file",
     "ca_pem",
@@ -135,6 +137,14 @@ pub(crate) fn parse(
                     }
                 }
                 "connect_timeout" => b = b.connect_timeout(seconds(name, v)?),
+                "happy_eyeballs_delay" => b = b.happy_eyeballs_delay(seconds(name, v)?),
+                "resolve" => {
+                    if !v.is_none() {
+                        for (host, addrs) in resolve_entries(name, v)? {
+                            b = b.resolve(host, addrs);
+                        }
+                    }
+                }
                 "tls_roots" => raw.tls_roots = Some(string(name, v)?),
                 "ca_file" => {
                     if !v.is_none() {
@@ -481,6 +491,26 @@ fn strings(name: &str, v: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
         )
     })? {
         out.push(string(name, &item?)?);
+    }
+    Ok(out)
+}
+
+/// `resolve=`: a mapping of host to a list of addresses (`{"example.com": ["10.0.0.7"]}`);
+/// which host and which addresses are valid is the core's check.
+fn resolve_entries(name: &str, v: &Bound<'_, PyAny>) -> PyResult<Vec<(String, Vec<String>)>> {
+    let m = v.cast::<PyMapping>().map_err(|_| {
+        option_error(
+            name,
+            format!(
+                "expected a dict of host to a list of addresses, got {}",
+                type_name(v)
+            ),
+        )
+    })?;
+    let mut out = Vec::new();
+    for item in m.items()?.try_iter()? {
+        let (host, addrs): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
+        out.push((string(name, &host)?, strings(name, &addrs)?));
     }
     Ok(out)
 }

@@ -46,8 +46,15 @@ class ServerProcess:
         )
         self._lines: "queue.Queue[Optional[str]]" = queue.Queue()
         self._stderr: List[str] = []
-        threading.Thread(target=self._read, daemon=True, name=f"{name}-stdout").start()
-        threading.Thread(target=self._read_err, daemon=True, name=f"{name}-stderr").start()
+        # Joined by close() before it closes the pipes: a reader still iterating over a pipe
+        # that close() shuts raises "I/O operation on closed file" in its thread, which pytest
+        # then reports against whichever test runs at that moment.
+        self._readers = [
+            threading.Thread(target=self._read, daemon=True, name=f"{name}-stdout"),
+            threading.Thread(target=self._read_err, daemon=True, name=f"{name}-stderr"),
+        ]
+        for reader in self._readers:
+            reader.start()
         first = self._next_line(20.0)
         m = re.fullmatch(r"PORT (\d+)", first or "")
         if not m:
@@ -57,14 +64,20 @@ class ServerProcess:
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._lines.put(line.rstrip("\n"))
+        try:
+            for line in self.proc.stdout:
+                self._lines.put(line.rstrip("\n"))
+        except (OSError, ValueError):
+            pass  # closed under us: only if close() gave up waiting for the end of file
         self._lines.put(None)
 
     def _read_err(self) -> None:
         assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self._stderr.append(line)
+        try:
+            for line in self.proc.stderr:
+                self._stderr.append(line)
+        except (OSError, ValueError):
+            pass
 
     def _next_line(self, timeout: float) -> Optional[str]:
         try:
@@ -117,6 +130,10 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        # The process is gone: its pipes reach end of file and the readers finish.
+        for reader in self._readers:
+            if reader is not threading.current_thread():
+                reader.join(timeout=5)
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             try:
                 if stream is not None:

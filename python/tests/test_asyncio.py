@@ -115,7 +115,11 @@ def test_cancellation_is_clean(peer: RustPeer) -> None:
             # wait_ready on a client that cannot connect, cancelled by a timeout.
             peer.cmd("stop")
             peer.cmd("drop")
-            await asyncio.sleep(0.1)
+            # The client notices the lost link (awaited: a fixed sleep may be too short).
+            for _ in range(1000):
+                if client.state is not tether.State.READY:
+                    break
+                await asyncio.sleep(0.01)
             assert client.state is not tether.State.READY
             ready = asyncio.ensure_future(client.wait_ready())
             await asyncio.sleep(0.1)

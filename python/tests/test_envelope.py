@@ -128,9 +128,8 @@ def test_session_reset_when_the_server_is_killed(
         assert not reset.inbound_may_repeat
         assert reset.acked_at_risk == range(1, 6) and 5 in reset.acked_at_risk
         assert reset.resends_may_duplicate is None
-        if kind == "rust":
-            assert reset.server_revision == 2
-            assert client.server_epoch is not None and len(client.server_epoch) == 16
+        assert reset.server_revision == 2
+        assert client.server_epoch is not None and len(client.server_epoch) == 16
         after = [f"after-{i}" for i in range(300)]
         for text in after:
             server.cmd(f"send {sid} {text}")
@@ -138,14 +137,15 @@ def test_session_reset_when_the_server_is_killed(
         assert client.stats().duplicates_dropped == 0
 
 
+@pytest.mark.parametrize("kind", ["rust", "python"])
 def test_session_reset_when_a_second_client_reuses_the_session_id(
-    ref_server_factory: Callable[..., ServerProcess],
+    ref_server_factory: Callable[..., ServerProcess], kind: str
 ) -> None:
     """A second client with the same session_id (what a restarted process does): the server's
     application gets its messages (it used to take them for duplicates and drop them), and
     SessionReset says the earlier client's state was lost."""
-    server = ref_server_factory("rust")
-    sid = "py-durable-client"
+    server = ref_server_factory(kind)
+    sid = f"py-durable-client-{kind}"
     with tether.Client(
         server.url, protocol="envelope", session_id=sid, events=[tether.SessionReset], **FAST
     ) as first:

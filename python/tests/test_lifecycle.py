@@ -60,6 +60,15 @@ for message in client:
 """
 
 
+def main_thread_state(pid: int) -> str:
+    """The scheduler state of process `pid`'s main thread (Linux: /proc/PID/stat, field 3)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "?"
+
+
 def test_real_sigint_in_a_subprocess(peer: RustPeer) -> None:
     """A real SIGINT (as from Ctrl-C in a terminal) reaches a process blocked in iteration."""
     peer.cmd("echo off")
@@ -72,7 +81,9 @@ def test_real_sigint_in_a_subprocess(peer: RustPeer) -> None:
     try:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "BLOCKING"
-        time.sleep(0.2)
+        # Awaited, not slept: the child's main thread is asleep (state S in /proc), i.e. in the
+        # blocking wait of the iteration it enters right after printing.
+        wait_until(lambda: main_thread_state(child.pid) == "S", message="child never blocked")
         started = time.monotonic()
         child.send_signal(signal.SIGINT)
         _, err = child.communicate(timeout=10)

@@ -333,6 +333,8 @@ class ClientOptions(TypedDict, total=False):
     headers: Union[Mapping[str, str], Sequence[Tuple[str, str]]]
     subprotocols: Sequence[str]
     connect_timeout: float
+    happy_eyeballs_delay: float
+    resolve: Optional[Mapping[str, Sequence[str]]]
     # TLS
     tls_roots: Literal["system", "webpki"]
     ca_file: Union[str, os.PathLike[str], None]

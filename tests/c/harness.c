@@ -248,3 +248,74 @@ int unused_port(void) {
     close(fd);
     return port;
 }
+
+/* A non-blocking connect to 127.0.0.1:port: 1 if it connected within wait_ms (the socket is
+ * stored in *fd_out), 0 if it was still pending then (closed), -1 on an error. */
+static int probe_connect(int port, int wait_ms, int *fd_out) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons((uint16_t)port);
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0) {
+        *fd_out = fd;
+        return 1;
+    }
+    if (errno != EINPROGRESS) {
+        close(fd);
+        return -1;
+    }
+    struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+    int n;
+    do {
+        n = poll(&pfd, 1, wait_ms);
+    } while (n < 0 && errno == EINTR);
+    if (n == 0) {
+        close(fd);
+        return 0;
+    }
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+        close(fd);
+        return -1;
+    }
+    *fd_out = fd;
+    return 1;
+}
+
+int black_hole_open(black_hole *h) {
+    memset(h, 0, sizeof *h);
+    h->listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (h->listener < 0) return -1;
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (bind(h->listener, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(h->listener, 0) != 0 ||
+        getsockname(h->listener, (struct sockaddr *)&addr, &len) != 0) {
+        black_hole_close(h);
+        return -1;
+    }
+    h->port = ntohs(addr.sin_port);
+    while (h->filled < BLACK_HOLE_MAX_FILL) {
+        int fd = -1;
+        int r = probe_connect(h->port, 300, &fd);
+        if (r == 0) return 0; /* this connect hung: the hole is ready */
+        if (r < 0) break;
+        h->fill[h->filled++] = fd;
+    }
+    fprintf(stderr, "black hole on port %d: connects never hung\n", h->port);
+    black_hole_close(h);
+    return -1;
+}
+
+void black_hole_close(black_hole *h) {
+    for (int i = 0; i < h->filled; i++) close(h->fill[i]);
+    if (h->listener >= 0) close(h->listener);
+    h->filled = 0;
+    h->listener = -1;
+}

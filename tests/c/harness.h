@@ -97,4 +97,20 @@ void peer_stop(peer *p);
 /* A TCP port on 127.0.0.1 with nothing listening (bound then closed). */
 int unused_port(void);
 
+/* A loopback address where TCP connects hang, the way a firewalled or unreachable address
+ * behaves: a listener on 127.0.0.1 with a full accept backlog that never accepts (Linux then
+ * drops further SYNs). */
+#define BLACK_HOLE_MAX_FILL 16
+typedef struct black_hole {
+    int listener;
+    int fill[BLACK_HOLE_MAX_FILL]; /* the connections that fill the backlog */
+    int filled;
+    int port;
+} black_hole;
+/* Listen with backlog 0 and connect until one connect hangs for 300 ms: that proves the black
+ * hole rather than assuming how the kernel sizes the backlog. Returns 0 on success, -1 (with
+ * everything released) otherwise. */
+int black_hole_open(black_hole *h);
+void black_hole_close(black_hole *h);
+
 #endif

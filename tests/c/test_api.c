@@ -42,6 +42,7 @@ typedef struct rec {
     bool last_data_nonnull;
     uint64_t error_seen;  /* bit per tether_status seen by on_error */
     uint64_t failed_seen; /* bit per tether_status seen by on_send_failed */
+    uint64_t failed_ids;  /* bit per message id (1..63) seen by on_send_failed */
     char last_error_msg[512];
     uint64_t last_failed_id;
     uint16_t last_close_code;
@@ -281,6 +282,7 @@ static void on_send_failed(void *ud, uint64_t id, tether_status status, const ch
     pthread_mutex_lock(&r->mu);
     r->send_failed++;
     r->failed_seen |= 1ull << (unsigned)status;
+    if (id < 64) r->failed_ids |= 1ull << id;
     r->last_failed_id = id;
     (void)reason;
     pthread_mutex_unlock(&r->mu);
@@ -534,6 +536,8 @@ static void test_null_parameters_everywhere(void) {
     CHECK_STATUS(tether_config_validate(NULL), TETHER_ERR_NULL_PARAMETER);
     CHECK_STATUS(tether_config_last_error(NULL, buf, sizeof buf, &n), TETHER_ERR_NULL_PARAMETER);
     CHECK_STATUS(tether_config_set_protocol(NULL, TETHER_PROTOCOL_RAW), TETHER_ERR_NULL_PARAMETER);
+    CHECK_STATUS(tether_config_set_happy_eyeballs_delay_ms(NULL, 100), TETHER_ERR_NULL_PARAMETER);
+    CHECK_STATUS(tether_config_add_resolve(NULL, "x", "127.0.0.1"), TETHER_ERR_NULL_PARAMETER);
 
     /* NULL arguments with a live config. */
     tether_config *cfg = tether_config_new();
@@ -547,6 +551,8 @@ static void test_null_parameters_everywhere(void) {
     CHECK_STATUS(tether_config_set_auth_token(cfg, NULL), TETHER_ERR_NULL_PARAMETER);
     CHECK_STATUS(tether_config_set_session_id(cfg, NULL), TETHER_ERR_NULL_PARAMETER);
     CHECK_STATUS(tether_config_set_signing_key(cfg, NULL, 4), TETHER_ERR_NULL_PARAMETER);
+    CHECK_STATUS(tether_config_add_resolve(cfg, NULL, "127.0.0.1"), TETHER_ERR_NULL_PARAMETER);
+    CHECK_STATUS(tether_config_add_resolve(cfg, "x", NULL), TETHER_ERR_NULL_PARAMETER);
     CHECK(strstr(config_error(cfg, buf, sizeof buf), "NULL") != NULL);
     CHECK_STATUS(tether_config_set_url(cfg, P.url), TETHER_OK);
     CHECK_STATUS(tether_client_new(cfg, NULL, NULL, NULL, &client), TETHER_ERR_NULL_PARAMETER);
@@ -637,6 +643,8 @@ static void test_invalid_config_values(void) {
         {0, "backoff multiplier"}, {1, "outbox max_messages"}, {2, "connect_timeout"},
         {3, "CA file"},           {4, "auth_token"},          {5, "header"},
         {6, "subprotocol"},       {7, "max_outbound_message_size"},
+        {8, "happy_eyeballs_delay"}, {9, "happy_eyeballs_delay"},
+        {10, "not the URL's host"}, {11, "not an IP address"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tether_config *bad = tether_config_new();
@@ -654,6 +662,13 @@ static void test_invalid_config_values(void) {
             tether_config_set_outbox_limits(bad, 10, 1000);
             tether_config_set_max_outbound_message_size(bad, 2000);
             break;
+        case 8: tether_config_set_happy_eyeballs_delay_ms(bad, 5); break; /* below 10 ms */
+        case 9:
+            tether_config_set_connect_timeout_ms(bad, 1000);
+            tether_config_set_happy_eyeballs_delay_ms(bad, 1000);
+            break;
+        case 10: tether_config_add_resolve(bad, "other.invalid", "127.0.0.1"); break;
+        case 11: tether_config_add_resolve(bad, "127.0.0.1", "localhost"); break;
         }
         CHECK_STATUS(tether_config_validate(bad), TETHER_ERR_INVALID_CONFIG);
         CHECK_MSG(strstr(config_error(bad, buf, sizeof buf), cases[i].says) != NULL,
@@ -703,6 +718,9 @@ static void test_invalid_config_values(void) {
     CHECK_STATUS(tether_config_set_read_buffer_size(all, 4096), TETHER_OK);
     CHECK_STATUS(tether_config_set_write_batch_bytes(all, 65536), TETHER_OK);
     CHECK_STATUS(tether_config_set_protocol(all, TETHER_PROTOCOL_RAW), TETHER_OK);
+    CHECK_STATUS(tether_config_set_happy_eyeballs_delay_ms(all, 100), TETHER_OK);
+    CHECK_STATUS(tether_config_add_resolve(all, "127.0.0.1", "127.0.0.1"), TETHER_OK);
+    CHECK_STATUS(tether_config_add_resolve(all, "127.0.0.1", "[::1]:9"), TETHER_OK);
     CHECK_STATUS(tether_config_validate(all), TETHER_OK);
     tether_config_free(all);
 }
@@ -1383,6 +1401,125 @@ static void test_retries_exhausted(void) {
     CHECK(r->undelivered == 1 && r->closed_code == 1006);
     free_and_check(r);
     rec_destroy(r);
+}
+
+/* Messages queued for a server that refuses the upgrade with a final status (403) fail at once,
+ * each with on_send_failed, and the client closes: no retry, although the backoff is long and
+ * the retry budget large (had the 403 been retried, the wait below would run out). */
+static void test_final_refusal_fails_queued_messages_at_once(void) {
+    enum { N = 20 };
+    reset_peer();
+    /* Stalled, the peer does not answer the upgrade yet: the sends below are certainly queued
+     * before the refusal arrives. */
+    CHECK(peer_cmd(&P, "stall on", NULL, 0) == 0);
+    CHECK(peer_cmd(&P, "reject 403", NULL, 0) == 0);
+    rec *r = rec_new(false);
+    CHECK(r != NULL);
+    tether_config *cfg = test_config(P.url, false);
+    CHECK(cfg != NULL);
+    CHECK_STATUS(tether_config_set_backoff(cfg, (uint64_t)scaled_ms(5000), 30000, 2.0), TETHER_OK);
+    CHECK_STATUS(tether_config_set_max_reconnect_attempts(cfg, 10), TETHER_OK);
+    CHECK_STATUS(start(r, cfg), TETHER_OK);
+    tether_config_free(cfg);
+    uint64_t want_ids = 0;
+    for (int i = 0; i < N; i++) {
+        uint64_t id = 0;
+        CHECK_STATUS(tether_client_send_text(r->client, "queued", 6, &id), TETHER_OK);
+        CHECK(id >= 1 && id < 64);
+        want_ids |= 1ull << id;
+    }
+    CHECK(get(r, &r->send_failed) == 0);
+    CHECK(peer_cmd(&P, "stall off", NULL, 0) == 0);
+    int64_t t0 = now_ms();
+    bool closed = wait_count(r, &r->closed, 1, 2000);
+    int64_t took = now_ms() - t0;
+    peer_cmd(&P, "reject off", NULL, 0);
+    CHECK_MSG(closed, "not closed within 2 s of the refusal (send_failed %d, reconnectings %d)",
+              get(r, &r->send_failed), get(r, &r->reconnectings));
+    pthread_mutex_lock(&r->mu);
+    int failed = r->send_failed, reconnectings = r->reconnectings;
+    uint64_t failed_ids = r->failed_ids, failed_seen = r->failed_seen, error_seen = r->error_seen;
+    size_t undelivered = r->undelivered;
+    char msg[sizeof r->last_error_msg];
+    snprintf(msg, sizeof msg, "%s", r->last_error_msg);
+    pthread_mutex_unlock(&r->mu);
+    CHECK_MSG(failed == N && failed_ids == want_ids, "%d of %d failed (ids %#llx, want %#llx)",
+              failed, N, (unsigned long long)failed_ids, (unsigned long long)want_ids);
+    CHECK_MSG(failed_seen == (1ull << TETHER_ERR_CONNECTION_FAILED), "statuses %#llx",
+              (unsigned long long)failed_seen);
+    CHECK_MSG(undelivered == N, "undelivered %zu", undelivered);
+    CHECK(error_seen & (1ull << TETHER_ERR_CONNECT_FAILED));
+    CHECK_MSG(strstr(msg, "403") != NULL, "message: %s", msg);
+    CHECK_MSG(reconnectings == 0, "%d reconnect attempts after a final refusal", reconnectings);
+    for (uint64_t id = 1; id < 64; id++) {
+        if (!(want_ids & (1ull << id))) continue;
+        tether_delivery d = TETHER_DELIVERY_UNKNOWN;
+        CHECK_STATUS(tether_client_delivery_status(r->client, id, &d), TETHER_OK);
+        CHECK_MSG(d == TETHER_DELIVERY_FAILED, "message %llu: delivery %d", (unsigned long long)id,
+                  (int)d);
+    }
+    CHECK(tether_client_state(r->client) == TETHER_STATE_CLOSED);
+    CHECK_STATUS(tether_client_send_text(r->client, "late", 4, NULL), TETHER_ERR_CLOSED);
+    printf("# %d queued messages failed %lld ms after the refusal\n", N, (long long)took);
+    free_and_check(r);
+    rec_destroy(r);
+}
+
+/* A name that resolves (tether_config_add_resolve, no DNS) to a black-holed loopback address
+ * first and a live one second: the client connects through the live one well within the
+ * connect timeout, having waited for the black hole only the Happy Eyeballs delay; after a
+ * drop it starts with the address that worked. */
+static void test_resolve_falls_back_from_a_black_hole(void) {
+    reset_peer();
+    black_hole hole;
+    CHECK(black_hole_open(&hole) == 0);
+    char url[96], hole_addr[32];
+    snprintf(url, sizeof url, "ws://tether-test.invalid:%d/", P.port);
+    snprintf(hole_addr, sizeof hole_addr, "127.0.0.1:%d", hole.port);
+    const int64_t connect_timeout = scaled_ms(10000), delay = scaled_ms(1000);
+    rec *r = rec_new(false);
+    tether_config *cfg = test_config(url, false);
+    bool ok = r && cfg &&
+              tether_config_set_connect_timeout_ms(cfg, (uint64_t)connect_timeout) == TETHER_OK &&
+              tether_config_set_happy_eyeballs_delay_ms(cfg, (uint64_t)delay) == TETHER_OK &&
+              tether_config_add_resolve(cfg, "tether-test.invalid", hole_addr) == TETHER_OK &&
+              /* No port: the URL's (the peer's). */
+              tether_config_add_resolve(cfg, "TETHER-test.invalid", "127.0.0.1") == TETHER_OK;
+    int64_t t0 = now_ms();
+    ok = ok && start(r, cfg) == TETHER_OK;
+    tether_config_free(cfg);
+    if (!ok) black_hole_close(&hole);
+    CHECK(ok);
+    /* Well within the connect timeout: trying the addresses one after the other would spend
+     * all of it in the black hole. (wait_count scales its timeout itself.) */
+    bool ready = wait_count(r, &r->readies, 1, 5000);
+    int64_t took = now_ms() - t0;
+    CHECK_MSG(ready, "not ready %lld ms after the start (connect timeout %lld ms)",
+              (long long)took, (long long)connect_timeout);
+    CHECK_MSG(get(r, &r->closes) == 0 && get(r, &r->errors) == 0, "the first attempt failed: %s",
+              r->last_error_msg);
+    /* The black hole (first in the list) was tried first, for one attempt delay. */
+    CHECK_MSG(took >= delay, "ready after %lld ms, before the %lld ms delay", (long long)took,
+              (long long)delay);
+
+    /* After a drop, the address that worked goes first: no delay spent on the black hole. */
+    CHECK(peer_cmd(&P, "drop", NULL, 0) == 0);
+    CHECK(wait_count(r, &r->closes, 1, 5000));
+    int64_t t1 = now_ms();
+    ready = wait_count(r, &r->readies, 2, 5000);
+    int64_t again = now_ms() - t1;
+    CHECK_MSG(ready, "no second ready");
+    CHECK_MSG(again < delay, "the reconnect waited %lld ms: it started with the black hole again",
+              (long long)again);
+    CHECK_MSG(get(r, &r->closes) == 1, "%d disconnects", get(r, &r->closes));
+    CHECK_STATUS(tether_client_send_text(r->client, "via the live address", 20, NULL), TETHER_OK);
+    CHECK(wait_count(r, &r->messages, 1, 5000)); /* the peer's echo */
+    CHECK(strcmp(r->texts[0], "via the live address") == 0);
+    printf("# ready after %lld ms (delay %lld ms), again after %lld ms\n", (long long)took,
+           (long long)delay, (long long)again);
+    free_and_check(r);
+    rec_destroy(r);
+    black_hole_close(&hole);
 }
 
 static void test_heartbeat_detects_a_stalled_server(void) {
@@ -2233,6 +2370,8 @@ int main(void) {
         {"server_side_failures", test_server_side_failures},
         {"rejected_upgrade_is_final", test_rejected_upgrade_is_final},
         {"retries_exhausted", test_retries_exhausted},
+        {"final_refusal_fails_queued_messages_at_once", test_final_refusal_fails_queued_messages_at_once},
+        {"resolve_falls_back_from_a_black_hole", test_resolve_falls_back_from_a_black_hole},
         {"heartbeat_detects_a_stalled_server", test_heartbeat_detects_a_stalled_server},
         {"close_drains_the_outbox", test_close_drains_the_outbox},
         {"many_clients", test_many_clients},

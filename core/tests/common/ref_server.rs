@@ -161,7 +161,19 @@ impl RefServer {
     /// SIGKILL (no close frames, nothing saved) and start a fresh one, same arguments, on the
     /// same port (the servers listen with SO_REUSEADDR).
     pub fn kill_and_restart(&mut self) {
+        self.kill();
+        self.start_again();
+    }
+
+    /// Kill the process with SIGKILL (no close frames, nothing saved); [`RefServer::start_again`]
+    /// starts a fresh one. Until then nothing listens on the port.
+    pub fn kill(&mut self) {
         self.process.kill();
+    }
+
+    /// After [`RefServer::kill`]: start a fresh process, same arguments, on the same port (the
+    /// servers listen with SO_REUSEADDR).
+    pub fn start_again(&mut self) {
         let mut cmd = command(self.kind).expect("it ran before");
         let port = self.port.to_string();
         cmd.args(&self.args).args(["--port", port.as_str()]);

@@ -1,12 +1,14 @@
 #!/usr/bin/env node
-// A Tether protocol v1 reference server (docs/PROTOCOL.md) on the Node `ws` library.
+// A Tether protocol reference server (docs/PROTOCOL.md, revision 2 with stream epochs, and
+// revision 1 for clients that say no `rev`, or for all with `--rev 1`) on the Node `ws` library.
 //
-// The protocol core (sessions, hello/welcome, msg/ack/nack, dedup, resend, signatures,
+// The protocol core (sessions, epochs, hello/welcome, msg/ack/nack, dedup, resend, signatures,
 // compression) comes first; the command line and the stdin control channel that Tether's tests
 // drive come after it. The application on top records every delivered message and echoes it
 // back as a new server message.
 //
 //   node tether_server.js [--port N] [--token T] [--key K] [--compression-threshold N] [--max-size N]
+//                         [--rev 1|2]
 //
 // Prints `PORT <n>` once listening on 127.0.0.1, then answers each stdin line with one line,
 // `OK ...` or `ERR ...`; exits when stdin closes. Commands: drop, close <code> [reason],
@@ -41,10 +43,22 @@ class Bad extends Error {
 const frame = (fields) => JSON.stringify({ v: 1, ...fields });
 const isInt = (x, least = 0) => Number.isSafeInteger(x) && x >= least;
 const validSid = (sid) => typeof sid === 'string' && /^[\x20-\x7e]{1,128}$/.test(sid);
+const validEpoch = (ep) => typeof ep === 'string' && /^[0-9A-Za-z_-]{1,64}$/.test(ep); // `ep`, `sep`
+const newEpoch = () => crypto.randomBytes(8).toString('hex'); // 16 random lowercase hex digits
+
+// The session revision to serve a hello with: 2 when both sides speak it (the client says
+// `rev` >= 2), else 1; null for a revision-2 hello with a malformed `ep` or `sep`.
+function helloRev(hello) {
+  if (!(opts.rev >= 2 && isInt(hello.rev, 2))) return 1; // revision 1 ignores `ep` and `sep`
+  if (!validEpoch(hello.ep) || ('sep' in hello && !validEpoch(hello.sep))) return null;
+  return 2; // a later revision is answered with ours, 2
+}
 
 function sessionFor(sid) {
   if (!sessions.has(sid)) {
     sessions.set(sid, {
+      ep: newEpoch(), // our outbound stream's epoch: new with every new state
+      cep: null, // the client stream's epoch that `lastIn` counts in (null: none with an epoch)
       lastIn: 0, // highest client msg id delivered to the application
       nextOut: 1, // id of the next server msg
       unacked: new Map(), // server id -> encoded frame, in id order, until the client acks it
@@ -116,7 +130,9 @@ function handshake(ws, raw) {
   try {
     hello = raw === null ? null : JSON.parse(raw);
   } catch {}
-  if (!(hello && hello.v === 1 && hello.t === 'hello' && validSid(hello.sid) && isInt(hello.last))) {
+  const valid = hello && hello.v === 1 && hello.t === 'hello' && validSid(hello.sid) && isInt(hello.last);
+  const rev = valid ? helloRev(hello) : null;
+  if (rev === null) {
     return refuse(ws, null, 1002, 'expected hello');
   }
   if (rejectNext) {
@@ -130,9 +146,29 @@ function handshake(ws, raw) {
   const session = sessionFor(hello.sid);
   // The client reconnected before we noticed its old link died.
   if (session.link) put(session.link, { code: 1000, reason: 'session resumed on a new connection' });
-  put(ws, frame({ t: 'welcome', last: session.lastIn }));
+  let last = hello.last;
+  if (rev === 1) {
+    // Revision 1: `last` always counts in our one stream, and from now on `lastIn` counts in a
+    // client stream without an epoch.
+    session.cep = null;
+    put(ws, frame({ t: 'welcome', last: session.lastIn }));
+  } else {
+    // A client stream other than the one `lastIn` counts in (another epoch, or one without an
+    // epoch): the client lost its state and numbers from 1 again, so none of its ids is a
+    // duplicate. A session that never saw a client stream (made by the application's `send`)
+    // just takes the client's epoch: nothing was lost.
+    const known = session.cep !== hello.ep && (session.cep !== null || session.lastIn > 0);
+    if (session.cep !== hello.ep) {
+      session.cep = hello.ep;
+      session.lastIn = 0;
+    }
+    const extra = known ? { known: true } : {};
+    put(ws, frame({ t: 'welcome', last: session.lastIn, rev: 2, ep: session.ep, ...extra }));
+    // `last` counts in our stream only if the client names it; otherwise resend everything.
+    if (hello.sep !== session.ep) last = 0;
+  }
   for (const [id, encoded] of session.unacked) {
-    if (id <= hello.last) session.unacked.delete(id); // the client has it: counts as acknowledged
+    if (id <= last) session.unacked.delete(id); // the client has it: counts as acknowledged
     else put(ws, encoded); // the rest, in order, before anything new
   }
   session.link = ws;
@@ -245,21 +281,24 @@ function onConnection(ws) {
 // ---- command line and control channel (for tests; not part of the protocol) ----
 
 function parseArgs(argv) {
-  const o = { port: 0, token: null, key: null, compressionThreshold: null, maxSize: 16 << 20 };
+  const o = { port: 0, token: null, key: null, compressionThreshold: null, maxSize: 16 << 20, rev: 2 };
   const names = {
     '--port': 'port',
     '--token': 'token',
     '--key': 'key',
     '--compression-threshold': 'compressionThreshold',
     '--max-size': 'maxSize',
+    '--rev': 'rev',
   };
   for (let i = 0; i < argv.length; i += 2) {
     const name = names[argv[i]];
     const text = name === 'token' || name === 'key';
     const value = text ? argv[i + 1] : Number(argv[i + 1]);
-    if (!name || argv[i + 1] === undefined || !(text || (Number.isSafeInteger(value) && value >= 0))) {
+    const number = Number.isSafeInteger(value) && value >= 0 && (name !== 'rev' || [1, 2].includes(value));
+    if (!name || argv[i + 1] === undefined || !(text || number)) {
       console.error(
-        'usage: tether_server.js [--port N] [--token T] [--key K] [--compression-threshold N] [--max-size N]',
+        'usage: tether_server.js [--port N] [--token T] [--key K] [--compression-threshold N] [--max-size N]' +
+          ' [--rev 1|2]',
       );
       process.exit(2);
     }
@@ -338,7 +377,8 @@ async function command(line, state) {
   } else if (name === 'stats') {
     const out = { sessions: {}, connections: wss.clients.size, bad_signatures: badSignatures };
     for (const [sid, s] of sessions) {
-      out.sessions[sid] = { delivered: s.delivered, duplicates: s.duplicates, last_in: s.lastIn };
+      const { delivered, duplicates, ep, cep } = s;
+      out.sessions[sid] = { delivered, duplicates, last_in: s.lastIn, ep, cep };
     }
     return 'OK ' + JSON.stringify(out);
   } else if (name === 'dump' && rest) {

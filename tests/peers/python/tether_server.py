@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""A Tether protocol v1 reference server (docs/PROTOCOL.md) on the Python `websockets` library.
+"""A Tether protocol reference server (docs/PROTOCOL.md, revision 2 with stream epochs, and
+revision 1 for clients that say no `rev`, or for all with `--rev 1`) on the Python `websockets`
+library.
 
-The protocol core (sessions, hello/welcome, msg/ack/nack, dedup, resend, signatures,
+The protocol core (sessions, epochs, hello/welcome, msg/ack/nack, dedup, resend, signatures,
 compression) is the first half of this file; the second half is the command line and the
 stdin control channel that Tether's tests drive. The application on top just records every
 delivered message and echoes it back as a new server message.
 
     tether_server.py [--port N] [--token T] [--key K] [--compression-threshold N] [--max-size N]
+                     [--rev 1|2]
 
 Prints `PORT <n>` once listening on 127.0.0.1, then answers each stdin line with one line,
 `OK ...` or `ERR ...`; exits when stdin closes. Commands: drop, close <code> [reason],
@@ -20,6 +23,8 @@ import base64
 import hashlib
 import hmac
 import json
+import re
+import secrets
 import struct
 import sys
 import zlib
@@ -29,6 +34,7 @@ from websockets.exceptions import ConnectionClosed
 
 HELLO_TIMEOUT = 10  # seconds a new connection has to say hello
 HEADER = struct.Struct(">BBBBQI")  # binary msg: version, kind, flags, reserved, id, length
+EPOCH = re.compile(r"[0-9A-Za-z_-]{1,64}")  # the syntax of `ep` and `sep`
 
 args = None  # the parsed command line
 sessions = {}  # sid -> Session, kept for the life of the process (also across `restart`)
@@ -40,6 +46,8 @@ reject_next = None  # (final, reason) for the next hello, set by `reject-next`
 
 class Session:
     def __init__(self):
+        self.ep = secrets.token_hex(8)  # our outbound stream's epoch: new with every new state
+        self.cep = None  # the client stream's epoch that `last_in` counts in (None: no rev-2 one)
         self.last_in = 0  # highest client msg id delivered to the application
         self.next_out = 1  # id of the next server msg
         self.unacked = {}  # server id -> encoded frame, in id order, until the client acks it
@@ -94,6 +102,20 @@ def valid_sid(sid):
     return isinstance(sid, str) and 1 <= len(sid) <= 128 and all(" " <= c <= "~" for c in sid)
 
 
+def valid_epoch(ep):
+    return isinstance(ep, str) and EPOCH.fullmatch(ep) is not None
+
+
+def hello_rev(hello):
+    """The session revision to serve a hello with: 2 when both sides speak it (the client says
+    `rev` >= 2), else 1; None for a revision-2 hello with a malformed `ep` or `sep`."""
+    if not (args.rev >= 2 and is_int(hello.get("rev"), 2)):
+        return 1  # revision 1 ignores `ep` and `sep` (unknown fields)
+    if not (valid_epoch(hello.get("ep")) and ("sep" not in hello or valid_epoch(hello["sep"]))):
+        return None
+    return 2  # a later revision is answered with ours, 2
+
+
 def sign(kind, id, z, carried):
     data = bytes([1, kind]) + id.to_bytes(8, "big") + bytes([z]) + carried
     return hmac.new(args.key.encode(), data, hashlib.sha256).hexdigest()
@@ -144,7 +166,8 @@ async def handshake(ws):
     except ValueError:
         hello = None
     if not (isinstance(hello, dict) and hello.get("v") == 1 and hello.get("t") == "hello"
-            and valid_sid(hello.get("sid")) and is_int(hello.get("last"))):
+            and valid_sid(hello.get("sid")) and is_int(hello.get("last"))
+            and hello_rev(hello) is not None):
         return await refuse(ws, None, 1002, "expected hello")
     if reject_next:
         reject, reject_next = reject_next, None
@@ -154,8 +177,26 @@ async def handshake(ws):
     session = sessions.setdefault(hello["sid"], Session())
     if session.link:  # the client reconnected before we noticed its old link died
         session.link.put((1000, "session resumed on a new connection"))
-    ws.put(frame(t="welcome", last=session.last_in))
-    for id in [id for id in session.unacked if id <= hello["last"]]:
+    if hello_rev(hello) == 1:
+        # Revision 1: `last` always counts in our one stream, and from now on `last_in` counts
+        # in a client stream without an epoch.
+        session.cep = None
+        ws.put(frame(t="welcome", last=session.last_in))
+        last = hello["last"]
+    else:
+        # A client stream other than the one `last_in` counts in (another epoch, or one without
+        # an epoch): the client lost its state and numbers from 1 again, so none of its ids is
+        # a duplicate. A session that never saw a client stream (made by the application's
+        # `send`) just takes the client's epoch: nothing was lost.
+        known = session.cep != hello["ep"] and (session.cep is not None or session.last_in > 0)
+        if session.cep != hello["ep"]:
+            session.cep = hello["ep"]
+            session.last_in = 0
+        extra = {"known": True} if known else {}
+        ws.put(frame(t="welcome", last=session.last_in, rev=2, ep=session.ep, **extra))
+        # `last` counts in our stream only if the client names it; otherwise resend everything.
+        last = hello["last"] if hello.get("sep") == session.ep else 0
+    for id in [id for id in session.unacked if id <= last]:
         del session.unacked[id]  # the client has these: they count as acknowledged
     for encoded in session.unacked.values():
         ws.put(encoded)  # the rest, in order, before anything new
@@ -309,7 +350,8 @@ async def command(line, server):
         server = await listen(port)  # same port; `sessions` is untouched
     elif name == "stats":
         stats = {"sessions": {sid: {"delivered": s.delivered, "duplicates": s.duplicates,
-                                    "last_in": s.last_in} for sid, s in sessions.items()},
+                                    "last_in": s.last_in, "ep": s.ep, "cep": s.cep}
+                              for sid, s in sessions.items()},
                  "connections": len(server.connections), "bad_signatures": bad_signatures}
         return "OK " + json.dumps(stats, separators=(",", ":")), server
     elif name == "dump" and rest:
@@ -325,12 +367,14 @@ async def command(line, server):
 
 async def main():
     global args, running
-    parser = argparse.ArgumentParser(description="Tether protocol v1 reference server")
+    parser = argparse.ArgumentParser(description="Tether protocol reference server")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--token", help="hellos must carry this token")
     parser.add_argument("--key", help="HMAC-SHA256 key (UTF-8): verify and sign every msg")
     parser.add_argument("--compression-threshold", type=int, help="compress payloads >= N bytes")
     parser.add_argument("--max-size", type=int, default=16 << 20, help="inbound and inflate limit")
+    parser.add_argument("--rev", type=int, choices=(1, 2), default=2,
+                        help="1: speak revision 1 only (ignore rev/ep/sep, welcome without them)")
     args = parser.parse_args()
     running = asyncio.Event()
     running.set()

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -483,30 +483,48 @@ where
 
     let conn = guard.conn.load(Ordering::SeqCst);
 
-    let (sink, source) = ws.split();
-    let reader = read_loop(source, conn, ctx.shared.clone(), out_tx, stall.clone());
-    let writer = write_loop(sink, out_rx, stall);
+    let (mut sink, mut source) = ws.split();
+    let reader = read_loop(&mut source, conn, ctx.shared.clone(), out_tx, stall.clone());
+    let writer = write_loop(&mut sink, out_rx, stall);
     // Whichever finishes first ends the connection; dropping both halves
     // closes the socket.
-    tokio::select! {
-        () = reader => {}
-        () = writer => {}
+    let failed = tokio::select! {
+        failed = reader => failed,
+        () = writer => false,
+    };
+    if failed {
+        // We refused a frame and sent our close; the client may still be writing (RFC 6455
+        // 7.1.1: it goes on until it reads our close). Dropping the socket with its bytes
+        // unread would answer them with a reset: half-close and discard what comes until
+        // the client's end of file instead (bounded).
+        if let Ok(mut ws) = sink.reunite(source) {
+            let raw = ws.get_mut();
+            let _ = tokio::time::timeout(CLOSE_LINGER, async {
+                let _ = raw.shutdown().await;
+                let mut discard = vec![0u8; 64 << 10];
+                while matches!(raw.read(&mut discard).await, Ok(n) if n > 0) {}
+            })
+            .await;
+        }
     }
 }
 
+/// Reads until the connection ends; true if it ended because we refused a frame (and sent
+/// our close frame for it).
 async fn read_loop<S>(
-    mut source: SplitStream<WebSocketStream<S>>,
+    source: &mut SplitStream<WebSocketStream<S>>,
     conn: usize,
     shared: Arc<Shared>,
     out: mpsc::UnboundedSender<Outbound>,
     mut stall: watch::Receiver<bool>,
-) where
+) -> bool
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     loop {
         if *stall.borrow_and_update() {
             if !wait_unstalled(&mut stall).await {
-                return;
+                return false;
             }
             continue;
         }
@@ -514,19 +532,16 @@ async fn read_loop<S>(
             biased;
             changed = stall.changed() => {
                 if changed.is_err() {
-                    return;
+                    return false;
                 }
                 continue;
             }
             next = source.next() => next,
         };
         let message = match next {
-            None => return, // closing handshake completed or stream ended
+            None => return false, // closing handshake completed or stream ended
             Some(Ok(message)) => message,
-            Some(Err(err)) => {
-                fail_connection(&err, &out).await;
-                return;
-            }
+            Some(Err(err)) => return fail_connection(&err, &out).await,
         };
         match message {
             Message::Text(text) => {
@@ -571,26 +586,28 @@ fn record(shared: &Shared, conn: usize, msg: ReceivedMsg) {
 }
 
 /// After a read error, tells the client why (when a close code fits) and
-/// waits briefly for that close frame to be written.
-async fn fail_connection(err: &WsError, out: &mpsc::UnboundedSender<Outbound>) {
+/// waits briefly for that close frame to be written. True if a close was sent.
+async fn fail_connection(err: &WsError, out: &mpsc::UnboundedSender<Outbound>) -> bool {
     let code = match err {
         WsError::Capacity(_) => 1009,
         WsError::Utf8(_) => 1007,
         WsError::Protocol(_) => 1002,
-        _ => return,
+        _ => return false,
     };
     let (ack_tx, ack_rx) = oneshot::channel();
     let out_msg = Outbound {
         kind: OutKind::close(code, ""),
         ack: Some(ack_tx),
     };
-    if out.send(out_msg).is_ok() {
-        let _ = tokio::time::timeout(Duration::from_secs(1), ack_rx).await;
+    if out.send(out_msg).is_err() {
+        return false;
     }
+    let _ = tokio::time::timeout(Duration::from_secs(1), ack_rx).await;
+    true
 }
 
 async fn write_loop<S>(
-    mut sink: SplitSink<WebSocketStream<S>, Message>,
+    sink: &mut SplitSink<WebSocketStream<S>, Message>,
     mut queue: mpsc::UnboundedReceiver<Outbound>,
     mut stall: watch::Receiver<bool>,
 ) where

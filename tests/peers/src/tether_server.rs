@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ use data_encoding::{BASE64, HEXLOWER};
 use futures_util::{SinkExt, StreamExt};
 use ring::hmac;
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -298,10 +300,12 @@ impl Shared {
             state.links.put(old, Out::Close(1000, reason));
         }
         let welcome = if rev2 {
-            // A known sid with another client epoch: the client lost its state, and its ids
-            // start again (never a run of duplicates). A session created by `send` before any
-            // hello has no client stream yet: nothing was lost.
-            let known = session.cep.is_some() && session.cep.as_deref() != cep;
+            // A client stream other than the one `last_in` counts in (another epoch, or one
+            // without an epoch): the client lost its state, and its ids start again (never a
+            // run of duplicates). A session created by `send` before any hello has no client
+            // stream yet: nothing was lost.
+            let other = session.cep.is_some() || session.last_in > 0;
+            let known = other && session.cep.as_deref() != cep;
             if session.cep.as_deref() != cep {
                 session.cep = cep.map(str::to_owned);
                 session.last_in = 0;
@@ -317,6 +321,8 @@ impl Shared {
             )
         } else {
             // Revision 1: the client has everything up to `last`: that counts as acknowledged.
+            // From now on `last_in` counts in a client stream without an epoch.
+            session.cep = None;
             session.unacked.retain(|&id, _| id > last);
             format!(r#"{{"v":1,"t":"welcome","last":{}}}"#, session.last_in)
         };
@@ -543,8 +549,15 @@ fn json_str(s: &str) -> String {
 }
 
 /// Reads the next text or binary message (answering pings on the way); None when the link
-/// ends. Reads nothing while stalled.
-async fn next_data<S>(shared: &Shared, link: u64, stream: &mut S) -> Option<Message>
+/// ends. Reads nothing while stalled. A message over `--max-size` queues a 1009 close, sets
+/// `too_big` and reads no more frames (the frame stream cannot be read past it): the link then
+/// ends as [`serve_link`] says.
+async fn next_data<S>(
+    shared: &Shared,
+    link: u64,
+    stream: &mut S,
+    too_big: &AtomicBool,
+) -> Option<Message>
 where
     S: futures_util::Stream<Item = Result<Message, WsError>> + Unpin,
 {
@@ -560,7 +573,8 @@ where
             Ok(_) => {}
             Err(WsError::Capacity(_)) => {
                 // Over --max-size. Close like the Python and Node libraries do (tungstenite does
-                // not), and read no more: the writer ends the link after the close.
+                // not), and read no more frames: the writer ends the link after the close.
+                too_big.store(true, Ordering::SeqCst);
                 let reason = "message too big".to_owned();
                 shared.lock().links.put(link, Out::Close(1009, reason));
                 std::future::pending::<()>().await;
@@ -589,6 +603,7 @@ async fn serve_link(
         link.open = true;
     }
     let (mut sink, mut stream) = ws.split();
+    let too_big = AtomicBool::new(false);
     let writer = async {
         while let Some(out) = rx.recv().await {
             shared.running().await;
@@ -603,6 +618,9 @@ async fn serve_link(
                 return;
             }
             if closing {
+                if too_big.load(Ordering::SeqCst) {
+                    return; // drained below
+                }
                 // The reader ends first when the client answers the close.
                 tokio::time::sleep(CLOSE_GRACE).await;
                 return;
@@ -610,8 +628,11 @@ async fn serve_link(
         }
     };
     let reader = async {
-        let first =
-            tokio::time::timeout(HELLO_TIMEOUT, next_data(&shared, link, &mut stream)).await;
+        let first = tokio::time::timeout(
+            HELLO_TIMEOUT,
+            next_data(&shared, link, &mut stream, &too_big),
+        )
+        .await;
         let sid = match first {
             Ok(Some(first)) => shared.handshake(link, &first),
             Ok(None) => return,
@@ -620,7 +641,7 @@ async fn serve_link(
                 None
             }
         };
-        while let Some(frame) = next_data(&shared, link, &mut stream).await {
+        while let Some(frame) = next_data(&shared, link, &mut stream, &too_big).await {
             if let Some(sid) = &sid {
                 shared.on_frame(link, sid, frame);
             }
@@ -629,6 +650,22 @@ async fn serve_link(
     tokio::select! {
         () = writer => {}
         () = reader => {}
+    }
+    if too_big.load(Ordering::SeqCst) {
+        // Our 1009 close is out, and the client may still be writing the message we refused
+        // (RFC 6455 7.1.1: a peer goes on sending until it reads our close). Dropping the
+        // socket with its bytes unread would answer them with a reset; instead half-close
+        // and discard what comes until the client's end of file (bounded), as the Python and
+        // Node libraries do.
+        if let Ok(mut ws) = sink.reunite(stream) {
+            let raw = ws.get_mut();
+            let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                let _ = raw.shutdown().await;
+                let mut discard = vec![0u8; 64 << 10];
+                while matches!(raw.read(&mut discard).await, Ok(n) if n > 0) {}
+            })
+            .await;
+        }
     }
 }
 

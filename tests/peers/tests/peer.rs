@@ -371,6 +371,33 @@ fn server_limit_closes_with_1009() {
     assert!(peer.wait_open_connections(0, T));
 }
 
+/// A message far larger than the socket buffers and the limit: after its 1009 close the peer
+/// reads on (discarding) until the client's end of file, so the client's write completes and the
+/// link ends cleanly instead of in a reset (RFC 6455 7.1.1).
+#[test]
+fn server_limit_drains_what_the_client_still_writes_after_its_1009() {
+    let peer = Peer::start_with(PeerOptions {
+        max_message_size: Some(1024),
+        ..PeerOptions::default()
+    });
+    runtime().block_on(async {
+        let mut ws = connect(&peer.url()).await;
+        tokio::time::timeout(T, ws.send(Message::binary(vec![0_u8; 32 << 20])))
+            .await
+            .expect("the peer stopped reading")
+            .expect("the write failed");
+        match next(&mut ws).await {
+            Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Size),
+            other => panic!("expected close 1009, got {other:?}"),
+        }
+        match next(&mut ws).await {
+            None | Some(Err(WsError::ConnectionClosed)) => {}
+            other => panic!("expected a clean end, got {other:?}"),
+        }
+    });
+    assert!(peer.wait_open_connections(0, T));
+}
+
 #[test]
 fn keeps_reading_while_a_flooding_client_does_not_read() {
     const COUNT: usize = 300;

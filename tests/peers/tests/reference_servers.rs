@@ -19,7 +19,7 @@ use data_encoding::{BASE64, HEXLOWER};
 use futures_util::{SinkExt, StreamExt};
 use ring::hmac;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 const KEY: &str = "tether-test-key";
 const SIGNED_TEXT: &str = r#"{"v":1,"t":"msg","id":1,"d":"hello","sig":"0bf4069de8e657a8c44f56535968191d90a1ac9c72d7c3cb84115f6be7b4c918"}"#;
@@ -592,6 +592,34 @@ fn messages_over_max_size_close_the_link() {
     });
 }
 
+/// A message far larger than the socket buffers and --max-size: after its 1009 close the server
+/// goes on reading (and discarding) what the client is still writing, as RFC 6455 7.1.1 lets a
+/// peer that is still sending expect, and half-closes, so the client's write completes, the
+/// close handshake finishes and the link ends cleanly (no reset, no wait for a grace period).
+#[test]
+fn a_message_far_over_max_size_is_drained_and_the_link_ends_cleanly() {
+    each(&["--max-size", "4096"], |server| {
+        let kind = server.kind;
+        runtime().block_on(async {
+            let (mut ws, _) = open(server, "huge", 0).await;
+            let huge = json!({"v":1,"t":"msg","id":1,"d":"h".repeat(32 << 20)}).to_string();
+            tokio::time::timeout(T, ws.send(Message::text(huge)))
+                .await
+                .unwrap_or_else(|_| panic!("{kind:?}: the server stopped reading"))
+                .unwrap_or_else(|e| panic!("{kind:?}: the write failed: {e}"));
+            assert_eq!(
+                closed(&mut ws, kind).await.map(|c| c.0),
+                Some(1009),
+                "{kind:?}"
+            );
+            match next(&mut ws).await {
+                None | Some(Err(WsError::ConnectionClosed)) => {}
+                other => panic!("{kind:?}: expected a clean end, got {other:?}"),
+            }
+        });
+    });
+}
+
 #[test]
 fn bad_token_is_rejected_for_good() {
     each(&["--token", "secret"], |server| {
@@ -836,5 +864,259 @@ fn control_commands_close_drop_and_stall() {
 
             assert!(server.cmd("no-such-command").starts_with("ERR"), "{kind:?}");
         });
+    });
+}
+
+// ---- revision 2: stream epochs ----
+
+/// The revision-2 control-frame vectors of PROTOCOL.md, verbatim.
+const HELLO_V2: &str = r#"{"v":1,"t":"hello","sid":"4f1c2a","last":0,"rev":2,"ep":"9b1d6f3c2a7e4d10","token":"secret"}"#;
+const HELLO_V2_SEP: &str = r#"{"v":1,"t":"hello","sid":"4f1c2a","last":7,"rev":2,"ep":"9b1d6f3c2a7e4d10","sep":"c4a8e1f0b2d39576"}"#;
+const WELCOME_V2: &str = r#"{"v":1,"t":"welcome","last":12,"rev":2,"ep":"c4a8e1f0b2d39576"}"#;
+const WELCOME_V2_KNOWN: &str =
+    r#"{"v":1,"t":"welcome","last":0,"rev":2,"ep":"c4a8e1f0b2d39576","known":true}"#;
+
+/// A revision-2 hello.
+fn hello_v2(sid: &str, last: u64, ep: &str, sep: Option<&str>) -> String {
+    let mut hello = json!({"v":1,"t":"hello","sid":sid,"last":last,"rev":2,"ep":ep});
+    if let Some(sep) = sep {
+        hello["sep"] = json!(sep);
+    }
+    hello.to_string()
+}
+
+/// Connects and sends `hello` as is; returns the socket and the first frame's text, which must
+/// be a welcome.
+async fn open_with(server: &Server, hello: &str) -> (Ws, String) {
+    let mut ws = connect(&server.url()).await;
+    send(&mut ws, hello).await;
+    let welcome = match recv(&mut ws, server.kind).await {
+        Message::Text(text) => text.to_string(),
+        other => panic!("{:?}: expected a welcome, got {other:?}", server.kind),
+    };
+    let parsed: Value = serde_json::from_str(&welcome).expect("a JSON welcome");
+    assert_eq!(parsed["t"], "welcome", "{:?}: {welcome}", server.kind);
+    (ws, welcome)
+}
+
+/// The welcome of a revision-2 server with `last`, our epoch `ep` and `known`, byte for byte
+/// in the layout of the PROTOCOL.md vectors.
+fn welcome_v2(last: u64, ep: &str, known: bool) -> String {
+    let known = if known { r#","known":true"# } else { "" };
+    format!(r#"{{"v":1,"t":"welcome","last":{last},"rev":2,"ep":"{ep}"{known}}}"#)
+}
+
+/// Asserts that nothing is pending before the answer to a ping (nothing resent, nothing new).
+async fn expect_nothing_queued(ws: &mut Ws, kind: Kind, ts: u64) {
+    send(ws, &json!({"v":1,"t":"ping","ts":ts}).to_string()).await;
+    assert_eq!(
+        recv_json(ws, kind).await,
+        json!({"v":1,"t":"pong","ts":ts}),
+        "{kind:?}: nothing should come before the pong"
+    );
+}
+
+/// Ends a link from the client side (TCP only) and waits until the server has seen it go.
+fn hang_up(server: &mut Server, ws: Ws) {
+    drop(ws);
+    server.wait_stats("the link to close", |s| s["connections"] == 0);
+}
+
+#[test]
+fn revision_2_vectors_and_the_server_rules() {
+    // The server epoch of the vectors, replaced by the server's own in what we expect.
+    const DOC_EP: &str = "c4a8e1f0b2d39576";
+    assert!(WELCOME_V2.contains(DOC_EP) && WELCOME_V2_KNOWN.contains(DOC_EP));
+    each(&[], |server| {
+        let kind = server.kind;
+        let sid = "4f1c2a";
+        runtime().block_on(async {
+            // A new session: the server's stream gets a fresh epoch, nothing is `known`.
+            let (mut ws, welcome) = open_with(server, HELLO_V2).await;
+            let ep = serde_json::from_str::<Value>(&welcome).expect("JSON")["ep"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{kind:?}: welcome without ep: {welcome}"))
+                .to_owned();
+            assert!(
+                ep.len() == 16
+                    && ep
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+                "{kind:?}: the epoch should be 16 lowercase hex digits: {ep:?}"
+            );
+            let expected = WELCOME_V2.replace(r#""last":12"#, r#""last":0"#);
+            assert_eq!(welcome, expected.replace(DOC_EP, &ep), "{kind:?}");
+            assert_eq!(exchange(&mut ws, kind, 1, "one").await, 1, "{kind:?}");
+            for i in 2..=8 {
+                assert_eq!(server.ok(&format!("send {sid} m{i}")), i.to_string());
+                expect_text(&mut ws, kind, &format!("m{i}")).await;
+            }
+            hang_up(server, ws);
+
+            // `last: 7` counted in another server epoch says nothing about this stream: all
+            // eight unacked messages are resent.
+            let (mut ws, welcome) = open_with(server, HELLO_V2_SEP).await;
+            assert_eq!(welcome, welcome_v2(1, &ep, false), "{kind:?}");
+            assert_eq!(expect_text(&mut ws, kind, "one").await.0, 1, "{kind:?}");
+            for i in 2..=8 {
+                let (id, _) = expect_text(&mut ws, kind, &format!("m{i}")).await;
+                assert_eq!(id, i, "{kind:?}");
+            }
+            // The same client epoch: its resend of id 1 is a duplicate.
+            send(&mut ws, r#"{"v":1,"t":"msg","id":1,"d":"one"}"#).await;
+            expect_ack(&mut ws, kind, 1).await;
+            hang_up(server, ws);
+
+            // `last: 7` in the server's current epoch: 1..7 count as acknowledged, 8 is resent.
+            let hello = hello_v2(sid, 7, "9b1d6f3c2a7e4d10", Some(&ep));
+            let (mut ws, welcome) = open_with(server, &hello).await;
+            assert_eq!(welcome, welcome_v2(1, &ep, false), "{kind:?}");
+            assert_eq!(expect_text(&mut ws, kind, "m8").await.0, 8, "{kind:?}");
+            expect_nothing_queued(&mut ws, kind, 1).await;
+            hang_up(server, ws);
+
+            // Another client epoch for a known sid: the client lost its state. `known`, and
+            // its ids start again: id 1 is delivered, not taken for a duplicate. The server's
+            // stream goes on (same epoch, 8 still unacked, the echo is 9).
+            let hello = hello_v2(sid, 0, "0123456789abcdef", None);
+            let (mut ws, welcome) = open_with(server, &hello).await;
+            assert_eq!(welcome, WELCOME_V2_KNOWN.replace(DOC_EP, &ep), "{kind:?}");
+            assert_eq!(expect_text(&mut ws, kind, "m8").await.0, 8, "{kind:?}");
+            assert_eq!(exchange(&mut ws, kind, 1, "again").await, 9, "{kind:?}");
+            send(&mut ws, r#"{"v":1,"t":"ack","upto":9}"#).await;
+            expect_nothing_queued(&mut ws, kind, 2).await;
+            hang_up(server, ws);
+            // The same new epoch again: a plain resume, not `known`.
+            let hello = hello_v2(sid, 9, "0123456789abcdef", Some(&ep));
+            let (mut ws, welcome) = open_with(server, &hello).await;
+            assert_eq!(welcome, welcome_v2(1, &ep, false), "{kind:?}");
+            expect_nothing_queued(&mut ws, kind, 3).await;
+        });
+        let stats = server.stats();
+        assert_eq!(
+            stats["sessions"][sid],
+            json!({"delivered": 2, "duplicates": 1, "last_in": 1,
+                   "ep": stats["sessions"][sid]["ep"], "cep": "0123456789abcdef"}),
+            "{kind:?}: {stats}"
+        );
+        assert_eq!(
+            stats["sessions"][sid]["ep"].as_str().map(str::len),
+            Some(16)
+        );
+        assert_eq!(server.dump(), json!({sid: ["one", "again"]}), "{kind:?}");
+    });
+}
+
+#[test]
+fn revision_2_sessions_from_send_and_from_revision_1_hellos() {
+    each(&[], |server| {
+        let kind = server.kind;
+        runtime().block_on(async {
+            // A session the application created with `send`, before any hello: no client
+            // stream was lost, so not `known`; the queued message comes after the welcome.
+            assert_eq!(server.ok("send made early"), "1", "{kind:?}");
+            let (mut ws, welcome) = open_with(server, &hello_v2("made", 0, "aaaa", None)).await;
+            let ep = serde_json::from_str::<Value>(&welcome).expect("JSON")["ep"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_default();
+            assert_eq!(welcome, welcome_v2(0, &ep, false), "{kind:?}");
+            assert_eq!(expect_text(&mut ws, kind, "early").await.0, 1, "{kind:?}");
+            assert_eq!(exchange(&mut ws, kind, 1, "x").await, 2, "{kind:?}");
+            hang_up(server, ws);
+
+            // A revision-1 hello (no `rev`) on it: a revision-1 welcome, no new fields, and
+            // `last` counts as in revision 1 (1 and 2 acknowledged).
+            let (mut ws, welcome) =
+                open_with(server, r#"{"v":1,"t":"hello","sid":"made","last":2}"#).await;
+            assert_eq!(welcome, r#"{"v":1,"t":"welcome","last":1}"#, "{kind:?}");
+            assert_eq!(exchange(&mut ws, kind, 2, "y").await, 3, "{kind:?}");
+            send(&mut ws, r#"{"v":1,"t":"ack","upto":3}"#).await;
+            expect_nothing_queued(&mut ws, kind, 1).await;
+            hang_up(server, ws);
+            assert_eq!(server.stats()["sessions"]["made"]["cep"], Value::Null);
+
+            // Then the first client epoch again: `last_in` now counts in the revision-1
+            // client's stream, not in this one, so the session is `known` and id 3 is new.
+            let hello = hello_v2("made", 3, "aaaa", Some(&ep));
+            let (mut ws, welcome) = open_with(server, &hello).await;
+            assert_eq!(welcome, welcome_v2(0, &ep, true), "{kind:?}");
+            assert_eq!(exchange(&mut ws, kind, 1, "z").await, 4, "{kind:?}");
+        });
+        assert_eq!(server.dump(), json!({"made": ["x", "y", "z"]}), "{kind:?}");
+    });
+}
+
+#[test]
+fn revision_2_hellos_with_malformed_epochs_are_refused() {
+    let long = "e".repeat(65);
+    let bad = [
+        r#"{"v":1,"t":"hello","sid":"b","last":0,"rev":2}"#.to_owned(),
+        hello_v2("b", 0, "", None),
+        hello_v2("b", 0, "not an epoch", None),
+        hello_v2("b", 0, &long, None),
+        hello_v2("b", 0, "9b1d6f3c2a7e4d10", Some("")),
+        hello_v2("b", 0, "9b1d6f3c2a7e4d10", Some("é")),
+        r#"{"v":1,"t":"hello","sid":"b","last":0,"rev":2,"ep":"a","sep":null}"#.to_owned(),
+        r#"{"v":1,"t":"hello","sid":"b","last":0,"rev":2,"ep":7}"#.to_owned(),
+    ];
+    each(&[], |server| {
+        let kind = server.kind;
+        runtime().block_on(async {
+            for hello in &bad {
+                let mut ws = connect(&server.url()).await;
+                send(&mut ws, hello).await;
+                assert_eq!(
+                    closed(&mut ws, kind).await.map(|c| c.0),
+                    Some(1002),
+                    "{kind:?}: {hello}"
+                );
+            }
+            // The longest epoch is fine, and a later revision is answered with 2.
+            let ep = "e".repeat(64);
+            let hello = hello_v2("b", 0, &ep, None).replace(r#""rev":2"#, r#""rev":3"#);
+            let (_ws, welcome) = open_with(server, &hello).await;
+            let welcome: Value = serde_json::from_str(&welcome).expect("JSON");
+            assert_eq!(welcome["rev"], 2, "{kind:?}: {welcome}");
+        });
+        let stats = server.stats();
+        assert_eq!(
+            stats["sessions"]["b"]["cep"],
+            "e".repeat(64),
+            "{kind:?}: {stats}"
+        );
+        assert_eq!(stats["sessions"].as_object().map(|s| s.len()), Some(1));
+    });
+}
+
+#[test]
+fn a_revision_1_server_ignores_epochs() {
+    each(&["--rev", "1"], |server| {
+        let kind = server.kind;
+        runtime().block_on(async {
+            // The revision-2 vector gets a revision-1 welcome.
+            let (mut ws, welcome) = open_with(server, HELLO_V2).await;
+            assert_eq!(welcome, r#"{"v":1,"t":"welcome","last":0}"#, "{kind:?}");
+            assert_eq!(exchange(&mut ws, kind, 1, "one").await, 1, "{kind:?}");
+            hang_up(server, ws);
+            // `sep` is ignored: `last` counts in its one stream (echo 1 acknowledged) ...
+            let (mut ws, welcome) = open_with(server, HELLO_V2_SEP).await;
+            assert_eq!(welcome, r#"{"v":1,"t":"welcome","last":1}"#, "{kind:?}");
+            expect_nothing_queued(&mut ws, kind, 1).await;
+            hang_up(server, ws);
+            // ... and so is a new client epoch: id 1 is a duplicate under revision 1.
+            let hello = hello_v2("4f1c2a", 1, "0123456789abcdef", None);
+            let (mut ws, welcome) = open_with(server, &hello).await;
+            assert_eq!(welcome, r#"{"v":1,"t":"welcome","last":1}"#, "{kind:?}");
+            send(&mut ws, r#"{"v":1,"t":"msg","id":1,"d":"lost"}"#).await;
+            expect_ack(&mut ws, kind, 1).await;
+            expect_nothing_queued(&mut ws, kind, 2).await;
+            // Malformed epochs are unknown fields too.
+            hang_up(server, ws);
+            let hello = hello_v2("4f1c2a", 1, "not an epoch", None);
+            let (_ws, welcome) = open_with(server, &hello).await;
+            assert_eq!(welcome, r#"{"v":1,"t":"welcome","last":1}"#, "{kind:?}");
+        });
+        assert_eq!(server.dump(), json!({"4f1c2a": ["one"]}), "{kind:?}");
     });
 }
