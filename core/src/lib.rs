@@ -43,6 +43,8 @@ pub mod envelope;
 mod error;
 mod event;
 mod events;
+mod heartbeat;
+mod meter;
 mod outbox;
 mod retry;
 pub mod runtime;

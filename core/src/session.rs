@@ -24,10 +24,11 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
 use crate::config::{Config, Protocol};
-use crate::connect::{Connector, Ws};
+use crate::connect::{write_meter, Connector, Ws};
 use crate::envelope::{control, Codec, Inbound};
 use crate::error::{Disconnect, SendFailure};
 use crate::event::{Event, Message, MessageId, State, Text};
+use crate::heartbeat::Heartbeat;
 use crate::outbox::{Batch, Expiry, Payload};
 use crate::retry::{backoff_delay, RetryDecision};
 use crate::shared::Shared;
@@ -224,6 +225,7 @@ impl Session {
 
     /// Pump one open link until it ends.
     async fn run_link(&mut self, ws: Ws) -> LinkEnd {
+        let meter = write_meter(&ws);
         let (sink, stream) = ws.split();
         let mut link = Link {
             sink: Some(sink),
@@ -235,6 +237,7 @@ impl Session {
             ack_due: false,
             app_ping_out: None,
             batch: Batch::default(),
+            heartbeat: Heartbeat::new(self.config.pong_timeout, meter),
         };
         // While the link is up, events gather in one batch that goes to the application when
         // the session has no more work at hand (or the batch is full): one channel operation
@@ -261,8 +264,6 @@ impl Session {
             timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
             timer
         });
-        // When armed: the instant the link is declared dead unless a frame arrives first.
-        let mut dead_at: Option<Instant> = None;
         let mut ping_due = false;
         let mut ping_seq: u64 = 0;
         let mut ping_out: Option<(u64, Instant)> = None;
@@ -286,6 +287,7 @@ impl Session {
                             &ping_seq.to_be_bytes(),
                         )));
                         ping_out = Some((ping_seq, Instant::now()));
+                        link.heartbeat.ping_queued();
                         if config.app_ping {
                             let ts = unix_millis();
                             link.app_ping_out = Some((ts, Instant::now()));
@@ -331,6 +333,7 @@ impl Session {
                         link.sink = Some(sink);
                         link.spare_buf = buf;
                     } else {
+                        link.heartbeat.write_started();
                         link.write = Some(write_all(sink, buf));
                     }
                 }
@@ -338,6 +341,7 @@ impl Session {
             let sink_idle = link.sink.is_some();
             let reading = pending_inbound.is_none();
             let closing_deadline = closing.as_ref().map(|c| c.deadline);
+            let heartbeat_deadline = link.heartbeat.deadline();
             let ack_deadline = if envelope {
                 shared
                     .outbox
@@ -361,6 +365,7 @@ impl Session {
                     link.spare_buf = buf;
                     match result {
                         Ok(()) => {
+                            link.heartbeat.written();
                             let batch = std::mem::take(&mut link.batch);
                             if let Some(last) = batch.last_id {
                                 shared.outbox.commit();
@@ -380,7 +385,7 @@ impl Session {
                 }
                 _ = shared.outbox.arrived.notified(), if sink_idle => {}
                 frame = link.stream.next(), if reading => {
-                    dead_at = None;
+                    link.heartbeat.frame_received();
                     let mut frame = frame;
                     let mut handled = 0usize;
                     loop {
@@ -459,13 +464,15 @@ impl Session {
                 _ = tick(&mut ping_timer) => {
                     ping_due = true;
                     // While reading is paused for the application, silence proves nothing.
-                    if dead_at.is_none() && reading {
-                        dead_at = Some(Instant::now() + config.pong_timeout);
+                    if reading {
+                        link.heartbeat.ping_due();
                     }
                 }
-                _ = sleep_until_opt(dead_at), if reading => {
-                    tracing::warn!(timeout = ?config.pong_timeout, "heartbeat deadline missed: link is dead");
-                    return LinkEnd::Lost(Disconnect::HeartbeatTimeout(config.pong_timeout));
+                _ = sleep_until_opt(heartbeat_deadline), if reading => {
+                    if link.heartbeat.expired() {
+                        tracing::warn!(timeout = ?config.pong_timeout, "heartbeat deadline missed: link is dead");
+                        return LinkEnd::Lost(Disconnect::HeartbeatTimeout(config.pong_timeout));
+                    }
                 }
                 _ = sleep_until_opt(closing_deadline) => {
                     if let Some(c) = closing {
@@ -703,6 +710,8 @@ struct Link {
     app_ping_out: Option<(u64, Instant)>,
     /// What the running write carries from the outbox.
     batch: Batch,
+    /// Dead-link detection.
+    heartbeat: Heartbeat,
 }
 
 /// Feed the whole batch, then flush once: one syscall burst per batch, not per message.
