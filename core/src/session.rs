@@ -213,6 +213,23 @@ impl Session {
         tracing::debug!(last, already_acked = acked.len(), "welcome");
     }
 
+    /// A link the peer closed with 1009 ("message too big"): one strike against the largest
+    /// message in flight; at [`crate::TOO_LARGE_STRIKES`] it fails, so it does not block the
+    /// queue forever (it would be written first again on every link).
+    fn refused_too_large(&self, reason: &Disconnect) {
+        if !matches!(reason, Disconnect::ServerClosed { code: 1009, .. }) {
+            return;
+        }
+        let codec = self.codec.as_ref();
+        let wire_len = |p: &Payload| codec.map_or(p.len(), |c| c.wire_len_bound(p));
+        let strikes = crate::TOO_LARGE_STRIKES;
+        if let Some((id, attempts)) = self.shared.outbox.refused_too_large(strikes, wire_len) {
+            tracing::warn!(%id, attempts, "the server refused the message as too large: failed");
+            self.shared
+                .report_failed(&[id], &SendFailure::RefusedTooLarge { attempts });
+        }
+    }
+
     fn report_acked(&self, ids: &[MessageId]) {
         self.shared
             .counters
@@ -250,6 +267,9 @@ impl Session {
         if link.write.is_some() {
             // The batch may or may not have reached the peer; keep it queued for the next link.
             self.shared.outbox.abort_batch();
+        }
+        if let LinkEnd::Lost(reason) = &end {
+            self.refused_too_large(reason);
         }
         end
     }
@@ -379,7 +399,11 @@ impl Session {
                             if let Some(c) = closing {
                                 return c.ended();
                             }
-                            return LinkEnd::Lost(Disconnect::ConnectionLost(format!("write failed: {e}")));
+                            // A peer that refuses a message closes (1009) and drops the link
+                            // while the message is still being written: the write fails on the
+                            // reset, with the close frame already received and unread.
+                            let lost = Disconnect::ConnectionLost(format!("write failed: {e}"));
+                            return LinkEnd::Lost(close_already_received(&mut link.stream).unwrap_or(lost));
                         }
                     }
                 }
@@ -782,6 +806,21 @@ async fn sleep_until_opt(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+/// The peer's close frame, if it has already arrived among the frames not read yet (without
+/// waiting): after a failed write it says why the peer ended the link. Data frames before it
+/// are passed over: the link is gone, and they were dropped with it before this existed too
+/// (envelope mode has the server resend them).
+fn close_already_received(stream: &mut Stream) -> Option<Disconnect> {
+    for _ in 0..256 {
+        match stream.next().now_or_never()? {
+            Some(Ok(WsMessage::Close(frame))) => return Some(server_closed(frame)),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return None,
+        }
+    }
+    None
 }
 
 /// Read until the stream ends (which flushes tungstenite's queued close reply), bounded.

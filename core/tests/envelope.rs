@@ -513,3 +513,78 @@ per_server!(app_rtt:
     app_rtt_python => Kind::Python,
     app_rtt_node => Kind::Node,
 );
+
+/// Issue 12 item 1: a message larger than the *server's* limit (the server closes with 1009)
+/// fails after a bounded number of tries with `RefusedTooLarge`, and the message queued behind
+/// it is delivered and acked; the session does not reconnect forever.
+fn a_message_the_server_refuses_as_too_large_fails_and_the_queue_moves_on(kind: Kind) {
+    let Some(mut server) = RefServer::start(kind, &["--max-size", "65536"]) else {
+        return;
+    };
+    let sid = format!("poison-{kind:?}");
+    let mut rec =
+        Recorder::connect(envelope(&server.url(), &sid).max_outbound_message_size(1 << 20));
+    rec.wait_state(State::Ready);
+    let before = rec.client.send_text("before").expect("queued");
+    rec.wait_for("before acked", SOON, |e| *e == Event::Acked { id: before });
+    let big = rec.client.send_text("x".repeat(200_000)).expect("queued");
+    let small = rec.client.send_text("after").expect("queued");
+    let mut big_failed = None;
+    let mut small_acked = false;
+    rec.wait_for("both resolved", SOON * 2, |e| {
+        match e {
+            Event::SendFailed { id, reason } if *id == big => big_failed = Some(reason.clone()),
+            Event::Acked { id } if *id == small => small_acked = true,
+            Event::Acked { id } if *id == big => panic!("the server acked what it refused"),
+            Event::SendFailed { id, reason } if *id == small => {
+                panic!("the message behind the large one failed: {reason}")
+            }
+            _ => {}
+        }
+        big_failed.is_some() && small_acked
+    });
+    match big_failed {
+        Some(SendFailure::RefusedTooLarge { attempts }) => {
+            assert_eq!(attempts, tether_core::TOO_LARGE_STRIKES, "{kind:?}")
+        }
+        other => panic!("{kind:?}: big failed with {other:?}"),
+    }
+    assert!(
+        rec.client.stats().reconnects <= u64::from(tether_core::TOO_LARGE_STRIKES),
+        "{kind:?}: one reconnect per refusal at most: {}",
+        rec.client.stats().reconnects
+    );
+    assert_eq!(
+        rec.client.wait_acked(big, Duration::ZERO),
+        Err(DeliveryError::Failed(SendFailure::RefusedTooLarge {
+            attempts: tether_core::TOO_LARGE_STRIKES
+        }))
+    );
+    let refused = rec
+        .log
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Disconnected {
+                    reason: Disconnect::ServerClosed { code: 1009, .. },
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(
+        refused,
+        tether_core::TOO_LARGE_STRIKES as usize,
+        "{kind:?}: the server refused it this many times"
+    );
+    // The link is healthy again and the server application has the two small ones, in order.
+    assert_eq!(rec.client.state(), State::Ready);
+    assert_eq!(server.delivered(&sid), ["before", "after"], "{kind:?}");
+}
+
+per_server!(a_message_the_server_refuses_as_too_large_fails_and_the_queue_moves_on:
+    poison_rust => Kind::Rust,
+    poison_python => Kind::Python,
+    poison_node => Kind::Node,
+);
