@@ -12,29 +12,19 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+
 /// What the socket reports, shared with the session.
 #[derive(Debug, Default)]
 struct Counts {
     /// Bytes the socket accepted.
     written: AtomicU64,
-    /// Progress seen while the socket was full, since the session last reset it.
-    samples: Mutex<Samples>,
+    /// When the socket first refused bytes (it was full) since the session last asked.
+    full_since: Mutex<Option<Instant>>,
 }
-
-/// Two points (when, bytes accepted) of a write that keeps the socket full, at least
-/// [`SAMPLE_SPACING`] apart: the link's recent pace, not the burst at the write's start.
-#[derive(Debug, Default, Clone, Copy)]
-struct Samples {
-    older: Option<(Instant, u64)>,
-    newer: Option<(Instant, u64)>,
-}
-
-/// Spacing of the pace samples.
-const SAMPLE_SPACING: Duration = Duration::from_millis(500);
 
 /// A TCP stream that counts the bytes written to it; reads pass through untouched.
 #[derive(Debug)]
@@ -63,15 +53,9 @@ impl Metered {
             }
             Poll::Pending => {
                 // Only when the socket is full, so a fast link pays nothing for this.
-                let now = Instant::now();
-                let written = self.counts.written.load(Ordering::Relaxed);
-                let mut samples = lock(&self.counts.samples);
-                if samples
-                    .newer
-                    .is_none_or(|(at, _)| now.duration_since(at) >= SAMPLE_SPACING)
-                {
-                    samples.older = samples.newer;
-                    samples.newer = Some((now, written));
+                let mut full = lock(&self.counts.full_since);
+                if full.is_none() {
+                    *full = Some(Instant::now());
                 }
             }
             Poll::Ready(Err(_)) => {}
@@ -89,9 +73,9 @@ impl WriteMeter {
         self.0.written.load(Ordering::Relaxed)
     }
 
-    /// The pace samples since the last call.
-    fn take_samples(&self) -> Samples {
-        std::mem::take(&mut *lock(&self.0.samples))
+    /// When the socket was first full since the last call.
+    fn take_full_since(&self) -> Option<Instant> {
+        lock(&self.0.full_since).take()
     }
 }
 
@@ -146,32 +130,27 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Estimates when the bytes written so far will have left the path to the peer.
 ///
-/// A write that keeps the socket full measures the link's pace `R` (bytes per second accepted
-/// over its last few hundred milliseconds, when the path is full and takes only what leaves at
-/// the far end). The bytes of a write then need `size / R` to leave, counted from when the write
-/// started or from when what was queued before it has left, whichever is later. A frame written
-/// next waits until then. The bytes the path holds (the kernel's unsent share, the bytes in
-/// flight, a relay's or a modem's queue) are thereby accounted for without being visible.
+/// The queues between the socket and the slowest hop (the kernel's unsent share, the bytes in
+/// flight, a relay's, a modem's or a proxy's buffer) are invisible from here and their size is
+/// not known; nor is the pace of the slowest hop (the pace at which the socket takes bytes is
+/// not it: measured on a throttled relay whose receive buffer keeps growing, it was half as fast
+/// again as the link). What is known is how long a write kept the socket full: the path was
+/// saturated for that long, and the queues it filled in that time need about as long again to
+/// drain at worst. So a write that kept the socket full for `S` is taken to leave the path `S`
+/// after it completed (the heartbeat caps that, see `DRAIN_GRACE_TIMEOUTS`). A write that never
+/// found the socket full (an idle or a fast link) adds nothing, so an idle link's dead-link
+/// bound is unchanged.
 #[derive(Debug)]
 pub(crate) struct Drain {
     meter: WriteMeter,
-    /// The running write: when it started and the bytes accepted by then.
-    started: Option<(Instant, u64)>,
-    /// Bytes per second, measured on the last write that kept the socket full.
-    rate: Option<f64>,
     /// When everything written so far is estimated to have left.
     clears_at: Option<Instant>,
 }
-
-/// A pace measured over less time than this is not used.
-const MIN_MEASURE: Duration = Duration::from_millis(100);
 
 impl Drain {
     pub(crate) fn new(meter: WriteMeter) -> Self {
         Drain {
             meter,
-            started: None,
-            rate: None,
             clears_at: None,
         }
     }
@@ -183,8 +162,7 @@ impl Drain {
 
     /// A write starts.
     pub(crate) fn write_started(&mut self) {
-        self.meter.take_samples();
-        self.started = Some((Instant::now(), self.meter.written()));
+        self.meter.take_full_since();
     }
 
     /// The running write completed. Returns when the bytes queued before it started are
@@ -192,21 +170,9 @@ impl Drain {
     pub(crate) fn write_finished(&mut self) -> Option<Instant> {
         let now = Instant::now();
         let ahead = self.clears_at.filter(|at| *at > now);
-        let Some((t0, w0)) = self.started.take() else {
-            return ahead;
-        };
-        let w1 = self.meter.written();
-        let samples = self.meter.take_samples();
-        if let Some((at, w)) = samples.older.or(samples.newer) {
-            let span = now.duration_since(at);
-            if span >= MIN_MEASURE && w1 > w {
-                self.rate = Some((w1 - w) as f64 / span.as_secs_f64());
-            }
-        }
-        if let Some(rate) = self.rate {
-            let base = ahead.map_or(t0, |at| at.max(t0));
-            let secs = w1.saturating_sub(w0) as f64 / rate;
-            self.clears_at = Some(base + Duration::from_secs_f64(secs.min(86_400.0)));
+        if let Some(full_since) = self.meter.take_full_since() {
+            let clears = now + now.duration_since(full_since);
+            self.clears_at = Some(ahead.map_or(clears, |at| at.max(clears)));
         }
         ahead
     }
