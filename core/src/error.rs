@@ -57,7 +57,7 @@ pub enum SendError {
     /// The message, as it would go on the wire, is larger than `max_outbound_message_size`;
     /// nothing went on the wire. In envelope mode that is the whole frame: the envelope's
     /// fields and signature, and the text after JSON escaping.
-    #[error("message of {size} bytes exceeds the outbound limit of {limit} bytes")]
+    #[error("message of {size} bytes on the wire exceeds the outbound limit of {limit} bytes")]
     TooLarge {
         /// Size of the refused message on the wire.
         size: usize,

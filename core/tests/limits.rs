@@ -358,9 +358,16 @@ fn envelope_mode_checks_the_frame_size_after_json_escaping_at_send_time() {
     );
     let escaped = "\u{1}".repeat(1000);
     match rec.client.send_text(escaped) {
-        Err(SendError::TooLarge { size, limit }) => {
+        Err(e @ SendError::TooLarge { size, limit }) => {
             assert_eq!(limit, 4096);
             assert!(size >= 6000 + 2, "counted after escaping: {size}");
+            // The error says which size it is, since it is not the length the caller passed.
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "message of {size} bytes on the wire exceeds the outbound limit of 4096 bytes"
+                )
+            );
         }
         other => panic!("a 6 KB frame passed a 4 KB limit: {other:?}"),
     }
