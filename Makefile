@@ -14,7 +14,7 @@ PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := tests/peers/node/node_modules/.installed
 
-.PHONY: demo test chaos fuzz bench venv fmt lint
+.PHONY: demo test chaos fuzz bench venv fmt lint stress
 
 demo:
 	cargo run --release -q -p tether-core --example demo
@@ -31,6 +31,11 @@ test: $(VENV_STAMP) $(NODE_STAMP)
 chaos: $(VENV_STAMP) $(NODE_STAMP)
 	cargo build --release -p tether-test-peers --bins
 	TETHER_PYTHON="$(abspath $(PY))" TETHER_REQUIRE_INTEROP=1 cargo test --release -p tether-core --test chaos -- --nocapture --test-threads=1
+
+# Flakiness hunt: the Rust, C and Python suites N times each (default 10) with every core kept
+# busy by a load generator; prints per-test failure counts (scripts/stress.sh: STRESS_SUITES=...).
+stress: $(VENV_STAMP) $(NODE_STAMP)
+	N="$(N)" STRESS_RUNS="$(STRESS_RUNS)" bash scripts/stress.sh
 
 # Benchmarks: Tether (Rust, C, Python) beside raw tokio-tungstenite and the Python clients people
 # use, against one echo server; writes bench/RESULTS.md and bench/results.png (--quick: smoke run).

@@ -442,6 +442,50 @@ typedef struct tether_client tether_client;
 typedef struct tether_config tether_config;
 
 /**
+ * Envelope mode: a side of the session lost its state (see `on_session_reset` and
+ * docs/PROTOCOL.md, "Epochs"). An id range is `first..=last`; `first == 0` means "none".
+ */
+typedef struct tether_session_reset {
+    /**
+     * The server's session state is gone (it restarted or evicted the session): its messages
+     * are numbered anew from here on, and delivered.
+     */
+    bool server_lost_state;
+    /**
+     * The server held this session id for an earlier client incarnation (a restarted process
+     * reusing its session id): that incarnation's unacknowledged messages are gone.
+     */
+    bool client_state_lost;
+    /**
+     * The server's messages from here on may repeat ones an earlier incarnation received.
+     */
+    bool inbound_may_repeat;
+    /**
+     * Ids reported `on_acked` that the server no longer remembers (0, 0: none): whether their
+     * effects survive is up to the server's application.
+     */
+    uint64_t acked_at_risk_first;
+    /**
+     * Last id of `acked_at_risk` (inclusive).
+     */
+    uint64_t acked_at_risk_last;
+    /**
+     * Unacknowledged ids about to be written again that had been written before (0, 0: none):
+     * the server's application may see them twice.
+     */
+    uint64_t resends_may_duplicate_first;
+    /**
+     * Last id of `resends_may_duplicate` (inclusive).
+     */
+    uint64_t resends_may_duplicate_last;
+    /**
+     * Session revision of the server (1: an old server, found out because it forgot an ack;
+     * 2: stream epochs).
+     */
+    uint32_t server_revision;
+} tether_session_reset;
+
+/**
  * What the client tells the application. Every member may be NULL ("not interested").
  * Zero-initialise the struct (`tether_callbacks cb = {0};`) and set the ones you need;
  * `tether_client_new` copies it.
@@ -511,6 +555,14 @@ typedef struct tether_callbacks {
      * `undelivered` messages never went out (each got `on_send_failed`).
      */
     void (*on_closed)(void *user_data, uint16_t code, const char *reason, size_t undelivered);
+    /**
+     * Envelope mode: a side of the session lost its state (the server restarted, or this
+     * process reuses the session id of an earlier one): where the delivery guarantee has a
+     * boundary, in `reset` (borrowed for the call). Called right before the `on_ready` of the
+     * link that found out. (Added in 0.1 with protocol revision 2, at the end of the struct:
+     * code compiled against an older header must be rebuilt.)
+     */
+    void (*on_session_reset)(void *user_data, const struct tether_session_reset *reset);
 } tether_callbacks;
 
 /**
@@ -947,7 +999,9 @@ enum tether_status tether_config_set_protocol(struct tether_config *config, int 
 
 /**
  * Envelope mode: the session id sent in the handshake (1 to 128 printable ASCII characters).
- * Default: random, new per client. Set it to resume a session across process restarts.
+ * Default: random, new per client; stable across reconnects. Reusing it in a new process does
+ * not resume the old process's messages (they lived in its memory): the server starts the
+ * session over and `on_session_reset` reports `client_state_lost`.
  */
 enum tether_status tether_config_set_session_id(struct tether_config *config, const char *id);
 

@@ -17,6 +17,7 @@ use crate::error::{CloseError, ConfigError, DeliveryError, SendError, SendFailur
 use crate::event::{Event, MessageId, State, Stats, Text};
 use crate::events::{self, EventSource};
 use crate::outbox::{DeliveryStatus, Outbox, Payload};
+use crate::resume::ResumeState;
 use crate::runtime::{self, RuntimeError};
 use crate::session::{Command, Session};
 use crate::shared::Shared;
@@ -73,6 +74,8 @@ pub struct Client {
     /// Poll mode only.
     events: Option<EventSource>,
     dispatcher: Option<(JoinHandle<()>, ThreadId)>,
+    /// Envelope mode: this client's stream epoch.
+    epoch: String,
 }
 
 impl Client {
@@ -147,6 +150,10 @@ impl Client {
                 config.max_inbound_message_size,
             )
         });
+        // A new epoch per client: this incarnation starts its outbound stream without any
+        // earlier incarnation's state, and says so in `hello`.
+        let resume = ResumeState::new();
+        let epoch = resume.epoch().to_owned();
         let session = Session {
             shared: shared.clone(),
             config: config.clone(),
@@ -154,6 +161,7 @@ impl Client {
             commands: command_rx,
             codec,
             last_server_id: 0,
+            resume,
         };
         handle.spawn(session.run());
         Ok(Client {
@@ -162,6 +170,7 @@ impl Client {
             commands,
             events,
             dispatcher,
+            epoch,
         })
     }
 
@@ -173,6 +182,18 @@ impl Client {
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         self.shared.stats()
+    }
+
+    /// Envelope mode: the epoch of this client's outbound stream (16 random hex digits, new for
+    /// each `Client`), sent in every `hello` (`docs/PROTOCOL.md`, "Epochs").
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    /// Envelope mode: the server's stream epoch from the last `welcome`, or `None` before the
+    /// first one and with a revision-1 server.
+    pub fn server_epoch(&self) -> Option<String> {
+        self.shared.server_epoch()
     }
 
     /// The configuration the client runs with.

@@ -307,8 +307,10 @@ impl ConfigBuilder {
     }
 
     /// Envelope mode: the session id sent in `hello` (1 to 128 printable ASCII characters).
-    /// Default: 32 random hex digits, new per client. Set it to resume a session across
-    /// process restarts.
+    /// Default: 32 random hex digits, new per client. Stable across reconnects. Reusing it in a
+    /// new process does not resume the old process's messages (they lived in its memory): the
+    /// server starts the session over, and the new client reports [`crate::Event::SessionReset`]
+    /// with `client_state_lost`. Resuming for real needs a persistent outbox (not yet).
     pub fn session_id(mut self, id: impl Into<String>) -> Self {
         self.session_id = Some(id.into());
         self

@@ -1,4 +1,5 @@
-//! The Tether envelope, wire protocol version 1 (specified in `docs/PROTOCOL.md`): JSON for
+//! The Tether envelope, wire protocol version 2 (specified in `docs/PROTOCOL.md`; frames still
+//! carry `"v":1`, revision 2 adds stream epochs to `hello`/`welcome`): JSON for
 //! control frames and text messages, a 16-byte binary header for binary messages, optional
 //! HMAC-SHA256 signatures and raw-DEFLATE compression.
 //!
@@ -35,20 +36,9 @@ const DEFLATE_LEVEL: u8 = 3;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inbound {
     /// Client → server: open a session (seen only by servers; a client treats it as an error).
-    Hello {
-        /// Session id.
-        sid: String,
-        /// Highest server message id the client has received.
-        last: u64,
-        /// Optional auth token.
-        token: Option<String>,
-    },
-    /// Server → client: the session is ready; `last` is the highest client message id the
-    /// server has received.
-    Welcome {
-        /// Highest client id received by the server.
-        last: u64,
-    },
+    Hello(Hello),
+    /// Server → client: the session is ready.
+    Welcome(Welcome),
     /// Server → client: the session is refused.
     Reject {
         /// Why.
@@ -90,6 +80,84 @@ pub enum Inbound {
         /// The timestamp of the ping being answered.
         ts: u64,
     },
+}
+
+/// The session revision whose rules a `hello` or `welcome` asks for when it has no `rev`.
+pub const REVISION_1: u64 = 1;
+/// The session revision this implementation speaks: stream epochs (`docs/PROTOCOL.md`,
+/// "Epochs: when a side loses its state").
+pub const REVISION: u64 = 2;
+
+/// A decoded `hello`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    /// Session id.
+    pub sid: String,
+    /// Highest server message id the client has received (within `sep`).
+    pub last: u64,
+    /// Optional auth token.
+    pub token: Option<String>,
+    /// Session revision the client speaks: [`REVISION_1`] when absent.
+    pub rev: u64,
+    /// Revision 2: the epoch of the client's outbound stream (always set when `rev >= 2`).
+    pub ep: Option<String>,
+    /// Revision 2: the server epoch `last` counts in; `None` when the client accepted no
+    /// welcome yet.
+    pub sep: Option<String>,
+}
+
+/// A decoded `welcome`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Welcome {
+    /// Highest client message id the server has received in this session.
+    pub last: u64,
+    /// Session revision of the server's answer: [`REVISION_1`] when absent.
+    pub rev: u64,
+    /// Revision 2: the epoch of the server's outbound stream for this session (always set when
+    /// `rev >= 2`, `None` otherwise).
+    pub ep: Option<String>,
+    /// Revision 2: the server held this session for a different client epoch (the client lost
+    /// its state). Always `false` when `rev < 2`.
+    pub known: bool,
+}
+
+impl Welcome {
+    /// A revision-1 welcome (no epochs).
+    pub fn v1(last: u64) -> Welcome {
+        Welcome {
+            last,
+            rev: REVISION_1,
+            ep: None,
+            known: false,
+        }
+    }
+}
+
+/// Whether `ep` is a valid stream epoch: 1 to 64 characters from `[0-9A-Za-z_-]`.
+pub fn valid_epoch(ep: &str) -> bool {
+    (1..=64).contains(&ep.len())
+        && ep
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A revision-2 epoch field: required when `rev >= 2`, and then of valid syntax.
+fn epoch_field(
+    t: &str,
+    field: &str,
+    rev: u64,
+    value: Option<String>,
+) -> Result<Option<String>, DecodeError> {
+    if rev < REVISION {
+        return Ok(None);
+    }
+    match value {
+        Some(ep) if valid_epoch(&ep) => Ok(Some(ep)),
+        Some(_) => Err(DecodeError::Malformed(format!(
+            "`{t}` with an invalid `{field}` (1-64 characters from [0-9A-Za-z_-])"
+        ))),
+        None => Err(missing(t, field)),
+    }
 }
 
 /// Why an inbound frame could not be accepted.
@@ -166,6 +234,10 @@ struct RawJson<'a> {
     ts: Option<u64>,
     sid: Option<String>,
     token: Option<String>,
+    rev: Option<u64>,
+    ep: Option<String>,
+    sep: Option<String>,
+    known: Option<bool>,
 }
 
 /// The rest of a control frame with one number after `{"v":1,"t":"`, up to the number, and what
@@ -178,7 +250,9 @@ const NUMBERED: [Numbered; 5] = [
     (br#"ack","id":"#, |id| Inbound::Ack { id }),
     (br#"pong","ts":"#, |ts| Inbound::Pong { ts }),
     (br#"ping","ts":"#, |ts| Inbound::Ping { ts }),
-    (br#"welcome","last":"#, |last| Inbound::Welcome { last }),
+    (br#"welcome","last":"#, |last| {
+        Inbound::Welcome(Welcome::v1(last))
+    }),
 ];
 
 fn missing(t: &str, field: &str) -> DecodeError {
@@ -471,9 +545,16 @@ impl Codec {
                 id: raw.id.ok_or_else(|| missing(t, "id"))?,
                 reason: raw.reason.unwrap_or_default(),
             },
-            "welcome" => Inbound::Welcome {
-                last: raw.last.unwrap_or(0),
-            },
+            "welcome" => {
+                let rev = raw.rev.unwrap_or(REVISION_1);
+                let ep = epoch_field(t, "ep", rev, raw.ep)?;
+                Inbound::Welcome(Welcome {
+                    last: raw.last.unwrap_or(0),
+                    rev,
+                    known: ep.is_some() && raw.known.unwrap_or(false),
+                    ep,
+                })
+            }
             "reject" => Inbound::Reject {
                 reason: raw.reason.unwrap_or_default(),
                 is_final: raw.is_final.unwrap_or(true),
@@ -484,11 +565,22 @@ impl Codec {
             "pong" => Inbound::Pong {
                 ts: raw.ts.ok_or_else(|| missing(t, "ts"))?,
             },
-            "hello" => Inbound::Hello {
-                sid: raw.sid.ok_or_else(|| missing(t, "sid"))?,
-                last: raw.last.unwrap_or(0),
-                token: raw.token,
-            },
+            "hello" => {
+                let rev = raw.rev.unwrap_or(REVISION_1);
+                let ep = epoch_field(t, "ep", rev, raw.ep)?;
+                let sep = match raw.sep {
+                    None => None,
+                    sep => epoch_field(t, "sep", rev, sep)?,
+                };
+                Inbound::Hello(Hello {
+                    sid: raw.sid.ok_or_else(|| missing(t, "sid"))?,
+                    last: raw.last.unwrap_or(0),
+                    token: raw.token,
+                    rev,
+                    ep,
+                    sep,
+                })
+            }
             other => return Err(DecodeError::Malformed(format!("unknown type {other:?}"))),
         })
     }
@@ -564,11 +656,41 @@ impl Codec {
 pub mod control {
     use super::*;
 
-    /// `hello`: open or resume session `sid`.
+    /// A revision-1 `hello`: open or resume session `sid` (for tests and reference; Tether
+    /// sends [`hello_v2`]).
     pub fn hello(sid: &str, last: u64, token: Option<&str>) -> WsMessage {
+        hello_with(sid, last, None, token)
+    }
+
+    /// A revision-2 `hello`: open or resume session `sid`, with the client's stream epoch `ep`
+    /// and the server epoch `sep` that `last` counts in (`None` before the first welcome). The
+    /// epochs must be valid ([`valid_epoch`]): the caller makes them.
+    pub fn hello_v2(
+        sid: &str,
+        last: u64,
+        ep: &str,
+        sep: Option<&str>,
+        token: Option<&str>,
+    ) -> WsMessage {
+        hello_with(sid, last, Some((ep, sep)), token)
+    }
+
+    fn hello_with(
+        sid: &str,
+        last: u64,
+        epochs: Option<(&str, Option<&str>)>,
+        token: Option<&str>,
+    ) -> WsMessage {
         let mut out = String::from(r#"{"v":1,"t":"hello","sid":"#);
         push_json_string(&mut out, sid);
         let _ = write!(out, r#","last":{last}"#);
+        if let Some((ep, sep)) = epochs {
+            // Epochs are [0-9A-Za-z_-] only: nothing to escape.
+            let _ = write!(out, r#","rev":{REVISION},"ep":"{ep}""#);
+            if let Some(sep) = sep {
+                let _ = write!(out, r#","sep":"{sep}""#);
+            }
+        }
         if let Some(token) = token {
             out.push_str(r#","token":"#);
             push_json_string(&mut out, token);
@@ -577,9 +699,21 @@ pub mod control {
         WsMessage::Text(out.into())
     }
 
-    /// `welcome` (servers only; here for tests and reference).
+    /// A revision-1 `welcome` (servers only; here for tests and reference).
     pub fn welcome(last: u64) -> WsMessage {
         numbered("welcome", "last", last)
+    }
+
+    /// A revision-2 `welcome` with the server's stream epoch `ep` (valid, [`valid_epoch`]) and
+    /// `known` (servers only; here for tests and reference).
+    pub fn welcome_v2(last: u64, ep: &str, known: bool) -> WsMessage {
+        let mut out =
+            format!(r#"{{"v":1,"t":"welcome","last":{last},"rev":{REVISION},"ep":"{ep}""#);
+        if known {
+            out.push_str(r#","known":true"#);
+        }
+        out.push('}');
+        WsMessage::Text(out.into())
     }
 
     /// Cumulative `ack`.
@@ -955,7 +1089,7 @@ mod tests {
                     ts: 1_700_000_000_000,
                 },
             ),
-            (control::welcome(12), Inbound::Welcome { last: 12 }),
+            (control::welcome(12), Inbound::Welcome(Welcome::v1(12))),
             // The reference servers (Python `json.dumps(..., separators=(",", ":"),
             // ensure_ascii=False)`, Node `JSON.stringify`, Rust `format!`): same order, same
             // spacing, non-ASCII written as it is.
@@ -1220,7 +1354,7 @@ mod tests {
         let codec = Codec::new(None, None, 100);
         assert_eq!(
             codec.decode(&control::welcome(12)),
-            Ok(Inbound::Welcome { last: 12 })
+            Ok(Inbound::Welcome(Welcome::v1(12)))
         );
         assert_eq!(
             codec.decode(&control::ack_upto(5)),
@@ -1243,11 +1377,14 @@ mod tests {
         );
         assert_eq!(
             codec.decode(&control::hello("s\"1", 4, Some("tok"))),
-            Ok(Inbound::Hello {
+            Ok(Inbound::Hello(Hello {
                 sid: "s\"1".into(),
                 last: 4,
-                token: Some("tok".into())
-            })
+                token: Some("tok".into()),
+                rev: 1,
+                ep: None,
+                sep: None,
+            }))
         );
         assert_eq!(
             codec.decode(&WsMessage::Text(
@@ -1258,5 +1395,80 @@ mod tests {
                 is_final: true
             })
         );
+    }
+
+    #[test]
+    fn revision_2_handshake_frames() {
+        let codec = Codec::new(None, None, 100);
+        let t = |s: &str| codec.decode(&WsMessage::Text(s.to_owned().into()));
+        let welcome = |last, ep: &str, known| {
+            Ok(Inbound::Welcome(Welcome {
+                last,
+                rev: 2,
+                ep: Some(ep.into()),
+                known,
+            }))
+        };
+        assert_eq!(
+            codec.decode(&control::welcome_v2(12, "c4a8e1f0b2d39576", false)),
+            welcome(12, "c4a8e1f0b2d39576", false)
+        );
+        assert_eq!(
+            codec.decode(&control::welcome_v2(0, "a-Z_9", true)),
+            welcome(0, "a-Z_9", true)
+        );
+        // Unknown fields are still ignored, and order does not matter.
+        assert_eq!(
+            t(r#"{"known":false,"ep":"e1","x":[1],"v":1,"t":"welcome","last":3,"rev":2}"#),
+            welcome(3, "e1", false)
+        );
+        // A future revision keeps the revision-2 fields.
+        assert_eq!(
+            t(r#"{"v":1,"t":"welcome","last":3,"rev":3,"ep":"e1"}"#).map(|i| match i {
+                Inbound::Welcome(w) => (w.rev, w.ep),
+                other => (0, Some(format!("{other:?}"))),
+            }),
+            Ok((3, Some("e1".into())))
+        );
+        // A revision-1 welcome: the revision-2 fields mean nothing there.
+        assert_eq!(
+            t(r#"{"v":1,"t":"welcome","last":3,"ep":"e1","known":true}"#),
+            Ok(Inbound::Welcome(Welcome::v1(3)))
+        );
+        // With rev 2 the epoch is required and must be valid.
+        for bad in [
+            r#"{"v":1,"t":"welcome","last":3,"rev":2}"#,
+            r#"{"v":1,"t":"welcome","last":3,"rev":2,"ep":""}"#,
+            r#"{"v":1,"t":"welcome","last":3,"rev":2,"ep":"has space"}"#,
+            r#"{"v":1,"t":"welcome","last":3,"rev":2,"ep":"é"}"#,
+            r#"{"v":1,"t":"hello","sid":"s","last":0,"rev":2}"#,
+            r#"{"v":1,"t":"hello","sid":"s","last":0,"rev":2,"ep":"ok","sep":"no/slash"}"#,
+        ] {
+            assert!(matches!(t(bad), Err(DecodeError::Malformed(_))), "{bad}");
+        }
+        let long = "e".repeat(64);
+        assert!(valid_epoch(&long) && !valid_epoch(&format!("{long}e")));
+        assert_eq!(
+            codec.decode(&control::hello_v2(
+                "s",
+                7,
+                "9b1d6f3c2a7e4d10",
+                Some("e2"),
+                None
+            )),
+            Ok(Inbound::Hello(Hello {
+                sid: "s".into(),
+                last: 7,
+                token: None,
+                rev: 2,
+                ep: Some("9b1d6f3c2a7e4d10".into()),
+                sep: Some("e2".into()),
+            }))
+        );
+        // The fast path leaves revision-2 welcomes to serde.
+        let WsMessage::Text(frame) = control::welcome_v2(12, "e1", false) else {
+            unreachable!()
+        };
+        assert_eq!(codec.decode_json_fast(&frame), None);
     }
 }

@@ -20,6 +20,55 @@ impl fmt::Display for MessageId {
     }
 }
 
+/// An inclusive range of message ids, `first..=last`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IdRange {
+    /// The lowest id in the range.
+    pub first: MessageId,
+    /// The highest id in the range (inclusive).
+    pub last: MessageId,
+}
+
+impl IdRange {
+    /// Whether `id` is in the range.
+    pub fn contains(&self, id: MessageId) -> bool {
+        self.first <= id && id <= self.last
+    }
+}
+
+/// Envelope mode: a side of the session lost its state, so the delivery guarantee has a
+/// boundary here (reported as [`Event::SessionReset`], right before the `Ready` state event of
+/// the link that found out). Nothing is dropped either way: the server's renumbered messages are
+/// delivered, and unacknowledged messages are resent. See `docs/PROTOCOL.md`, "Epochs".
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionReset {
+    /// The server's session state is gone (it restarted, or evicted the session): a new server
+    /// epoch, or a `welcome` whose `last` is below ids it had acknowledged. Its messages are
+    /// numbered anew from here on, and delivered.
+    pub server_lost_state: bool,
+    /// The server held this session id for an earlier client incarnation (`welcome` with
+    /// `known: true`): for example a restarted process that reuses its `session_id`. The
+    /// earlier incarnation's unacknowledged messages are gone with it.
+    pub client_state_lost: bool,
+    /// Ids this client saw [`Event::Acked`] for that the server no longer remembers (`None`:
+    /// none). Whether their effects survive is up to the server's application (a durable store
+    /// keeps them; an in-memory server does not). Ids in the range that had failed instead are
+    /// not concerned.
+    pub acked_at_risk: Option<IdRange>,
+    /// Unacknowledged ids about to be written again that had been written before (`None`:
+    /// none): the lost state may have delivered them already, so the server's application may
+    /// see them twice.
+    pub resends_may_duplicate: Option<IdRange>,
+    /// The server's messages from here on may repeat ones an earlier incarnation already
+    /// received (it resends what that incarnation never acknowledged). True exactly when
+    /// `client_state_lost`.
+    pub inbound_may_repeat: bool,
+    /// The session revision of the server's `welcome` (1: an old server, detected only because
+    /// it forgot an ack; 2: stream epochs).
+    pub server_revision: u64,
+}
+
 /// The connection state. Every change is reported as [`Event::State`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -196,6 +245,9 @@ pub enum Event {
         /// Why.
         reason: SendFailure,
     },
+    /// Envelope mode: a side lost its session state; what that may have cost. Comes right
+    /// before the [`Event::State`] change to `Ready` of the link that found out.
+    SessionReset(SessionReset),
     /// A link ended (or a connect attempt failed).
     Disconnected {
         /// Why.

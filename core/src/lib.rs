@@ -46,6 +46,7 @@ mod events;
 mod heartbeat;
 mod meter;
 mod outbox;
+mod resume;
 mod retry;
 pub mod runtime;
 mod session;
@@ -61,7 +62,7 @@ pub use config::{
 pub use error::{
     CloseError, ConfigError, ConnectError, DeliveryError, Disconnect, SendError, SendFailure,
 };
-pub use event::{Event, Message, MessageId, State, Stats, Text};
+pub use event::{Event, IdRange, Message, MessageId, SessionReset, State, Stats, Text};
 pub use outbox::DeliveryStatus;
 pub use retry::{backoff_ceiling, backoff_delay, default_retry_decision, RetryDecision};
 

@@ -379,6 +379,20 @@ impl Outbox {
         inner.in_flight = 0;
     }
 
+    /// The first and last id of the queued messages that have been written at least once (they
+    /// are the front of the queue: messages are written in order), or `None`.
+    pub(crate) fn written_before(&self) -> Option<(MessageId, MessageId)> {
+        let inner = self.lock();
+        let first = inner.queue.front().filter(|e| e.writes > 0)?.id;
+        let last = inner
+            .queue
+            .iter()
+            .take_while(|e| e.writes > 0)
+            .last()
+            .map_or(first, |e| e.id);
+        Some((first, last))
+    }
+
     /// Envelope mode, after a `welcome`: everything unacked is written again, in order.
     pub(crate) fn rewind(&self) {
         self.lock().written = 0;

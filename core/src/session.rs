@@ -25,11 +25,12 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
 use crate::config::{Config, Protocol};
 use crate::connect::{write_meter, Connector, Ws};
-use crate::envelope::{control, Codec, Inbound};
+use crate::envelope::{control, Codec, Inbound, Welcome};
 use crate::error::{Disconnect, SendFailure};
-use crate::event::{Event, Message, MessageId, State, Text};
+use crate::event::{Event, IdRange, Message, MessageId, State, Text};
 use crate::heartbeat::Heartbeat;
 use crate::outbox::{Batch, Expiry, Payload};
+use crate::resume::ResumeState;
 use crate::retry::{backoff_delay, RetryDecision};
 use crate::shared::Shared;
 
@@ -83,6 +84,8 @@ pub(crate) struct Session {
     /// Envelope mode: the highest server message id delivered to the application (for
     /// de-duplication, and sent in `hello`).
     pub last_server_id: u64,
+    /// Envelope mode: the stream epochs and the ack high-water mark (revision 2).
+    pub resume: ResumeState,
 }
 
 /// An inbound message waiting for room in the event queue, with its envelope id.
@@ -127,15 +130,15 @@ impl Session {
                     let handshake = match &self.codec {
                         None => Ok(None),
                         Some(codec) => tokio::select! {
-                            result = handshake(codec, &self.config, self.last_server_id, &mut ws) => result.map(Some),
+                            result = handshake(codec, &self.config, &self.resume, self.last_server_id, &mut ws) => result.map(Some),
                             command = self.commands.recv() => return user_close(command),
                         },
                     };
                     let up_since = Instant::now();
                     let end = match handshake {
-                        Ok(welcome_last) => {
-                            if let Some(last) = welcome_last {
-                                self.welcomed(last);
+                        Ok(welcome) => {
+                            if let Some(welcome) = welcome {
+                                self.welcomed(&welcome);
                             }
                             self.shared.set_state(State::Ready);
                             self.run_link(ws).await
@@ -205,12 +208,30 @@ impl Session {
     }
 
     /// Envelope mode, after `welcome`: what the server already has counts as acked and the
-    /// rest is rewound to be written again, in order, before anything new.
-    fn welcomed(&self, last: u64) {
+    /// rest is rewound to be written again, in order, before anything new. If a side lost its
+    /// state (`resume.rs`), the server's new stream is not de-duplicated against the old one,
+    /// and the application is told ([`Event::SessionReset`]) before it sees `Ready`.
+    fn welcomed(&mut self, welcome: &Welcome) {
+        let reset = self.resume.on_welcome(welcome, self.last_server_id);
+        self.shared.set_server_epoch(self.resume.server_epoch());
+        let last = welcome.last;
         let acked = self.shared.outbox.ack_upto(last);
         self.report_acked(&acked);
         self.shared.outbox.rewind();
         tracing::debug!(last, already_acked = acked.len(), "welcome");
+        if let Some(mut reset) = reset {
+            if reset.server_lost_state {
+                // Never drop the new stream's messages as duplicates of the old one's.
+                self.last_server_id = 0;
+            }
+            reset.resends_may_duplicate = self
+                .shared
+                .outbox
+                .written_before()
+                .map(|(first, last)| IdRange { first, last });
+            tracing::warn!(?reset, "session reset: a side lost its session state");
+            self.shared.events.emit(Event::SessionReset(reset));
+        }
     }
 
     /// A link the peer closed with 1009 ("message too big"): one strike against the largest
@@ -230,7 +251,8 @@ impl Session {
         }
     }
 
-    fn report_acked(&self, ids: &[MessageId]) {
+    fn report_acked(&mut self, ids: &[MessageId]) {
+        self.resume.note_acked(ids);
         self.shared
             .counters
             .messages_acked
@@ -255,6 +277,7 @@ impl Session {
             app_ping_out: None,
             batch: Batch::default(),
             heartbeat: Heartbeat::new(self.config.pong_timeout, meter),
+            linger: false,
         };
         // While the link is up, events gather in one batch that goes to the application when
         // the session has no more work at hand (or the batch is full): one channel operation
@@ -270,6 +293,11 @@ impl Session {
         }
         if let LinkEnd::Lost(reason) = &end {
             self.refused_too_large(reason);
+        }
+        if link.linger {
+            if let Some(sink) = link.sink.take() {
+                linger_after_close(sink, link.stream).await;
+            }
         }
         end
     }
@@ -599,9 +627,7 @@ impl Session {
                     .store(nanos, Ordering::Relaxed);
                 None
             }
-            Ok(
-                other @ (Inbound::Hello { .. } | Inbound::Welcome { .. } | Inbound::Reject { .. }),
-            ) => {
+            Ok(other @ (Inbound::Hello(_) | Inbound::Welcome(_) | Inbound::Reject { .. })) => {
                 self.inbound_rejected(
                     format!("unexpected {} after the handshake", inbound_name(&other)),
                     None,
@@ -666,9 +692,10 @@ impl Session {
                 code,
                 reason: close_reason_text(&reason).into(),
             };
-            let _ =
+            let sent =
                 tokio::time::timeout(BEST_EFFORT_CLOSE, sink.send(WsMessage::Close(Some(frame))))
                     .await;
+            link.linger = matches!(sent, Ok(Ok(())));
         }
         reason
     }
@@ -736,6 +763,8 @@ struct Link {
     batch: Batch,
     /// Dead-link detection.
     heartbeat: Heartbeat,
+    /// We sent a close frame for a frame we refused: see [`linger_after_close`].
+    linger: bool,
 }
 
 /// Feed the whole batch, then flush once: one syscall burst per batch, not per message.
@@ -823,6 +852,36 @@ fn close_already_received(stream: &mut Stream) -> Option<Disconnect> {
     None
 }
 
+/// After our close frame for an inbound frame we refused (too large, invalid UTF-8, protocol
+/// violation): keep the TCP connection open, reading and discarding whatever the peer still
+/// sends, until it closes its side or [`BEST_EFFORT_CLOSE`] passes; then drop the socket.
+///
+/// RFC 6455 §7.1.1 and §5.5.1: after sending a close frame the endpoint waits for the peer to
+/// end the connection. Dropping the socket at once while the peer is still writing (the rest
+/// of an oversized message, say) makes the kernel answer its writes with a reset: the peer
+/// sees "connection reset by peer" instead of our 1009 and a clean close, and may not even
+/// read our close frame. The peer's close frame is not looked for: after some refusals the
+/// frame stream cannot be parsed any further (a header announcing 2^62 bytes cannot be read
+/// past), so this reads raw bytes below the WebSocket layer and waits for end of file, which
+/// a peer sends after its close reply (or at once). Memory stays bounded (one small buffer);
+/// time too.
+async fn linger_after_close(sink: Sink, stream: Stream) {
+    use tokio::io::AsyncReadExt;
+    let Ok(mut ws) = stream.reunite(sink) else {
+        return;
+    };
+    let raw = ws.get_mut();
+    let mut discard = vec![0u8; 16 << 10];
+    let _ = tokio::time::timeout(BEST_EFFORT_CLOSE, async {
+        while let Ok(n) = raw.read(&mut discard).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// Read until the stream ends (which flushes tungstenite's queued close reply), bounded.
 async fn drain(stream: &mut Stream) {
     let _ = tokio::time::timeout(BEST_EFFORT_CLOSE, async {
@@ -832,17 +891,18 @@ async fn drain(stream: &mut Stream) {
 }
 
 /// Envelope mode: `hello` → `welcome` (or `reject`), within `handshake_timeout`. Returns the
-/// welcome's `last`: the highest client message id the server already has.
+/// welcome: the highest client message id the server already has, and its epochs.
 async fn handshake(
     codec: &Codec,
     config: &Config,
+    resume: &ResumeState,
     last_server_id: u64,
     ws: &mut Ws,
-) -> Result<u64, Disconnect> {
+) -> Result<Welcome, Disconnect> {
     let lost = |e: WsError| Disconnect::ConnectionLost(format!("during the handshake: {e}"));
     let token = config.auth_token.as_ref().map(|t| t.0.as_str());
     let exchange = async {
-        ws.send(control::hello(&config.session_id, last_server_id, token))
+        ws.send(resume.hello(&config.session_id, last_server_id, token))
             .await
             .map_err(lost)?;
         loop {
@@ -857,7 +917,7 @@ async fn handshake(
             };
             match frame {
                 WsMessage::Text(_) | WsMessage::Binary(_) => match codec.decode(&frame) {
-                    Ok(Inbound::Welcome { last }) => return Ok(last),
+                    Ok(Inbound::Welcome(welcome)) => return Ok(welcome),
                     Ok(Inbound::Reject { reason, is_final }) => {
                         return Err(Disconnect::Rejected { reason, is_final })
                     }
@@ -921,8 +981,8 @@ fn server_closed(frame: Option<CloseFrame>) -> Disconnect {
 
 fn inbound_name(inbound: &Inbound) -> &'static str {
     match inbound {
-        Inbound::Hello { .. } => "hello",
-        Inbound::Welcome { .. } => "welcome",
+        Inbound::Hello(_) => "hello",
+        Inbound::Welcome(_) => "welcome",
         Inbound::Reject { .. } => "reject",
         Inbound::Msg { .. } => "msg",
         Inbound::Ack { .. } | Inbound::AckUpTo { .. } => "ack",

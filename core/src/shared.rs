@@ -37,6 +37,8 @@ pub(crate) struct Shared {
     closed_cv: Condvar,
     /// Wakes asynchronous waiters for the end ([`Shared::closed`]).
     closed_notify: tokio::sync::Notify,
+    /// Envelope mode, revision 2: the server epoch of the last welcome.
+    server_epoch: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -49,7 +51,24 @@ impl Shared {
             closed: Mutex::new(false),
             closed_cv: Condvar::new(),
             closed_notify: tokio::sync::Notify::new(),
+            server_epoch: Mutex::new(None),
         }
+    }
+
+    /// Record the server epoch of the welcome just accepted (once per handshake).
+    pub(crate) fn set_server_epoch(&self, ep: Option<&str>) {
+        let mut current = self.server_epoch.lock().unwrap_or_else(|p| p.into_inner());
+        if current.as_deref() != ep {
+            *current = ep.map(str::to_owned);
+        }
+    }
+
+    /// The server epoch of the last welcome, if the server speaks revision 2.
+    pub(crate) fn server_epoch(&self) -> Option<String> {
+        self.server_epoch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub(crate) fn state(&self) -> State {

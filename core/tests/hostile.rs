@@ -294,6 +294,45 @@ async fn note_client_close(stream: &mut TcpStream, conn: usize, seen: &Seen) -> 
     }
 }
 
+/// What a peer does that is still sending when the client's close frame arrives (RFC 6455
+/// §5.5.1, §7.1.1): it writes what it had started (`rest`), then its own close frame if the frame
+/// stream still allows one (`close_code`), then closes its side of TCP and reads until the
+/// client's end of file. A client that drops the socket right after its close frame makes the
+/// kernel answer these writes with a reset: the handler then ends with an error ("handler
+/// error: Connection reset by peer" or "Broken pipe") instead of noting "clean end".
+async fn finish_as_a_busy_peer(
+    stream: &mut TcpStream,
+    conn: usize,
+    seen: &Seen,
+    rest: &[u8],
+    close_code: Option<u16>,
+) -> io::Result<()> {
+    stream.write_all(rest).await?;
+    if let Some(code) = close_code {
+        stream.write_all(&frame(0x88, &code.to_be_bytes())).await?;
+    }
+    stream.shutdown().await?;
+    let mut sink = [0u8; 4096];
+    let mut after = 0usize;
+    loop {
+        match stream.read(&mut sink).await? {
+            0 => break,
+            n => after += n,
+        }
+    }
+    seen.note(conn, format!("clean end, {after} bytes after the close"));
+    Ok(())
+}
+
+/// Wait for connection `conn` to end and return how: "clean end ..." or "handler error: ...".
+fn wait_end(server: &Hostile, conn: usize) -> String {
+    server
+        .wait_note("the end of the connection", |c, note| {
+            c == conn && (note.starts_with("clean end") || note.starts_with("handler"))
+        })
+        .1
+}
+
 /// Keep the connection open (and idle) until the client goes away or the handler limit.
 async fn hold(stream: &mut TcpStream) -> io::Result<()> {
     let mut sink = [0u8; 4096];
@@ -777,33 +816,47 @@ fn a_frame_announcing_a_huge_length_is_refused_with_1009_and_memory_stays_bounde
     let _serial = lock(&MEMORY);
     const LIMIT: usize = 256 << 10;
     const FRAME_LIMIT: usize = 128 << 10;
+    // Each connection goes on writing after the client's close frame, as a peer does that has
+    // not read it yet, and ends with a clean TCP close only if the client keeps its socket
+    // open until then (reading and discarding) instead of dropping it at once.
     let server = Hostile::start(|mut stream, conn, seen| async move {
         upgrade(&mut stream).await?;
+        let piece = vec![b'x'; 64 << 10];
         match conn {
-            // 2^62 bytes announced, nothing sent.
+            // 2^62 bytes announced, then (after the client's close) 1 MiB of them. The frame
+            // stream cannot be read past such a header: no close frame can follow.
             1 => {
                 let mut head = vec![0x82, 127];
                 head.extend_from_slice(&(1u64 << 62).to_be_bytes());
                 stream.write_all(&head).await?;
+                note_client_close(&mut stream, conn, &seen).await?;
+                finish_as_a_busy_peer(&mut stream, conn, &seen, &vec![0; 1 << 20], None).await
             }
             // The largest length the header can carry (MSB set: illegal too).
             2 => {
                 let mut head = vec![0x82, 127];
                 head.extend_from_slice(&u64::MAX.to_be_bytes());
                 stream.write_all(&head).await?;
+                note_client_close(&mut stream, conn, &seen).await?;
+                finish_as_a_busy_peer(&mut stream, conn, &seen, &vec![0; 1 << 20], None).await
             }
-            // Fragments each under the frame limit, over the message limit together.
+            // Fragments each under the frame limit, over the message limit together: the fifth
+            // crosses it; the other four and a close frame follow the client's close.
             3 => {
-                let piece = vec![b'x'; 64 << 10];
                 stream.write_all(&frame(0x02, &piece)).await?;
-                for _ in 0..7 {
+                for _ in 0..4 {
                     stream.write_all(&frame(0x00, &piece)).await?;
                 }
-                stream.write_all(&frame(0x80, &piece)).await?;
+                note_client_close(&mut stream, conn, &seen).await?;
+                let mut rest = Vec::new();
+                for _ in 0..3 {
+                    rest.extend_from_slice(&frame(0x00, &piece));
+                }
+                rest.extend_from_slice(&frame(0x80, &piece));
+                finish_as_a_busy_peer(&mut stream, conn, &seen, &rest, Some(1009)).await
             }
-            _ => return hold(&mut stream).await,
+            _ => hold(&mut stream).await,
         }
-        note_client_close(&mut stream, conn, &seen).await
     });
     let before = rss_bytes();
     let mut rec = Recorder::connect(fast(&server.url()).max_inbound_size(LIMIT, FRAME_LIMIT));
@@ -828,6 +881,12 @@ fn a_frame_announcing_a_huge_length_is_refused_with_1009_and_memory_stays_bounde
         assert!(
             note.starts_with("close 1009 ") && note.contains("exceeds the limit"),
             "connection {conn}: {note}"
+        );
+        let end = wait_end(&server, conn);
+        assert!(
+            end.starts_with("clean end"),
+            "connection {conn}: the client must keep its socket open after its close frame \
+             until the server closes; the server saw: {end}"
         );
     }
     rec.wait_state(State::Ready);

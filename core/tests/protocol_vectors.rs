@@ -1,7 +1,7 @@
 //! The test vectors of docs/PROTOCOL.md: the implementation produces and accepts them byte for
 //! byte, and every vector checked here appears verbatim in the document.
 
-use tether_core::envelope::{control, Codec, Inbound};
+use tether_core::envelope::{control, Codec, Hello, Inbound, Welcome};
 use tether_core::{Bytes, Message, Text};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
@@ -49,6 +49,22 @@ fn encoded_vectors_match_the_document() {
         hex(&signed.binary_msg(3, &[0, 1, 2, 3])),
         text(&control::hello("4f1c2a", 0, Some("secret"))),
         text(&control::welcome(12)),
+        text(&control::hello_v2(
+            "4f1c2a",
+            0,
+            "9b1d6f3c2a7e4d10",
+            None,
+            Some("secret"),
+        )),
+        text(&control::hello_v2(
+            "4f1c2a",
+            7,
+            "9b1d6f3c2a7e4d10",
+            Some("c4a8e1f0b2d39576"),
+            None,
+        )),
+        text(&control::welcome_v2(12, "c4a8e1f0b2d39576", false)),
+        text(&control::welcome_v2(0, "c4a8e1f0b2d39576", true)),
         text(&control::ack_upto(5)),
         text(&control::nack(5, "bad signature")),
         text(&control::ping(1_700_000_000_000)),
@@ -109,6 +125,35 @@ fn documented_vectors_decode() {
             reason: "bad token".into(),
             is_final: true
         })
+    );
+    // Revision 2 handshake frames.
+    assert_eq!(
+        plain.decode(&t(
+            r#"{"v":1,"t":"welcome","last":0,"rev":2,"ep":"c4a8e1f0b2d39576","known":true}"#
+        )),
+        Ok(Inbound::Welcome(Welcome {
+            last: 0,
+            rev: 2,
+            ep: Some("c4a8e1f0b2d39576".into()),
+            known: true
+        }))
+    );
+    assert_eq!(
+        plain.decode(&t(r#"{"v":1,"t":"welcome","last":12}"#)),
+        Ok(Inbound::Welcome(Welcome::v1(12)))
+    );
+    assert_eq!(
+        plain.decode(&t(
+            r#"{"v":1,"t":"hello","sid":"4f1c2a","last":7,"rev":2,"ep":"9b1d6f3c2a7e4d10","sep":"c4a8e1f0b2d39576"}"#
+        )),
+        Ok(Inbound::Hello(Hello {
+            sid: "4f1c2a".into(),
+            last: 7,
+            token: None,
+            rev: 2,
+            ep: Some("9b1d6f3c2a7e4d10".into()),
+            sep: Some("c4a8e1f0b2d39576".into()),
+        }))
     );
     // A Python zlib stream (different bytes from ours) decodes too.
     let py_stream = "S0ykPQAA"; // zlib.compressobj(6, zlib.DEFLATED, -15) of 100 x "a"

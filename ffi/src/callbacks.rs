@@ -7,7 +7,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
-use tether_core::{Disconnect, Event, Message, State};
+use tether_core::{Disconnect, Event, IdRange, Message, SessionReset, State};
 
 use crate::status::{disconnect_status, send_failure_status, tether_status};
 use crate::util::{c_string, lock};
@@ -69,6 +69,53 @@ pub enum tether_message_type {
     TETHER_MESSAGE_TEXT = 1,
     /// A binary message.
     TETHER_MESSAGE_BINARY = 2,
+}
+
+/// Envelope mode: a side of the session lost its state (see `on_session_reset` and
+/// docs/PROTOCOL.md, "Epochs"). An id range is `first..=last`; `first == 0` means "none".
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct tether_session_reset {
+    /// The server's session state is gone (it restarted or evicted the session): its messages
+    /// are numbered anew from here on, and delivered.
+    pub server_lost_state: bool,
+    /// The server held this session id for an earlier client incarnation (a restarted process
+    /// reusing its session id): that incarnation's unacknowledged messages are gone.
+    pub client_state_lost: bool,
+    /// The server's messages from here on may repeat ones an earlier incarnation received.
+    pub inbound_may_repeat: bool,
+    /// Ids reported `on_acked` that the server no longer remembers (0, 0: none): whether their
+    /// effects survive is up to the server's application.
+    pub acked_at_risk_first: u64,
+    /// Last id of `acked_at_risk` (inclusive).
+    pub acked_at_risk_last: u64,
+    /// Unacknowledged ids about to be written again that had been written before (0, 0: none):
+    /// the server's application may see them twice.
+    pub resends_may_duplicate_first: u64,
+    /// Last id of `resends_may_duplicate` (inclusive).
+    pub resends_may_duplicate_last: u64,
+    /// Session revision of the server (1: an old server, found out because it forgot an ack;
+    /// 2: stream epochs).
+    pub server_revision: u32,
+}
+
+impl From<&SessionReset> for tether_session_reset {
+    fn from(r: &SessionReset) -> tether_session_reset {
+        let range = |r: Option<IdRange>| r.map_or((0, 0), |r| (r.first.0, r.last.0));
+        let (acked_at_risk_first, acked_at_risk_last) = range(r.acked_at_risk);
+        let (resends_may_duplicate_first, resends_may_duplicate_last) =
+            range(r.resends_may_duplicate);
+        tether_session_reset {
+            server_lost_state: r.server_lost_state,
+            client_state_lost: r.client_state_lost,
+            inbound_may_repeat: r.inbound_may_repeat,
+            acked_at_risk_first,
+            acked_at_risk_last,
+            resends_may_duplicate_first,
+            resends_may_duplicate_last,
+            server_revision: u32::try_from(r.server_revision).unwrap_or(u32::MAX),
+        }
+    }
 }
 
 /// Finalizer for `user_data`, run exactly once by `tether_client_free` after the last
@@ -155,6 +202,13 @@ pub struct tether_callbacks {
             undelivered: usize,
         ),
     >,
+    /// Envelope mode: a side of the session lost its state (the server restarted, or this
+    /// process reuses the session id of an earlier one): where the delivery guarantee has a
+    /// boundary, in `reset` (borrowed for the call). Called right before the `on_ready` of the
+    /// link that found out. (Added in 0.1 with protocol revision 2, at the end of the struct:
+    /// code compiled against an older header must be rebuilt.)
+    pub on_session_reset:
+        Option<unsafe extern "C" fn(user_data: *mut c_void, reset: *const tether_session_reset)>,
 }
 
 /// The application's `user_data` pointer.
@@ -408,6 +462,10 @@ impl Dispatch {
                     unsafe { f(ud, reason.close_code(), text.as_ptr(), undelivered) }
                 });
             }
+            Event::SessionReset(reset) => self.call(cb.on_session_reset, |f| {
+                let reset = tether_session_reset::from(&reset);
+                unsafe { f(ud, &reset) }
+            }),
             // Event is non-exhaustive: a kind this version does not know has no callback.
             _ => {}
         }

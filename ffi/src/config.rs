@@ -605,7 +605,9 @@ pub extern "C" fn tether_config_set_protocol(
 }
 
 /// Envelope mode: the session id sent in the handshake (1 to 128 printable ASCII characters).
-/// Default: random, new per client. Set it to resume a session across process restarts.
+/// Default: random, new per client; stable across reconnects. Reusing it in a new process does
+/// not resume the old process's messages (they lived in its memory): the server starts the
+/// session over and `on_session_reset` reports `client_state_lost`.
 #[no_mangle]
 pub extern "C" fn tether_config_set_session_id(
     config: *mut tether_config,

@@ -52,7 +52,8 @@ mod util;
 mod version;
 
 pub use callbacks::{
-    tether_callbacks, tether_message_type, tether_state, tether_state_str, tether_user_data_free,
+    tether_callbacks, tether_message_type, tether_session_reset, tether_state, tether_state_str,
+    tether_user_data_free,
 };
 pub use client::{
     tether_buffer_free, tether_client, tether_client_close, tether_client_delivery_status,

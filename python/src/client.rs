@@ -388,6 +388,19 @@ impl Client {
         self.inner.core.config().session_id()
     }
 
+    /// Envelope mode: this client's stream epoch (16 hex digits, new for every client).
+    #[getter]
+    fn epoch(&self) -> &str {
+        self.inner.core.epoch()
+    }
+
+    /// Envelope mode: the server's stream epoch from the last welcome (None before the first
+    /// one, and with a revision-1 server).
+    #[getter]
+    fn server_epoch(&self) -> Option<String> {
+        self.inner.core.server_epoch()
+    }
+
     /// Queue a message: `str` is sent as a text message, `bytes`/`bytearray`/`memoryview` as a
     /// binary one. Returns its `Receipt` (the message id), or raises why nothing was queued.
     fn send(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Receipt> {

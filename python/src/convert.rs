@@ -133,6 +133,31 @@ pub(crate) fn event(py: Python<'_>, e: &Event) -> PyResult<Py<PyAny>> {
             .ev_closed
             .bind(py)
             .call1((disconnect_reason(py, reason)?, *undelivered))?,
+        Event::SessionReset(r) => {
+            // An id range as a Python `range` (`id in reset.acked_at_risk`), or None.
+            let range = |r: Option<tether_core::IdRange>| -> PyResult<Py<PyAny>> {
+                match r {
+                    None => Ok(py.None()),
+                    Some(r) => Ok(py
+                        .import("builtins")?
+                        .getattr("range")?
+                        .call1((r.first.0, r.last.0.saturating_add(1)))?
+                        .unbind()),
+                }
+            };
+            let kw = kwargs(
+                py,
+                &[
+                    ("server_lost_state", obj(py, r.server_lost_state)?),
+                    ("client_state_lost", obj(py, r.client_state_lost)?),
+                    ("acked_at_risk", range(r.acked_at_risk)?),
+                    ("resends_may_duplicate", range(r.resends_may_duplicate)?),
+                    ("inbound_may_repeat", obj(py, r.inbound_may_repeat)?),
+                    ("server_revision", obj(py, r.server_revision)?),
+                ],
+            )?;
+            t.ev_session_reset.bind(py).call((), Some(&kw))?
+        }
         other => t.ev_other.bind(py).call1((format!("{other:?}"),))?,
     };
     Ok(made.unbind())

@@ -50,6 +50,7 @@ pub(crate) enum Kind {
     InboundRejected = 7,
     Closed = 8,
     Other = 9,
+    SessionReset = 10,
 }
 
 impl Kind {
@@ -64,6 +65,7 @@ impl Kind {
             Event::SendFailed { .. } => Kind::SendFailed,
             Event::InboundRejected { .. } => Kind::InboundRejected,
             Event::Closed { .. } => Kind::Closed,
+            Event::SessionReset(_) => Kind::SessionReset,
             _ => Kind::Other,
         }
     }
@@ -73,7 +75,7 @@ impl Kind {
     }
 
     /// All event kinds (not messages).
-    pub(crate) const ALL_EVENTS: u32 = 0b11_1111_1110;
+    pub(crate) const ALL_EVENTS: u32 = 0b111_1111_1110;
 }
 
 /// The user's callbacks (`on_message=`, ...). Immutable once the client is built.
@@ -87,6 +89,7 @@ pub(crate) struct Callbacks {
     pub on_acked: Option<Py<PyAny>>,
     pub on_send_failed: Option<Py<PyAny>>,
     pub on_closed: Option<Py<PyAny>>,
+    pub on_session_reset: Option<Py<PyAny>>,
     /// Every event kind without a callback of its own (not messages).
     pub on_event: Option<Py<PyAny>>,
 }
@@ -108,6 +111,10 @@ impl Callbacks {
             Kind::Acked => self.on_acked.as_ref().map(|c| ("on_acked", c)),
             Kind::SendFailed => self.on_send_failed.as_ref().map(|c| ("on_send_failed", c)),
             Kind::Closed => self.on_closed.as_ref().map(|c| ("on_closed", c)),
+            Kind::SessionReset => self
+                .on_session_reset
+                .as_ref()
+                .map(|c| ("on_session_reset", c)),
             Kind::InboundRejected | Kind::Other => None,
         };
         specific.or_else(|| self.on_event.as_ref().map(|c| ("on_event", c)))
@@ -117,7 +124,7 @@ impl Callbacks {
         self.all().iter().all(|c| c.is_none())
     }
 
-    fn all(&self) -> [&Option<Py<PyAny>>; 9] {
+    fn all(&self) -> [&Option<Py<PyAny>>; 10] {
         [
             &self.on_message,
             &self.on_state,
@@ -127,6 +134,7 @@ impl Callbacks {
             &self.on_acked,
             &self.on_send_failed,
             &self.on_closed,
+            &self.on_session_reset,
             &self.on_event,
         ]
     }
@@ -256,7 +264,7 @@ pub(crate) mod interest {
             Kind::State | Kind::Disconnected | Kind::Reconnecting => STATE,
             Kind::Written | Kind::Acked | Kind::SendFailed => DELIVERY,
             Kind::Closed => CLOSED | STATE | DELIVERY,
-            Kind::Message | Kind::InboundRejected | Kind::Other => 0,
+            Kind::Message | Kind::InboundRejected | Kind::SessionReset | Kind::Other => 0,
         }
     }
 

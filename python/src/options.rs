@@ -69,6 +69,7 @@ pub(crate) const NAMES: &[&str] = &[
     "on_acked",
     "on_send_failed",
     "on_closed",
+    "on_session_reset",
     "on_event",
 ];
 
@@ -235,6 +236,7 @@ pub(crate) fn parse(
                 "on_acked" => callbacks.on_acked = callback(name, v)?,
                 "on_send_failed" => callbacks.on_send_failed = callback(name, v)?,
                 "on_closed" => callbacks.on_closed = callback(name, v)?,
+                "on_session_reset" => callbacks.on_session_reset = callback(name, v)?,
                 "on_event" => callbacks.on_event = callback(name, v)?,
                 other => return Err(unknown(other)),
             }
@@ -530,7 +532,7 @@ fn events(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<u32> {
         });
     }
     let t = types::get(py)?;
-    let table: [(&Py<PyType>, u32); 9] = [
+    let table: [(&Py<PyType>, u32); 10] = [
         (&t.ev_state_changed, Kind::State.bit()),
         (&t.ev_disconnected, Kind::Disconnected.bit()),
         (&t.ev_reconnecting, Kind::Reconnecting.bit()),
@@ -539,6 +541,7 @@ fn events(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<u32> {
         (&t.ev_send_failed, Kind::SendFailed.bit()),
         (&t.ev_inbound_rejected, Kind::InboundRejected.bit()),
         (&t.ev_closed, Kind::Closed.bit()),
+        (&t.ev_session_reset, Kind::SessionReset.bit()),
         (&t.ev_other, Kind::Other.bit()),
     ];
     let bad = || {

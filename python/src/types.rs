@@ -35,6 +35,7 @@ pub(crate) struct Types {
     pub ev_send_failed: Py<PyType>,
     pub ev_inbound_rejected: Py<PyType>,
     pub ev_closed: Py<PyType>,
+    pub ev_session_reset: Py<PyType>,
     pub ev_other: Py<PyType>,
     // helpers
     pub json_dumps: Py<PyAny>,
@@ -102,6 +103,7 @@ pub(crate) fn _init(
         ev_send_failed: class(types, "SendFailed")?,
         ev_inbound_rejected: class(types, "InboundRejected")?,
         ev_closed: class(types, "Closed")?,
+        ev_session_reset: class(types, "SessionReset")?,
         ev_other: class(types, "OtherEvent")?,
         json_dumps: py.import("json")?.getattr("dumps")?.unbind(),
         logger: py

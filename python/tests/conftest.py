@@ -7,6 +7,9 @@
 * ``py_peer``: the Python ``websockets`` echo server ``tests/peers/python/echo_server.py``.
 * ``envelope_server``: the Python reference server of the Tether protocol
   ``tests/peers/python/tether_server.py`` (acks).
+* ``ref_server_factory``: a reference server by language (``"python"``, or ``"rust"``: the
+  ``tether-ref-server`` binary, ``$TETHER_REF_SERVER`` or ``<repo>/target/debug/``), with extra
+  arguments; ``ServerProcess.kill_and_restart`` makes it lose its state like a crash does.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class ServerProcess:
     """A server in a subprocess that prints ``PORT <n>`` and then answers stdin commands."""
 
     def __init__(self, argv: List[str], name: str) -> None:
+        self.argv = argv
         self.name = name
         self.proc = subprocess.Popen(
             argv,
@@ -88,6 +92,16 @@ class ServerProcess:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{self.name}: condition not met within {timeout}s")
             time.sleep(0.02)
+
+    def kill_and_restart(self) -> None:
+        """Lose every session state the way a crash or a deploy does: SIGKILL the process (no
+        close frames, nothing saved) and start a fresh one on the same port."""
+        port = self.port
+        self.proc.kill()
+        self.proc.wait()
+        self.close()
+        ServerProcess.__init__(self, self.argv + ["--port", str(port)], self.name)
+        assert self.port == port, f"{self.name} restarted on port {self.port}, not {port}"
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -172,6 +186,39 @@ def envelope_server_factory() -> Iterator[Callable[..., ServerProcess]]:
 @pytest.fixture
 def envelope_server(envelope_server_factory: Callable[..., ServerProcess]) -> ServerProcess:
     return envelope_server_factory()
+
+
+def ref_server_binary() -> Path:
+    default = REPO / "target" / "debug" / "tether-ref-server"
+    path = Path(os.environ.get("TETHER_REF_SERVER", default))
+    if not path.exists():
+        pytest.fail(
+            f"{path} is missing: build it with `cargo build -p tether-test-peers --bin "
+            "tether-ref-server` (python/tests/run.sh does)"
+        )
+    return path
+
+
+@pytest.fixture
+def ref_server_factory() -> Iterator[Callable[..., ServerProcess]]:
+    started: List[ServerProcess] = []
+
+    def start(kind: str, *args: str) -> ServerProcess:
+        if kind == "rust":
+            p = ServerProcess([str(ref_server_binary()), *args], "tether-ref-server")
+        else:
+            if not ENVELOPE_SERVER.exists():
+                pytest.skip(f"{ENVELOPE_SERVER} is not in this checkout")
+            argv = [sys.executable, str(ENVELOPE_SERVER), *args]
+            p = ServerProcess(argv, "tether_server.py")
+        started.append(p)
+        return p
+
+    try:
+        yield start
+    finally:
+        for p in started:
+            p.close()
 
 
 def tether_threads() -> List[str]:

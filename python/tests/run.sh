@@ -56,9 +56,10 @@ else
     echo "up to date (nothing changed since the last install)"
 fi
 
-step "tether-peer"
-cargo build -q -p tether-test-peers --bin tether-peer
+step "tether-peer, tether-ref-server"
+cargo build -q -p tether-test-peers --bin tether-peer --bin tether-ref-server
 export TETHER_PEER="$TARGET_DIR/debug/tether-peer"
+export TETHER_REF_SERVER="$TARGET_DIR/debug/tether-ref-server"
 
 step "mypy --strict, stubtest"
 export MYPY_CACHE_DIR="$TARGET_DIR/mypy-cache"  # not in the work tree

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Callable
 
 import pytest
@@ -91,3 +92,85 @@ def test_plain_echo_server_is_not_the_protocol(peer: "ServerProcess") -> None:
         assert isinstance(event, tether.Disconnected)
         assert event.reason.kind in ("handshake_failed", "protocol_error"), event.reason
         wait_until(lambda: client.closed or client.state is not tether.State.READY)
+
+
+# ---- durable sessions (protocol revision 2): a side that lost its state is reported, and ----
+# ---- nothing is dropped as a false duplicate.                                            ----
+
+
+def _send_five(client: "tether.Client[object]", prefix: str) -> None:
+    """Send five texts, wait for their acks and the server's echoes."""
+    texts = [f"{prefix}-{i}" for i in range(5)]
+    for r in [client.send(t) for t in texts]:
+        r.wait(10)
+        assert r.status == "acked"
+    assert [client.recv(10) for _ in texts] == texts
+
+
+@pytest.mark.parametrize("kind", ["rust", "python"])
+def test_session_reset_when_the_server_is_killed(
+    ref_server_factory: Callable[..., ServerProcess], kind: str
+) -> None:
+    """The server process is killed (SIGKILL) and a fresh one starts on the same port: every
+    message it sends afterwards arrives (the old client dropped the first ones as duplicates of
+    the lost stream's ids), and SessionReset reports the loss once, before anything else."""
+    server = ref_server_factory(kind)
+    sid = f"py-durable-server-{kind}"
+    with tether.Client(
+        server.url, protocol="envelope", session_id=sid, events=[tether.SessionReset], **FAST
+    ) as client:
+        client.wait_ready(10)
+        _send_five(client, "before")
+        server.kill_and_restart()
+        reset = client.recv(10)
+        assert isinstance(reset, tether.SessionReset), reset
+        assert reset.server_lost_state and not reset.client_state_lost
+        assert not reset.inbound_may_repeat
+        assert reset.acked_at_risk == range(1, 6) and 5 in reset.acked_at_risk
+        assert reset.resends_may_duplicate is None
+        if kind == "rust":
+            assert reset.server_revision == 2
+            assert client.server_epoch is not None and len(client.server_epoch) == 16
+        after = [f"after-{i}" for i in range(300)]
+        for text in after:
+            server.cmd(f"send {sid} {text}")
+        assert [client.recv(10) for _ in after] == after
+        assert client.stats().duplicates_dropped == 0
+
+
+def test_session_reset_when_a_second_client_reuses_the_session_id(
+    ref_server_factory: Callable[..., ServerProcess],
+) -> None:
+    """A second client with the same session_id (what a restarted process does): the server's
+    application gets its messages (it used to take them for duplicates and drop them), and
+    SessionReset says the earlier client's state was lost."""
+    server = ref_server_factory("rust")
+    sid = "py-durable-client"
+    with tether.Client(
+        server.url, protocol="envelope", session_id=sid, events=[tether.SessionReset], **FAST
+    ) as first:
+        first.wait_ready(10)
+        _send_five(first, "first")
+        first_epoch = first.epoch
+    with tether.Client(
+        server.url, protocol="envelope", session_id=sid, events=[tether.SessionReset], **FAST
+    ) as second:
+        assert second.epoch != first_epoch and len(second.epoch) == 16
+        reset = second.recv(10)
+        assert isinstance(reset, tether.SessionReset), reset
+        assert reset.client_state_lost and reset.inbound_may_repeat
+        assert not reset.server_lost_state
+        assert reset.acked_at_risk is None and reset.resends_may_duplicate is None
+        texts = [f"second-{i}" for i in range(5)]
+        for r in [second.send(t) for t in texts]:
+            r.wait(10)
+        # Our echoes, possibly after repeats of echoes the first client had not acked yet.
+        got = [second.recv(10) for _ in range(len(texts))]
+        for _ in range(5):
+            if len([g for g in got if str(g).startswith("second-")]) == len(texts):
+                break
+            got.append(second.recv(10))
+        assert [g for g in got if str(g).startswith("second-")] == texts
+        assert all(str(g).startswith(("first-", "second-")) for g in got), got
+    stats = json.loads(server.cmd("stats")[3:])["sessions"][sid]
+    assert stats["delivered"] == 10 and stats["duplicates"] == 0, stats

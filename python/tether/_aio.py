@@ -355,6 +355,17 @@ class AsyncClient(Generic[_T]):
         """The envelope session id (stable across reconnects)."""
         return self._client.session_id
 
+    @property
+    def epoch(self) -> str:
+        """Envelope mode: this client's stream epoch (16 hex digits, new for every client)."""
+        return self._client.epoch
+
+    @property
+    def server_epoch(self) -> Optional[str]:
+        """Envelope mode: the server's stream epoch from the last welcome (None before the
+        first one, and with a revision-1 server)."""
+        return self._client.server_epoch
+
     def stats(self) -> Stats:
         """A snapshot of the counters."""
         return self._client.stats()

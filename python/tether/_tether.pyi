@@ -63,6 +63,13 @@ class Client(Generic[_T]):
     def protocol(self) -> Literal["raw", "envelope"]: ...
     @property
     def session_id(self) -> str: ...
+    @property
+    def epoch(self) -> str:
+        """Envelope mode: this client's stream epoch (16 hex digits, new for every client)."""
+    @property
+    def server_epoch(self) -> Optional[str]:
+        """Envelope mode: the server's stream epoch from the last welcome (None before the
+        first one, and with a revision-1 server)."""
     def send(self, data: Union[str, bytes, bytearray, memoryview]) -> Receipt:
         """Queue a message (``str``: text; bytes-like: binary). Returns its receipt, or raises
         ``QueueFullError``, ``MessageTooLarge``, ``ClosedError``, ``NotReadyError``."""

@@ -39,6 +39,7 @@ __all__ = [
     "SendFailed",
     "InboundRejected",
     "Closed",
+    "SessionReset",
     "OtherEvent",
     "TetherError",
     "ConfigError",
@@ -205,6 +206,32 @@ class Closed(Event):
 
 
 @dataclass(frozen=True)
+class SessionReset(Event):
+    """Envelope mode: a side of the session lost its state, so the delivery guarantee has a
+    boundary here. Comes right before the ``ready`` state change of the link that found out.
+    Nothing is dropped either way: the server's renumbered messages are delivered and
+    unacknowledged messages are resent. Id ranges are Python ``range`` objects
+    (``id in reset.acked_at_risk``), or ``None``."""
+
+    server_lost_state: bool
+    """The server's session state is gone (it restarted, or evicted the session)."""
+    client_state_lost: bool
+    """The server held this session id for an earlier client incarnation: a restarted process
+    reusing its ``session_id``. That incarnation's unacknowledged messages are gone."""
+    acked_at_risk: Optional[range]
+    """Ids reported :class:`Acked` that the server no longer remembers: whether their effects
+    survive is up to the server's application."""
+    resends_may_duplicate: Optional[range]
+    """Unacknowledged ids about to be resent that were written before: the server's
+    application may see them twice."""
+    inbound_may_repeat: bool
+    """The server's messages from here on may repeat ones an earlier incarnation received."""
+    server_revision: int
+    """The server's session revision (1: an old server, found out because it forgot an ack;
+    2: stream epochs)."""
+
+
+@dataclass(frozen=True)
 class OtherEvent(Event):
     """An event this version of the Python package does not know yet."""
 
@@ -362,6 +389,7 @@ class ClientOptions(TypedDict, total=False):
     on_acked: Optional[Callable[[Acked], object]]
     on_send_failed: Optional[Callable[[SendFailed], object]]
     on_closed: Optional[Callable[[Closed], object]]
+    on_session_reset: Optional[Callable[[SessionReset], object]]
     on_event: Optional[Callable[[Event], object]]
 
 

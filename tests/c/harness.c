@@ -120,6 +120,25 @@ int ref_server_start(peer *p, const char *const *args) {
     return spawn_peer(p, binary, args);
 }
 
+int ref_server_kill_and_restart(peer *p, const char *const *args) {
+    int port = p->port;
+    if (p->pid > 0) {
+        kill(p->pid, SIGKILL);
+        waitpid(p->pid, NULL, 0);
+        p->pid = -1;
+    }
+    peer_stop(p); /* closes the pipes */
+    char port_arg[16];
+    snprintf(port_arg, sizeof port_arg, "%d", port);
+    const char *argv[14] = {"--port", port_arg, NULL};
+    for (size_t i = 0; args && args[i] && i < 11; i++) {
+        argv[i + 2] = args[i];
+        argv[i + 3] = NULL;
+    }
+    if (ref_server_start(p, argv) != 0) return -1;
+    return p->port == port ? 0 : -1;
+}
+
 static int spawn_peer(peer *p, const char *binary, const char *const *args) {
     memset(p, 0, sizeof *p);
     p->pid = -1;

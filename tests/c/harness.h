@@ -85,6 +85,9 @@ int peer_start_args(peer *p, const char *const *args);
 /* Start the envelope reference server (TETHER_REF_SERVER, default
  * target/debug/tether-ref-server) with extra arguments (NULL-terminated array, may be NULL). */
 int ref_server_start(peer *p, const char *const *args);
+/* Lose the reference server's state the way a crash does: kill it with SIGKILL and start a fresh
+ * one with `args` (may be NULL) on the same port. Returns 0 on success. */
+int ref_server_kill_and_restart(peer *p, const char *const *args);
 /* Send one command line and read the answer into reply (may be NULL). Returns 0 when the
  * answer starts with "OK", -1 otherwise (error, timeout, or ERR). */
 int peer_cmd(peer *p, const char *command, char *reply, size_t reply_len);

@@ -51,6 +51,11 @@ typedef struct rec {
     char closed_reason[256];
     size_t undelivered;
     uint32_t last_attempt;
+    int session_resets;
+    tether_session_reset last_reset;
+    int readies_at_reset;   /* readies counted when the last session reset came */
+    int after_messages;     /* messages "after-<i>" (durable-session tests), and whether they */
+    int after_out_of_order; /* came as after-0, after-1, ... */
 
     /* invariants */
     int in_cb, overlap, after_closed, after_free, after_inner_free, finalize_in_cb;
@@ -187,6 +192,13 @@ static void on_message(void *ud, const uint8_t *data, size_t len, tether_message
     r->last_data_nonnull = data != NULL;
     memcpy(r->last_data, data, len < sizeof r->last_data ? len : sizeof r->last_data);
     if (kind == TETHER_MESSAGE_TEXT) r->text_messages++;
+    if (kind == TETHER_MESSAGE_TEXT && len > 6 && len < 32 && memcmp(data, "after-", 6) == 0) {
+        char digits[32];
+        memcpy(digits, data + 6, len - 6);
+        digits[len - 6] = '\0';
+        if (strtol(digits, NULL, 10) != r->after_messages) r->after_out_of_order++;
+        r->after_messages++;
+    }
     if (kind == TETHER_MESSAGE_BINARY) r->binary_messages++;
     bool reply = r->reply_budget > 0;
     if (reply) r->reply_budget--;
@@ -239,6 +251,17 @@ static void on_written(void *ud, uint64_t up_to) {
     pthread_mutex_lock(&r->mu);
     r->written_calls++;
     if (up_to > r->written_up_to) r->written_up_to = up_to;
+    pthread_mutex_unlock(&r->mu);
+    cb_end(r);
+}
+
+static void on_session_reset(void *ud, const tether_session_reset *reset) {
+    rec *r = ud;
+    cb_begin(r);
+    pthread_mutex_lock(&r->mu);
+    r->session_resets++;
+    r->last_reset = *reset;
+    r->readies_at_reset = r->readies;
     pthread_mutex_unlock(&r->mu);
     cb_end(r);
 }
@@ -308,6 +331,7 @@ static tether_callbacks all_callbacks(void) {
     cb.on_reconnecting = on_reconnecting;
     cb.on_written = on_written;
     cb.on_acked = on_acked;
+    cb.on_session_reset = on_session_reset;
     cb.on_send_failed = on_send_failed;
     cb.on_error = on_error;
     cb.on_closed = on_closed;
@@ -2056,41 +2080,52 @@ static void test_send_binary_owned_released_by_free(void) {
 /* ------------------------------------------------------------------------------------------ */
 /* Poll mode takes events in batches: bounds, order, and a free in the middle of a batch.     */
 
-/* Wait (bounded, without polling) until the client has received `n` messages: they are then
- * in its event queue (all but possibly the last, which may be a moment behind the counter). */
-static bool wait_received(tether_client *c, uint64_t n, int64_t timeout_ms) {
-    int64_t deadline = now_ms() + scaled_ms(timeout_ms);
-    while (now_ms() < deadline) {
-        tether_stats s;
-        if (tether_client_stats(c, &s) != TETHER_OK) return false;
-        if (s.messages_received >= n) return true;
-        sched_yield();
+/* A poll-mode client, reconnect off, that the peer has sent `n` texts "<prefix><i>" and then
+ * closed: everything the client will ever report is then pending, unpolled. The proof is
+ * tether_client_wait_closed: the session ends after queueing its last event (on_closed), and
+ * the queue keeps order. Not the stats' messages_received: it counts a message before the
+ * message is handed to the queue (a batch of them can still be on the way). */
+static rec *closed_with_pending_texts(const char *prefix, int n) {
+    reset_peer();
+    tether_config *cfg = test_config(P.url, true);
+    if (!cfg || tether_config_set_reconnect_enabled(cfg, false) != TETHER_OK) {
+        tether_config_free(cfg);
+        return NULL;
     }
-    return false;
+    rec *r = started_with(cfg, true);
+    if (!r) return NULL;
+    bool ok = wait_count(r, &r->readies, 1, 10000);
+    for (int i = 0; ok && i < n; i++) {
+        char cmd[64];
+        snprintf(cmd, sizeof cmd, "send-text %s%d", prefix, i);
+        ok = peer_cmd(&P, cmd, NULL, 0) == 0;
+    }
+    ok = ok && peer_cmd(&P, "close 1000 done", NULL, 0) == 0;
+    ok = ok && tether_client_wait_closed(r->client, (uint64_t)scaled_ms(10000)) == TETHER_OK;
+    if (!ok) {
+        printf("  closed_with_pending_texts(%s, %d) failed\n", prefix, n);
+        return NULL; /* leaked on purpose: its client may still call back */
+    }
+    return r;
 }
 
 static void test_poll_batches_keep_bounds_and_order(void) {
-    reset_peer();
-    rec *r = started(P.url, true);
-    CHECK(r != NULL);
-    CHECK(wait_count(r, &r->readies, 1, 10000));
-    /* More than one internal chunk (256 events) of server messages, queued unpolled. */
+    /* More than one internal chunk (256 events) of server messages, all pending unpolled,
+     * then the server's close and the client's end. */
     enum { N = 300 };
-    for (int i = 0; i < N; i++) {
-        char cmd[32];
-        snprintf(cmd, sizeof cmd, "send-text b%d", i);
-        CHECK(peer_cmd(&P, cmd, NULL, 0) == 0);
-    }
-    CHECK(wait_received(r->client, N, 10000));
+    rec *r = closed_with_pending_texts("b", N);
+    CHECK(r != NULL);
     size_t ran = 0;
     CHECK_STATUS(tether_client_poll(r->client, 2, &ran), TETHER_OK);
     CHECK(ran == 2 && get(r, &r->messages) == 2);
     CHECK_STATUS(tether_client_poll(r->client, 1, &ran), TETHER_OK);
     CHECK(ran == 1 && get(r, &r->messages) == 3);
-    /* 0: everything pending now, across chunks, in one call. */
+    /* 0: everything pending now, across chunks, in one call: the other messages, the close
+     * and the end (and the state changes in between). */
     CHECK_STATUS(tether_client_poll(r->client, 0, &ran), TETHER_OK);
-    CHECK_MSG(ran >= N - 4 && ran <= N - 3, "ran %zu", ran);
-    CHECK(wait_count(r, &r->messages, N, 10000));
+    CHECK_MSG(ran >= N - 3 + 2, "ran %zu", ran);
+    CHECK_MSG(get(r, &r->messages) == N, "messages %d", get(r, &r->messages));
+    CHECK(get(r, &r->closes) == 1 && get(r, &r->closed) == 1);
     CHECK_STATUS(tether_client_poll(r->client, 0, &ran), TETHER_OK);
     CHECK(ran == 0);
     for (int i = 0; i < MAX_TEXTS; i++) {
@@ -2103,12 +2138,8 @@ static void test_poll_batches_keep_bounds_and_order(void) {
 }
 
 static void test_poll_free_in_the_middle_of_a_batch(void) {
-    reset_peer();
-    rec *r = started(P.url, true);
+    rec *r = closed_with_pending_texts("batched", 5);
     CHECK(r != NULL);
-    CHECK(wait_count(r, &r->readies, 1, 10000));
-    for (int i = 0; i < 5; i++) CHECK(peer_cmd(&P, "send-text batched", NULL, 0) == 0);
-    CHECK(wait_received(r->client, 5, 10000));
     /* The first callback frees the client: the poll stops there; the messages it had taken
      * are dropped (LeakSanitizer and valgrind check they are released), none reaches a
      * callback, and the finalizer runs once. */
@@ -2128,6 +2159,104 @@ static void test_poll_free_in_the_middle_of_a_batch(void) {
 static void test_runtime_threads_after_first_client(void) {
     CHECK_STATUS(tether_runtime_set_worker_threads(2), TETHER_ERR_INVALID_STATE);
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* Durable sessions (protocol revision 2): a side that lost its state is reported, and nothing */
+/* is dropped as a false duplicate.                                                           */
+
+/* Send five texts "<prefix>-<i>" and wait for their acks and the server's echoes. */
+static bool send_five(rec *r, const char *prefix) {
+    int acked = get(r, &r->acked), messages = get(r, &r->messages);
+    for (int i = 0; i < 5; i++) {
+        char text[32];
+        int n = snprintf(text, sizeof text, "%s-%d", prefix, i);
+        if (tether_client_send_text(r->client, text, (size_t)n, NULL) != TETHER_OK) return false;
+    }
+    return wait_count(r, &r->acked, acked + 5, 10000) &&
+           wait_count(r, &r->messages, messages + 5, 10000);
+}
+
+/* The server process is killed (SIGKILL) and a fresh one starts on the same port: every
+ * message it sends afterwards reaches the application, and on_session_reset reports the
+ * server's lost state (once, before on_ready) with the five acked ids at risk. */
+static void test_session_reset_server_lost(void) {
+    peer R;
+    CHECK(ref_server_start(&R, NULL) == 0);
+    rec *r = rec_new(false);
+    CHECK(r != NULL);
+    tether_config *cfg = envelope_config(R.url, "c-durable-server", NULL, NULL);
+    CHECK(cfg != NULL);
+    CHECK_STATUS(start(r, cfg), TETHER_OK);
+    tether_config_free(cfg);
+    CHECK(wait_count(r, &r->readies, 1, 10000));
+    CHECK(send_five(r, "before"));
+    CHECK(get(r, &r->session_resets) == 0);
+
+    CHECK(ref_server_kill_and_restart(&R, NULL) == 0);
+    CHECK(wait_count(r, &r->readies, 2, 10000));
+    enum { AFTER = 300 };
+    for (int i = 0; i < AFTER; i++) {
+        char cmd[64];
+        snprintf(cmd, sizeof cmd, "send c-durable-server after-%d", i);
+        CHECK(peer_cmd(&R, cmd, NULL, 0) == 0);
+    }
+    CHECK_MSG(wait_count(r, &r->after_messages, AFTER, 20000), "%d of %d after the restart",
+              get(r, &r->after_messages), AFTER);
+    pthread_mutex_lock(&r->mu);
+    tether_session_reset reset = r->last_reset;
+    int resets = r->session_resets, out_of_order = r->after_out_of_order;
+    int readies_at_reset = r->readies_at_reset;
+    pthread_mutex_unlock(&r->mu);
+    CHECK(out_of_order == 0);
+    CHECK_MSG(resets == 1, "%d session resets", resets);
+    CHECK(readies_at_reset == 1); /* reported before the second on_ready */
+    CHECK(reset.server_lost_state && !reset.client_state_lost && !reset.inbound_may_repeat);
+    CHECK(reset.acked_at_risk_first == 1 && reset.acked_at_risk_last == 5);
+    CHECK(reset.resends_may_duplicate_first == 0 && reset.resends_may_duplicate_last == 0);
+    CHECK(reset.server_revision == 2);
+    free_and_check(r);
+    rec_destroy(r);
+    peer_stop(&R);
+}
+
+/* A second client with the same session id (a restarted process): the server's application
+ * gets its messages (it used to take them for duplicates), and on_session_reset says the
+ * client's state was lost. */
+static void test_session_reset_client_lost(void) {
+    peer R;
+    CHECK(ref_server_start(&R, NULL) == 0);
+    char reply[512];
+    for (int incarnation = 0; incarnation < 2; incarnation++) {
+        rec *r = rec_new(false);
+        CHECK(r != NULL);
+        tether_config *cfg = envelope_config(R.url, "c-durable-client", NULL, NULL);
+        CHECK(cfg != NULL);
+        CHECK_STATUS(start(r, cfg), TETHER_OK);
+        tether_config_free(cfg);
+        CHECK(wait_count(r, &r->readies, 1, 10000));
+        CHECK(send_five(r, incarnation == 0 ? "first" : "second"));
+        CHECK(peer_cmd(&R, "stats", reply, sizeof reply) == 0);
+        const char *expected = incarnation == 0 ? "\"delivered\":5," : "\"delivered\":10,";
+        CHECK_MSG(strstr(reply, expected) != NULL, "%s", reply);
+        CHECK(strstr(reply, "\"duplicates\":0,") != NULL);
+        pthread_mutex_lock(&r->mu);
+        tether_session_reset reset = r->last_reset;
+        int resets = r->session_resets, readies_at_reset = r->readies_at_reset;
+        pthread_mutex_unlock(&r->mu);
+        if (incarnation == 0) {
+            CHECK(resets == 0);
+        } else {
+            CHECK_MSG(resets == 1, "%d session resets", resets);
+            CHECK(readies_at_reset == 0);
+            CHECK(reset.client_state_lost && reset.inbound_may_repeat && !reset.server_lost_state);
+            CHECK(reset.acked_at_risk_first == 0 && reset.resends_may_duplicate_first == 0);
+        }
+        free_and_check(r);
+        rec_destroy(r);
+    }
+    peer_stop(&R);
+}
+
 
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -2175,6 +2304,8 @@ int main(void) {
         {"send_binary_owned_envelope", test_send_binary_owned_envelope},
         {"send_binary_owned_errors_release_at_once", test_send_binary_owned_errors_release_at_once},
         {"send_binary_owned_released_by_free", test_send_binary_owned_released_by_free},
+        {"session_reset_server_lost", test_session_reset_server_lost},
+        {"session_reset_client_lost", test_session_reset_client_lost},
         {"poll_batches_keep_bounds_and_order", test_poll_batches_keep_bounds_and_order},
         {"poll_free_in_the_middle_of_a_batch", test_poll_free_in_the_middle_of_a_batch},
         {"runtime_threads_after_first_client", test_runtime_threads_after_first_client},

@@ -118,6 +118,14 @@ impl PeerProcess {
     }
 }
 
+impl PeerProcess {
+    /// Kill with SIGKILL and reap it (`Child::kill` is SIGKILL on Unix).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for PeerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -130,6 +138,8 @@ pub struct RefServer {
     pub kind: Kind,
     process: PeerProcess,
     pub port: u16,
+    /// The extra CLI arguments it was started with (for [`RefServer::kill_and_restart`]).
+    args: Vec<String>,
 }
 
 impl RefServer {
@@ -143,7 +153,21 @@ impl RefServer {
             kind,
             process,
             port,
+            args: args.iter().map(|a| a.to_string()).collect(),
         })
+    }
+
+    /// Lose every session state the way a crash or a deploy does: kill the process with
+    /// SIGKILL (no close frames, nothing saved) and start a fresh one, same arguments, on the
+    /// same port (the servers listen with SO_REUSEADDR).
+    pub fn kill_and_restart(&mut self) {
+        self.process.kill();
+        let mut cmd = command(self.kind).expect("it ran before");
+        let port = self.port.to_string();
+        cmd.args(&self.args).args(["--port", port.as_str()]);
+        let name = format!("{:?} reference server (restarted)", self.kind);
+        self.process = PeerProcess::spawn(&name, cmd);
+        assert_eq!(self.process.port, self.port, "restarted on another port");
     }
 
     pub fn url(&self) -> String {

@@ -1,4 +1,5 @@
-//! A Tether protocol v1 reference server (docs/PROTOCOL.md) on tokio-tungstenite.
+//! A Tether protocol reference server (docs/PROTOCOL.md: frames v1, session revision 2 with
+//! stream epochs, or revision 1 with `--rev 1`) on tokio-tungstenite.
 //!
 //! Written from the spec, independently of the client's codec in `tether-core`, so the two
 //! check each other. It is the Rust sibling of `tests/peers/python/tether_server.py` and
@@ -53,6 +54,9 @@ pub struct Options {
     pub compression_threshold: Option<usize>,
     /// Inbound WebSocket message limit, and the inflate limit.
     pub max_size: usize,
+    /// The session revision spoken: 2 (stream epochs), or 1 to behave like a server written
+    /// before revision 2 (it ignores the epoch fields and answers revision-1 welcomes).
+    pub rev: u64,
 }
 
 impl Default for Options {
@@ -63,6 +67,7 @@ impl Default for Options {
             key: None,
             compression_threshold: None,
             max_size: DEFAULT_MAX_SIZE,
+            rev: 2,
         }
     }
 }
@@ -74,6 +79,11 @@ enum Payload {
 }
 
 struct Session {
+    /// Revision 2: the epoch of our outbound stream for this session, new whenever the state
+    /// is created (so a restarted process never reuses one).
+    ep: String,
+    /// Revision 2: the client epoch whose ids `last_in` counts (None: no revision-2 hello yet).
+    cep: Option<String>,
     /// Highest client msg id delivered to the application.
     last_in: u64,
     /// Id of the next server msg.
@@ -91,6 +101,8 @@ struct Session {
 impl Session {
     fn new() -> Session {
         Session {
+            ep: new_epoch(),
+            cep: None,
             last_in: 0,
             next_out: 1,
             unacked: BTreeMap::new(),
@@ -267,6 +279,14 @@ impl Shared {
         }
         let sid = hello["sid"].as_str().unwrap_or_default().to_owned();
         let last = hello["last"].as_u64().unwrap_or_default();
+        // Revision 2 when both sides speak it: the client says so, with a valid epoch.
+        let epoch = |field: &str| hello[field].as_str().filter(|ep| valid_epoch(ep));
+        let rev2 = self.opts.rev >= 2 && hello["rev"].as_u64().is_some_and(|rev| rev >= 2);
+        let (cep, sep) = (epoch("ep"), epoch("sep"));
+        if rev2 && (cep.is_none() || (hello.get("sep").is_some() && sep.is_none())) {
+            refuse(&state, link, None, 1002, "expected hello");
+            return None;
+        }
         let state = &mut *state;
         let session = state
             .sessions
@@ -277,12 +297,30 @@ impl Shared {
             let reason = "session resumed on a new connection".to_owned();
             state.links.put(old, Out::Close(1000, reason));
         }
-        state.links.put_text(
-            link,
-            format!(r#"{{"v":1,"t":"welcome","last":{}}}"#, session.last_in),
-        );
-        // The client has everything up to `last`: that counts as acknowledged.
-        session.unacked.retain(|&id, _| id > last);
+        let welcome = if rev2 {
+            // A known sid with another client epoch: the client lost its state, and its ids
+            // start again (never a run of duplicates). A session created by `send` before any
+            // hello has no client stream yet: nothing was lost.
+            let known = session.cep.is_some() && session.cep.as_deref() != cep;
+            if session.cep.as_deref() != cep {
+                session.cep = cep.map(str::to_owned);
+                session.last_in = 0;
+            }
+            // `last` counts only in our current stream; otherwise resend everything unacked.
+            if sep == Some(session.ep.as_str()) {
+                session.unacked.retain(|&id, _| id > last);
+            }
+            let known = if known { r#","known":true"# } else { "" };
+            format!(
+                r#"{{"v":1,"t":"welcome","last":{},"rev":2,"ep":"{}"{known}}}"#,
+                session.last_in, session.ep
+            )
+        } else {
+            // Revision 1: the client has everything up to `last`: that counts as acknowledged.
+            session.unacked.retain(|&id, _| id > last);
+            format!(r#"{{"v":1,"t":"welcome","last":{}}}"#, session.last_in)
+        };
+        state.links.put_text(link, welcome);
         // The rest, in order, before anything new.
         for frame in session.unacked.values() {
             state.links.put(link, Out::Frame(frame.clone()));
@@ -469,6 +507,31 @@ fn refuse(state: &State, link: u64, reject: Option<(bool, &str)>, code: u16, rea
         );
     }
     state.links.put(link, Out::Close(code, reason.to_owned()));
+}
+
+/// A stream epoch: 1-64 characters from `[0-9A-Za-z_-]`.
+fn valid_epoch(ep: &str) -> bool {
+    (1..=64).contains(&ep.len())
+        && ep
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A fresh stream epoch: 16 random lowercase hex digits from the OS generator.
+fn new_epoch() -> String {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 8];
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+        // No OS randomness: the clock, the process id and a counter still differ between
+        // processes and sessions.
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        bytes = (nanos ^ (u64::from(std::process::id()) << 40) ^ n).to_be_bytes();
+    }
+    HEXLOWER.encode(&bytes)
 }
 
 fn valid_sid(sid: &str) -> bool {
@@ -728,11 +791,13 @@ impl Server {
                 let sessions: Vec<String> = (state.sessions.iter())
                     .map(|(sid, s)| {
                         format!(
-                            r#"{}:{{"delivered":{},"duplicates":{},"last_in":{}}}"#,
+                            r#"{}:{{"delivered":{},"duplicates":{},"last_in":{},"ep":"{}","cep":{}}}"#,
                             json_str(sid),
                             s.delivered,
                             s.duplicates,
-                            s.last_in
+                            s.last_in,
+                            s.ep,
+                            s.cep.as_deref().map_or("null".to_owned(), json_str)
                         )
                     })
                     .collect();

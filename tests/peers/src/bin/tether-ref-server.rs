@@ -1,9 +1,10 @@
-//! `tether-ref-server`: the Rust Tether protocol v1 reference server
+//! `tether-ref-server`: the Rust Tether protocol reference server
 //! ([`tether_test_peers::tether_server`]), with the same command line and stdin control channel
 //! as `tests/peers/python/tether_server.py` and `tests/peers/node/tether_server.js`.
 //!
 //! ```text
 //! tether-ref-server [--port N] [--token T] [--key K] [--compression-threshold N] [--max-size N]
+//!                   [--rev 1|2]
 //! ```
 //!
 //! Prints `PORT <n>` once listening on 127.0.0.1, then answers each stdin line with one line,
@@ -16,7 +17,7 @@ use tether_test_peers::stdin_commands::serve_stdin_commands;
 use tether_test_peers::tether_server::{Options, Server};
 
 const USAGE: &str = "usage: tether-ref-server [--port N] [--token T] [--key K] \
-                     [--compression-threshold N] [--max-size N]";
+                     [--compression-threshold N] [--max-size N] [--rev 1|2]";
 
 fn parse_args() -> Result<Options, String> {
     let mut opts = Options::default();
@@ -35,6 +36,13 @@ fn parse_args() -> Result<Options, String> {
             "--key" => opts.key = Some(value()?),
             "--compression-threshold" => opts.compression_threshold = Some(number(value()?)?),
             "--max-size" => opts.max_size = number(value()?)?,
+            "--rev" => {
+                opts.rev = match value()?.as_str() {
+                    "1" => 1,
+                    "2" => 2,
+                    other => return Err(format!("--rev: {other:?} is not 1 or 2\n{USAGE}")),
+                }
+            }
             _ => return Err(format!("unknown argument {name:?}\n{USAGE}")),
         }
     }
