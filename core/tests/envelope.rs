@@ -85,7 +85,9 @@ fn accounting_under_forced_disconnects(kind: Kind) {
         // What the link still carries (resends after the last drop, the messages above) is
         // acked first, so that what is written while the server stalls fits in the kernel.
         let before = MessageId(sent);
-        rec.wait_for("the backlog acked", SOON, |e| *e == Event::Acked { id: before });
+        rec.wait_for("the backlog acked", SOON, |e| {
+            *e == Event::Acked { id: before }
+        });
         server.command("stall on");
         let mut stalled = Vec::new();
         for _ in 0..rng.usize(2_000..3_000) {
