@@ -166,7 +166,8 @@ typedef enum tether_status {
     TETHER_ERR_QUEUE_FULL = 6,
     /**
      * A message is larger than the configured limit (outbound: nothing was queued; inbound:
-     * the link was closed with 1009).
+     * the link was closed with 1009). As an `on_send_failed` status: the server closed the
+     * link with 1009 three times while this message was the largest in flight.
      */
     TETHER_ERR_TOO_LARGE = 7,
     /**

@@ -214,7 +214,14 @@ impl Client {
     }
 
     fn send(&self, payload: Payload) -> Result<MessageId, SendError> {
-        let size = payload.len();
+        // The limit is on what goes on the wire: in envelope mode the frame, with its fields and
+        // signature and after JSON escaping, which can make a text several times larger.
+        let size = match self.config.protocol {
+            Protocol::Envelope => {
+                crate::envelope::wire_len_bound(&payload, self.config.signing_key.is_some())
+            }
+            _ => payload.len(),
+        };
         let limit = self.config.max_outbound_message_size;
         if size > limit {
             return Err(SendError::TooLarge { size, limit });

@@ -508,8 +508,11 @@ impl ConfigBuilder {
         self
     }
 
-    /// Largest message `send_*` accepts, in bytes. Default: 4 MiB, or the outbox byte bound
-    /// if that is smaller; a value set here must not exceed the outbox byte bound.
+    /// Largest message `send_*` accepts, in bytes, counted as it goes on the wire: in envelope
+    /// mode the whole frame (envelope fields, signature, and the text after JSON escaping).
+    /// Set it to the server's limit and no accepted message is refused by the server for its
+    /// size. Default: 4 MiB, or the outbox byte bound if that is smaller; a value set here must
+    /// not exceed the outbox byte bound.
     pub fn max_outbound_message_size(mut self, bytes: usize) -> Self {
         self.max_outbound_message_size = Some(bytes);
         self

@@ -22,8 +22,18 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::config::Config;
 use crate::error::ConnectError;
+use crate::meter::{Metered, WriteMeter};
 
-pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<Metered>>;
+
+/// The byte counter of the link's TCP socket (under TLS, so it counts what the network took).
+pub(crate) fn write_meter(ws: &Ws) -> Option<WriteMeter> {
+    match ws.get_ref() {
+        MaybeTlsStream::Plain(tcp) => Some(tcp.meter()),
+        MaybeTlsStream::Rustls(tls) => Some(tls.get_ref().0.meter()),
+        _ => None,
+    }
+}
 
 /// Per-client connection parameters prepared once (the TLS config is costly to build).
 pub(crate) struct Connector {
@@ -174,6 +184,8 @@ impl Connector {
         // Small messages must not wait for Nagle; batching is done by the session's flushes.
         tcp.set_nodelay(true)
             .map_err(|e| ConnectError::Io(e.to_string()))?;
+        limit_unsent(&tcp);
+        let tcp = Metered::new(tcp);
 
         let stream = match &self.tls {
             None => MaybeTlsStream::Plain(tcp),
@@ -271,6 +283,26 @@ impl Connector {
             }
         }
     }
+}
+
+/// At most this many bytes that have not even been sent wait in the kernel's send buffer.
+///
+/// Without a bound the kernel takes a whole multi-MiB message at once on a fast local path
+/// (loopback grows the buffer to 4 MiB) and the write looks finished while the bytes are still
+/// queued: a ping written after it waits behind them, invisible to the heartbeat. With it the
+/// write stays pending while the message trickles out, which the heartbeat sees as progress,
+/// and a ping waits behind at most this much. Data in flight (sent, not yet acknowledged) is
+/// not counted, so throughput on long fat links is not capped.
+const NOTSENT_LOWAT: u32 = 128 << 10;
+
+/// Best effort: where the option does not exist the kernel's default applies.
+fn limit_unsent(tcp: &TcpStream) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Err(e) = socket2::SockRef::from(tcp).set_tcp_notsent_lowat(NOTSENT_LOWAT) {
+        tracing::debug!(error = %e, "TCP_NOTSENT_LOWAT not set");
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = (tcp, NOTSENT_LOWAT);
 }
 
 fn map_handshake_error(e: WsError) -> ConnectError {

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
 
 use crate::event::{Message, Text};
+use crate::outbox::Payload;
 
 /// The protocol version this implementation speaks.
 pub const PROTOCOL_VERSION: u8 = 1;
@@ -353,11 +354,25 @@ impl Codec {
         })
     }
 
+    /// The largest frame [`Codec::text_msg`] / [`Codec::binary_msg`] can make of this payload,
+    /// whatever its id: what goes on the wire, after JSON escaping, the envelope's fields and
+    /// the signature. Exact but for the id's digits (counted as 20); compression is used only
+    /// when it makes the frame smaller, so it never makes it larger than this.
+    pub(crate) fn wire_len_bound(&self, payload: &Payload) -> usize {
+        wire_len_bound(payload, self.key.is_some())
+    }
+
     /// Encode an application text message.
     pub fn text_msg(&self, id: u64, text: &str) -> WsMessage {
         let mut out = String::with_capacity(text.len() + 40);
         let _ = write!(out, r#"{{"v":1,"t":"msg","id":{id}"#);
-        let sig = match self.maybe_compress(text.as_bytes()) {
+        // Base64 makes the packed bytes a third larger, and escaping makes the plain text
+        // larger: take the compressed form only when its frame is the smaller one.
+        let packed = self.maybe_compress(text.as_bytes()).filter(|packed| {
+            COMPRESSED_FIELDS_LEN + BASE64.encode_len(packed.len())
+                < PLAIN_FIELD_LEN + json_string_len(text)
+        });
+        let sig = match packed {
             Some(packed) => {
                 out.push_str(r#","z":1,"d":""#);
                 out.push_str(&BASE64.encode(&packed));
@@ -745,6 +760,41 @@ fn json_u64(s: &[u8]) -> Option<(u64, &[u8])> {
     Some((n, &s[digits..]))
 }
 
+/// [`Codec::wire_len_bound`] for a codec that signs (`signed`) or not.
+pub(crate) fn wire_len_bound(payload: &Payload, signed: bool) -> usize {
+    match payload {
+        Payload::Text(t) => {
+            TEXT_FRAME_OVERHEAD
+                + json_string_len(t.as_str())
+                + if signed { TEXT_SIG_LEN } else { 0 }
+        }
+        Payload::Binary(b) => BINARY_HEADER_LEN + if signed { SIGNATURE_LEN } else { 0 } + b.len(),
+    }
+}
+
+/// `{"v":1,"t":"msg","id":` + 20 digits + `,"d":` + `}`: a text frame without its string.
+const TEXT_FRAME_OVERHEAD: usize = 22 + 20 + PLAIN_FIELD_LEN + 1;
+/// `,"d":` before a plain text's string.
+const PLAIN_FIELD_LEN: usize = 5;
+/// `,"z":1,"d":"` and the closing `"` around a compressed text's base64.
+const COMPRESSED_FIELDS_LEN: usize = 13;
+/// `,"sig":"` + 64 hex digits + `"`.
+const TEXT_SIG_LEN: usize = 8 + 64 + 1;
+
+/// The length of `s` as a JSON string literal (quotes included), as [`push_json_string`]
+/// writes it: `"`, `\` and the short escapes take two bytes, other control characters six
+/// (`\u00XX`), everything else itself.
+fn json_string_len(s: &str) -> usize {
+    2 + s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
+}
+
 /// Append `s` as a JSON string literal.
 fn push_json_string(out: &mut String, s: &str) {
     // Fast path: JSON escapes only `"`, `\` and control characters; most text has none.
@@ -814,6 +864,43 @@ mod tests {
                     payload: Message::Binary(Bytes::from(data))
                 })
             );
+        }
+    }
+
+    #[test]
+    fn the_wire_length_bound_is_the_frame_length_with_a_20_digit_id() {
+        let texts = [
+            "",
+            "plain",
+            "quote \" and backslash \\",
+            "\n\r\t\u{8}\u{c} short escapes",
+            "\u{0}\u{1}\u{1f} long escapes",
+            "non-ASCII é ✓ stays as it is, \u{7f} too",
+        ];
+        let id = u64::MAX; // 20 digits
+        for key in [None, Some(&b"k"[..])] {
+            let codec = Codec::new(key, None, 1 << 20);
+            for t in texts {
+                let frame = codec.text_msg(id, t);
+                let payload = Payload::Text(Utf8Bytes::from(t));
+                assert_eq!(codec.wire_len_bound(&payload), frame.len(), "{t:?}");
+                assert!(codec.wire_len_bound(&payload) >= codec.text_msg(1, t).len());
+            }
+            for n in [0usize, 1, 1000] {
+                let frame = codec.binary_msg(id, &vec![7u8; n]);
+                let payload = Payload::Binary(Bytes::from(vec![7u8; n]));
+                assert_eq!(codec.wire_len_bound(&payload), frame.len());
+            }
+        }
+        // Compression never makes a frame larger than the bound, even when base64 outgrows
+        // the packed bytes' savings.
+        let codec = Codec::new(None, Some(1), 1 << 20);
+        let noise: String = (0..3000u32)
+            .map(|i| char::from(b'!' + ((i.wrapping_mul(2_654_435_761) >> 7) % 90) as u8))
+            .collect();
+        for t in ["a".repeat(5000), noise, "\u{1}".repeat(500)] {
+            let payload = Payload::Text(Utf8Bytes::from(t.clone()));
+            assert!(codec.text_msg(id, &t).len() <= codec.wire_len_bound(&payload));
         }
     }
 

@@ -54,10 +54,12 @@ pub enum SendError {
         /// Bytes queued when the send was refused.
         bytes: usize,
     },
-    /// The message is larger than `max_outbound_message_size`; nothing went on the wire.
-    #[error("message of {size} bytes exceeds the outbound limit of {limit} bytes")]
+    /// The message, as it would go on the wire, is larger than `max_outbound_message_size`;
+    /// nothing went on the wire. In envelope mode that is the whole frame: the envelope's
+    /// fields and signature, and the text after JSON escaping.
+    #[error("message of {size} bytes on the wire exceeds the outbound limit of {limit} bytes")]
     TooLarge {
-        /// Size of the refused message.
+        /// Size of the refused message on the wire.
         size: usize,
         /// The configured limit.
         limit: usize,
@@ -230,6 +232,14 @@ pub enum SendFailure {
     /// Envelope mode: the server refused the message (`nack`), for example a bad signature.
     #[error("rejected by the server: {0}")]
     Rejected(String),
+    /// The server closed the link with 1009 ("message too big") each of the `attempts` times
+    /// this message was the largest one in flight: it exceeds the server's size limit, so it
+    /// is given up and the messages behind it go on (see [`crate::TOO_LARGE_STRIKES`]).
+    #[error("the server refused the message as too large (close 1009) {attempts} times")]
+    RefusedTooLarge {
+        /// Links the server closed with 1009 while this message was in flight.
+        attempts: u32,
+    },
 }
 
 /// Why waiting for a message's delivery ended without an ack.

@@ -43,6 +43,8 @@ pub mod envelope;
 mod error;
 mod event;
 mod events;
+mod heartbeat;
+mod meter;
 mod outbox;
 mod resume;
 mod retry;
@@ -63,6 +65,12 @@ pub use error::{
 pub use event::{Event, IdRange, Message, MessageId, SessionReset, State, Stats, Text};
 pub use outbox::DeliveryStatus;
 pub use retry::{backoff_ceiling, backoff_delay, default_retry_decision, RetryDecision};
+
+/// A message fails with [`SendFailure::RefusedTooLarge`] once the server has closed this many
+/// links with 1009 ("message too big") while it was the largest message in flight. More than
+/// one, so that a 1009 the server sends for a reason of its own does not fail a message at
+/// once; few, so that a message over the server's limit does not block the queue behind it.
+pub const TOO_LARGE_STRIKES: u32 = 3;
 
 // The README's Rust quickstarts are compiled as doctests, so they cannot drift from the API.
 #[cfg(doctest)]

@@ -63,6 +63,8 @@ struct Entry {
     writes: u32,
     /// How many ack timeouts it has had.
     timeouts: u32,
+    /// How many links the peer closed with 1009 while this was the largest message in flight.
+    refusals: u32,
 }
 
 /// Where a message stands, as far as this client can tell.
@@ -88,6 +90,9 @@ struct Inner {
     written: usize,
     /// Raw mode: the first `in_flight` entries belong to the batch being written.
     in_flight: usize,
+    /// Raw mode: the first `aborted` entries belong to the batch whose write was cut by the end
+    /// of the last link (until the next batch is taken), for [`Outbox::refused_too_large`].
+    aborted: usize,
     next_id: u64,
     closed: bool,
     high_water_messages: usize,
@@ -109,6 +114,12 @@ impl Inner {
         self.bytes -= entry.payload.len();
         if index < self.written {
             self.written -= 1;
+        }
+        if index < self.in_flight {
+            self.in_flight -= 1;
+        }
+        if index < self.aborted {
+            self.aborted -= 1;
         }
         Some(entry)
     }
@@ -299,6 +310,7 @@ impl Outbox {
             written_at: None,
             writes: 0,
             timeouts: 0,
+            refusals: 0,
         });
         inner.high_water_messages = inner.high_water_messages.max(inner.queue.len());
         inner.high_water_bytes = inner.high_water_bytes.max(inner.bytes);
@@ -319,6 +331,7 @@ impl Outbox {
     ) -> Batch {
         let mut inner = self.lock();
         debug_assert_eq!(inner.in_flight, 0, "one batch at a time");
+        inner.aborted = 0;
         let now = Instant::now();
         let start = inner.written;
         let mut batch = Batch::default();
@@ -361,7 +374,9 @@ impl Outbox {
 
     /// The batch's write failed: keep it at the front for the next connection.
     pub(crate) fn abort_batch(&self) {
-        self.lock().in_flight = 0;
+        let mut inner = self.lock();
+        inner.aborted = inner.in_flight;
+        inner.in_flight = 0;
     }
 
     /// The first and last id of the queued messages that have been written at least once (they
@@ -468,6 +483,41 @@ impl Outbox {
         }
     }
 
+    /// The peer closed the link with 1009 ("message too big"): count a refusal against the
+    /// largest message in flight on it (written and unacked in envelope mode, in the running
+    /// batch in raw mode, or in the batch the link's end cut; the oldest of equals). The peer
+    /// refused a message at least that large, so that one is over its limit too, whichever it
+    /// was; a message smaller than another one in flight is never blamed. At `strikes`
+    /// refusals it is removed as failed and returned, so the queue behind it moves on.
+    pub(crate) fn refused_too_large(
+        &self,
+        strikes: u32,
+        wire_len: impl Fn(&Payload) -> usize,
+    ) -> Option<(MessageId, u32)> {
+        let mut inner = self.lock();
+        let in_flight = inner.protected().max(inner.aborted);
+        let mut largest: Option<(usize, usize)> = None;
+        for (at, entry) in inner.queue.iter().take(in_flight).enumerate() {
+            let len = wire_len(&entry.payload);
+            if largest.is_none_or(|(_, max)| len > max) {
+                largest = Some((at, len));
+            }
+        }
+        let (at, _) = largest?;
+        let entry = &mut inner.queue[at];
+        entry.refusals += 1;
+        let (id, refusals) = (entry.id, entry.refusals);
+        if refusals < strikes {
+            return None;
+        }
+        inner.remove_at(at);
+        inner.record_failure(id, SendFailure::RefusedTooLarge { attempts: refusals });
+        inner.wake(id);
+        drop(inner);
+        self.notify_changed();
+        Some((id, refusals))
+    }
+
     /// Refuse new messages from now on (sends get `Closed`); queued ones stay for draining.
     pub(crate) fn close_intake(&self) {
         self.lock().closed = true;
@@ -479,6 +529,7 @@ impl Outbox {
         let mut inner = self.lock();
         inner.closed = true;
         inner.in_flight = 0;
+        inner.aborted = 0;
         inner.written = 0;
         inner.bytes = 0;
         let ids: Vec<MessageId> = inner.queue.drain(..).map(|e| e.id).collect();
@@ -657,6 +708,54 @@ mod tests {
         ob.commit();
         assert!(ob.is_empty());
         assert_eq!(ob.status(MessageId(1)), DeliveryStatus::Written);
+    }
+
+    #[test]
+    fn a_1009_blames_the_largest_message_in_flight_and_fails_it_at_the_strike_limit() {
+        let len = |p: &Payload| p.len();
+        // Envelope mode: small, large, small written and unacked; one more not yet written.
+        let ob = Outbox::new(10, 1 << 20, OverflowPolicy::Reject, true);
+        let ids: Vec<MessageId> = ["s", "LARGE", "t", "HUGE-BUT-UNWRITTEN"]
+            .iter()
+            .map(|s| push(&ob, s))
+            .collect();
+        let mut out = Vec::new();
+        ob.take_batch(7, &mut out);
+        assert_eq!(out.len(), 3, "the fourth is not in flight");
+        assert_eq!(ob.refused_too_large(3, len), None);
+        ob.rewind();
+        ob.take_batch(7, &mut Vec::new());
+        assert_eq!(ob.refused_too_large(3, len), None);
+        ob.rewind();
+        ob.take_batch(7, &mut Vec::new());
+        assert_eq!(ob.refused_too_large(3, len), Some((ids[1], 3)));
+        assert_eq!(
+            ob.status(ids[1]),
+            DeliveryStatus::Failed(SendFailure::RefusedTooLarge { attempts: 3 })
+        );
+        // The others are untouched and still in order; the written count followed the removal.
+        assert_eq!(ob.depth().0, 3);
+        assert_eq!(ob.depth().2, 2);
+        assert_eq!(ob.ack_upto(ids[2].0), [ids[0], ids[2]]);
+
+        // Raw mode: the batch the link's end cut is what was in flight; nothing else is blamed.
+        let ob = raw(10, 1 << 20, OverflowPolicy::Reject);
+        let big = push(&ob, "BIG");
+        let small = push(&ob, "s");
+        ob.take_batch(1, &mut Vec::new());
+        ob.abort_batch();
+        assert_eq!(ob.refused_too_large(2, len), None);
+        ob.take_batch(1, &mut Vec::new());
+        ob.abort_batch();
+        assert_eq!(ob.refused_too_large(2, len), Some((big, 2)));
+        let (_, taken) = take(&ob, 100);
+        assert_eq!(taken, [small], "the queue moves on");
+        ob.commit();
+        assert_eq!(
+            ob.refused_too_large(2, len),
+            None,
+            "nothing in flight, no one blamed"
+        );
     }
 
     #[test]

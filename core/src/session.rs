@@ -24,10 +24,11 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
 use crate::config::{Config, Protocol};
-use crate::connect::{Connector, Ws};
+use crate::connect::{write_meter, Connector, Ws};
 use crate::envelope::{control, Codec, Inbound, Welcome};
 use crate::error::{Disconnect, SendFailure};
 use crate::event::{Event, IdRange, Message, MessageId, State, Text};
+use crate::heartbeat::Heartbeat;
 use crate::outbox::{Batch, Expiry, Payload};
 use crate::resume::ResumeState;
 use crate::retry::{backoff_delay, RetryDecision};
@@ -233,6 +234,23 @@ impl Session {
         }
     }
 
+    /// A link the peer closed with 1009 ("message too big"): one strike against the largest
+    /// message in flight; at [`crate::TOO_LARGE_STRIKES`] it fails, so it does not block the
+    /// queue forever (it would be written first again on every link).
+    fn refused_too_large(&self, reason: &Disconnect) {
+        if !matches!(reason, Disconnect::ServerClosed { code: 1009, .. }) {
+            return;
+        }
+        let codec = self.codec.as_ref();
+        let wire_len = |p: &Payload| codec.map_or(p.len(), |c| c.wire_len_bound(p));
+        let strikes = crate::TOO_LARGE_STRIKES;
+        if let Some((id, attempts)) = self.shared.outbox.refused_too_large(strikes, wire_len) {
+            tracing::warn!(%id, attempts, "the server refused the message as too large: failed");
+            self.shared
+                .report_failed(&[id], &SendFailure::RefusedTooLarge { attempts });
+        }
+    }
+
     fn report_acked(&mut self, ids: &[MessageId]) {
         self.resume.note_acked(ids);
         self.shared
@@ -246,6 +264,7 @@ impl Session {
 
     /// Pump one open link until it ends.
     async fn run_link(&mut self, ws: Ws) -> LinkEnd {
+        let meter = write_meter(&ws);
         let (sink, stream) = ws.split();
         let mut link = Link {
             sink: Some(sink),
@@ -257,6 +276,7 @@ impl Session {
             ack_due: false,
             app_ping_out: None,
             batch: Batch::default(),
+            heartbeat: Heartbeat::new(self.config.pong_timeout, meter),
             linger: false,
         };
         // While the link is up, events gather in one batch that goes to the application when
@@ -270,6 +290,9 @@ impl Session {
         if link.write.is_some() {
             // The batch may or may not have reached the peer; keep it queued for the next link.
             self.shared.outbox.abort_batch();
+        }
+        if let LinkEnd::Lost(reason) = &end {
+            self.refused_too_large(reason);
         }
         if link.linger {
             if let Some(sink) = link.sink.take() {
@@ -289,8 +312,6 @@ impl Session {
             timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
             timer
         });
-        // When armed: the instant the link is declared dead unless a frame arrives first.
-        let mut dead_at: Option<Instant> = None;
         let mut ping_due = false;
         let mut ping_seq: u64 = 0;
         let mut ping_out: Option<(u64, Instant)> = None;
@@ -314,6 +335,7 @@ impl Session {
                             &ping_seq.to_be_bytes(),
                         )));
                         ping_out = Some((ping_seq, Instant::now()));
+                        link.heartbeat.ping_queued();
                         if config.app_ping {
                             let ts = unix_millis();
                             link.app_ping_out = Some((ts, Instant::now()));
@@ -359,6 +381,7 @@ impl Session {
                         link.sink = Some(sink);
                         link.spare_buf = buf;
                     } else {
+                        link.heartbeat.write_started();
                         link.write = Some(write_all(sink, buf));
                     }
                 }
@@ -366,6 +389,7 @@ impl Session {
             let sink_idle = link.sink.is_some();
             let reading = pending_inbound.is_none();
             let closing_deadline = closing.as_ref().map(|c| c.deadline);
+            let heartbeat_deadline = link.heartbeat.deadline();
             let ack_deadline = if envelope {
                 shared
                     .outbox
@@ -389,6 +413,7 @@ impl Session {
                     link.spare_buf = buf;
                     match result {
                         Ok(()) => {
+                            link.heartbeat.written();
                             let batch = std::mem::take(&mut link.batch);
                             if let Some(last) = batch.last_id {
                                 shared.outbox.commit();
@@ -402,13 +427,17 @@ impl Session {
                             if let Some(c) = closing {
                                 return c.ended();
                             }
-                            return LinkEnd::Lost(Disconnect::ConnectionLost(format!("write failed: {e}")));
+                            // A peer that refuses a message closes (1009) and drops the link
+                            // while the message is still being written: the write fails on the
+                            // reset, with the close frame already received and unread.
+                            let lost = Disconnect::ConnectionLost(format!("write failed: {e}"));
+                            return LinkEnd::Lost(close_already_received(&mut link.stream).unwrap_or(lost));
                         }
                     }
                 }
                 _ = shared.outbox.arrived.notified(), if sink_idle => {}
                 frame = link.stream.next(), if reading => {
-                    dead_at = None;
+                    link.heartbeat.frame_received();
                     let mut frame = frame;
                     let mut handled = 0usize;
                     loop {
@@ -487,13 +516,15 @@ impl Session {
                 _ = tick(&mut ping_timer) => {
                     ping_due = true;
                     // While reading is paused for the application, silence proves nothing.
-                    if dead_at.is_none() && reading {
-                        dead_at = Some(Instant::now() + config.pong_timeout);
+                    if reading {
+                        link.heartbeat.ping_due();
                     }
                 }
-                _ = sleep_until_opt(dead_at), if reading => {
-                    tracing::warn!(timeout = ?config.pong_timeout, "heartbeat deadline missed: link is dead");
-                    return LinkEnd::Lost(Disconnect::HeartbeatTimeout(config.pong_timeout));
+                _ = sleep_until_opt(heartbeat_deadline), if reading => {
+                    if link.heartbeat.expired() {
+                        tracing::warn!(timeout = ?config.pong_timeout, "heartbeat deadline missed: link is dead");
+                        return LinkEnd::Lost(Disconnect::HeartbeatTimeout(config.pong_timeout));
+                    }
                 }
                 _ = sleep_until_opt(closing_deadline) => {
                     if let Some(c) = closing {
@@ -730,6 +761,8 @@ struct Link {
     app_ping_out: Option<(u64, Instant)>,
     /// What the running write carries from the outbox.
     batch: Batch,
+    /// Dead-link detection.
+    heartbeat: Heartbeat,
     /// We sent a close frame for a frame we refused: see [`linger_after_close`].
     linger: bool,
 }
@@ -802,6 +835,21 @@ async fn sleep_until_opt(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+/// The peer's close frame, if it has already arrived among the frames not read yet (without
+/// waiting): after a failed write it says why the peer ended the link. Data frames before it
+/// are passed over: the link is gone, and they were dropped with it before this existed too
+/// (envelope mode has the server resend them).
+fn close_already_received(stream: &mut Stream) -> Option<Disconnect> {
+    for _ in 0..256 {
+        match stream.next().now_or_never()? {
+            Some(Ok(WsMessage::Close(frame))) => return Some(server_closed(frame)),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return None,
+        }
+    }
+    None
 }
 
 /// After our close frame for an inbound frame we refused (too large, invalid UTF-8, protocol

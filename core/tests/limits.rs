@@ -275,3 +275,115 @@ fn a_slow_application_pauses_reading_instead_of_buffering_without_bound() {
     assert_eq!(got.len(), total);
     assert_eq!(rec.client.stats().messages_received, total as u64);
 }
+
+/// Issue 12 item 1, raw mode: a message over the *server's* limit (it closes with 1009 while
+/// the message is still being written, so the message stays queued) fails after
+/// `TOO_LARGE_STRIKES` links with `RefusedTooLarge`, and the message behind it is delivered.
+#[test]
+fn raw_mode_a_message_the_server_refuses_as_too_large_fails_and_the_queue_moves_on() {
+    use tether_test_peers::{PeerOptions, ReceivedMsg};
+
+    let peer = Peer::start_with(PeerOptions {
+        echo: false,
+        max_message_size: Some(64 << 10),
+        ..PeerOptions::default()
+    });
+    let mut rec = Recorder::connect(fast(&peer.url()).max_outbound_message_size(16 << 20));
+    rec.wait_state(State::Ready);
+    // Larger than the socket buffers take at once: the write is still running when the
+    // server's close arrives.
+    let big = rec
+        .client
+        .send_binary(vec![9u8; 8 << 20])
+        .expect("within our own limit");
+    let small = rec.client.send_text("after").expect("queued");
+    let failed = rec.wait_for("the large one fails", SOON * 2, |e| {
+        matches!(e, Event::SendFailed { .. })
+    });
+    assert_eq!(
+        failed,
+        Event::SendFailed {
+            id: big,
+            reason: SendFailure::RefusedTooLarge {
+                attempts: tether_core::TOO_LARGE_STRIKES
+            }
+        }
+    );
+    rec.wait_for(
+        "the small one written",
+        SOON,
+        |e| matches!(e, Event::Written { up_to } if *up_to >= small),
+    );
+    assert!(peer.wait_received(1, SOON), "the small one arrived");
+    let got: Vec<ReceivedMsg> = peer.received().into_iter().map(|r| r.msg).collect();
+    assert_eq!(got, [ReceivedMsg::Text("after".into())]);
+    let refusals = rec
+        .log
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Disconnected {
+                    reason: Disconnect::ServerClosed { code: 1009, .. },
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(
+        refusals,
+        tether_core::TOO_LARGE_STRIKES as usize,
+        "{:?}",
+        rec.log
+    );
+    assert_eq!(
+        rec.client.stats().reconnects,
+        u64::from(tether_core::TOO_LARGE_STRIKES),
+        "one link per refusal, then it stays up"
+    );
+}
+
+/// Issue 12 item 1, the size check: in envelope mode the outbound limit applies to the frame
+/// as it goes on the wire. A text of 1,000 characters that JSON escapes (control characters
+/// become `\u00XX`, six bytes) is a frame of over 6,000 bytes: refused at send time with that
+/// size against a limit of 4,096, instead of being refused by the server after it was
+/// accepted.
+#[test]
+fn envelope_mode_checks_the_frame_size_after_json_escaping_at_send_time() {
+    let peer = Peer::start();
+    let rec = Recorder::connect(
+        fast(&peer.url())
+            .protocol(tether_core::Protocol::Envelope)
+            .max_outbound_message_size(4096),
+    );
+    let escaped = "\u{1}".repeat(1000);
+    match rec.client.send_text(escaped) {
+        Err(e @ SendError::TooLarge { size, limit }) => {
+            assert_eq!(limit, 4096);
+            assert!(size >= 6000 + 2, "counted after escaping: {size}");
+            // The error says which size it is, since it is not the length the caller passed.
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "message of {size} bytes on the wire exceeds the outbound limit of 4096 bytes"
+                )
+            );
+        }
+        other => panic!("a 6 KB frame passed a 4 KB limit: {other:?}"),
+    }
+    // Quotes double: 2,100 of them are a frame of more than 4,200 bytes.
+    assert!(matches!(
+        rec.client.send_text("\"".repeat(2100)),
+        Err(SendError::TooLarge { .. })
+    ));
+    // Plain text of the same length fits, as does a binary message below the limit minus the
+    // binary header.
+    rec.client.send_text("a".repeat(2100)).expect("fits");
+    rec.client
+        .send_binary(vec![0u8; 4096 - 16])
+        .expect("fits with its 16-byte header");
+    assert!(matches!(
+        rec.client.send_binary(vec![0u8; 4096 - 15]),
+        Err(SendError::TooLarge { size: 4097, .. })
+    ));
+}

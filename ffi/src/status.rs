@@ -31,7 +31,8 @@ pub enum tether_status {
     /// expired). Nothing was queued.
     TETHER_ERR_QUEUE_FULL = 6,
     /// A message is larger than the configured limit (outbound: nothing was queued; inbound:
-    /// the link was closed with 1009).
+    /// the link was closed with 1009). As an `on_send_failed` status: the server closed the
+    /// link with 1009 three times while this message was the largest in flight.
     TETHER_ERR_TOO_LARGE = 7,
     /// The client is closed or closing (or being freed): it accepts no more messages.
     TETHER_ERR_CLOSED = 8,
@@ -246,6 +247,7 @@ pub(crate) fn send_failure_status(f: &SendFailure) -> tether_status {
         SendFailure::ConnectionFailed(_) => TETHER_ERR_CONNECTION_FAILED,
         SendFailure::AckTimeout { .. } => TETHER_ERR_ACK_TIMEOUT,
         SendFailure::Rejected(_) => TETHER_ERR_REJECTED,
+        SendFailure::RefusedTooLarge { .. } => TETHER_ERR_TOO_LARGE,
         _ => TETHER_ERR_CONNECTION_FAILED,
     }
 }

@@ -88,6 +88,7 @@ pub(crate) fn failure_reason(py: Python<'_>, f: &SendFailure) -> PyResult<Py<PyA
         SendFailure::ConnectionFailed(_) => "connection_failed",
         SendFailure::AckTimeout { .. } => "ack_timeout",
         SendFailure::Rejected(_) => "rejected",
+        SendFailure::RefusedTooLarge { .. } => "too_large",
         _ => "other",
     };
     Ok(t.failure_reason

@@ -174,3 +174,44 @@ def test_session_reset_when_a_second_client_reuses_the_session_id(
         assert all(str(g).startswith(("first-", "second-")) for g in got), got
     stats = json.loads(server.cmd("stats")[3:])["sessions"][sid]
     assert stats["delivered"] == 10 and stats["duplicates"] == 0, stats
+
+
+def test_a_message_the_server_refuses_as_too_large_fails_and_the_queue_moves_on(
+    envelope_server_factory: Callable[..., ServerProcess],
+) -> None:
+    """Within our limit but over the server's: the server closes with 1009 each time it
+    arrives. After three refusals the message fails with ``too_large`` and the one queued
+    behind it is acked (issue 12: it used to block the session, reconnecting forever)."""
+    server = envelope_server_factory("--max-size", "65536")
+    with tether.Client(
+        server.url, protocol="envelope", max_message_size=1 << 20, **FAST,
+        events=[tether.SendFailed, tether.Disconnected],
+    ) as client:
+        client.wait_ready(10)
+        big = client.send("x" * 200_000)
+        after = client.send("after")
+        after.wait(20)
+        assert after.status == "acked"
+        with pytest.raises(tether.DeliveryFailed) as info:
+            big.wait(10)
+        assert info.value.id == big
+        reason = info.value.reason
+        assert reason is not None and reason.kind == "too_large", reason
+        assert "1009" in reason.message, reason.message
+        assert big.status == "failed"
+        refusals, failed, echoed = 0, False, False
+        for _ in range(20):
+            item = client.recv(10)
+            if isinstance(item, tether.Disconnected):
+                assert item.reason.kind == "server_close" and item.reason.code == 1009, item
+                refusals += 1
+            elif isinstance(item, tether.SendFailed):
+                assert item.id == big and item.reason.kind == "too_large", item
+                failed = True
+            else:
+                assert item == "after", item  # the server echoes what it delivered
+                echoed = True
+            if failed and echoed:
+                break
+        assert failed and echoed
+        assert refusals == 3

@@ -95,7 +95,13 @@ DisconnectKind = Literal[
 ]
 
 FailureKind = Literal[
-    "dropped_oldest", "closed", "connection_failed", "ack_timeout", "rejected", "other"
+    "dropped_oldest",
+    "closed",
+    "connection_failed",
+    "ack_timeout",
+    "rejected",
+    "too_large",
+    "other",
 ]
 
 

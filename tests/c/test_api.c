@@ -45,6 +45,7 @@ typedef struct rec {
     uint64_t failed_ids;  /* bit per message id (1..63) seen by on_send_failed */
     char last_error_msg[512];
     uint64_t last_failed_id;
+    char last_failed_reason[256];
     uint16_t last_close_code;
     char last_close_reason[256];
     uint16_t closed_code;
@@ -284,7 +285,7 @@ static void on_send_failed(void *ud, uint64_t id, tether_status status, const ch
     r->failed_seen |= 1ull << (unsigned)status;
     if (id < 64) r->failed_ids |= 1ull << id;
     r->last_failed_id = id;
-    (void)reason;
+    snprintf(r->last_failed_reason, sizeof r->last_failed_reason, "%s", reason ? reason : "");
     pthread_mutex_unlock(&r->mu);
     cb_end(r);
 }
@@ -1870,6 +1871,63 @@ static void test_envelope_failures(void) {
     peer_stop(&R);
 }
 
+/* A message within our limit but over the server's (the reference server closes with 1009
+ * each time it arrives) fails after three refusals with TETHER_ERR_TOO_LARGE instead of
+ * blocking the session, and the message queued behind it is delivered and acked. */
+static void test_envelope_refused_as_too_large(void) {
+    static const char *const args[] = {"--max-size", "65536", NULL};
+    peer R;
+    CHECK(ref_server_start(&R, args) == 0);
+    rec *r = rec_new(false);
+    CHECK(r != NULL);
+    tether_config *cfg = envelope_config(R.url, "c-poison", NULL, NULL);
+    CHECK(cfg != NULL);
+    CHECK_STATUS(tether_config_set_max_outbound_message_size(cfg, 1u << 20), TETHER_OK);
+    CHECK_STATUS(start(r, cfg), TETHER_OK);
+    tether_config_free(cfg);
+    CHECK_MSG(wait_count(r, &r->readies, 1, 10000), "not ready: %s", r->last_error_msg);
+
+    const size_t big_len = 200000;
+    char *big = malloc(big_len);
+    CHECK(big != NULL);
+    memset(big, 'x', big_len);
+    uint64_t big_id = 0, small_id = 0;
+    tether_status st = tether_client_send_text(r->client, big, big_len, &big_id);
+    free(big);
+    CHECK_STATUS(st, TETHER_OK);
+    CHECK_STATUS(tether_client_send_text(r->client, "after", 5, &small_id), TETHER_OK);
+    CHECK_STATUS(tether_client_wait_acked(r->client, small_id, (uint64_t)scaled_ms(20000)),
+                 TETHER_OK);
+    CHECK(wait_count(r, &r->send_failed, 1, 10000));
+    pthread_mutex_lock(&r->mu);
+    uint64_t failed_seen = r->failed_seen, failed_id = r->last_failed_id;
+    char reason[256];
+    snprintf(reason, sizeof reason, "%s", r->last_failed_reason);
+    pthread_mutex_unlock(&r->mu);
+    CHECK_MSG(failed_seen == (1ull << TETHER_ERR_TOO_LARGE), "failed %llx: %s",
+              (unsigned long long)failed_seen, reason);
+    CHECK(failed_id == big_id);
+    CHECK_MSG(strstr(reason, "1009") != NULL && strstr(reason, "too large") != NULL, "reason: %s",
+              reason);
+    CHECK_STATUS(tether_client_wait_acked(r->client, big_id, 10), TETHER_ERR_TOO_LARGE);
+    tether_delivery d = TETHER_DELIVERY_UNKNOWN;
+    CHECK_STATUS(tether_client_delivery_status(r->client, big_id, &d), TETHER_OK);
+    CHECK(d == TETHER_DELIVERY_FAILED);
+    /* The ack's callback may still be on its way to the dispatcher: wait for it. */
+    CHECK(wait_count(r, &r->acked, 1, 10000));
+    CHECK(get(r, &r->acked) == 1 && get(r, &r->send_failed) == 1);
+    /* One reconnect per refusal at most (not one every few milliseconds forever); the session
+     * is up again. */
+    tether_stats s;
+    CHECK_STATUS(tether_client_stats(r->client, &s), TETHER_OK);
+    CHECK_MSG(s.reconnects >= 1 && s.reconnects <= 3, "reconnects %llu",
+              (unsigned long long)s.reconnects);
+    CHECK(tether_client_state(r->client) == TETHER_STATE_READY);
+    free_and_check(r);
+    rec_destroy(r);
+    peer_stop(&R);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* tether_client_send_binary_owned: the buffer is always consumed, released exactly once.     */
 
@@ -2380,6 +2438,7 @@ int main(void) {
         {"tls_with_a_custom_ca", test_tls_with_a_custom_ca},
         {"envelope_acks", test_envelope_acks},
         {"envelope_failures", test_envelope_failures},
+        {"envelope_refused_as_too_large", test_envelope_refused_as_too_large},
         {"send_binary_owned_echo", test_send_binary_owned_echo},
         {"send_binary_owned_envelope", test_send_binary_owned_envelope},
         {"send_binary_owned_errors_release_at_once", test_send_binary_owned_errors_release_at_once},
