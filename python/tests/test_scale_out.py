@@ -83,6 +83,7 @@ def test_scale_out_soak(procs: harness.Processes) -> None:
     kills: List[str] = []
     downtimes: List[float] = []
     rolling_codes: List[int] = []
+    exit_seconds: List[float] = []  # how long each SIGTERM took to a clean exit
     for n, fault in enumerate(schedule):
         at = int(total * (0.03 + 0.87 * n / max(1, len(schedule) - 1)))
         driver.wait_sent(at, DEADLINE)
@@ -91,7 +92,9 @@ def test_scale_out_soak(procs: harness.Processes) -> None:
             kills.append(name)
             downtimes.append(down)
         else:
-            rolling_codes += [code for _, code in cluster.rolling_restart()]
+            for _, code, seconds in cluster.rolling_restart():
+                rolling_codes.append(code)
+                exit_seconds.append(seconds)
     for inst in cluster.instances:
         cluster.haproxy.wait_up(inst.name)
     driver.finish()
@@ -121,6 +124,7 @@ def test_scale_out_soak(procs: harness.Processes) -> None:
         "echoes unacked": tally.echo_unacked,
         "resent": totals.get("resent"),
         "reconnects": totals.get("reconnects"),
+        "slowest clean exit (s)": f"{max(exit_seconds, default=0.0):.1f}",
         "connections per instance": " / ".join(f"{v}" for v in per_instance.values()),
         "seconds": f"{elapsed:.0f}",
     }

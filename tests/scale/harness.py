@@ -292,8 +292,11 @@ class Instance:
         self.proc.signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
 
-    def terminate(self, timeout: float = 20.0) -> int:
-        """SIGTERM and wait for a clean exit; returns the exit code."""
+    def terminate(self, timeout: float = 45.0) -> int:
+        """SIGTERM and wait for a clean exit; returns the exit code. The default bound is the
+        sum of tether.server's own timeouts a closing link can meet one after the other (a
+        hello, 10 s; the close handshake, 10 s; the wait for the TCP close, 10 s) plus a
+        margin: under load a graceful shutdown has been seen to take over 20 s."""
         assert self.proc is not None
         self.proc.signal(signal.SIGTERM)
         return self.proc.wait(timeout=timeout)
@@ -583,13 +586,14 @@ class Cluster:
         inst.start()
         return inst.name, time.monotonic() - t0
 
-    def rolling_restart(self) -> List[Tuple[str, int]]:
+    def rolling_restart(self) -> List[Tuple[str, int, float]]:
         """SIGTERM each instance in turn; each must exit cleanly and be back (HAProxy sees it UP)
-        before the next one goes."""
+        before the next one goes. Returns (name, exit code, seconds to exit) per instance."""
         codes = []
         for inst in self.instances:
+            t0 = time.monotonic()
             code = inst.terminate()
-            codes.append((inst.name, code))
+            codes.append((inst.name, code, time.monotonic() - t0))
             inst.start()
             self.haproxy.wait_up(inst.name)
         return codes
