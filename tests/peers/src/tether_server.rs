@@ -565,8 +565,12 @@ where
         shared.running().await;
         let mut stalled = shared.stalled.subscribe();
         let item = tokio::select! {
-            item = stream.next() => item?,
+            // Stall first: when the stall and a frame are both ready at one poll (a busy
+            // machine that did not run this task between `stall on` and the frame), an
+            // unbiased select would read the frame half of the time.
+            biased;
             _ = stalled.wait_for(|stalled| *stalled) => continue, // stop reading right away
+            item = stream.next() => item?,
         };
         match item {
             Ok(msg @ (Message::Text(_) | Message::Binary(_))) => return Some(msg),
