@@ -524,10 +524,10 @@ def server_section(res: Dict[str, Any]) -> str:
          "Beside them, the raw-mode figure: the same Python server stack (a `websockets` "
          "asyncio server in its own process, tether.server's settings) echoing every frame "
          "with no envelope, no store and no acks, driven by the same clients in raw mode with "
-         "the same window; there a message counts once its echo came back. The server process is "
-         "meant to be the bottleneck (one Python process, one core); its CPU share and CPU time per "
-         "message are beside each figure. From `bench/server_bench.py` (method in its header); "
-         "not pinned.\n"]
+         "the same window; there a message counts once its echo came back. The server "
+         "process is meant to be the bottleneck (one Python process, one core); its CPU share "
+         "and CPU time per message are beside each figure. From `bench/server_bench.py` "
+         "(method in its header); not pinned.\n"]
     load = f"load average {res['load_start']} at the start"
     if "load_end" in res:
         load += f", {res['load_end']} at the end"

@@ -199,7 +199,8 @@ LABELS = {
 def table(res: Dict[str, Any]) -> str:
     """The Markdown report of :func:`measure`'s result: a caption line, the table, a note."""
     a = res["args"]
-    L = [f"`python -m tether.server.app`, {a['clients']} clients x window {a['window']}, "
+    L = [f"One server process (`python -m tether.server.app`; raw mode: `server_bench.py "
+         f"--serve-raw`), {a['clients']} clients x window {a['window']}, "
          f"{a['size']}-byte text, {a['runs']} run(s) of {a['duration']:g} s after "
          f"{a['warmup']:g} s warm-up (median [min–max])", "",
          "| server | acked messages/s per instance | server CPU | server CPU µs/msg |",
