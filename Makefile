@@ -40,8 +40,10 @@ stress: $(VENV_STAMP) $(NODE_STAMP)
 	N="$(N)" STRESS_RUNS="$(STRESS_RUNS)" bash scripts/stress.sh
 
 # Benchmarks: Tether (Rust, C, Python) beside raw tokio-tungstenite and the Python clients people
-# use, against one echo server; writes bench/RESULTS.md and bench/results.png (--quick: smoke run).
-bench:
+# use, against one echo server, then tether.server's acked messages/s (memory and Redis, beside raw
+# mode); writes bench/RESULTS.md and bench/results.png (--quick: smoke run; BENCH_ARGS="--only
+# server": only section (g), the rest of RESULTS.md kept).
+bench: redis-server
 	bash bench/run.sh $(BENCH_ARGS)
 
 # cargo-fuzz targets (envelope decoders, URL and config parser), SECONDS each (default 60).

@@ -3,10 +3,13 @@
 
 Started by bench/run.sh (which builds everything first); see docs/BENCHMARKS.md. Writes
 bench/RESULTS.md (tables, machine, versions, targets), bench/results.png (bar chart) and
-bench/out/results.json (every measurement).
+bench/out/results.json (every measurement). Section (g), tether.server's acked messages/s, comes
+from bench/server_bench.py, run last; `--only server` runs just that and replaces section (g) in
+the existing bench/RESULTS.md (and in bench/out/results.json, if there), leaving the rest as is.
 
     run.py [--quick] [--runs N] [--duration S] [--clients a,b,...] [--workloads a,b,...]
            [--pin auto|yes|no] [--no-perf] [--idle-conns 1000,10000] [--from-json FILE]
+           [--only server]
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ RELEASE = BENCH / "target" / "release"
 C_CLIENT = BENCH / "target" / "c" / "bench_tether"
 VENV_PY = BENCH / ".venv" / "bin" / "python"
 PY_CLIENTS = BENCH / "python" / "clients.py"
+SERVER_BENCH = BENCH / "server_bench.py"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -460,6 +464,116 @@ def pct(xs: List[float]) -> str:
             else f"{xs[0] * 100:.0f}%{flag}")
 
 
+# ------------------------------------------------------------------ (g) tether.server
+
+
+G_TITLE = "(g) tether.server: acked messages/s per instance"
+
+
+def run_server_bench(args: argparse.Namespace, log: Any) -> Dict[str, Any]:
+    """bench/server_bench.py with the run's sizes: its JSON result (with its Markdown table
+    under "table"), or {"error": why}; with the load average around it."""
+    quick = bool(args.quick)
+    runs = args.runs or (1 if quick else 3)
+    duration = args.duration or (1.0 if quick else 5.0)
+    warmup = 0.3 if quick else 1.0
+    started = dict(date=time.strftime("%Y-%m-%d %H:%M:%S %Z"), load_start=load_note(),
+                   busy_start=busy_processes(), quick=quick)
+    why = python_has("tether.server")() or python_has("redis")()
+    if why is None and not shutil.which("redis-server"):
+        why = "redis-server not installed (make bench installs it)"
+    if why is not None:
+        print(f"bench: skipping (g): {why}")
+        return dict(started, error=why)
+    out = OUT / "server.json"
+    out.unlink(missing_ok=True)
+    cmd = [str(VENV_PY), str(SERVER_BENCH), "--runs", str(runs), "--duration", str(duration),
+           "--warmup", str(warmup), "--json", str(out)]
+    # Per run: client spawn allowance (5 s), warm-up, measured part, teardown; 3 servers.
+    timeout = 3 * runs * (duration + warmup + 30) + 60
+    print(f"bench: (g) tether.server, {runs} run(s) of {duration:g} s per server", flush=True)
+    t0 = time.monotonic()
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+        rc, stdout, stderr = r.returncode, r.stdout, r.stderr
+    except subprocess.TimeoutExpired as e:
+        rc, stdout, stderr = -1, str(e.stdout or ""), f"timed out after {timeout:.0f}s"
+    log.write(f"$ {' '.join(cmd)}\n  rc={rc} {time.monotonic() - t0:.2f}s\n")
+    if stderr.strip():
+        log.write("  stderr: " + stderr.strip()[-2000:].replace("\n", "\n  ") + "\n")
+    res: Dict[str, Any] = dict(started, load_end=load_note(), busy_end=busy_processes())
+    if rc != 0 or not out.exists():
+        lines = stderr.strip().splitlines()
+        res["error"] = lines[-1] if lines else f"exit code {rc}"
+        print(f"  (g) failed: {res['error']}", flush=True)
+        return res
+    res.update(json.loads(out.read_text()))
+    print("\n".join("  " + line for line in stdout.strip().splitlines()), flush=True)
+    return res
+
+
+def server_section(res: Dict[str, Any]) -> str:
+    """Section (g) of RESULTS.md from run_server_bench's result."""
+    L = [f"## {G_TITLE}\n",
+         "One `tether.server` process (`python -m tether.server.app`, the durable echo app: "
+         "every message is recorded in the store's transaction with its de-dup mark and echoed "
+         "as a new server message committed with it), with the memory store and with Redis (a "
+         "local Debian `redis-server`, append-only file, `appendfsync everysec`). The clients "
+         "are Tether Python clients in envelope mode, one process and connection each, each "
+         "pipelining a window of messages; a message counts once its receipt is *acked*. "
+         "Beside them, the raw-mode figure: the same Python server stack (a `websockets` "
+         "asyncio server in its own process, tether.server's settings) echoing every frame "
+         "with no envelope, no store and no acks, driven by the same clients in raw mode with "
+         "the same window; there a message counts once its echo came back. The server "
+         "process is meant to be the bottleneck (one Python process, one core); its CPU share "
+         "and CPU time per message are beside each figure. From `bench/server_bench.py` "
+         "(method in its header); not pinned.\n"]
+    load = f"load average {res['load_start']} at the start"
+    if "load_end" in res:
+        load += f", {res['load_end']} at the end"
+    busy = ", ".join(res.get("busy_start") or []) or "none"
+    L.append(f"Measured on {res['date']}{' (quick)' if res.get('quick') else ''}; {load}; "
+             f"other busy processes at the start: {busy}.\n")
+    if "error" in res:
+        L.append(f"Not measured: {res['error']}.\n")
+    else:
+        L.append(res["table"] + "\n")
+    return "\n".join(L)
+
+
+def replace_server_section(text: str, section: str) -> str:
+    """``text`` (a RESULTS.md) with its section (g) replaced by ``section``, or ``section``
+    inserted before "## Targets" (at the end if there is none)."""
+    head = f"## {G_TITLE}"
+    if head in text:
+        start = text.index(head)
+        nxt = text.find("\n## ", start + len(head))
+        end = len(text) if nxt < 0 else nxt + 1
+        return text[:start] + section + "\n" + text[end:].lstrip("\n")
+    at = text.find("## Targets")
+    if at < 0:
+        return text.rstrip("\n") + "\n\n" + section
+    return text[:at] + section + "\n" + text[at:]
+
+
+def only_server(args: argparse.Namespace) -> None:
+    """--only server: measure (g) and splice it into the existing report."""
+    OUT.mkdir(exist_ok=True)
+    with open(OUT / "run.log", "a", buffering=1) as log:
+        res = run_server_bench(args, log)
+    results = Path(args.results)
+    text = results.read_text() if results.exists() else "# Tether benchmark results\n\n"
+    results.write_text(replace_server_section(text, server_section(res)))
+    saved = OUT / "results.json"
+    if saved.exists():
+        data = json.loads(saved.read_text())
+        data["server"] = res
+        saved.write_text(json.dumps(data, indent=1))
+    print(f"bench: replaced section (g) of {_rel(results)}")
+    if "error" in res:
+        raise SystemExit(f"bench: (g) not measured: {res['error']}")
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -469,8 +583,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, help="runs per figure (default 5; quick 1)")
     ap.add_argument("--duration", type=float, help="measured seconds per phase (default 2; quick 0.5)")
     ap.add_argument("--clients", help="comma-separated client keys (default: all available)")
-    ap.add_argument("--workloads", default="a,b,c,d,e,f",
-                    help="comma-separated from a,b,c,d,e (idle),f (free) (default: all)")
+    ap.add_argument("--workloads", default="a,b,c,d,e,f,g",
+                    help="comma-separated from a,b,c,d,e (idle),f (free),g (tether.server) "
+                         "(default: all)")
     ap.add_argument("--idle-conns", help="idle connection counts (default 1000,10000)")
     ap.add_argument("--pin", choices=["auto", "yes", "no"], default="auto",
                     help="pin server to CPU 0 and clients to CPU 1: auto (default) only when both CPUs are free")
@@ -478,6 +593,8 @@ def main() -> None:
                     help="do not attach `perf stat` (CPU time, syscalls, context switches per message)")
     ap.add_argument("--from-json", metavar="FILE",
                     help="measure nothing: rewrite the report and chart from a results.json")
+    ap.add_argument("--only", choices=["server"],
+                    help="server: only (g), replacing that section of the existing RESULTS.md")
     ap.add_argument("--results", default=str(BENCH / "RESULTS.md"))
     ap.add_argument("--chart", default=str(BENCH / "results.png"))
     args = ap.parse_args()
@@ -490,6 +607,10 @@ def main() -> None:
         report.chart(Path(args.chart))
         print(f"bench: wrote {args.results} and {args.chart} from {args.from_json}")
         print(report.summary())
+        return
+
+    if args.only == "server":
+        only_server(args)
         return
 
     runs = args.runs or (1 if args.quick else 5)
@@ -596,6 +717,9 @@ def main() -> None:
                     print(f"  free ({r + 1}) {spec.label:26s} {status}", flush=True)
     finally:
         server.stop()
+    if "g" in wanted:
+        # Last, on its own: it starts its own servers (and redis-server).
+        data["server"] = run_server_bench(args, log)
 
     elapsed = time.monotonic() - t_begin
     data["meta"] = dict(
@@ -823,6 +947,8 @@ class Report:
                              f"{fmt_spread([x['free_p90_us'] for x in ok], 0)} | "
                              f"{fmt_spread([x['free_max_us'] for x in ok], 0)} |")
             L.append("")
+        if self.d.get("server"):
+            L.append(server_section(self.d["server"]))
         L.append("## Targets\n")
         L.append("| target | measured | verdict |")
         L.append("|---|---|---|")

@@ -3,9 +3,13 @@
 #
 #   bench/run.sh            full run (5 runs per figure; about 10 minutes on 2 cores once built)
 #   bench/run.sh --quick    smoke test (1 run, short phases; under 3 minutes once built)
+#   bench/run.sh --only server
+#                           only (g), tether.server's acked messages/s (bench/server_bench.py):
+#                           replaces that section of bench/RESULTS.md, leaves the rest as is;
+#                           builds only the Python package (about 2 minutes; --quick: 20 s)
 #
 # Other options go to bench/run.py (--runs N, --duration S, --clients raw,tether-rust,...,
-# --workloads a,b,c,d,e,f, --idle-conns 1000,10000, --pin auto|yes|no, --no-perf).
+# --workloads a,b,c,d,e,f,g, --idle-conns 1000,10000, --pin auto|yes|no, --no-perf).
 #
 # Builds what it needs first:
 #   - bench/ (standalone Cargo package: echo server, raw tokio-tungstenite client, Tether Rust
@@ -13,7 +17,8 @@
 #   - the C API (cargo build --release -p tether-ffi -> target/release/libtether.a) and the C
 #     client bench/target/c/bench_tether, if ffi/ and include/tether.h are there;
 #   - bench/.venv with bench/requirements.txt (pinned), and Tether's Python package
-#     (pip install ./python) if python/ is there.
+#     (pip install ./python) if python/ is there;
+#   - Debian's redis-server for (g), installed if missing (as `make test` does).
 # A part that does not build is reported and its columns are left out; the rest still runs.
 # Writes bench/RESULTS.md, bench/results.png, bench/out/results.json and bench/out/run.log.
 set -euo pipefail
@@ -34,31 +39,49 @@ warn() { printf 'bench: %s (details: bench/out/build.log)\n' "$*" >&2; }
 # far as the hard limit allows; run.py caps the idle test at what fits and says so.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-step "cargo build --release (bench/)"
-cargo build --release -q --manifest-path "$BENCH/Cargo.toml" --target-dir "$BENCH/target"
+# --only server: (g) alone needs neither the Rust nor the C clients.
+ONLY_SERVER=""
+prev=""
+for a in "$@"; do
+    if [ "$a" = "--only=server" ] || { [ "$prev" = "--only" ] && [ "$a" = "server" ]; }; then
+        ONLY_SERVER=1
+    fi
+    prev="$a"
+done
 
-step "C API"
-if [ -f include/tether.h ] && [ -f ffi/Cargo.toml ]; then
-    if cargo build --release -q -p tether-ffi >>"$BUILD_LOG" 2>&1 && [ -f "$TARGET_DIR/release/libtether.a" ]; then
-        mkdir -p "$BENCH/target/c"
-        # Static linking: the same library code as the Rust client, no LD_LIBRARY_PATH.
-        # Native libraries as listed by `rustc --print native-static-libs` (see ffi/install.sh).
-        if cc -O2 -std=c11 -Wall -Wextra -Iinclude "$BENCH/c/bench_tether.c" \
-            "$TARGET_DIR/release/libtether.a" -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc \
-            -o "$BENCH/target/c/bench_tether.new" >>"$BUILD_LOG" 2>&1; then
-            mv "$BENCH/target/c/bench_tether.new" "$BENCH/target/c/bench_tether"
+# (g) runs tether.server against Debian's redis-server (the Makefile's redis-server target).
+if ! command -v redis-server >/dev/null; then
+    echo "redis-server missing: installing redis-server"
+    apt-get update -qq && apt-get install -y -qq redis-server
+fi
+
+if [ -z "$ONLY_SERVER" ]; then
+    step "cargo build --release (bench/)"
+    cargo build --release -q --manifest-path "$BENCH/Cargo.toml" --target-dir "$BENCH/target"
+
+    step "C API"
+    if [ -f include/tether.h ] && [ -f ffi/Cargo.toml ]; then
+        if cargo build --release -q -p tether-ffi >>"$BUILD_LOG" 2>&1 && [ -f "$TARGET_DIR/release/libtether.a" ]; then
+            mkdir -p "$BENCH/target/c"
+            # Static linking: the same library code as the Rust client, no LD_LIBRARY_PATH.
+            # Native libraries as listed by `rustc --print native-static-libs` (see ffi/install.sh).
+            if cc -O2 -std=c11 -Wall -Wextra -Iinclude "$BENCH/c/bench_tether.c" \
+                "$TARGET_DIR/release/libtether.a" -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc \
+                -o "$BENCH/target/c/bench_tether.new" >>"$BUILD_LOG" 2>&1; then
+                mv "$BENCH/target/c/bench_tether.new" "$BENCH/target/c/bench_tether"
+            else
+                rm -f "$BENCH/target/c/bench_tether"
+                warn "the C client does not compile: C columns left out"
+            fi
         else
             rm -f "$BENCH/target/c/bench_tether"
-            warn "the C client does not compile: C columns left out"
+            warn "cargo build -p tether-ffi failed: C columns left out"
         fi
     else
         rm -f "$BENCH/target/c/bench_tether"
-        warn "cargo build -p tether-ffi failed: C columns left out"
+        warn "no C API yet (include/tether.h, ffi/): C columns left out"
     fi
-else
-    rm -f "$BENCH/target/c/bench_tether"
-    warn "no C API yet (include/tether.h, ffi/): C columns left out"
-fi
+fi  # --only server
 
 step "venv bench/.venv"
 if [ ! -x "$PY" ]; then
