@@ -84,41 +84,16 @@ if [ -z "$ONLY_SERVER" ]; then
 fi  # --only server
 
 step "venv bench/.venv"
-if [ ! -x "$PY" ]; then
-    python3 -m venv "$VENV" 2>/dev/null || {
-        echo "python3 venv module missing: installing python3-venv"
-        apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv "$VENV"
-    }
-fi
-REQ_STAMP="$VENV/.bench-requirements"
-if [ ! -f "$REQ_STAMP" ] || [ "$BENCH/requirements.txt" -nt "$REQ_STAMP" ]; then
-    "$PY" -m pip install -q --disable-pip-version-check -r "$BENCH/requirements.txt"
-    touch "$REQ_STAMP"
-fi
+# shellcheck source=../scripts/python-env.sh
+source scripts/python-env.sh
+tether_venv "$VENV"
+tether_requirements "$VENV" "$BENCH/requirements.txt"
 
 step "Tether's Python package"
 if [ -f python/pyproject.toml ]; then
-    STAMP="$VENV/.tether-ws-installed"
-    SOURCES=(python/src python/tether python/Cargo.toml python/pyproject.toml
-             core/src core/Cargo.toml Cargo.toml Cargo.lock)
-    changed=""
-    if [ -f "$STAMP" ] && "$PY" -c "import tether" 2>/dev/null; then
-        changed=$(find "${SOURCES[@]}" -newer "$STAMP" -print -quit 2>/dev/null || true)
-    else
-        changed="not installed"
-    fi
-    if [ -n "$changed" ]; then
-        touch "$STAMP.new"
-        # maturin comes pinned from bench/requirements.txt; a release build, as users get it.
-        if PATH="$VENV/bin:$PATH" "$PY" -m pip install -q --disable-pip-version-check \
-            --no-build-isolation --force-reinstall --no-deps ./python >>"$BUILD_LOG" 2>&1; then
-            mv "$STAMP.new" "$STAMP"
-        else
-            rm -f "$STAMP.new"
-            warn "pip install ./python failed: Tether Python columns left out"
-        fi
-    else
-        echo "up to date"
+    # maturin comes pinned from bench/requirements.txt; a release build, as users get it.
+    if ! tether_package "$VENV" >>"$BUILD_LOG" 2>&1; then
+        warn "pip install ./python failed: Tether Python columns left out"
     fi
 else
     warn "no python/ package yet: Tether Python columns left out"

@@ -11,37 +11,14 @@ cd "$(dirname "$0")/.."
 VENV="$(pwd)/.venv"
 PY="$VENV/bin/python"
 
-if [ ! -x "$PY" ]; then
-    python3 -m venv "$VENV" 2>/dev/null || {
-        echo "python3 venv module missing: installing python3-venv"
-        apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv "$VENV"
-    }
-fi
+# shellcheck source=python-env.sh
+source scripts/python-env.sh
+tether_venv "$VENV"
 export PATH="$VENV/bin:$PATH"
 export VIRTUAL_ENV="$VENV"
-
-DEV_STAMP="$VENV/.python-dev-requirements"
-if [ ! -f "$DEV_STAMP" ] || [ python/requirements-dev.txt -nt "$DEV_STAMP" ]; then
-    "$PY" -m pip install -q --disable-pip-version-check -r python/requirements-dev.txt
-    touch "$DEV_STAMP"
-fi
-
-INSTALL_STAMP="$VENV/.tether-ws-installed"
-SOURCES=(python/src python/tether python/Cargo.toml python/pyproject.toml
-         core/src core/Cargo.toml Cargo.toml Cargo.lock)
-changed=""
-if [ -f "$INSTALL_STAMP" ] && "$PY" -c "import tether.server.app" 2>/dev/null; then
-    changed=$(find "${SOURCES[@]}" -newer "$INSTALL_STAMP" -print -quit 2>/dev/null || true)
-else
-    changed="not installed"
-fi
-if [ -n "$changed" ]; then
-    echo "building the tether Python package (pip install ./python) for the server instances"
-    touch "$INSTALL_STAMP.new"
-    "$PY" -m pip install -q --disable-pip-version-check --no-build-isolation --force-reinstall \
-        --no-deps ./python
-    mv "$INSTALL_STAMP.new" "$INSTALL_STAMP"
-fi
+tether_requirements "$VENV" python/requirements-dev.txt
+echo "the tether Python package (pip install ./python) for the server instances:"
+tether_package "$VENV" tether.server.app
 
 echo
 echo "== Act 2: durable sessions. Two server instances behind a load balancer, one killed mid-stream"

@@ -19,12 +19,9 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 step() { printf '\n== %s\n' "$*"; }
 
 step "venv $VENV"
-if [ ! -x "$PY" ]; then
-    python3 -m venv "$VENV" 2>/dev/null || {
-        echo "python3 venv module missing: installing python3-venv"
-        apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv "$VENV"
-    }
-fi
+# shellcheck source=../../scripts/python-env.sh
+source scripts/python-env.sh
+tether_venv "$VENV"
 # tether.server's tests start a real redis-server (Debian's) on a free port.
 if ! command -v redis-server >/dev/null; then
     echo "redis-server missing: installing redis-server"
@@ -35,33 +32,10 @@ export TETHER_REQUIRE_REDIS=1
 export PATH="$VENV/bin:$PATH"
 export VIRTUAL_ENV="$VENV"
 
-DEV_STAMP="$VENV/.python-dev-requirements"
-if [ ! -f "$DEV_STAMP" ] || [ python/requirements-dev.txt -nt "$DEV_STAMP" ]; then
-    "$PY" -m pip install -q --disable-pip-version-check -r python/requirements-dev.txt
-    touch "$DEV_STAMP"
-fi
+tether_requirements "$VENV" python/requirements-dev.txt
 
 step "pip install ./python"
-INSTALL_STAMP="$VENV/.tether-ws-installed"
-SOURCES=(python/src python/tether python/Cargo.toml python/pyproject.toml
-         core/src core/Cargo.toml Cargo.toml Cargo.lock)
-changed=""
-if [ -f "$INSTALL_STAMP" ] && "$PY" -c "import tether" 2>/dev/null; then
-    changed=$(find "${SOURCES[@]}" -newer "$INSTALL_STAMP" -print -quit 2>/dev/null || true)
-else
-    changed="not installed"
-fi
-if [ -n "$changed" ]; then
-    # The stamp is taken before the build, so an edit made during it triggers the next one.
-    touch "$INSTALL_STAMP.new"
-    # --no-build-isolation: maturin comes pinned from requirements-dev.txt (a plain
-    # `pip install ./python` fetches it into an isolated build env instead; same build).
-    "$PY" -m pip install -q --disable-pip-version-check --no-build-isolation --force-reinstall \
-        --no-deps ./python
-    mv "$INSTALL_STAMP.new" "$INSTALL_STAMP"
-else
-    echo "up to date (nothing changed since the last install)"
-fi
+tether_package "$VENV"
 
 step "tether-peer, tether-ref-server"
 cargo build -q -p tether-test-peers --bin tether-peer --bin tether-ref-server
