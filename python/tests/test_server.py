@@ -542,6 +542,35 @@ def test_redis_paused_is_a_transient_reject_not_a_hang(redis_server: RedisProc,
     assert asyncio.run(once("slow"))["t"] == "welcome"
 
 
+def test_close_is_bounded_when_a_peer_stops_reading() -> None:
+    """A peer that stops reading while the server has megabytes to send it: ``close(timeout)``
+    aborts its TCP connection after ``timeout`` instead of waiting for the socket to drain
+    (websockets' own close has no bound there; a rolling restart once waited minutes)."""
+    async def main() -> None:
+        server = Server(EchoApp(redis=False))
+        await server.start()
+        url = f"ws://127.0.0.1:{server.port}/"
+        # max_queue=1: the client stops reading from the socket once one message waits.
+        async with connect(url, max_queue=1, max_size=None) as ws:
+            await ws.send(hello("stuck", "c1"))
+            await recv_json(ws)
+            payload = "x" * (64 << 10)
+            for i in range(1, 201):  # 12.8 MB of echoes, far beyond the socket buffers
+                await asyncio.wait_for(ws.send(msg(i, payload)), 10)
+            # Wait until the server's writer is actually stuck (its queue keeps growing).
+            link = next(iter(server._all))
+            deadline = time.monotonic() + 10
+            while link.outbox.qsize() < 10 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert link.outbox.qsize() >= 10, "the server's writer never stalled"
+            started = time.monotonic()
+            await asyncio.wait_for(server.close(timeout=1.0), 30)
+            took = time.monotonic() - started
+            assert took < 4.0, f"close took {took:.1f} s with a 1 s bound"
+            assert not server._all
+    asyncio.run(main())
+
+
 def test_memory_app_echoes(apps: List[App]) -> None:
     a = App("memory")
     apps.append(a)

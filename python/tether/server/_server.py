@@ -172,17 +172,35 @@ class Server:
                                max_size=self.max_size * 4 // 3 + 1024, ping_interval=None)
         self._fencer = asyncio.ensure_future(self._fence_loop())
 
-    async def close(self) -> None:
-        """Stop listening, close every link (1001), wait for them. The store is not closed."""
+    async def close(self, timeout: float = _CLOSE_WAIT) -> None:
+        """Stop listening, close every link (1001) and wait for them, at most ``timeout``
+        seconds: the TCP connections of links still open then are aborted, so a peer that
+        stopped reading cannot hold a deploy up. The store is not closed."""
         if self._fencer is not None:
             self._fencer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._fencer
+        if self._ws is None:
+            return
+        # Stop accepting; the links are closed by their own writers (the fence queues the
+        # close frame), not by websockets' close_connections, whose close() waits for the
+        # socket to drain without a bound (a stalled peer kept a server up for minutes).
+        self._ws.close(close_connections=False)
         for link in list(self._all):
             link.fence(*_CLOSE_SHUTDOWN)
-        if self._ws is not None:
-            self._ws.close()
-            await self._ws.wait_closed()
+        ended = [link.ended.wait() for link in self._all]
+        if ended:
+            _, late = await asyncio.wait([asyncio.ensure_future(e) for e in ended],
+                                         timeout=timeout)
+            for task in late:
+                task.cancel()
+        for link in list(self._all):
+            link.ws.transport.abort()
+        try:
+            await asyncio.wait_for(self._ws.wait_closed(), timeout)
+        except asyncio.TimeoutError:
+            _log.warning("tether.server: %d links did not end after their TCP abort",
+                         len(self._all))
 
     async def send(self, sid: str, data: Data) -> int:
         """Send an application message to session ``sid``, which must have a live link on this
@@ -231,6 +249,7 @@ class Server:
             self._all.discard(link)
             self.stats.links -= 1
             link.forget()
+            link.ended.set()
 
 
 class _Link:
@@ -245,6 +264,7 @@ class _Link:
         self.inbox: asyncio.Queue[Union[P.Frame, _Send, _Fence]] = asyncio.Queue(4096)
         self.outbox: asyncio.Queue[Union[P.Frame, Tuple[int, str]]] = asyncio.Queue()
         self.closing = False
+        self.ended = asyncio.Event()  # set once the link's handler has returned
         self._acked_upto = 0  # the hello's `last`, when it counts: committed with a batch
 
     def put(self, item: Union[P.Frame, Tuple[int, str]]) -> None:

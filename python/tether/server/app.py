@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import faulthandler
 import logging
 import os
 import signal
@@ -142,8 +143,25 @@ async def main(argv: Optional[List[str]] = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    # Should the shutdown ever take long, say where it hangs: the tasks' stacks at 15 s, every
+    # thread's at 25 s (covers asyncio.run's own cleanup after main returns).
+    watchdog = asyncio.ensure_future(_report_slow_shutdown(15.0))
+    faulthandler.dump_traceback_later(25.0, exit=False)
     await server.close()
-    await store.close()
+    try:
+        await asyncio.wait_for(store.close(), args.store_timeout)
+    except asyncio.TimeoutError:
+        logging.getLogger("tether.server").warning("the store did not close in time")
+    watchdog.cancel()
+
+
+async def _report_slow_shutdown(after: float) -> None:
+    await asyncio.sleep(after)
+    print(f"tether.server: shutdown still running after {after:.0f} s; tasks:",
+          file=sys.stderr, flush=True)
+    for task in asyncio.all_tasks():
+        task.print_stack(file=sys.stderr)
+    sys.stderr.flush()
 
 
 if __name__ == "__main__":
