@@ -1,5 +1,6 @@
 //! Client configuration: a builder that validates everything at `build()` time, so a running
-//! client never meets a bad value.
+//! client never meets a bad value. Errors name the option by its stable id from the option
+//! table (`crate::options`), and their text is the same for every binding.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -193,47 +194,68 @@ impl Config {
     pub fn session_id(&self) -> &str {
         &self.session_id
     }
+
+    /// The time `close` spends draining and closing (bindings add their join margin to it).
+    pub fn close_timeout(&self) -> Duration {
+        self.close_timeout
+    }
+
+    /// Inbound messages buffered for the application before reading pauses.
+    pub fn event_queue_capacity(&self) -> usize {
+        self.event_queue_capacity
+    }
+
+    /// What `send_*` does when the outbox is full.
+    pub fn overflow_policy(&self) -> OverflowPolicy {
+        self.overflow
+    }
 }
 
 /// Builder for [`Config`]. Every setter stores its value; [`ConfigBuilder::build`] checks them
 /// all and returns the first problem as a [`ConfigError`] that names the option.
 #[derive(Clone, Debug)]
 pub struct ConfigBuilder {
-    url: String,
-    headers: Vec<(String, String)>,
-    subprotocols: Vec<String>,
-    connect_timeout: Duration,
+    pub(crate) url: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) subprotocols: Vec<String>,
+    pub(crate) connect_timeout: Duration,
     /// None: the default (not checked against `connect_timeout`, see the setter).
-    happy_eyeballs_delay: Option<Duration>,
+    pub(crate) happy_eyeballs_delay: Option<Duration>,
     /// (host, addresses) as given; parsed and checked against the URL at build.
-    resolve: Vec<(String, Vec<String>)>,
-    tls_roots: TlsRoots,
-    ca_file: Option<PathBuf>,
-    tls_insecure: bool,
-    reconnect: ReconnectPolicy,
-    ping_interval: Option<Duration>,
-    pong_timeout: Duration,
-    outbox_max_messages: usize,
-    outbox_max_bytes: usize,
-    overflow: OverflowPolicy,
-    queue_while_disconnected: bool,
+    pub(crate) resolve: Vec<(String, Vec<String>)>,
+    pub(crate) tls_roots: TlsRoots,
+    pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) tls_insecure: bool,
+    pub(crate) reconnect: ReconnectPolicy,
+    pub(crate) ping_interval: Option<Duration>,
+    pub(crate) pong_timeout: Duration,
+    pub(crate) outbox_max_messages: usize,
+    pub(crate) outbox_max_bytes: usize,
+    pub(crate) overflow: OverflowPolicy,
+    pub(crate) queue_while_disconnected: bool,
     /// None: the default, clamped to the outbox byte bound.
-    max_outbound_message_size: Option<usize>,
-    max_inbound_message_size: usize,
-    max_inbound_frame_size: usize,
-    close_timeout: Duration,
-    event_queue_capacity: usize,
-    read_buffer_size: usize,
-    write_batch_bytes: usize,
-    protocol: Protocol,
-    session_id: Option<String>,
-    auth_token: Option<Secret<String>>,
-    signing_key: Option<Secret<Vec<u8>>>,
-    compression_threshold: Option<usize>,
-    ack_timeout: Duration,
-    ack_retries: u32,
-    handshake_timeout: Duration,
-    app_ping: Option<bool>,
+    pub(crate) max_outbound_message_size: Option<usize>,
+    pub(crate) max_inbound_message_size: usize,
+    pub(crate) max_inbound_frame_size: usize,
+    pub(crate) close_timeout: Duration,
+    pub(crate) event_queue_capacity: usize,
+    pub(crate) read_buffer_size: usize,
+    pub(crate) write_batch_bytes: usize,
+    pub(crate) protocol: Protocol,
+    pub(crate) session_id: Option<String>,
+    pub(crate) auth_token: Option<Secret<String>>,
+    pub(crate) signing_key: Option<Secret<Vec<u8>>>,
+    pub(crate) compression_threshold: Option<usize>,
+    pub(crate) ack_timeout: Duration,
+    pub(crate) ack_retries: u32,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) app_ping: Option<bool>,
+    /// Set through the option table: the `wait` policy's timeout (checked at build).
+    pub(crate) overflow_timeout: Option<Duration>,
+    /// `tls_roots` was set through the option table (refused beside a custom CA there).
+    pub(crate) tls_roots_named: bool,
+    /// `ca_pem` was set through the option table.
+    pub(crate) ca_pem_set: bool,
 }
 
 /// Default limits, shared with the C and Python layers' documentation.
@@ -272,6 +294,8 @@ pub mod defaults {
     pub const ACK_RETRIES: u32 = 2;
     /// Envelope mode: time allowed for `hello` → `welcome`.
     pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// The `wait` overflow policy set by name (option table): how long a send may block.
+    pub const OVERFLOW_TIMEOUT: Duration = Duration::from_secs(5);
 }
 
 impl ConfigBuilder {
@@ -310,7 +334,16 @@ impl ConfigBuilder {
             ack_retries: defaults::ACK_RETRIES,
             handshake_timeout: defaults::HANDSHAKE_TIMEOUT,
             app_ping: None,
+            overflow_timeout: None,
+            tls_roots_named: false,
+            ca_pem_set: false,
         }
+    }
+
+    /// Replace the URL given to [`ConfigBuilder::new`] (validated at build).
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = url.into();
+        self
     }
 
     /// Raw WebSocket (default) or the Tether envelope with acks.
@@ -558,9 +591,9 @@ impl ConfigBuilder {
             .iter()
             .map(|(name, value)| {
                 let n = HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|e| invalid("header", format!("bad header name {name:?}: {e}")))?;
+                    .map_err(|e| invalid("headers", format!("bad header name {name:?}: {e}")))?;
                 let v = HeaderValue::from_str(value).map_err(|e| {
-                    invalid("header", format!("bad value for header {name:?}: {e}"))
+                    invalid("headers", format!("bad value for header {name:?}: {e}"))
                 })?;
                 Ok((n, v))
             })
@@ -571,7 +604,7 @@ impl ConfigBuilder {
                     .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
             if !token_ok {
                 return Err(invalid(
-                    "subprotocol",
+                    "subprotocols",
                     format!("{p:?} is not an HTTP token"),
                 ));
             }
@@ -599,43 +632,43 @@ impl ConfigBuilder {
         let resolve = resolve_override(&url, &self.resolve)?;
         positive("close_timeout", self.close_timeout)?;
         let r = &self.reconnect;
-        positive("backoff initial", r.initial_delay)?;
+        positive("backoff_initial", r.initial_delay)?;
         if r.max_delay < r.initial_delay {
             return Err(invalid(
-                "backoff max",
+                "backoff_max",
                 format!(
-                    "{:?} is below the initial delay {:?}",
+                    "{:?} is below the initial delay {:?} (backoff_initial)",
                     r.max_delay, r.initial_delay
                 ),
             ));
         }
         if !(r.multiplier.is_finite() && r.multiplier >= 1.0) {
             return Err(invalid(
-                "backoff multiplier",
+                "backoff_multiplier",
                 format!("{} must be a finite number >= 1.0", r.multiplier),
             ));
         }
         if r.max_attempts == Some(0) {
             return Err(invalid(
                 "max_reconnect_attempts",
-                "0 attempts: use reconnect_enabled(false) instead".into(),
+                "0 attempts: turn reconnect off instead (reconnect=false)".into(),
             ));
         }
         if let Some(interval) = self.ping_interval {
-            positive("heartbeat interval", interval)?;
-            positive("heartbeat timeout", self.pong_timeout)?;
+            positive("ping_interval", interval)?;
+            positive("ping_timeout", self.pong_timeout)?;
         }
-        nonzero("outbox max_messages", self.outbox_max_messages)?;
-        nonzero("outbox max_bytes", self.outbox_max_bytes)?;
+        nonzero("outbox_max_messages", self.outbox_max_messages)?;
+        nonzero("outbox_max_bytes", self.outbox_max_bytes)?;
         let max_outbound_message_size = match self.max_outbound_message_size {
             None => defaults::MAX_OUTBOUND_MESSAGE_SIZE.min(self.outbox_max_bytes),
             Some(explicit) => {
-                nonzero("max_outbound_message_size", explicit)?;
+                nonzero("max_message_size", explicit)?;
                 if explicit > self.outbox_max_bytes {
                     return Err(invalid(
-                        "max_outbound_message_size",
+                        "max_message_size",
                         format!(
-                            "{explicit} exceeds the outbox byte bound {}: such a message could never be queued",
+                            "{explicit} exceeds the outbox byte bound {} (outbox_max_bytes): such a message could never be queued",
                             self.outbox_max_bytes
                         ),
                     ));
@@ -662,8 +695,29 @@ impl ConfigBuilder {
             ));
         }
         nonzero("write_batch_bytes", self.write_batch_bytes)?;
-        if let OverflowPolicy::Wait(t) = self.overflow {
-            positive("overflow wait timeout", t)?;
+        let overflow = match (self.overflow, self.overflow_timeout) {
+            (OverflowPolicy::Wait(_), Some(t)) => OverflowPolicy::Wait(t),
+            (_, Some(_)) => {
+                return Err(invalid(
+                    "overflow_timeout",
+                    "only meaningful with overflow=\"wait\"".into(),
+                ))
+            }
+            (policy, None) => policy,
+        };
+        if let OverflowPolicy::Wait(t) = overflow {
+            positive("overflow_timeout", t)?;
+        }
+        // Set by name (the option table, as Python does), a custom CA and a named root set
+        // exclude each other; the builder methods keep their precedence (a CA file wins).
+        if self.ca_pem_set && self.ca_file.is_some() {
+            return Err(invalid("ca_pem", "give ca_file or ca_pem, not both".into()));
+        }
+        if self.tls_roots_named && (self.ca_pem_set || self.ca_file.is_some()) {
+            return Err(invalid(
+                "tls_roots",
+                "a custom CA (ca_file or ca_pem) replaces the root set; leave tls_roots out".into(),
+            ));
         }
         let tls_roots = match &self.ca_file {
             Some(path) => TlsRoots::CustomCa(std::fs::read(path).map_err(|e| {
@@ -674,7 +728,7 @@ impl ConfigBuilder {
         let envelope = self.protocol == Protocol::Envelope;
         if !envelope {
             let envelope_only = [
-                ("auth_token", self.auth_token.is_some()),
+                ("token", self.auth_token.is_some()),
                 ("session_id", self.session_id.is_some()),
                 ("signing_key", self.signing_key.is_some()),
                 (
@@ -686,7 +740,7 @@ impl ConfigBuilder {
             if let Some((field, _)) = envelope_only.iter().find(|(_, set)| *set) {
                 return Err(invalid(
                     field,
-                    "requires Protocol::Envelope (raw mode sends bare messages)".into(),
+                    "only with protocol=\"envelope\" (raw mode sends bare messages)".into(),
                 ));
             }
         }
@@ -708,7 +762,7 @@ impl ConfigBuilder {
         if self.compression_threshold == Some(0) {
             return Err(invalid(
                 "compression_threshold",
-                "must be greater than zero (None turns compression off)".into(),
+                "must be greater than zero (unset turns compression off)".into(),
             ));
         }
         positive("ack_timeout", self.ack_timeout)?;
@@ -733,7 +787,7 @@ impl ConfigBuilder {
             pong_timeout: self.pong_timeout,
             outbox_max_messages: self.outbox_max_messages,
             outbox_max_bytes: self.outbox_max_bytes,
-            overflow: self.overflow,
+            overflow,
             queue_while_disconnected: self.queue_while_disconnected,
             max_outbound_message_size,
             max_inbound_message_size: self.max_inbound_message_size,
@@ -818,8 +872,8 @@ fn resolve_override(
     Ok(Some(out))
 }
 
-fn invalid(field: &'static str, problem: String) -> ConfigError {
-    ConfigError::InvalidValue { field, problem }
+fn invalid(option: &'static str, problem: String) -> ConfigError {
+    ConfigError::InvalidValue { option, problem }
 }
 
 fn positive(field: &'static str, d: Duration) -> Result<(), ConfigError> {

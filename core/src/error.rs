@@ -22,14 +22,20 @@ pub enum ConfigError {
         /// What is wrong with it.
         problem: String,
     },
-    /// A value is out of its allowed range or inconsistent with another one.
-    #[error("invalid config value for `{field}`: {problem}")]
+    /// A value is out of its allowed range or inconsistent with another one. The text names
+    /// options by their ids and values by their names (`protocol="envelope"`), the same in
+    /// every binding.
+    #[error("invalid value for option `{option}`: {problem}")]
     InvalidValue {
-        /// The option's name, as the builder method is called.
-        field: &'static str,
+        /// The option's stable id in the option table ([`crate::options::all`]): Python's
+        /// keyword; the C setter is the table's `c_setter`.
+        option: &'static str,
         /// What is wrong with it.
         problem: String,
     },
+    /// [`crate::ConfigBuilder::set`] was given a name that is not in the option table.
+    #[error("unknown option `{0}`")]
+    UnknownOption(String),
     /// TLS material (a CA file or PEM text) could not be read or parsed.
     #[error("TLS configuration error: {0}")]
     Tls(String),
@@ -54,7 +60,7 @@ pub enum SendError {
         /// Bytes queued when the send was refused.
         bytes: usize,
     },
-    /// The message, as it would go on the wire, is larger than `max_outbound_message_size`;
+    /// The message, as it would go on the wire, is larger than `max_message_size`;
     /// nothing went on the wire. In envelope mode that is the whole frame: the envelope's
     /// fields and signature, and the text after JSON escaping.
     #[error("message of {size} bytes on the wire exceeds the outbound limit of {limit} bytes")]
@@ -247,7 +253,7 @@ pub enum SendFailure {
 #[non_exhaustive]
 pub enum DeliveryError {
     /// Raw mode has no acks: only envelope mode can tell that the server got a message.
-    #[error("acks are not available in raw mode (use Protocol::Envelope)")]
+    #[error("acks are not available in raw mode (they need protocol=\"envelope\")")]
     NotSupported,
     /// The message will never be delivered.
     #[error("delivery failed: {0}")]

@@ -45,6 +45,7 @@ mod event;
 mod events;
 mod heartbeat;
 mod meter;
+pub mod options;
 mod outbox;
 mod resume;
 mod retry;
@@ -63,6 +64,7 @@ pub use error::{
     CloseError, ConfigError, ConnectError, DeliveryError, Disconnect, SendError, SendFailure,
 };
 pub use event::{Event, IdRange, Message, MessageId, SessionReset, State, Stats, Text};
+pub use options::{OptionKind, OptionSpec, OptionValue};
 pub use outbox::DeliveryStatus;
 pub use retry::{backoff_ceiling, backoff_delay, default_retry_decision, RetryDecision};
 

@@ -73,7 +73,7 @@ fn error_display_names_the_url_and_problem() {
 
 fn value_field(b: tether_core::ConfigBuilder) -> &'static str {
     match b.build() {
-        Err(ConfigError::InvalidValue { field, .. }) => field,
+        Err(ConfigError::InvalidValue { option, .. }) => option,
         other => panic!("expected InvalidValue, got {other:?}"),
     }
 }
@@ -81,24 +81,24 @@ fn value_field(b: tether_core::ConfigBuilder) -> &'static str {
 #[test]
 fn rejects_inconsistent_values_naming_the_option() {
     let b = || Config::builder("ws://127.0.0.1:1/");
-    assert_eq!(value_field(b().header("bad header", "x")), "header");
-    assert_eq!(value_field(b().header("x-ok", "line\nbreak")), "header");
-    assert_eq!(value_field(b().subprotocol("has space")), "subprotocol");
+    assert_eq!(value_field(b().header("bad header", "x")), "headers");
+    assert_eq!(value_field(b().header("x-ok", "line\nbreak")), "headers");
+    assert_eq!(value_field(b().subprotocol("has space")), "subprotocols");
     assert_eq!(
         value_field(b().connect_timeout(Duration::ZERO)),
         "connect_timeout"
     );
     assert_eq!(
         value_field(b().backoff(Duration::from_secs(2), Duration::from_secs(1), 2.0)),
-        "backoff max"
+        "backoff_max"
     );
     assert_eq!(
         value_field(b().backoff(Duration::from_secs(1), Duration::from_secs(2), 0.5)),
-        "backoff multiplier"
+        "backoff_multiplier"
     );
     assert_eq!(
         value_field(b().backoff(Duration::from_secs(1), Duration::from_secs(2), f64::NAN)),
-        "backoff multiplier"
+        "backoff_multiplier"
     );
     assert_eq!(
         value_field(b().max_reconnect_attempts(Some(0))),
@@ -106,16 +106,16 @@ fn rejects_inconsistent_values_naming_the_option() {
     );
     assert_eq!(
         value_field(b().heartbeat(Some(Duration::ZERO), Duration::from_secs(1))),
-        "heartbeat interval"
+        "ping_interval"
     );
-    assert_eq!(value_field(b().outbox_limits(0, 10)), "outbox max_messages");
+    assert_eq!(value_field(b().outbox_limits(0, 10)), "outbox_max_messages");
     assert_eq!(
         value_field(b().outbox_limits(10, 100).max_outbound_message_size(1000)),
-        "max_outbound_message_size"
+        "max_message_size"
     );
     assert_eq!(
         value_field(b().overflow_policy(OverflowPolicy::Wait(Duration::ZERO))),
-        "overflow wait timeout"
+        "overflow_timeout"
     );
     assert_eq!(
         value_field(b().event_queue_capacity(0)),
@@ -163,7 +163,7 @@ fn happy_eyeballs_delay_and_resolve_are_checked_naming_the_option() {
 
     let problem = |builder: tether_core::ConfigBuilder| match builder.build() {
         Err(ConfigError::InvalidValue {
-            field: "resolve",
+            option: "resolve",
             problem,
         }) => problem,
         other => panic!("expected a resolve error, got {other:?}"),

@@ -498,7 +498,7 @@ fn envelope_only_options_are_refused_in_raw_mode() {
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(err.contains("requires Protocol::Envelope"), "{err}");
+        assert!(err.contains("only with protocol=\"envelope\""), "{err}");
     }
 }
 
