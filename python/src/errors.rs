@@ -57,81 +57,26 @@ fn with_types(f: impl for<'py> FnOnce(Python<'py>, &types::Types) -> PyErr) -> P
     })
 }
 
-/// The Python option name for a core builder field, so messages speak Python.
-fn option_name(field: &str) -> &str {
-    match field {
-        "header" => "headers",
-        "subprotocol" => "subprotocols",
-        "backoff initial" => "backoff_initial",
-        "backoff max" => "backoff_max",
-        "backoff multiplier" => "backoff_multiplier",
-        "heartbeat interval" => "ping_interval",
-        "heartbeat timeout" => "ping_timeout",
-        "outbox max_messages" => "outbox_max_messages",
-        "outbox max_bytes" => "outbox_max_bytes",
-        "max_outbound_message_size" => "max_message_size",
-        "overflow wait timeout" => "overflow_timeout",
-        "auth_token" => "token",
-        other => other,
+/// `ConfigError` → `tether.ConfigError` (a `ValueError`) with `.option`: the core's text and
+/// option id are the Python keyword's (the option table's stable ids), so nothing is re-worded.
+pub(crate) fn config_error(e: ConfigError) -> PyErr {
+    let option = match &e {
+        ConfigError::InvalidValue { option, .. } => Some(*option),
+        ConfigError::InvalidUrl { .. } => Some("url"),
+        _ => None,
+    };
+    match option {
+        Some(option) => config_message(option, e.to_string()),
+        None => with_types(|py, t| make(py, &t.config_error, e.to_string(), &[])),
     }
 }
 
-fn pythonize(problem: &str) -> String {
-    problem
-        .replace("Protocol::Envelope", "protocol=\"envelope\"")
-        .replace("reconnect_enabled(false)", "reconnect=False")
-}
-
-/// `ConfigError` → `tether.ConfigError` (a `ValueError`), naming the Python option.
-pub(crate) fn config_error(e: ConfigError) -> PyErr {
-    with_types(|py, t| {
-        let none = py.None();
-        match e {
-            ConfigError::InvalidValue { field, problem } => {
-                let name = option_name(field);
-                make(
-                    py,
-                    &t.config_error,
-                    format!("invalid value for option `{name}`: {}", pythonize(&problem)),
-                    &[(
-                        "option",
-                        name.into_pyobject(py)
-                            .map(|s| s.into_any().unbind())
-                            .unwrap_or(none),
-                    )],
-                )
-            }
-            ConfigError::InvalidUrl { .. } => make(
-                py,
-                &t.config_error,
-                e.to_string(),
-                &[(
-                    "option",
-                    "url"
-                        .into_pyobject(py)
-                        .map(|s| s.into_any().unbind())
-                        .unwrap_or(none),
-                )],
-            ),
-            other => make(py, &t.config_error, pythonize(&other.to_string()), &[]),
-        }
-    })
-}
-
-/// A problem found in `**options` before the core saw them.
+/// A Python value of the wrong type for an option, found before the core saw it.
 pub(crate) fn option_error(option: &str, problem: impl std::fmt::Display) -> PyErr {
-    with_types(|py, t| {
-        let name = option
-            .into_pyobject(py)
-            .map(|s| s.into_any().unbind())
-            .unwrap_or_else(|_| py.None());
-        make(
-            py,
-            &t.config_error,
-            format!("invalid value for option `{option}`: {problem}"),
-            &[("option", name)],
-        )
-    })
+    config_message(
+        option,
+        format!("invalid value for option `{option}`: {problem}"),
+    )
 }
 
 /// A `ConfigError` with this exact message, naming `option`.

@@ -1,67 +1,27 @@
-//! `tether.Client(url, **options)`: keyword options → `tether_core::ConfigBuilder`.
+//! `tether.Client(url, **options)`: keyword options → `tether_core::ConfigBuilder`, through the
+//! core's option table (`tether_core::options`).
 //!
-//! This module only checks Python types and shapes (a number of seconds, a bool, one of a few
-//! strings); every range and consistency rule is the core's (`ConfigBuilder::build`), whose
-//! errors are re-worded with the Python option names. The table of options, their defaults and
-//! meaning is `docs/PYTHON.md`; `tether/_types.py` has the same list as a `TypedDict`.
+//! Each keyword is looked up in the table, its Python value converted by the option's kind (a
+//! number of seconds, a bool, a str, ...; `None` where the option may be unset) and applied; the
+//! range and consistency rules, the error texts and the option ids are all the core's. Only the
+//! binding's own keywords (`events=` and the callbacks) are handled here. The option tables of
+//! `docs/PYTHON.md` and the `ClientOptions` TypedDict in `tether/_types.py` are generated from
+//! the same table (`cargo run -p tether-core --example options_doc -- --write`).
 
 use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyMapping, PyString, PyType};
 
-use tether_core::{
-    defaults, Config, ConfigBuilder, OverflowPolicy, Protocol, ReconnectPolicy, TlsRoots,
-};
+use tether_core::{options, Config, ConfigBuilder, OptionKind, OptionSpec, OptionValue};
+use tether_core::{OverflowPolicy, Protocol};
 
 use crate::errors::{config_error, option_error};
 use crate::hub::{Callbacks, Kind};
 use crate::types;
 
-/// `overflow="wait"` without `overflow_timeout`: how long `send` may block.
-const DEFAULT_OVERFLOW_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Every option `Client` accepts (for the "unknown option" message).
-pub(crate) const NAMES: &[&str] = &[
-    "headers",
-    "subprotocols",
-    "connect_timeout",
-    "happy_eyeballs_delay",
-    "resolve",
-    "tls_roots",
-    "ca_file",
-    "ca_pem",
-    "tls_insecure",
-    "reconnect",
-    "backoff_initial",
-    "backoff_max",
-    "backoff_multiplier",
-    "max_reconnect_attempts",
-    "max_retry_duration",
-    "min_uptime",
-    "ping_interval",
-    "ping_timeout",
-    "outbox_max_messages",
-    "outbox_max_bytes",
-    "overflow",
-    "overflow_timeout",
-    "queue_while_disconnected",
-    "max_message_size",
-    "max_inbound_message_size",
-    "max_inbound_frame_size",
-    "close_timeout",
-    "event_queue_capacity",
-    "read_buffer_size",
-    "write_batch_bytes",
-    "protocol",
-    "token",
-    "session_id",
-    "signing_key",
-    "compression_threshold",
-    "ack_timeout",
-    "ack_retries",
-    "handshake_timeout",
-    "app_ping",
+/// The binding's own keywords, beside the table's options (for "did you mean").
+const BINDING_OPTIONS: &[&str] = &[
     "events",
     "on_message",
     "on_state",
@@ -87,277 +47,87 @@ pub(crate) struct Parsed {
     pub envelope: bool,
 }
 
-#[derive(Default)]
-struct Raw {
-    backoff_initial: Option<Duration>,
-    backoff_max: Option<Duration>,
-    backoff_multiplier: Option<f64>,
-    ping_interval: Option<Option<Duration>>,
-    ping_timeout: Option<Duration>,
-    outbox_max_messages: Option<usize>,
-    outbox_max_bytes: Option<usize>,
-    overflow: Option<String>,
-    overflow_timeout: Option<Duration>,
-    max_inbound_message_size: Option<usize>,
-    max_inbound_frame_size: Option<usize>,
-    ack_timeout: Option<Duration>,
-    ack_retries: Option<u32>,
-    tls_roots: Option<String>,
-    ca_file: Option<String>,
-    ca_pem: Option<Vec<u8>>,
-    close_timeout: Option<Duration>,
-}
-
 pub(crate) fn parse(
     py: Python<'_>,
     url: &str,
     options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Parsed> {
     let mut b = ConfigBuilder::new(url);
-    let mut raw = Raw::default();
     let mut subscribed = 0u32;
     let mut callbacks = Callbacks::default();
-    let mut envelope = false;
-    let mut capacity = defaults::EVENT_QUEUE_CAPACITY;
-
-    if let Some(options) = options {
-        for (key, value) in options.iter() {
-            let key: String = key.extract()?;
-            let name = key.as_str();
-            let v = &value;
-            match name {
-                "headers" => {
-                    for (k, val) in pairs(name, v)? {
-                        b = b.header(k, val);
-                    }
-                }
-                "subprotocols" => {
-                    for p in strings(name, v)? {
-                        b = b.subprotocol(p);
-                    }
-                }
-                "connect_timeout" => b = b.connect_timeout(seconds(name, v)?),
-                "happy_eyeballs_delay" => b = b.happy_eyeballs_delay(seconds(name, v)?),
-                "resolve" => {
-                    if !v.is_none() {
-                        for (host, addrs) in resolve_entries(name, v)? {
-                            b = b.resolve(host, addrs);
-                        }
-                    }
-                }
-                "tls_roots" => raw.tls_roots = Some(string(name, v)?),
-                "ca_file" => {
-                    if !v.is_none() {
-                        let path =
-                            py.import("os")?
-                                .getattr("fspath")?
-                                .call1((v,))
-                                .map_err(|_| {
-                                    option_error(name, "expected a path (str or os.PathLike)")
-                                })?;
-                        raw.ca_file = Some(string(name, &path)?);
-                    }
-                }
-                "ca_pem" => {
-                    if !v.is_none() {
-                        raw.ca_pem = Some(bytes_or_str(name, v)?);
-                    }
-                }
-                "tls_insecure" => b = b.danger_accept_invalid_certs(boolean(name, v)?),
-                "reconnect" => b = b.reconnect_enabled(boolean(name, v)?),
-                "backoff_initial" => raw.backoff_initial = Some(seconds(name, v)?),
-                "backoff_max" => raw.backoff_max = Some(seconds(name, v)?),
-                "backoff_multiplier" => raw.backoff_multiplier = Some(number(name, v)?),
-                "max_reconnect_attempts" => {
-                    let n = opt(v, |v| uint(name, v))?;
-                    let n = n
-                        .map(|n| u32::try_from(n).map_err(|_| option_error(name, "too large")))
-                        .transpose()?;
-                    b = b.max_reconnect_attempts(n);
-                }
-                "max_retry_duration" => b = b.max_retry_duration(opt(v, |v| seconds(name, v))?),
-                "min_uptime" => b = b.min_uptime(seconds(name, v)?),
-                "ping_interval" => raw.ping_interval = Some(opt(v, |v| seconds(name, v))?),
-                "ping_timeout" => raw.ping_timeout = Some(seconds(name, v)?),
-                "outbox_max_messages" => raw.outbox_max_messages = Some(uint(name, v)?),
-                "outbox_max_bytes" => raw.outbox_max_bytes = Some(uint(name, v)?),
-                "overflow" => raw.overflow = Some(string(name, v)?),
-                "overflow_timeout" => raw.overflow_timeout = Some(seconds(name, v)?),
-                "queue_while_disconnected" => b = b.queue_while_disconnected(boolean(name, v)?),
-                "max_message_size" => b = b.max_outbound_message_size(uint(name, v)?),
-                "max_inbound_message_size" => raw.max_inbound_message_size = Some(uint(name, v)?),
-                "max_inbound_frame_size" => raw.max_inbound_frame_size = Some(uint(name, v)?),
-                "close_timeout" => {
-                    let t = seconds(name, v)?;
-                    raw.close_timeout = Some(t);
-                    b = b.close_timeout(t);
-                }
-                "event_queue_capacity" => {
-                    capacity = uint(name, v)?;
-                    b = b.event_queue_capacity(capacity);
-                }
-                "read_buffer_size" => b = b.read_buffer_size(uint(name, v)?),
-                "write_batch_bytes" => b = b.write_batch_bytes(uint(name, v)?),
-                "protocol" => {
-                    let p = string(name, v)?;
-                    let protocol = match p.as_str() {
-                        "raw" => Protocol::Raw,
-                        "envelope" => Protocol::Envelope,
-                        other => {
-                            return Err(option_error(
-                                name,
-                                format!("{other:?}: expected \"raw\" or \"envelope\""),
-                            ))
-                        }
-                    };
-                    envelope = protocol == Protocol::Envelope;
-                    b = b.protocol(protocol);
-                }
-                "token" => {
-                    if !v.is_none() {
-                        b = b.auth_token(string(name, v)?);
-                    }
-                }
-                "session_id" => {
-                    if !v.is_none() {
-                        b = b.session_id(string(name, v)?);
-                    }
-                }
-                "signing_key" => {
-                    if !v.is_none() {
-                        b = b.signing_key(bytes_or_str(name, v)?);
-                    }
-                }
-                "compression_threshold" => b = b.compression_threshold(opt(v, |v| uint(name, v))?),
-                "ack_timeout" => raw.ack_timeout = Some(seconds(name, v)?),
-                "ack_retries" => {
-                    let n = uint(name, v)?;
-                    raw.ack_retries =
-                        Some(u32::try_from(n).map_err(|_| option_error(name, "too large"))?);
-                }
-                "handshake_timeout" => b = b.handshake_timeout(seconds(name, v)?),
-                "app_ping" => b = b.app_ping(boolean(name, v)?),
-                "events" => subscribed = events(py, v)?,
-                "on_message" => callbacks.on_message = callback(name, v)?,
-                "on_state" => callbacks.on_state = callback(name, v)?,
-                "on_disconnected" => callbacks.on_disconnected = callback(name, v)?,
-                "on_reconnecting" => callbacks.on_reconnecting = callback(name, v)?,
-                "on_written" => callbacks.on_written = callback(name, v)?,
-                "on_acked" => callbacks.on_acked = callback(name, v)?,
-                "on_send_failed" => callbacks.on_send_failed = callback(name, v)?,
-                "on_closed" => callbacks.on_closed = callback(name, v)?,
-                "on_session_reset" => callbacks.on_session_reset = callback(name, v)?,
-                "on_event" => callbacks.on_event = callback(name, v)?,
-                other => return Err(unknown(other)),
+    for (key, v) in options.into_iter().flat_map(|o| o.iter()) {
+        let key: String = key.extract()?;
+        let name = key.as_str();
+        if let Some(spec) = options::find(name) {
+            let value = convert(py, spec, &v)?;
+            spec.apply(&mut b, value).map_err(config_error)?;
+            continue;
+        }
+        let slot = match name {
+            "events" => {
+                subscribed = events(py, &v)?;
+                continue;
             }
-        }
-    }
-
-    // Options that the core sets in groups: fill the unset members with the core defaults.
-    if raw.backoff_initial.is_some()
-        || raw.backoff_max.is_some()
-        || raw.backoff_multiplier.is_some()
-    {
-        let d = ReconnectPolicy::default();
-        b = b.backoff(
-            raw.backoff_initial.unwrap_or(d.initial_delay),
-            raw.backoff_max.unwrap_or(d.max_delay),
-            raw.backoff_multiplier.unwrap_or(d.multiplier),
-        );
-    }
-    if raw.ping_interval.is_some() || raw.ping_timeout.is_some() {
-        b = b.heartbeat(
-            raw.ping_interval.unwrap_or(Some(defaults::PING_INTERVAL)),
-            raw.ping_timeout.unwrap_or(defaults::PONG_TIMEOUT),
-        );
-    }
-    if raw.outbox_max_messages.is_some() || raw.outbox_max_bytes.is_some() {
-        b = b.outbox_limits(
-            raw.outbox_max_messages
-                .unwrap_or(defaults::OUTBOX_MAX_MESSAGES),
-            raw.outbox_max_bytes.unwrap_or(defaults::OUTBOX_MAX_BYTES),
-        );
-    }
-    if raw.max_inbound_message_size.is_some() || raw.max_inbound_frame_size.is_some() {
-        b = b.max_inbound_size(
-            raw.max_inbound_message_size
-                .unwrap_or(defaults::MAX_INBOUND_MESSAGE_SIZE),
-            raw.max_inbound_frame_size
-                .unwrap_or(defaults::MAX_INBOUND_FRAME_SIZE),
-        );
-    }
-    if raw.ack_timeout.is_some() || raw.ack_retries.is_some() {
-        b = b.ack_timeout(
-            raw.ack_timeout.unwrap_or(defaults::ACK_TIMEOUT),
-            raw.ack_retries.unwrap_or(defaults::ACK_RETRIES),
-        );
-    }
-    let overflow_wait = match (raw.overflow.as_deref(), raw.overflow_timeout) {
-        (None | Some("reject"), None) => false,
-        (Some("drop_oldest"), None) => {
-            b = b.overflow_policy(OverflowPolicy::DropOldest);
-            false
-        }
-        (Some("wait"), timeout) => {
-            b = b.overflow_policy(OverflowPolicy::Wait(
-                timeout.unwrap_or(DEFAULT_OVERFLOW_TIMEOUT),
-            ));
-            true
-        }
-        (None | Some("reject" | "drop_oldest"), Some(_)) => {
-            return Err(option_error(
-                "overflow_timeout",
-                "only meaningful with overflow=\"wait\"",
-            ))
-        }
-        (Some(other), _) => {
-            return Err(option_error(
-                "overflow",
-                format!("{other:?}: expected \"reject\", \"drop_oldest\" or \"wait\""),
-            ))
-        }
-    };
-    match (raw.tls_roots.as_deref(), raw.ca_file, raw.ca_pem) {
-        (_, Some(_), Some(_)) => {
-            return Err(option_error("ca_pem", "give ca_file or ca_pem, not both"))
-        }
-        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-            return Err(option_error(
-                "tls_roots",
-                "a custom CA (ca_file or ca_pem) replaces the root set; leave tls_roots out",
-            ))
-        }
-        (_, Some(file), None) => b = b.tls_ca_file(file),
-        (_, None, Some(pem)) => b = b.tls_roots(TlsRoots::CustomCa(pem)),
-        (None, None, None) => {}
-        (Some(r), None, None) => {
-            let roots = match r {
-                "system" => TlsRoots::System,
-                "webpki" => TlsRoots::WebPki,
-                other => {
-                    let problem = format!("{other:?}: expected \"system\" or \"webpki\"");
-                    return Err(option_error("tls_roots", problem));
-                }
-            };
-            b = b.tls_roots(roots);
-        }
+            "on_message" => &mut callbacks.on_message,
+            "on_state" => &mut callbacks.on_state,
+            "on_disconnected" => &mut callbacks.on_disconnected,
+            "on_reconnecting" => &mut callbacks.on_reconnecting,
+            "on_written" => &mut callbacks.on_written,
+            "on_acked" => &mut callbacks.on_acked,
+            "on_send_failed" => &mut callbacks.on_send_failed,
+            "on_closed" => &mut callbacks.on_closed,
+            "on_session_reset" => &mut callbacks.on_session_reset,
+            "on_event" => &mut callbacks.on_event,
+            other => return Err(unknown(other)),
+        };
+        *slot = callback(name, &v)?;
     }
     let config = b.build().map_err(config_error)?;
     Ok(Parsed {
-        config,
-        capacity,
+        capacity: config.event_queue_capacity(),
         subscribed,
         callbacks,
-        close_timeout: raw.close_timeout.unwrap_or(defaults::CLOSE_TIMEOUT),
-        overflow_wait,
-        envelope,
+        close_timeout: config.close_timeout(),
+        overflow_wait: matches!(config.overflow_policy(), OverflowPolicy::Wait(_)),
+        envelope: config.protocol() == Protocol::Envelope,
+        config,
+    })
+}
+
+/// A Python value → the core's value for `spec` (a shape error names the option).
+fn convert(py: Python<'_>, spec: &OptionSpec, v: &Bound<'_, PyAny>) -> PyResult<OptionValue> {
+    let name = spec.name;
+    if spec.nullable && v.is_none() {
+        return Ok(OptionValue::Unset);
+    }
+    Ok(match spec.kind {
+        OptionKind::Bool => OptionValue::Bool(boolean(name, v)?),
+        OptionKind::Count => OptionValue::Int(uint(name, v)? as u64),
+        OptionKind::Number => OptionValue::Float(number(name, v)?),
+        OptionKind::Duration => OptionValue::Duration(seconds(name, v)?),
+        OptionKind::Text | OptionKind::Choice(_) => OptionValue::Text(string(name, v)?),
+        OptionKind::Path => {
+            let path = py
+                .import("os")?
+                .getattr("fspath")?
+                .call1((v,))
+                .map_err(|_| option_error(name, "expected a path (str or os.PathLike)"))?;
+            OptionValue::Text(string(name, &path)?)
+        }
+        OptionKind::Bytes => OptionValue::Bytes(bytes_or_str(name, v)?),
+        OptionKind::TextList => OptionValue::List(strings(name, v)?),
+        OptionKind::Headers => OptionValue::Pairs(pairs(name, v)?),
+        OptionKind::Resolve => OptionValue::Resolve(resolve_entries(name, v)?),
+        _ => return Err(option_error(name, "is not supported by this version of tether")),
     })
 }
 
 fn unknown(name: &str) -> PyErr {
-    let best = NAMES
+    let best = options::all()
         .iter()
-        .map(|n| (distance(name, n), *n))
+        .map(|o| o.name)
+        .chain(BINDING_OPTIONS.iter().copied())
+        .map(|n| (distance(name, n), n))
         .min()
         .filter(|(d, _)| *d <= 3);
     let hint = match best {
@@ -393,17 +163,6 @@ fn type_name(v: &Bound<'_, PyAny>) -> String {
         .name()
         .map(|n| n.to_string())
         .unwrap_or_else(|_| "?".into())
-}
-
-fn opt<T>(
-    v: &Bound<'_, PyAny>,
-    f: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<T>,
-) -> PyResult<Option<T>> {
-    if v.is_none() {
-        Ok(None)
-    } else {
-        f(v).map(Some)
-    }
 }
 
 fn number(name: &str, v: &Bound<'_, PyAny>) -> PyResult<f64> {

@@ -73,7 +73,7 @@ def test_bad_url(url: str, problem: str) -> None:
         ({"outbox_max_messages": 1.5}, "outbox_max_messages", "expected an int"),
         ({"backoff_multiplier": 0.5}, "backoff_multiplier", ">= 1.0"),
         ({"backoff_initial": 2, "backoff_max": 1}, "backoff_max", "below the initial"),
-        ({"max_reconnect_attempts": 0}, "max_reconnect_attempts", "reconnect=False"),
+        ({"max_reconnect_attempts": 0}, "max_reconnect_attempts", "turn reconnect off"),
         ({"max_message_size": 100, "outbox_max_bytes": 10}, "max_message_size", "outbox byte bound"),
         ({"overflow": "block"}, "overflow", "expected"),
         ({"overflow_timeout": 1}, "overflow_timeout", "overflow=\"wait\""),
