@@ -41,6 +41,17 @@ pub enum ConfigError {
     Tls(String),
 }
 
+impl ConfigError {
+    /// The id of the option at fault (the option table's, or `url`), when one is.
+    pub fn option(&self) -> Option<&'static str> {
+        match self {
+            ConfigError::InvalidValue { option, .. } => Some(option),
+            ConfigError::InvalidUrl { .. } => Some("url"),
+            _ => None,
+        }
+    }
+}
+
 /// Why a `send_*` call did not accept a message. Nothing was queued when this is returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -250,7 +250,9 @@ fn choice(name: &'static str, choices: &[&str], v: OptionValue) -> Result<usize,
     let given = text(name, v)?.unwrap_or_default();
     choices.iter().position(|c| *c == given).ok_or_else(|| {
         let names: Vec<String> = choices.iter().map(|c| format!("\"{c}\"")).collect();
-        let (last, rest) = names.split_last().map_or(("", &[][..]), |(l, r)| (l.as_str(), r));
+        let (last, rest) = names
+            .split_last()
+            .map_or(("", &[][..]), |(l, r)| (l.as_str(), r));
         let list = if rest.is_empty() {
             last.to_owned()
         } else {

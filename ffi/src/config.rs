@@ -1,12 +1,17 @@
 //! `tether_config`: a builder handle. Setters record their value; everything is validated by
 //! core when a client is created (or by `tether_config_validate`), except the URL, which
 //! `tether_config_set_url` checks at once. Options never set keep core's defaults.
+//!
+//! The setters are typed (they are the ABI) but hold no policy: each gives its values to the
+//! core's option table (`tether_core::options`) under the option ids, converting only C's
+//! conventions (milliseconds, 0 for "unset", enum ints). docs/C_API.md's option table is
+//! generated from the same table, and a core test checks every C setter it names exists.
 
 use std::ffi::{c_char, c_int};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tether_core::{defaults, Config, ConfigBuilder, OverflowPolicy, Protocol, TlsRoots};
+use tether_core::{options, Config, ConfigBuilder, OptionValue, OverflowPolicy, TlsRoots};
 
 use crate::registry::{Registry, TAG_CONFIG};
 use crate::status::tether_status::{self, *};
@@ -66,15 +71,12 @@ pub enum tether_protocol {
     TETHER_PROTOCOL_ENVELOPE = 1,
 }
 
-type Op = Box<dyn Fn(ConfigBuilder) -> ConfigBuilder + Send + Sync>;
-
 struct ConfigState {
     url: Option<String>,
-    /// The setters called, in order, replayed on a fresh core builder (so options never set
-    /// keep core's defaults).
-    ops: Vec<Op>,
+    /// The values set so far (options never set keep core's defaults); its URL is replaced
+    /// by `url` at build.
+    builder: ConfigBuilder,
     dispatch: tether_dispatch,
-    close_timeout: Duration,
 }
 
 pub(crate) struct ConfigInner {
@@ -90,7 +92,8 @@ pub(crate) struct Built {
 }
 
 impl ConfigInner {
-    /// Validate everything (in core) and produce a core config.
+    /// Validate everything (in core) and produce a core config. A value error names the
+    /// option by its id and, for C, the setter that sets it.
     pub(crate) fn build(&self) -> Result<Built, Fail> {
         let s = lock(&self.state);
         let Some(url) = &s.url else {
@@ -99,15 +102,17 @@ impl ConfigInner {
                 "no URL: call tether_config_set_url first",
             ));
         };
-        let builder = s
-            .ops
-            .iter()
-            .fold(Config::builder(url.clone()), |b, op| op(b));
-        let config = builder.build().map_err(|e| Fail::from(&e))?;
+        let config = s.builder.clone().url(url.clone()).build().map_err(|e| {
+            let mut fail = Fail::from(&e);
+            if let Some(spec) = e.option().and_then(options::find) {
+                fail.message += &format!(" (set with {})", spec.c_setter);
+            }
+            fail
+        })?;
         Ok(Built {
+            close_timeout: config.close_timeout(),
             config,
             dispatch: s.dispatch,
-            close_timeout: s.close_timeout,
         })
     }
 }
@@ -137,15 +142,72 @@ fn update(
     }
 }
 
-/// A setter that only records one core builder call.
-fn push(
+/// `update` at the boundary (a panic becomes `TETHER_ERR_PANIC`), for the setters' bodies.
+fn guarded(
     config: *mut tether_config,
-    op: impl Fn(ConfigBuilder) -> ConfigBuilder + Send + Sync + 'static,
+    f: impl FnOnce(&mut ConfigState) -> Result<(), Fail>,
 ) -> tether_status {
-    update(config, |s| {
-        s.ops.push(Box::new(op));
+    ffi_boundary!(TETHER_ERR_PANIC, { update(config, f) })
+}
+
+/// A setter through the option table: `values` (run after the config is looked up, so a bad
+/// handle is reported before a bad argument) gives (option id, value) pairs.
+fn set<const N: usize>(
+    config: *mut tether_config,
+    values: impl FnOnce() -> Result<[(&'static str, OptionValue); N], Fail>,
+) -> tether_status {
+    guarded(config, |s| {
+        for (name, value) in values()? {
+            s.builder.set(name, value).map_err(|e| Fail::from(&e))?;
+        }
         Ok(())
     })
+}
+
+/// A setter that calls a builder method (where C keeps the method's semantics: a CA file or
+/// PEM wins over the named roots, and a later overflow policy replaces the wait timeout).
+fn with_builder(
+    config: *mut tether_config,
+    f: impl FnOnce(ConfigBuilder) -> Result<ConfigBuilder, Fail>,
+) -> tether_status {
+    guarded(config, |s| {
+        s.builder = f(s.builder.clone())?;
+        Ok(())
+    })
+}
+
+/// Record `fail` on the config (when it is a valid handle) and return its status.
+fn fail(config: *mut tether_config, fail: Fail) -> tether_status {
+    update(config, |_| Err(fail))
+}
+
+fn dur(millis: u64) -> OptionValue {
+    OptionValue::Duration(ms(millis))
+}
+
+/// C's 0 means "unset" (off, unlimited) for these options.
+fn dur_or_unset(millis: u64) -> OptionValue {
+    if millis == 0 {
+        OptionValue::Unset
+    } else {
+        dur(millis)
+    }
+}
+
+fn int(n: usize) -> OptionValue {
+    OptionValue::Int(n as u64)
+}
+
+fn int_or_unset(n: usize) -> OptionValue {
+    if n == 0 {
+        OptionValue::Unset
+    } else {
+        int(n)
+    }
+}
+
+fn text(s: &str) -> OptionValue {
+    OptionValue::Text(s.to_owned())
 }
 
 fn bad_enum(what: &str, value: c_int) -> Fail {
@@ -163,9 +225,8 @@ pub extern "C" fn tether_config_new() -> *mut tether_config {
         let inner = Arc::new(ConfigInner {
             state: Mutex::new(ConfigState {
                 url: None,
-                ops: Vec::new(),
+                builder: ConfigBuilder::new(""),
                 dispatch: tether_dispatch::TETHER_DISPATCH_THREAD,
-                close_timeout: defaults::CLOSE_TIMEOUT,
             }),
             last_error: LastError::default(),
         });
@@ -257,15 +318,11 @@ pub extern "C" fn tether_config_add_header(
     name: *const c_char,
     value: *const c_char,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        update(config, |s| {
-            // SAFETY: header contract: NULL or NUL-terminated strings live for the call.
-            let (name, value) = unsafe { (str_arg(name, "name")?, str_arg(value, "value")?) };
-            let (name, value) = (name.to_owned(), value.to_owned());
-            s.ops
-                .push(Box::new(move |b| b.header(name.clone(), value.clone())));
-            Ok(())
-        })
+    // SAFETY: header contract: NULL or NUL-terminated strings live for the call.
+    set(config, || {
+        let (name, value) = unsafe { (str_arg(name, "name")?, str_arg(value, "value")?) };
+        let pair = (name.to_owned(), value.to_owned());
+        Ok([("headers", OptionValue::Pairs(vec![pair]))])
     })
 }
 
@@ -275,14 +332,10 @@ pub extern "C" fn tether_config_add_subprotocol(
     config: *mut tether_config,
     protocol: *const c_char,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        update(config, |s| {
-            // SAFETY: header contract: NULL or a NUL-terminated string live for the call.
-            let protocol = unsafe { str_arg(protocol, "protocol") }?.to_owned();
-            s.ops
-                .push(Box::new(move |b| b.subprotocol(protocol.clone())));
-            Ok(())
-        })
+    // SAFETY: header contract: NULL or a NUL-terminated string live for the call.
+    set(config, || {
+        let protocol = unsafe { str_arg(protocol, "protocol") }?.to_owned();
+        Ok([("subprotocols", OptionValue::List(vec![protocol]))])
     })
 }
 
@@ -292,9 +345,7 @@ pub extern "C" fn tether_config_set_connect_timeout_ms(
     config: *mut tether_config,
     timeout_ms: u64,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        push(config, move |b| b.connect_timeout(ms(timeout_ms)))
-    })
+    set(config, || Ok([("connect_timeout", dur(timeout_ms))]))
 }
 
 /// Happy Eyeballs (RFC 8305) connection attempt delay, in milliseconds. When the host has
@@ -313,9 +364,7 @@ pub extern "C" fn tether_config_set_happy_eyeballs_delay_ms(
     config: *mut tether_config,
     delay_ms: u64,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        push(config, move |b| b.happy_eyeballs_delay(ms(delay_ms)))
-    })
+    set(config, || Ok([("happy_eyeballs_delay", dur(delay_ms))]))
 }
 
 /// Connect to `address` for `host` instead of asking DNS (like curl's `--resolve`): pin a
@@ -343,16 +392,11 @@ pub extern "C" fn tether_config_add_resolve(
     host: *const c_char,
     address: *const c_char,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        update(config, |s| {
-            // SAFETY: header contract: NULL or NUL-terminated strings live for the call.
-            let (host, address) = unsafe { (str_arg(host, "host")?, str_arg(address, "address")?) };
-            let (host, address) = (host.to_owned(), address.to_owned());
-            s.ops.push(Box::new(move |b| {
-                b.resolve(host.clone(), [address.clone()])
-            }));
-            Ok(())
-        })
+    // SAFETY: header contract: NULL or NUL-terminated strings live for the call.
+    set(config, || {
+        let (host, address) = unsafe { (str_arg(host, "host")?, str_arg(address, "address")?) };
+        let entry = (host.to_owned(), vec![address.to_owned()]);
+        Ok([("resolve", OptionValue::Resolve(vec![entry]))])
     })
 }
 
@@ -363,15 +407,12 @@ pub extern "C" fn tether_config_set_tls_roots(
     roots: c_int,
 ) -> tether_status {
     ffi_boundary!(TETHER_ERR_PANIC, {
-        update(config, |s| {
-            let roots = match roots {
-                0 => TlsRoots::System,
-                1 => TlsRoots::WebPki,
-                other => return Err(bad_enum("tether_tls_roots", other)),
-            };
-            s.ops.push(Box::new(move |b| b.tls_roots(roots.clone())));
-            Ok(())
-        })
+        let roots = match roots {
+            0 => TlsRoots::System,
+            1 => TlsRoots::WebPki,
+            other => return fail(config, bad_enum("tether_tls_roots", other)),
+        };
+        with_builder(config, |b| Ok(b.tls_roots(roots)))
     })
 }
 
@@ -382,13 +423,9 @@ pub extern "C" fn tether_config_set_tls_ca_file(
     config: *mut tether_config,
     path: *const c_char,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        update(config, |s| {
-            // SAFETY: header contract: NULL or a NUL-terminated string live for the call.
-            let path = unsafe { str_arg(path, "path") }?.to_owned();
-            s.ops.push(Box::new(move |b| b.tls_ca_file(path.clone())));
-            Ok(())
-        })
+    // SAFETY: header contract: NULL or a NUL-terminated string live for the call.
+    with_builder(config, |b| {
+        Ok(b.tls_ca_file(unsafe { str_arg(path, "path") }?))
     })
 }
 
@@ -399,15 +436,10 @@ pub extern "C" fn tether_config_set_tls_ca_pem(
     pem: *const u8,
     len: usize,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        update(config, |s| {
-            // SAFETY: header contract: `len` readable bytes at `pem` for the call.
-            let pem = unsafe { bytes_arg(pem, len, "pem") }?.to_vec();
-            s.ops.push(Box::new(move |b| {
-                b.tls_roots(TlsRoots::CustomCa(pem.clone()))
-            }));
-            Ok(())
-        })
+    // SAFETY: header contract: `len` readable bytes at `pem` for the call.
+    with_builder(config, |b| {
+        let pem = unsafe { bytes_arg(pem, len, "pem") }?.to_vec();
+        Ok(b.tls_roots(TlsRoots::CustomCa(pem)))
     })
 }
 
@@ -417,9 +449,7 @@ pub extern "C" fn tether_config_set_danger_accept_invalid_certs(
     config: *mut tether_config,
     accept: bool,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        push(config, move |b| b.danger_accept_invalid_certs(accept))
-    })
+    set(config, || Ok([("tls_insecure", OptionValue::Bool(accept))]))
 }
 
 /// Turn automatic reconnect on (default) or off.
@@ -428,9 +458,7 @@ pub extern "C" fn tether_config_set_reconnect_enabled(
     config: *mut tether_config,
     enabled: bool,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        push(config, move |b| b.reconnect_enabled(enabled))
-    })
+    set(config, || Ok([("reconnect", OptionValue::Bool(enabled))]))
 }
 
 /// Backoff: the delay before attempt n is uniform in
@@ -442,10 +470,12 @@ pub extern "C" fn tether_config_set_backoff(
     max_ms: u64,
     multiplier: f64,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        push(config, move |b| {
-            b.backoff(ms(initial_ms), ms(max_ms), multiplier)
-        })
+    set(config, || {
+        Ok([
+            ("backoff_initial", dur(initial_ms)),
+            ("backoff_max", dur(max_ms)),
+            ("backoff_multiplier", OptionValue::Float(multiplier)),
+        ])
     })
 }
 
@@ -455,9 +485,8 @@ pub extern "C" fn tether_config_set_max_reconnect_attempts(
     config: *mut tether_config,
     attempts: u32,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        let attempts = (attempts != 0).then_some(attempts);
-        push(config, move |b| b.max_reconnect_attempts(attempts))
+    set(config, || {
+        Ok([("max_reconnect_attempts", int_or_unset(attempts as usize))])
     })
 }
 
@@ -467,9 +496,8 @@ pub extern "C" fn tether_config_set_max_retry_duration_ms(
     config: *mut tether_config,
     duration_ms: u64,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        let cap = (duration_ms != 0).then(|| ms(duration_ms));
-        push(config, move |b| b.max_retry_duration(cap))
+    set(config, || {
+        Ok([("max_retry_duration", dur_or_unset(duration_ms))])
     })
 }
 
@@ -479,9 +507,7 @@ pub extern "C" fn tether_config_set_min_uptime_ms(
     config: *mut tether_config,
     uptime_ms: u64,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        push(config, move |b| b.min_uptime(ms(uptime_ms)))
-    })
+    set(config, || Ok([("min_uptime", dur(uptime_ms))]))
 }
 
 /// Heartbeat: a WebSocket ping every `interval_ms`; if nothing arrives within `timeout_ms`
@@ -493,9 +519,11 @@ pub extern "C" fn tether_config_set_heartbeat(
     interval_ms: u64,
     timeout_ms: u64,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        let interval = (interval_ms != 0).then(|| ms(interval_ms));
-        push(config, move |b| b.heartbeat(interval, ms(timeout_ms)))
+    set(config, || {
+        Ok([
+            ("ping_interval", dur_or_unset(interval_ms)),
+            ("ping_timeout", dur(timeout_ms)),
+        ])
     })
 }
 
@@ -507,8 +535,11 @@ pub extern "C" fn tether_config_set_outbox_limits(
     max_messages: usize,
     max_bytes: usize,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        push(config, move |b| b.outbox_limits(max_messages, max_bytes))
+    set(config, || {
+        Ok([
+            ("outbox_max_messages", int(max_messages)),
+            ("outbox_max_bytes", int(max_bytes)),
+        ])
     })
 }
 
@@ -521,16 +552,13 @@ pub extern "C" fn tether_config_set_overflow_policy(
     wait_timeout_ms: u64,
 ) -> tether_status {
     ffi_boundary!(TETHER_ERR_PANIC, {
-        update(config, |s| {
-            let policy = match policy {
-                0 => OverflowPolicy::Reject,
-                1 => OverflowPolicy::Wait(ms(wait_timeout_ms)),
-                2 => OverflowPolicy::DropOldest,
-                other => return Err(bad_enum("tether_overflow", other)),
-            };
-            s.ops.push(Box::new(move |b| b.overflow_policy(policy)));
-            Ok(())
-        })
+        let policy = match policy {
+            0 => OverflowPolicy::Reject,
+            1 => OverflowPolicy::Wait(ms(wait_timeout_ms)),
+            2 => OverflowPolicy::DropOldest,
+            other => return fail(config, bad_enum("tether_overflow", other)),
+        };
+        with_builder(config, |b| Ok(b.overflow_policy(policy)))
     })
 }
 
@@ -541,8 +569,8 @@ pub extern "C" fn tether_config_set_queue_while_disconnected(
     config: *mut tether_config,
     queue: bool,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        push(config, move |b| b.queue_while_disconnected(queue))
+    set(config, || {
+        Ok([("queue_while_disconnected", OptionValue::Bool(queue))])
     })
 }
 
@@ -553,9 +581,7 @@ pub extern "C" fn tether_config_set_max_outbound_message_size(
     config: *mut tether_config,
     bytes: usize,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        push(config, move |b| b.max_outbound_message_size(bytes))
-    })
+    set(config, || Ok([("max_message_size", int(bytes))]))
 }
 
 /// Largest inbound message and frame, in bytes (default 16 MiB each). A bigger one closes
@@ -566,10 +592,11 @@ pub extern "C" fn tether_config_set_max_inbound_size(
     message_bytes: usize,
     frame_bytes: usize,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        push(config, move |b| {
-            b.max_inbound_size(message_bytes, frame_bytes)
-        })
+    set(config, || {
+        Ok([
+            ("max_inbound_message_size", int(message_bytes)),
+            ("max_inbound_frame_size", int(frame_bytes)),
+        ])
     })
 }
 
@@ -580,14 +607,7 @@ pub extern "C" fn tether_config_set_close_timeout_ms(
     config: *mut tether_config,
     timeout_ms: u64,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        update(config, |s| {
-            s.close_timeout = ms(timeout_ms);
-            s.ops
-                .push(Box::new(move |b| b.close_timeout(ms(timeout_ms))));
-            Ok(())
-        })
-    })
+    set(config, || Ok([("close_timeout", dur(timeout_ms))]))
 }
 
 /// Inbound messages buffered for the application before the client stops reading the socket
@@ -597,9 +617,7 @@ pub extern "C" fn tether_config_set_event_queue_capacity(
     config: *mut tether_config,
     capacity: usize,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        push(config, move |b| b.event_queue_capacity(capacity))
-    })
+    set(config, || Ok([("event_queue_capacity", int(capacity))]))
 }
 
 /// Socket read buffer size in bytes (at least 1024). Default 32 KiB.
@@ -608,9 +626,7 @@ pub extern "C" fn tether_config_set_read_buffer_size(
     config: *mut tether_config,
     bytes: usize,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        push(config, move |b| b.read_buffer_size(bytes))
-    })
+    set(config, || Ok([("read_buffer_size", int(bytes))]))
 }
 
 /// Bytes written per batch before one flush. Default 256 KiB.
@@ -619,9 +635,7 @@ pub extern "C" fn tether_config_set_write_batch_bytes(
     config: *mut tether_config,
     bytes: usize,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        push(config, move |b| b.write_batch_bytes(bytes))
-    })
+    set(config, || Ok([("write_batch_bytes", int(bytes))]))
 }
 
 /// How callbacks are delivered: a `tether_dispatch` value (default
@@ -650,16 +664,9 @@ pub extern "C" fn tether_config_set_protocol(
     config: *mut tether_config,
     protocol: c_int,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        update(config, |s| {
-            let protocol = match protocol {
-                0 => Protocol::Raw,
-                1 => Protocol::Envelope,
-                other => return Err(bad_enum("tether_protocol", other)),
-            };
-            s.ops.push(Box::new(move |b| b.protocol(protocol)));
-            Ok(())
-        })
+    set(config, || match protocol {
+        0 | 1 => Ok([("protocol", text(["raw", "envelope"][protocol as usize]))]),
+        other => Err(bad_enum("tether_protocol", other)),
     })
 }
 
@@ -672,13 +679,9 @@ pub extern "C" fn tether_config_set_session_id(
     config: *mut tether_config,
     id: *const c_char,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        update(config, |s| {
-            // SAFETY: header contract: NULL or a NUL-terminated string live for the call.
-            let id = unsafe { str_arg(id, "id") }?.to_owned();
-            s.ops.push(Box::new(move |b| b.session_id(id.clone())));
-            Ok(())
-        })
+    // SAFETY: header contract: NULL or a NUL-terminated string live for the call.
+    set(config, || {
+        Ok([("session_id", text(unsafe { str_arg(id, "id") }?))])
     })
 }
 
@@ -688,13 +691,9 @@ pub extern "C" fn tether_config_set_auth_token(
     config: *mut tether_config,
     token: *const c_char,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        update(config, |s| {
-            // SAFETY: header contract: NULL or a NUL-terminated string live for the call.
-            let token = unsafe { str_arg(token, "token") }?.to_owned();
-            s.ops.push(Box::new(move |b| b.auth_token(token.clone())));
-            Ok(())
-        })
+    // SAFETY: header contract: NULL or a NUL-terminated string live for the call.
+    set(config, || {
+        Ok([("token", text(unsafe { str_arg(token, "token") }?))])
     })
 }
 
@@ -706,13 +705,10 @@ pub extern "C" fn tether_config_set_signing_key(
     key: *const u8,
     len: usize,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        update(config, |s| {
-            // SAFETY: header contract: `len` readable bytes at `key` for the call.
-            let key = unsafe { bytes_arg(key, len, "key") }?.to_vec();
-            s.ops.push(Box::new(move |b| b.signing_key(key.clone())));
-            Ok(())
-        })
+    // SAFETY: header contract: `len` readable bytes at `key` for the call.
+    set(config, || {
+        let key = unsafe { bytes_arg(key, len, "key") }?.to_vec();
+        Ok([("signing_key", OptionValue::Bytes(key))])
     })
 }
 
@@ -723,9 +719,8 @@ pub extern "C" fn tether_config_set_compression_threshold(
     config: *mut tether_config,
     bytes: usize,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        let threshold = (bytes != 0).then_some(bytes);
-        push(config, move |b| b.compression_threshold(threshold))
+    set(config, || {
+        Ok([("compression_threshold", int_or_unset(bytes))])
     })
 }
 
@@ -737,8 +732,11 @@ pub extern "C" fn tether_config_set_ack_timeout(
     timeout_ms: u64,
     retries: u32,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        push(config, move |b| b.ack_timeout(ms(timeout_ms), retries))
+    set(config, || {
+        Ok([
+            ("ack_timeout", dur(timeout_ms)),
+            ("ack_retries", OptionValue::Int(retries.into())),
+        ])
     })
 }
 
@@ -748,9 +746,7 @@ pub extern "C" fn tether_config_set_handshake_timeout_ms(
     config: *mut tether_config,
     timeout_ms: u64,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        push(config, move |b| b.handshake_timeout(ms(timeout_ms)))
-    })
+    set(config, || Ok([("handshake_timeout", dur(timeout_ms))]))
 }
 
 /// Envelope mode: also send app-level pings with each heartbeat (default: on in envelope
@@ -760,7 +756,7 @@ pub extern "C" fn tether_config_set_app_ping(
     config: *mut tether_config,
     on: bool,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, { push(config, move |b| b.app_ping(on)) })
+    set(config, || Ok([("app_ping", OptionValue::Bool(on))]))
 }
 
 /// Set the number of worker threads of Tether's internal I/O runtime (1 to 64; default 1),

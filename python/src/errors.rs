@@ -60,12 +60,7 @@ fn with_types(f: impl for<'py> FnOnce(Python<'py>, &types::Types) -> PyErr) -> P
 /// `ConfigError` → `tether.ConfigError` (a `ValueError`) with `.option`: the core's text and
 /// option id are the Python keyword's (the option table's stable ids), so nothing is re-worded.
 pub(crate) fn config_error(e: ConfigError) -> PyErr {
-    let option = match &e {
-        ConfigError::InvalidValue { option, .. } => Some(*option),
-        ConfigError::InvalidUrl { .. } => Some("url"),
-        _ => None,
-    };
-    match option {
+    match e.option() {
         Some(option) => config_message(option, e.to_string()),
         None => with_types(|py, t| make(py, &t.config_error, e.to_string(), &[])),
     }

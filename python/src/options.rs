@@ -118,7 +118,12 @@ fn convert(py: Python<'_>, spec: &OptionSpec, v: &Bound<'_, PyAny>) -> PyResult<
         OptionKind::TextList => OptionValue::List(strings(name, v)?),
         OptionKind::Headers => OptionValue::Pairs(pairs(name, v)?),
         OptionKind::Resolve => OptionValue::Resolve(resolve_entries(name, v)?),
-        _ => return Err(option_error(name, "is not supported by this version of tether")),
+        _ => {
+            return Err(option_error(
+                name,
+                "is not supported by this version of tether",
+            ))
+        }
     })
 }
 

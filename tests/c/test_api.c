@@ -641,7 +641,7 @@ static void test_invalid_config_values(void) {
         int which;
         const char *says;
     } cases[] = {
-        {0, "backoff multiplier"}, {1, "outbox max_messages"}, {2, "connect_timeout"},
+        {0, "backoff_multiplier"}, {1, "outbox_max_messages"}, {2, "connect_timeout"},
         {3, "CA file"},           {4, "auth_token"},          {5, "header"},
         {6, "subprotocol"},       {7, "max_outbound_message_size"},
         {8, "happy_eyeballs_delay"}, {9, "happy_eyeballs_delay"},
