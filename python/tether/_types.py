@@ -333,8 +333,10 @@ class ClientOptions(TypedDict, total=False):
     """Keyword options of :class:`tether.Client` and :class:`tether.AsyncClient`.
 
     Durations are in seconds (int or float); sizes in bytes. See docs/PYTHON.md for defaults.
+    The options down to the callbacks come from the core's option table.
     """
 
+    # BEGIN generated from core/src/options.rs by core/examples/options_doc.rs
     # connection
     headers: Union[Mapping[str, str], Sequence[Tuple[str, str]]]
     subprotocols: Sequence[str]
@@ -343,8 +345,8 @@ class ClientOptions(TypedDict, total=False):
     resolve: Optional[Mapping[str, Sequence[str]]]
     # TLS
     tls_roots: Literal["system", "webpki"]
-    ca_file: Union[str, os.PathLike[str], None]
-    ca_pem: Union[str, bytes, None]
+    ca_file: Union[str, os.PathLike[str]]
+    ca_pem: Union[bytes, str]
     tls_insecure: bool
     # reconnect
     reconnect: bool
@@ -374,14 +376,15 @@ class ClientOptions(TypedDict, total=False):
     write_batch_bytes: int
     # envelope mode
     protocol: Literal["raw", "envelope"]
-    token: Optional[str]
+    token: str
     session_id: Optional[str]
-    signing_key: Union[bytes, str, None]
+    signing_key: Union[bytes, str]
     compression_threshold: Optional[int]
     ack_timeout: float
     ack_retries: int
     handshake_timeout: float
     app_ping: bool
+    # END generated
     # callbacks (run on the client's dispatcher thread)
     on_message: Optional[Callable[[Data], object]]
     on_state: Optional[Callable[[StateChanged], object]]
