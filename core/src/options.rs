@@ -193,6 +193,16 @@ macro_rules! take {
     };
 }
 
+/// An `Apply` that stores one converted value in a builder field.
+macro_rules! put {
+    ($($field:ident).+ = $conv:ident($name:literal)) => {
+        |b, v| {
+            b.$($field).+ = $conv($name, v)?;
+            Ok(())
+        }
+    };
+}
+
 fn dur(name: &'static str, v: OptionValue) -> Result<Duration, ConfigError> {
     match v {
         OptionValue::Duration(d) => Ok(d),
@@ -358,10 +368,7 @@ static TABLE: &[OptionSpec] = &[
         K::Duration,
         "tether_config_set_connect_timeout_ms",
         "time allowed for TCP connect, TLS and the HTTP upgrade together",
-        |b, v| {
-            b.connect_timeout = dur("connect_timeout", v)?;
-            Ok(())
-        },
+        put!(connect_timeout = dur("connect_timeout")),
         |c| d(c.connect_timeout),
     ),
     row(
@@ -473,10 +480,7 @@ static TABLE: &[OptionSpec] = &[
         K::Bool,
         "tether_config_set_danger_accept_invalid_certs",
         "accept any server certificate: tests only, it removes all protection TLS gives",
-        |b, v| {
-            b.tls_insecure = flag("tls_insecure", v)?;
-            Ok(())
-        },
+        put!(tls_insecure = flag("tls_insecure")),
         |c| OptionValue::Bool(c.tls_insecure),
     ),
     // ----- reconnect
@@ -486,10 +490,7 @@ static TABLE: &[OptionSpec] = &[
         K::Bool,
         "tether_config_set_reconnect_enabled",
         "reconnect automatically",
-        |b, v| {
-            b.reconnect.enabled = flag("reconnect", v)?;
-            Ok(())
-        },
+        put!(reconnect.enabled = flag("reconnect")),
         |c| OptionValue::Bool(c.reconnect.enabled),
     ),
     row(
@@ -499,10 +500,7 @@ static TABLE: &[OptionSpec] = &[
         "tether_config_set_backoff",
         "bound of the first reconnect delay: the delay before attempt n is uniform in \
          [0, min(backoff_max, backoff_initial × backoff_multiplier^(n-1))]",
-        |b, v| {
-            b.reconnect.initial_delay = dur("backoff_initial", v)?;
-            Ok(())
-        },
+        put!(reconnect.initial_delay = dur("backoff_initial")),
         |c| d(c.reconnect.initial_delay),
     ),
     row(
@@ -511,10 +509,7 @@ static TABLE: &[OptionSpec] = &[
         K::Duration,
         "tether_config_set_backoff",
         "cap on any one reconnect delay",
-        |b, v| {
-            b.reconnect.max_delay = dur("backoff_max", v)?;
-            Ok(())
-        },
+        put!(reconnect.max_delay = dur("backoff_max")),
         |c| d(c.reconnect.max_delay),
     ),
     row(
@@ -563,10 +558,7 @@ static TABLE: &[OptionSpec] = &[
             K::Duration,
             "tether_config_set_max_retry_duration_ms",
             "cap on the time spent retrying in one outage",
-            |b, v| {
-                b.reconnect.max_retry_duration = opt_dur("max_retry_duration", v)?;
-                Ok(())
-            },
+            put!(reconnect.max_retry_duration = opt_dur("max_retry_duration")),
             |c| opt_d(c.reconnect.max_retry_duration),
         ),
         "unlimited",
@@ -577,10 +569,7 @@ static TABLE: &[OptionSpec] = &[
         K::Duration,
         "tether_config_set_min_uptime_ms",
         "a link must stay up this long before the attempt counter and backoff reset",
-        |b, v| {
-            b.reconnect.min_uptime = dur("min_uptime", v)?;
-            Ok(())
-        },
+        put!(reconnect.min_uptime = dur("min_uptime")),
         |c| d(c.reconnect.min_uptime),
     ),
     // ----- heartbeat
@@ -593,10 +582,7 @@ static TABLE: &[OptionSpec] = &[
             "send a WebSocket ping this often; a link on which nothing arrives within \
              `ping_interval + ping_timeout` is dead and is reconnected (the deadline of a ping \
              queued behind a large message starts once it is in the socket)",
-            |b, v| {
-                b.ping_interval = opt_dur("ping_interval", v)?;
-                Ok(())
-            },
+            put!(ping_interval = opt_dur("ping_interval")),
             |c| opt_d(c.ping_interval),
         ),
         "off",
@@ -607,10 +593,7 @@ static TABLE: &[OptionSpec] = &[
         K::Duration,
         "tether_config_set_heartbeat",
         "time allowed for any frame to arrive after a ping",
-        |b, v| {
-            b.pong_timeout = dur("ping_timeout", v)?;
-            Ok(())
-        },
+        put!(pong_timeout = dur("ping_timeout")),
         |c| d(c.pong_timeout),
     ),
     // ----- outbox
@@ -620,10 +603,7 @@ static TABLE: &[OptionSpec] = &[
         K::Count,
         "tether_config_set_outbox_limits",
         "outbox bound by count (queued plus being written)",
-        |b, v| {
-            b.outbox_max_messages = count("outbox_max_messages", v)?;
-            Ok(())
-        },
+        put!(outbox_max_messages = count("outbox_max_messages")),
         |c| n(c.outbox_max_messages),
     ),
     row(
@@ -632,10 +612,7 @@ static TABLE: &[OptionSpec] = &[
         K::Count,
         "tether_config_set_outbox_limits",
         "outbox bound by bytes (queued plus being written)",
-        |b, v| {
-            b.outbox_max_bytes = count("outbox_max_bytes", v)?;
-            Ok(())
-        },
+        put!(outbox_max_bytes = count("outbox_max_bytes")),
         |c| n(c.outbox_max_bytes),
     ),
     row(
@@ -685,10 +662,7 @@ static TABLE: &[OptionSpec] = &[
         K::Bool,
         "tether_config_set_queue_while_disconnected",
         "queue messages while not ready; off: a send is refused as not ready",
-        |b, v| {
-            b.queue_while_disconnected = flag("queue_while_disconnected", v)?;
-            Ok(())
-        },
+        put!(queue_while_disconnected = flag("queue_while_disconnected")),
         |c| OptionValue::Bool(c.queue_while_disconnected),
     ),
     // ----- limits
@@ -714,10 +688,7 @@ static TABLE: &[OptionSpec] = &[
         K::Count,
         "tether_config_set_max_inbound_size",
         "largest inbound message: a larger one closes the link with 1009",
-        |b, v| {
-            b.max_inbound_message_size = count("max_inbound_message_size", v)?;
-            Ok(())
-        },
+        put!(max_inbound_message_size = count("max_inbound_message_size")),
         |c| n(c.max_inbound_message_size),
     ),
     row(
@@ -726,10 +697,7 @@ static TABLE: &[OptionSpec] = &[
         K::Count,
         "tether_config_set_max_inbound_size",
         "largest inbound frame: a larger one closes the link with 1009",
-        |b, v| {
-            b.max_inbound_frame_size = count("max_inbound_frame_size", v)?;
-            Ok(())
-        },
+        put!(max_inbound_frame_size = count("max_inbound_frame_size")),
         |c| n(c.max_inbound_frame_size),
     ),
     row(
@@ -738,10 +706,7 @@ static TABLE: &[OptionSpec] = &[
         K::Duration,
         "tether_config_set_close_timeout_ms",
         "time `close` spends draining the outbox and completing the closing handshake",
-        |b, v| {
-            b.close_timeout = dur("close_timeout", v)?;
-            Ok(())
-        },
+        put!(close_timeout = dur("close_timeout")),
         |c| d(c.close_timeout),
     ),
     // ----- tuning
@@ -752,10 +717,7 @@ static TABLE: &[OptionSpec] = &[
         "tether_config_set_event_queue_capacity",
         "inbound messages waiting for the application before the client stops reading the \
          socket (backpressure)",
-        |b, v| {
-            b.event_queue_capacity = count("event_queue_capacity", v)?;
-            Ok(())
-        },
+        put!(event_queue_capacity = count("event_queue_capacity")),
         |c| n(c.event_queue_capacity),
     ),
     row(
@@ -764,10 +726,7 @@ static TABLE: &[OptionSpec] = &[
         K::Count,
         "tether_config_set_read_buffer_size",
         "socket read buffer in bytes (at least 1024)",
-        |b, v| {
-            b.read_buffer_size = count("read_buffer_size", v)?;
-            Ok(())
-        },
+        put!(read_buffer_size = count("read_buffer_size")),
         |c| n(c.read_buffer_size),
     ),
     row(
@@ -776,10 +735,7 @@ static TABLE: &[OptionSpec] = &[
         K::Count,
         "tether_config_set_write_batch_bytes",
         "bytes written per batch before one flush",
-        |b, v| {
-            b.write_batch_bytes = count("write_batch_bytes", v)?;
-            Ok(())
-        },
+        put!(write_batch_bytes = count("write_batch_bytes")),
         |c| n(c.write_batch_bytes),
     ),
     // ----- envelope mode
@@ -896,10 +852,7 @@ static TABLE: &[OptionSpec] = &[
         K::Duration,
         "tether_config_set_ack_timeout",
         "envelope mode: time to wait for an ack before writing a message again",
-        |b, v| {
-            b.ack_timeout = dur("ack_timeout", v)?;
-            Ok(())
-        },
+        put!(ack_timeout = dur("ack_timeout")),
         |c| d(c.ack_timeout),
     ),
     row(
@@ -908,10 +861,7 @@ static TABLE: &[OptionSpec] = &[
         K::Count,
         "tether_config_set_ack_timeout",
         "envelope mode: ack timeouts a message may have before it fails",
-        |b, v| {
-            b.ack_retries = count32("ack_retries", v)?;
-            Ok(())
-        },
+        put!(ack_retries = count32("ack_retries")),
         |c| OptionValue::Int(c.ack_retries.into()),
     ),
     row(
@@ -920,10 +870,7 @@ static TABLE: &[OptionSpec] = &[
         K::Duration,
         "tether_config_set_handshake_timeout_ms",
         "envelope mode: time allowed for `hello` → `welcome`",
-        |b, v| {
-            b.handshake_timeout = dur("handshake_timeout", v)?;
-            Ok(())
-        },
+        put!(handshake_timeout = dur("handshake_timeout")),
         |c| d(c.handshake_timeout),
     ),
     default_note(
