@@ -184,3 +184,41 @@ fn happy_eyeballs_delay_and_resolve_are_checked_naming_the_option() {
         .build()
         .expect("an IPv6 URL host matches");
 }
+
+/// Config errors are the same text in every binding: they name options by their table ids and
+/// speak no Rust (no `Protocol::Envelope`, `reconnect_enabled(false)`, `None`).
+#[test]
+fn config_errors_name_table_ids_in_binding_neutral_text() {
+    let b = || Config::builder("ws://127.0.0.1:1/");
+    let bad = [
+        b().header("bad header", "x"),
+        b().subprotocol("has space"),
+        b().backoff(Duration::from_secs(2), Duration::from_secs(1), 2.0),
+        b().backoff(Duration::ZERO, Duration::from_secs(1), 2.0),
+        b().backoff(Duration::from_secs(1), Duration::from_secs(2), 0.5),
+        b().max_reconnect_attempts(Some(0)),
+        b().heartbeat(Some(Duration::ZERO), Duration::from_secs(1)),
+        b().heartbeat(Some(Duration::from_secs(1)), Duration::ZERO),
+        b().outbox_limits(0, 10),
+        b().outbox_limits(10, 0),
+        b().outbox_limits(10, 100).max_outbound_message_size(1000),
+        b().overflow_policy(OverflowPolicy::Wait(Duration::ZERO)),
+        b().auth_token("t"),
+        b().app_ping(true),
+        b().protocol(tether_core::Protocol::Envelope)
+            .compression_threshold(Some(0)),
+    ];
+    for builder in bad {
+        let e = builder.build().expect_err("invalid");
+        let option = e.option().expect("names an option");
+        assert!(
+            tether_core::options::find(option).is_some(),
+            "`{option}` is not an id of the option table: {e}"
+        );
+        let text = e.to_string();
+        for rust in ["::", "(false)", "None", "Some("] {
+            assert!(!text.contains(rust), "{text:?} speaks Rust ({rust})");
+        }
+        assert!(text.contains(&format!("`{option}`")), "{text}");
+    }
+}
