@@ -194,7 +194,7 @@ fn python_type(spec: &OptionSpec) -> String {
         OptionKind::Resolve => "Mapping[str, Sequence[str]]".into(),
         _ => "object".into(),
     };
-    if spec.nullable && spec.unset != "none" {
+    if spec.nullable {
         format!("Optional[{base}]")
     } else {
         base
@@ -202,7 +202,7 @@ fn python_type(spec: &OptionSpec) -> String {
 }
 
 fn nullable_union(spec: &OptionSpec, members: &str) -> String {
-    if spec.nullable && spec.unset != "none" {
+    if spec.nullable {
         format!("Union[{members}, None]")
     } else {
         format!("Union[{members}]")

@@ -3,6 +3,8 @@ ConfigError carries the core's text and option id unchanged (the same text C sho
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import tether
@@ -17,8 +19,9 @@ def test_client_options_lists_every_keyword_the_client_accepts() -> None:
         if name in binding:
             continue
         # An unknown keyword would be "unknown option"; a known one with a bad type names it.
+        bad: dict[str, Any] = {name: object()}
         with pytest.raises(tether.ConfigError) as info:
-            tether.Client(URL, **{name: object()})
+            tether.Client(URL, **bad)
         assert info.value.option == name
         assert "unknown option" not in str(info.value)
 
@@ -41,7 +44,7 @@ def test_client_options_lists_every_keyword_the_client_accepts() -> None:
         ),
     ],
 )
-def test_config_errors_are_the_cores_text(options: dict[str, object], text: str) -> None:
+def test_config_errors_are_the_cores_text(options: dict[str, Any], text: str) -> None:
     with pytest.raises(tether.ConfigError) as info:
-        tether.Client(URL, **options)  # type: ignore[arg-type]
+        tether.Client(URL, **options)
     assert str(info.value) == text

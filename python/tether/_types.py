@@ -345,8 +345,8 @@ class ClientOptions(TypedDict, total=False):
     resolve: Optional[Mapping[str, Sequence[str]]]
     # TLS
     tls_roots: Literal["system", "webpki"]
-    ca_file: Union[str, os.PathLike[str]]
-    ca_pem: Union[bytes, str]
+    ca_file: Union[str, os.PathLike[str], None]
+    ca_pem: Union[bytes, str, None]
     tls_insecure: bool
     # reconnect
     reconnect: bool
@@ -376,9 +376,9 @@ class ClientOptions(TypedDict, total=False):
     write_batch_bytes: int
     # envelope mode
     protocol: Literal["raw", "envelope"]
-    token: str
+    token: Optional[str]
     session_id: Optional[str]
-    signing_key: Union[bytes, str]
+    signing_key: Union[bytes, str, None]
     compression_threshold: Optional[int]
     ack_timeout: float
     ack_retries: int
