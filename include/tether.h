@@ -486,9 +486,10 @@ typedef struct tether_session_reset {
 } tether_session_reset;
 
 /**
- * What the client tells the application. Every member may be NULL ("not interested").
- * Zero-initialise the struct (`tether_callbacks cb = {0};`) and set the ones you need;
- * `tether_client_new` copies it.
+ * What the client tells the application. Every callback may be NULL ("not interested").
+ * Initialise the struct with `TETHER_CALLBACKS_INIT` (C: `tether_callbacks cb =
+ * TETHER_CALLBACKS_INIT;`) or `tether_callbacks_init(&cb)`, which zero it and set
+ * `struct_size`, then set the callbacks you need; `tether_client_new` copies it.
  *
  * All callbacks of one client run serially, never concurrently with each other: on the
  * client's dispatcher thread (`TETHER_DISPATCH_THREAD`) or inside `tether_client_poll*` on
@@ -500,6 +501,14 @@ typedef struct tether_session_reset {
  * `longjmp` out.
  */
 typedef struct tether_callbacks {
+    /**
+     * `sizeof(tether_callbacks)` as your program was compiled (set by `TETHER_CALLBACKS_INIT`
+     * and `tether_callbacks_init`). The library reads only the callbacks that fit in it and
+     * treats the rest as NULL, so a program built against an older, shorter struct keeps
+     * working on a newer library. A size smaller than the first version's callbacks (through
+     * `on_closed`; 0 included) is refused with `TETHER_ERR_INVALID_ARGUMENT`.
+     */
+    size_t struct_size;
     /**
      * Every state change, `from` -> `to` (called before `on_open` / `on_ready`).
      */
@@ -559,8 +568,8 @@ typedef struct tether_callbacks {
      * Envelope mode: a side of the session lost its state (the server restarted, or this
      * process reuses the session id of an earlier one): where the delivery guarantee has a
      * boundary, in `reset` (borrowed for the call). Called right before the `on_ready` of the
-     * link that found out. (Added in 0.1 with protocol revision 2, at the end of the struct:
-     * code compiled against an older header must be rebuilt.)
+     * link that found out. (Added after the first version of the struct: with a
+     * `struct_size` that ends before it, it reads as NULL.)
      */
     void (*on_session_reset)(void *user_data, const struct tether_session_reset *reset);
 } tether_callbacks;
@@ -583,8 +592,18 @@ typedef void (*tether_buffer_free)(void *free_ctx, uint8_t *data, size_t len);
 
 /**
  * A snapshot of a client's counters (`tether_client_stats`). Fields are only ever appended.
+ * Initialise it with `TETHER_STATS_INIT` or `tether_stats_init(&stats)` (they set
+ * `struct_size`) before passing it.
  */
 typedef struct tether_stats {
+    /**
+     * `sizeof(tether_stats)` as your program was compiled (set by `TETHER_STATS_INIT` and
+     * `tether_stats_init`). The library writes only the fields that fit in it, so a program
+     * built against an older, shorter struct is never overflowed by a newer library. A size
+     * smaller than the first version's fields (0 included) is refused with
+     * `TETHER_ERR_INVALID_ARGUMENT`. Left as it is by `tether_client_stats`.
+     */
+    size_t struct_size;
     /**
      * Messages written and flushed to the socket.
      */
@@ -1117,3 +1136,59 @@ const char *tether_version(void);
 #endif  // __cplusplus
 
 #endif  /* TETHER_H */
+
+/* cbindgen writes the trailer after the include guard: this part has its own. */
+#ifndef TETHER_H_SIZED
+#define TETHER_H_SIZED
+
+/*
+ * SIZE-PREFIXED STRUCTS
+ *   tether_callbacks and tether_stats begin with size_t struct_size: the sizeof your program
+ *   was compiled with. Initialise them with the macros or functions below (never {0}: a zero
+ *   struct_size is refused with TETHER_ERR_INVALID_ARGUMENT). The library reads and writes
+ *   only the fields that fit in struct_size, so a program built against an older header runs
+ *   on a newer library without an over-read or an overflow.
+ */
+
+/** Zero `*cb` and set `cb->struct_size` to this header's `sizeof(tether_callbacks)`. */
+static inline void tether_callbacks_init(tether_callbacks *cb) {
+    unsigned char *bytes = (unsigned char *)cb;
+    size_t i;
+    for (i = 0; i < sizeof(tether_callbacks); i++) bytes[i] = 0;
+    cb->struct_size = sizeof(tether_callbacks);
+}
+
+/** Zero `*stats` and set `stats->struct_size` to this header's `sizeof(tether_stats)`. */
+static inline void tether_stats_init(tether_stats *stats) {
+    unsigned char *bytes = (unsigned char *)stats;
+    size_t i;
+    for (i = 0; i < sizeof(tether_stats); i++) bytes[i] = 0;
+    stats->struct_size = sizeof(tether_stats);
+}
+
+/** A zeroed tether_callbacks with its struct_size set: what tether_callbacks_init() writes. */
+static inline tether_callbacks tether_callbacks_make(void) {
+    tether_callbacks cb;
+    tether_callbacks_init(&cb);
+    return cb;
+}
+
+/** A zeroed tether_stats with its struct_size set: what tether_stats_init() writes. */
+static inline tether_stats tether_stats_make(void) {
+    tether_stats stats;
+    tether_stats_init(&stats);
+    return stats;
+}
+
+/** Initialisers: `tether_callbacks cb = TETHER_CALLBACKS_INIT;`, `tether_stats st =
+ * TETHER_STATS_INIT;` (C: a designated initializer, so usable for static objects too; C++:
+ * the _make() functions). */
+#ifdef __cplusplus
+#define TETHER_CALLBACKS_INIT (tether_callbacks_make())
+#define TETHER_STATS_INIT (tether_stats_make())
+#else
+#define TETHER_CALLBACKS_INIT {.struct_size = sizeof(tether_callbacks)}
+#define TETHER_STATS_INIT {.struct_size = sizeof(tether_stats)}
+#endif
+
+#endif  /* TETHER_H_SIZED */

@@ -12,6 +12,7 @@ use crate::callbacks::{
 };
 use crate::config::{self, tether_config, tether_dispatch};
 use crate::registry::{Registry, TAG_CLIENT};
+use crate::sized;
 use crate::status::tether_status::{self, *};
 use crate::status::Fail;
 use crate::util::{bytes_arg, lock, ms, required, str_arg, to_us, write_opt, LastError};
@@ -23,9 +24,17 @@ pub struct tether_client {
 }
 
 /// A snapshot of a client's counters (`tether_client_stats`). Fields are only ever appended.
+/// Initialise it with `TETHER_STATS_INIT` or `tether_stats_init(&stats)` (they set
+/// `struct_size`) before passing it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct tether_stats {
+    /// `sizeof(tether_stats)` as your program was compiled (set by `TETHER_STATS_INIT` and
+    /// `tether_stats_init`). The library writes only the fields that fit in it, so a program
+    /// built against an older, shorter struct is never overflowed by a newer library. A size
+    /// smaller than the first version's fields (0 included) is refused with
+    /// `TETHER_ERR_INVALID_ARGUMENT`. Left as it is by `tether_client_stats`.
+    pub struct_size: usize,
     /// Messages written and flushed to the socket.
     pub messages_sent: u64,
     /// Payload bytes written and flushed.
@@ -181,13 +190,17 @@ pub extern "C" fn tether_client_new(
                 "tether_client_new: callbacks and client_out must not be NULL",
             ));
         }
+        // SAFETY: non-NULL (checked), and the caller promises it points to a valid
+        // `tether_callbacks` of its `struct_size` for the call; it is plain data (function
+        // pointers), copied here.
+        let callbacks = match unsafe { sized::read_callbacks(callbacks) } {
+            Ok(callbacks) => callbacks,
+            Err(fail) => return cfg.last_error.record(fail),
+        };
         let built = match cfg.build() {
             Ok(built) => built,
             Err(fail) => return cfg.last_error.record(fail),
         };
-        // SAFETY: non-NULL (checked), and the caller promises it points to a valid
-        // `tether_callbacks` for the call; it is plain data (function pointers), copied here.
-        let callbacks = unsafe { callbacks.read() };
         let dispatch = Arc::new(Dispatch::new(callbacks, user_data, user_data_free));
         let poll_mode = built.dispatch == tether_dispatch::TETHER_DISPATCH_POLL;
         let inner = Arc::new(ClientInner {
@@ -530,10 +543,13 @@ pub extern "C" fn tether_client_stats(
             client,
             |inner| {
                 required(stats_out, "stats_out")?;
-                inner.with_core(|c| c.stats())
+                // SAFETY: non-NULL (checked); the caller promises a valid `tether_stats`.
+                let size = unsafe { sized::stats_size(stats_out) }?;
+                inner.with_core(|c| (size, c.stats()))
             },
-            |s| {
+            |(size, s)| {
                 let out = tether_stats {
+                    struct_size: size,
                     messages_sent: s.messages_sent,
                     bytes_sent: s.bytes_sent,
                     messages_received: s.messages_received,
@@ -552,8 +568,8 @@ pub extern "C" fn tether_client_stats(
                     last_rtt_us: s.last_rtt.map_or(0, |d| to_us(d).max(1)),
                     last_app_rtt_us: s.last_app_rtt.map_or(0, |d| to_us(d).max(1)),
                 };
-                // SAFETY: non-NULL (checked); the caller promises it is writable.
-                unsafe { stats_out.write(out) }
+                // SAFETY: non-NULL (checked); the caller promises `struct_size` writable bytes.
+                unsafe { sized::write_stats(stats_out, out, size) }
             },
         )
     })
