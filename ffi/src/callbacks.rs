@@ -45,6 +45,10 @@ impl From<State> for tether_state {
 
 /// The state's name ("connecting", "open", "ready", "closing", "closed", "reconnecting"), or
 /// "unknown". Takes an `int` so any value is safe. Static; never NULL; do not free.
+///
+/// Ownership: returns a static string: never NULL, do not free.
+/// Threads: any thread.
+/// Errors: none: an unknown value gives "unknown".
 #[no_mangle]
 pub extern "C" fn tether_state_str(state: c_int) -> *const c_char {
     ffi_boundary!(c"unknown".as_ptr(), {

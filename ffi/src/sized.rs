@@ -48,7 +48,9 @@ unsafe fn caller_size<T>(ptr: *const T, what: &str, min: usize, init: &str) -> R
 /// # Safety
 /// `ptr` is non-NULL, aligned, and its first `struct_size` bytes (as the caller wrote it) are
 /// readable for the call and hold a valid prefix of a `tether_callbacks`.
-pub(crate) unsafe fn read_callbacks(ptr: *const tether_callbacks) -> Result<tether_callbacks, Fail> {
+pub(crate) unsafe fn read_callbacks(
+    ptr: *const tether_callbacks,
+) -> Result<tether_callbacks, Fail> {
     // SAFETY: forwarded from this function's contract.
     let size = unsafe {
         caller_size(
@@ -76,7 +78,14 @@ pub(crate) unsafe fn read_callbacks(ptr: *const tether_callbacks) -> Result<teth
 /// `ptr` is non-NULL and its `struct_size` field is readable.
 pub(crate) unsafe fn stats_size(ptr: *const tether_stats) -> Result<usize, Fail> {
     // SAFETY: forwarded from this function's contract.
-    unsafe { caller_size(ptr, "stats_out", STATS_MIN_SIZE, "TETHER_STATS_INIT or tether_stats_init()") }
+    unsafe {
+        caller_size(
+            ptr,
+            "stats_out",
+            STATS_MIN_SIZE,
+            "TETHER_STATS_INIT or tether_stats_init()",
+        )
+    }
 }
 
 /// Write `value` to the caller's struct: the `size` bytes that fit (its `struct_size` is kept).
@@ -89,11 +98,7 @@ pub(crate) unsafe fn write_stats(out: *mut tether_stats, mut value: tether_stats
     // SAFETY: `n` bytes readable in `value`, writable at `out` (this function's contract);
     // no overlap (`value` is a local).
     unsafe {
-        std::ptr::copy_nonoverlapping(
-            std::ptr::from_ref(&value).cast::<u8>(),
-            out.cast::<u8>(),
-            n,
-        );
+        std::ptr::copy_nonoverlapping(std::ptr::from_ref(&value).cast::<u8>(), out.cast::<u8>(), n);
     }
 }
 
@@ -118,13 +123,16 @@ mod tests {
         // SAFETY: a live, aligned struct.
         let got = unsafe { read_callbacks(&cb) }.expect("accepted");
         assert!(got.on_ready.is_some());
-        assert!(got.on_session_reset.is_none(), "beyond struct_size: not read");
+        assert!(
+            got.on_session_reset.is_none(),
+            "beyond struct_size: not read"
+        );
     }
 
     #[test]
     fn a_too_small_size_is_refused() {
         let cb = tether_callbacks::default(); // struct_size 0
-        // SAFETY: a live, aligned struct.
+                                              // SAFETY: a live, aligned struct.
         let err = unsafe { read_callbacks(&cb) }.err().expect("refused");
         assert_eq!(err.status, TETHER_ERR_INVALID_ARGUMENT);
         assert!(err.message.contains("struct_size is 0"), "{}", err.message);
@@ -147,6 +155,10 @@ mod tests {
         let words = size_of::<tether_stats>() / 8;
         assert_eq!(buf[0] as usize, size, "struct_size kept");
         assert_eq!(buf[1], 7);
-        assert_eq!(buf[words], u64::MAX, "the newer caller's tail is left alone");
+        assert_eq!(
+            buf[words],
+            u64::MAX,
+            "the newer caller's tail is left alone"
+        );
     }
 }
