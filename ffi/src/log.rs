@@ -179,7 +179,15 @@ impl Subscriber for CSubscriber {
 /// included), possibly concurrently: keep it short and thread-safe, copy the strings, and do
 /// not call Tether from it (`tether_set_log_callback` from inside it returns
 /// `TETHER_ERR_REENTRANT`). After this returns, the previous callback is no longer called;
-/// `user_data` is not freed by Tether. Errors: `TETHER_ERR_INVALID_ARGUMENT` (level).
+/// `user_data` is not freed by Tether.
+///
+/// Ownership: `user_data` stays yours (passed to every call of `callback`; keep it valid until the
+/// callback is replaced or cleared); the strings the callback gets are borrowed for that call only.
+/// Threads: any thread; process-wide. The callback itself may run on any thread, concurrently with
+/// itself; calling this from inside it is refused.
+/// Errors: `TETHER_ERR_INVALID_ARGUMENT` (`max_level` not a `tether_log_level`),
+/// `TETHER_ERR_INVALID_STATE` (another `tracing` subscriber is installed), `TETHER_ERR_REENTRANT`
+/// (from inside the log callback).
 #[no_mangle]
 pub extern "C" fn tether_set_log_callback(
     callback: tether_log_callback,
