@@ -299,6 +299,9 @@ impl Session {
         end
     }
 
+    /// The link's loop: start what can be written, then wait for the first of: a close
+    /// request, the write's end, new messages, frames read, room for a held message, and the
+    /// ack, ping, heartbeat and close timers. Each arm is a line or a method.
     async fn pump(&mut self, link: &mut Link, batch: &OpenBatch<'_>) -> LinkEnd {
         let shared = self.shared.clone();
         let config = self.config.clone();
