@@ -486,9 +486,10 @@ typedef struct tether_session_reset {
 } tether_session_reset;
 
 /**
- * What the client tells the application. Every member may be NULL ("not interested").
- * Zero-initialise the struct (`tether_callbacks cb = {0};`) and set the ones you need;
- * `tether_client_new` copies it.
+ * What the client tells the application. Every callback may be NULL ("not interested").
+ * Initialise the struct with `TETHER_CALLBACKS_INIT` (C: `tether_callbacks cb =
+ * TETHER_CALLBACKS_INIT;`) or `tether_callbacks_init(&cb)`, which zero it and set
+ * `struct_size`, then set the callbacks you need; `tether_client_new` copies it.
  *
  * All callbacks of one client run serially, never concurrently with each other: on the
  * client's dispatcher thread (`TETHER_DISPATCH_THREAD`) or inside `tether_client_poll*` on
@@ -500,6 +501,14 @@ typedef struct tether_session_reset {
  * `longjmp` out.
  */
 typedef struct tether_callbacks {
+    /**
+     * `sizeof(tether_callbacks)` as your program was compiled (set by `TETHER_CALLBACKS_INIT`
+     * and `tether_callbacks_init`). The library reads only the callbacks that fit in it and
+     * treats the rest as NULL, so a program built against an older, shorter struct keeps
+     * working on a newer library. A size smaller than the first version's callbacks (through
+     * `on_closed`; 0 included) is refused with `TETHER_ERR_INVALID_ARGUMENT`.
+     */
+    size_t struct_size;
     /**
      * Every state change, `from` -> `to` (called before `on_open` / `on_ready`).
      */
@@ -559,8 +568,8 @@ typedef struct tether_callbacks {
      * Envelope mode: a side of the session lost its state (the server restarted, or this
      * process reuses the session id of an earlier one): where the delivery guarantee has a
      * boundary, in `reset` (borrowed for the call). Called right before the `on_ready` of the
-     * link that found out. (Added in 0.1 with protocol revision 2, at the end of the struct:
-     * code compiled against an older header must be rebuilt.)
+     * link that found out. (Added after the first version of the struct: with a
+     * `struct_size` that ends before it, it reads as NULL.)
      */
     void (*on_session_reset)(void *user_data, const struct tether_session_reset *reset);
 } tether_callbacks;
@@ -583,8 +592,18 @@ typedef void (*tether_buffer_free)(void *free_ctx, uint8_t *data, size_t len);
 
 /**
  * A snapshot of a client's counters (`tether_client_stats`). Fields are only ever appended.
+ * Initialise it with `TETHER_STATS_INIT` or `tether_stats_init(&stats)` (they set
+ * `struct_size`) before passing it.
  */
 typedef struct tether_stats {
+    /**
+     * `sizeof(tether_stats)` as your program was compiled (set by `TETHER_STATS_INIT` and
+     * `tether_stats_init`). The library writes only the fields that fit in it, so a program
+     * built against an older, shorter struct is never overflowed by a newer library. A size
+     * smaller than the first version's fields (0 included) is refused with
+     * `TETHER_ERR_INVALID_ARGUMENT`. Left as it is by `tether_client_stats`.
+     */
+    size_t struct_size;
     /**
      * Messages written and flushed to the socket.
      */
@@ -669,6 +688,10 @@ extern "C" {
 /**
  * The state's name ("connecting", "open", "ready", "closing", "closed", "reconnecting"), or
  * "unknown". Takes an `int` so any value is safe. Static; never NULL; do not free.
+ *
+ * Ownership: returns a static string: never NULL, do not free.
+ * Threads: any thread.
+ * Errors: none: an unknown value gives "unknown".
  */
 const char *tether_state_str(int state);
 
@@ -680,10 +703,19 @@ const char *tether_state_str(int state);
  * `user_data_free` (may be NULL) runs exactly once, in `tether_client_free`, after the last
  * callback.
  *
+ * Ownership: borrows `config` (it may be freed right after); copies `*callbacks` (its
+ * `struct_size` bytes); `user_data` stays yours until `user_data_free` runs in
+ * `tether_client_free` (never if this call fails); the client written to `*client_out` is yours:
+ * free it with `tether_client_free`.
+ * Threads: any thread; not concurrently with a setter on the same config. The client's callbacks
+ * then run on its dispatcher thread or the polling thread, never on the thread of this call before
+ * it returns.
  * Errors: `TETHER_ERR_NULL_PARAMETER` (`config`, `callbacks` or `client_out`),
- * `TETHER_ERR_INVALID_HANDLE`, `TETHER_ERR_INVALID_URL` / `TETHER_ERR_INVALID_CONFIG` (the
- * reason is in `tether_config_last_error(config)`), `TETHER_ERR_INTERNAL`. On failure
- * nothing was created and `user_data_free` is not called.
+ * `TETHER_ERR_INVALID_HANDLE` (a freed config), `TETHER_ERR_INVALID_ARGUMENT`
+ * (`callbacks->struct_size` 0 or below the first version of the struct), `TETHER_ERR_INVALID_URL`
+ * / `TETHER_ERR_INVALID_CONFIG`, `TETHER_ERR_INTERNAL`; the reason is in
+ * `tether_config_last_error(config)`. On failure nothing was created and `user_data_free` is not
+ * called.
  */
 enum tether_status tether_client_new(const struct tether_config *config, const struct tether_callbacks *callbacks, void *user_data, tether_user_data_free user_data_free, struct tether_client **client_out);
 
@@ -704,6 +736,12 @@ enum tether_status tether_client_new(const struct tether_config *config, const s
  * `TETHER_ERR_CLOSED` / `TETHER_ERR_INVALID_HANDLE`; free waits for calls in progress
  * (`tether_client_wait_acked` or a `TETHER_OVERFLOW_WAIT` send may make it wait up to their
  * timeout).
+ *
+ * Ownership: consumes the handle (invalid afterwards: later calls get
+ * `TETHER_ERR_INVALID_HANDLE`); runs `user_data_free` exactly once.
+ * Threads: any thread, including from inside one of the client's own callbacks (then it does not
+ * wait); from elsewhere it blocks for the close, so do not hold a lock your callbacks take.
+ * Errors: none: NULL and already-freed handles are ignored.
  */
 void tether_client_free(struct tether_client *client);
 
@@ -713,9 +751,14 @@ void tether_client_free(struct tether_client *client);
  * `*id_out` (may be NULL) receives the message id (1, 2, 3... in send order); the message's
  * fate is reported later by `on_written` / `on_acked` or `on_send_failed`.
  *
- * Errors (nothing queued): `TETHER_ERR_NULL_PARAMETER`, `_INVALID_HANDLE`,
- * `_INVALID_ARGUMENT` (not UTF-8), `_TOO_LARGE`, `_QUEUE_FULL`, `_NOT_READY`, `_CLOSED`.
- * Thread-safe; callable from callbacks. Never blocks, except with `TETHER_OVERFLOW_WAIT`.
+ * Ownership: `text` is borrowed for the call only (copied before it returns); `*id_out` is written
+ * on success.
+ * Threads: any thread, concurrently, and from inside callbacks. Never blocks, except with
+ * `TETHER_OVERFLOW_WAIT` (up to its timeout); never runs a callback itself.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`client` NULL, or the data NULL with a non-zero `len`),
+ * `TETHER_ERR_INVALID_HANDLE`, `TETHER_ERR_INVALID_ARGUMENT` (not UTF-8), `TETHER_ERR_TOO_LARGE`,
+ * `TETHER_ERR_QUEUE_FULL`, `TETHER_ERR_NOT_READY`, `TETHER_ERR_CLOSED`; nothing was queued, the
+ * reason is in `tether_client_last_error`.
  */
 enum tether_status tether_client_send_text(struct tether_client *client, const char *text, size_t len, uint64_t *id_out);
 
@@ -723,6 +766,15 @@ enum tether_status tether_client_send_text(struct tether_client *client, const c
  * Queue a binary message of `len` bytes at `data` (may be NULL when `len` is 0). Same
  * contract as `tether_client_send_text`, without the UTF-8 check. The bytes are copied; to
  * hand over a large buffer without a copy, see `tether_client_send_binary_owned`.
+ *
+ * Ownership: `data` is borrowed for the call only (copied before it returns); `*id_out` is written
+ * on success.
+ * Threads: any thread, concurrently, and from inside callbacks. Never blocks, except with
+ * `TETHER_OVERFLOW_WAIT` (up to its timeout); never runs a callback itself.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`client` NULL, or the data NULL with a non-zero `len`),
+ * `TETHER_ERR_INVALID_HANDLE`, `TETHER_ERR_TOO_LARGE`, `TETHER_ERR_QUEUE_FULL`,
+ * `TETHER_ERR_NOT_READY`, `TETHER_ERR_CLOSED`; nothing was queued, the reason is in
+ * `tether_client_last_error`.
  */
 enum tether_status tether_client_send_binary(struct tether_client *client, const uint8_t *data, size_t len, uint64_t *id_out);
 
@@ -755,6 +807,16 @@ enum tether_status tether_client_send_binary(struct tether_client *client, const
  * with NULL). Reading the buffer while Tether owns it is fine. On success `*id_out` (may be
  * NULL) receives the message id; the message's fate is reported as for
  * `tether_client_send_text`. Thread-safe; callable from callbacks.
+ *
+ * Ownership: takes `data` over on every path, errors included: `free_fn(free_ctx, data, len)` runs
+ * exactly once (see above); `*id_out` is written on success.
+ * Threads: any thread, concurrently, and from inside callbacks. Never blocks, except with
+ * `TETHER_OVERFLOW_WAIT` (up to its timeout); never runs a callback itself. `free_fn` may run on
+ * any thread.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`client` NULL, or `data` NULL with a non-zero `len`),
+ * `TETHER_ERR_INVALID_HANDLE`, `TETHER_ERR_TOO_LARGE`, `TETHER_ERR_QUEUE_FULL`,
+ * `TETHER_ERR_NOT_READY`, `TETHER_ERR_CLOSED`; nothing was queued and the buffer is released
+ * before the call returns.
  */
 enum tether_status tether_client_send_binary_owned(struct tether_client *client, uint8_t *data, size_t len, tether_buffer_free free_fn, void *free_ctx, uint64_t *id_out);
 
@@ -763,18 +825,35 @@ enum tether_status tether_client_send_binary_owned(struct tether_client *client,
  * send a close frame with `code` (1000 or 3000-4999) and `reason` (NUL-terminated UTF-8, at
  * most 123 bytes; NULL means empty), wait for the server's. Returns at once; the end is
  * reported by `on_closed` (after `on_send_failed` for each message left). Closing again is a
- * no-op. Errors: `TETHER_ERR_NULL_PARAMETER`, `_INVALID_HANDLE`, `_INVALID_ARGUMENT` (code
- * or reason), `_CLOSED` (being freed). Thread-safe; callable from callbacks.
+ * no-op.
+ *
+ * Ownership: `reason` is borrowed for the call only (copied).
+ * Threads: any thread, concurrently, and from inside callbacks. Returns at once (never waits for
+ * the network).
+ * Errors: `TETHER_ERR_NULL_PARAMETER`, `TETHER_ERR_INVALID_HANDLE`, `TETHER_ERR_INVALID_ARGUMENT`
+ * (code or reason), `TETHER_ERR_CLOSED` (being freed); the reason in `tether_client_last_error`.
  */
 enum tether_status tether_client_close(struct tether_client *client, uint16_t code, const char *reason);
 
 /**
- * The current state. A NULL or freed handle reads as `TETHER_STATE_CLOSED`. Thread-safe.
+ * The current state.
+ *
+ * Ownership: borrows the handle only.
+ * Threads: any thread, concurrently, and from inside callbacks.
+ * Errors: none: a NULL or freed handle reads as `TETHER_STATE_CLOSED`.
  */
 enum tether_state tether_client_state(const struct tether_client *client);
 
 /**
- * Write a snapshot of the counters to `*stats_out`. Thread-safe.
+ * Write a snapshot of the counters to `*stats_out`.
+ *
+ * Ownership: writes your `*stats_out`, only its first `struct_size` bytes (`struct_size` itself is
+ * left as you set it).
+ * Threads: any thread, concurrently, and from inside callbacks.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`client` or `stats_out`), `TETHER_ERR_INVALID_HANDLE`,
+ * `TETHER_ERR_INVALID_ARGUMENT` (`stats_out->struct_size` 0 or below the first version of the
+ * struct: nothing written), `TETHER_ERR_CLOSED` (being freed); the reason in
+ * `tether_client_last_error`.
  */
 enum tether_status tether_client_stats(const struct tether_client *client, struct tether_stats *stats_out);
 
@@ -786,6 +865,12 @@ enum tether_status tether_client_stats(const struct tether_client *client, struc
  * buffer size that holds all of it, NUL included. Returns `TETHER_OK`, or
  * `TETHER_ERR_BUFFER_TOO_SMALL` with a truncated (still NUL-terminated, unless `len` is 0)
  * copy; `buf` may be NULL when `len` is 0 (a size query).
+ *
+ * Ownership: copies into your `buf`; the stored message stays the client's.
+ * Threads: any thread, concurrently, and from inside callbacks.
+ * Errors: `TETHER_ERR_BUFFER_TOO_SMALL` (a truncated copy, `*needed_out` set),
+ * `TETHER_ERR_NULL_PARAMETER` (`client` NULL, or `buf` NULL with a non-zero `len`),
+ * `TETHER_ERR_INVALID_HANDLE`.
  */
 enum tether_status tether_client_last_error(const struct tether_client *client, char *buf, size_t len, size_t *needed_out);
 
@@ -795,9 +880,14 @@ enum tether_status tether_client_last_error(const struct tether_client *client, 
  * call). `*ran_out` (may be NULL) receives the number of events handled (an event whose
  * callback is NULL counts too). Cheap when nothing is pending. If a callback frees the
  * client, the call returns `TETHER_OK` right after that callback, and the events it had
- * already taken are discarded. Errors: `TETHER_ERR_NULL_PARAMETER`, `_INVALID_HANDLE`,
- * `_WRONG_MODE` (callback mode), `_REENTRANT` (called from inside one of this client's
- * callbacks, or while another thread polls it).
+ * already taken are discarded.
+ *
+ * Ownership: borrows the handle; what a callback receives is borrowed for that call only.
+ * Threads: the calling thread runs the callbacks; one poller at a time per client, never from
+ * inside its own callbacks. Does not wait.
+ * Errors: `TETHER_ERR_NULL_PARAMETER`, `TETHER_ERR_INVALID_HANDLE`, `TETHER_ERR_WRONG_MODE` (a
+ * callback-mode client), `TETHER_ERR_REENTRANT` (called from inside one of this client's
+ * callbacks, or while another thread polls it); the reason in `tether_client_last_error`.
  */
 enum tether_status tether_client_poll(struct tether_client *client, size_t max_events, size_t *ran_out);
 
@@ -805,6 +895,13 @@ enum tether_status tether_client_poll(struct tether_client *client, size_t max_e
  * Poll mode: like `tether_client_poll`, but if no event is pending, wait up to `timeout_ms`
  * for the first one (then handle it and, with `max_events` 0, all that are pending by then).
  * Returns `TETHER_OK` (with `*ran_out` 0 if none came).
+ *
+ * Ownership: borrows the handle; what a callback receives is borrowed for that call only.
+ * Threads: the calling thread runs the callbacks; one poller at a time per client, never from
+ * inside its own callbacks. Blocks up to `timeout_ms` when nothing is pending.
+ * Errors: `TETHER_ERR_NULL_PARAMETER`, `TETHER_ERR_INVALID_HANDLE`, `TETHER_ERR_WRONG_MODE` (a
+ * callback-mode client), `TETHER_ERR_REENTRANT` (called from inside one of this client's
+ * callbacks, or while another thread polls it); the reason in `tether_client_last_error`.
  */
 enum tether_status tether_client_poll_timeout(struct tether_client *client, size_t max_events, uint64_t timeout_ms, size_t *ran_out);
 
@@ -812,6 +909,12 @@ enum tether_status tether_client_poll_timeout(struct tether_client *client, size
  * Wait up to `timeout_ms` until the client is closed (after `tether_client_close`, or when
  * reconnecting stopped for good): `TETHER_OK`, or `TETHER_ERR_TIMEOUT`. In callback mode
  * `on_closed` may still be about to run on the dispatcher thread when this returns.
+ *
+ * Ownership: borrows the handle only.
+ * Threads: any thread; blocks up to `timeout_ms` (from inside a callback it holds up the client's
+ * other callbacks).
+ * Errors: `TETHER_ERR_TIMEOUT`, `TETHER_ERR_NULL_PARAMETER`, `TETHER_ERR_INVALID_HANDLE`,
+ * `TETHER_ERR_CLOSED` (being freed).
  */
 enum tether_status tether_client_wait_closed(const struct tether_client *client, uint64_t timeout_ms);
 
@@ -821,24 +924,46 @@ enum tether_status tether_client_wait_closed(const struct tether_client *client,
  * `timeout_ms` passes (`TETHER_ERR_TIMEOUT`; the message is still pending). Raw mode:
  * `TETHER_ERR_NOT_SUPPORTED`. Unknown id: `TETHER_ERR_INVALID_ARGUMENT`. Blocking: avoid
  * calling it from a callback (it would hold up the other callbacks).
+ *
+ * Ownership: borrows the handle only.
+ * Threads: any thread; blocks up to `timeout_ms` (from inside a callback it holds up the client's
+ * other callbacks).
+ * Errors: `TETHER_ERR_TIMEOUT` (still pending), the message's `on_send_failed` status
+ * (`TETHER_ERR_ACK_TIMEOUT`, `_CLOSED`, `_DROPPED`, `_CONNECTION_FAILED`, `_REJECTED`),
+ * `TETHER_ERR_NOT_SUPPORTED` (raw mode), `TETHER_ERR_INVALID_ARGUMENT` (an unknown id),
+ * `TETHER_ERR_NULL_PARAMETER`, `TETHER_ERR_INVALID_HANDLE`.
  */
 enum tether_status tether_client_wait_acked(const struct tether_client *client, uint64_t id, uint64_t timeout_ms);
 
 /**
  * Where message `id` stands now, written to `*delivery_out` (a `tether_delivery`). Never
- * blocks. Thread-safe.
+ * blocks.
+ *
+ * Ownership: writes your `*delivery_out` on success.
+ * Threads: any thread, concurrently, and from inside callbacks.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`client` or `delivery_out`), `TETHER_ERR_INVALID_HANDLE`,
+ * `TETHER_ERR_CLOSED` (being freed).
  */
 enum tether_status tether_client_delivery_status(const struct tether_client *client, uint64_t id, enum tether_delivery *delivery_out);
 
 /**
  * A new config with Tether's defaults (those of the Rust core) and no URL yet. Returns NULL
  * only if Tether itself failed (a bug). Free with `tether_config_free`.
+ *
+ * Ownership: the config is yours: free it with `tether_config_free` (clients copy it, so it may be
+ * freed right after `tether_client_new`).
+ * Threads: any thread.
+ * Errors: none: returns NULL only if Tether itself failed (a bug, or too many live configs).
  */
 struct tether_config *tether_config_new(void);
 
 /**
  * Free a config. NULL and already-freed configs are ignored. Clients created from it are
  * not affected.
+ *
+ * Ownership: consumes the handle (invalid afterwards); clients made from it keep their copy.
+ * Threads: any thread, not concurrently with another call on the same config.
+ * Errors: none: NULL and already-freed handles are ignored.
  */
 void tether_config_free(struct tether_config *config);
 
@@ -846,6 +971,12 @@ void tether_config_free(struct tether_config *config);
  * Copy the message of the last failed call on this config (a setter, `tether_config_validate`,
  * or a `tether_client_new` that used it) into `buf` as a NUL-terminated string. Same contract
  * as `tether_client_last_error`.
+ *
+ * Ownership: copies into your `buf`; the stored message stays the config's.
+ * Threads: any thread (the message is per config, not per thread).
+ * Errors: `TETHER_ERR_BUFFER_TOO_SMALL` (a truncated copy, `*needed_out` set),
+ * `TETHER_ERR_NULL_PARAMETER` (`config` NULL, or `buf` NULL with a non-zero `len`),
+ * `TETHER_ERR_INVALID_HANDLE` (a freed config).
  */
 enum tether_status tether_config_last_error(const struct tether_config *config, char *buf, size_t len, size_t *needed_out);
 
@@ -853,6 +984,13 @@ enum tether_status tether_config_last_error(const struct tether_config *config, 
  * Check every value now, as `tether_client_new` will: `TETHER_OK`, or
  * `TETHER_ERR_INVALID_URL` / `TETHER_ERR_INVALID_CONFIG` with the reason in
  * `tether_config_last_error`.
+ *
+ * Ownership: borrows `config`; nothing is created.
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER`, `TETHER_ERR_INVALID_HANDLE`, `TETHER_ERR_INVALID_URL` /
+ * `TETHER_ERR_INVALID_CONFIG` (the reason in `tether_config_last_error`).
  */
 enum tether_status tether_config_validate(const struct tether_config *config);
 
@@ -860,22 +998,57 @@ enum tether_status tether_config_validate(const struct tether_config *config);
  * The server URL: `ws://` or `wss://`, a host, an optional port and path. Checked at once:
  * `TETHER_ERR_INVALID_URL` with the reason ("unsupported scheme `http`...", "the host is
  * missing", ...) in `tether_config_last_error`; the previous URL is kept then.
+ *
+ * Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or `url` NULL), `TETHER_ERR_INVALID_HANDLE` (a
+ * freed config), `TETHER_ERR_INVALID_URL` (not UTF-8, or not a ws:// or wss:// URL; the previous
+ * URL is kept), the reason in `tether_config_last_error`.
  */
 enum tether_status tether_config_set_url(struct tether_config *config, const char *url);
 
 /**
  * Add an HTTP header to the upgrade request (for example `Authorization`). Name and value
  * are checked when the config is built.
+ *
+ * Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
+ * freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
+ * `tether_config_last_error`. The value itself is checked when the config is built
+ * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
  */
 enum tether_status tether_config_add_header(struct tether_config *config, const char *name, const char *value);
 
 /**
  * Offer a subprotocol (`Sec-WebSocket-Protocol`); may be called several times.
+ *
+ * Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
+ * freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
+ * `tether_config_last_error`. The value itself is checked when the config is built
+ * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
  */
 enum tether_status tether_config_add_subprotocol(struct tether_config *config, const char *protocol);
 
 /**
  * Time allowed for TCP connect, TLS and the HTTP upgrade together. Default 10000 ms.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
  */
 enum tether_status tether_config_set_connect_timeout_ms(struct tether_config *config, uint64_t timeout_ms);
 
@@ -891,6 +1064,15 @@ enum tether_status tether_config_set_connect_timeout_ms(struct tether_config *co
  * returns `TETHER_ERR_INVALID_CONFIG` naming `happy_eyeballs_delay`. Returns `TETHER_OK`, or
  * `TETHER_ERR_NULL_PARAMETER` / `TETHER_ERR_INVALID_HANDLE` for a bad `config`. Like every
  * config setter: configure a config from one thread at a time.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
  */
 enum tether_status tether_config_set_happy_eyeballs_delay_ms(struct tether_config *config, uint64_t delay_ms);
 
@@ -914,53 +1096,142 @@ enum tether_status tether_config_set_happy_eyeballs_delay_ms(struct tether_confi
  * address that is not an IP (with a port other than 0), gives `TETHER_ERR_INVALID_CONFIG`
  * naming `resolve`, the reason in `tether_config_last_error`. Like every config setter:
  * configure a config from one thread at a time.
+ *
+ * Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
+ * freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
+ * `tether_config_last_error`. The value itself is checked when the config is built
+ * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
  */
 enum tether_status tether_config_add_resolve(struct tether_config *config, const char *host, const char *address);
 
 /**
  * Which CAs `wss://` trusts: `TETHER_TLS_ROOTS_SYSTEM` (default) or `_WEBPKI`.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config), `TETHER_ERR_INVALID_ARGUMENT` (not a value of the enum; the previous value is kept),
+ * the reason in `tether_config_last_error`.
  */
 enum tether_status tether_config_set_tls_roots(struct tether_config *config, int roots);
 
 /**
  * Trust only the CA certificates in this PEM file (read and parsed when the config is built;
  * takes precedence over the other TLS root settings).
+ *
+ * Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
+ * freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
+ * `tether_config_last_error`. The value itself is checked when the config is built
+ * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
  */
 enum tether_status tether_config_set_tls_ca_file(struct tether_config *config, const char *path);
 
 /**
  * Trust only the CA certificates in this PEM text (`len` bytes, copied).
+ *
+ * Ownership: borrows `config`; the `len` bytes at the pointer are borrowed for the call only
+ * (copied).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL, or the pointer NULL with a non-zero `len`),
+ * `TETHER_ERR_INVALID_HANDLE` (a freed config). The value itself is checked when the config is
+ * built (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
  */
 enum tether_status tether_config_set_tls_ca_pem(struct tether_config *config, const uint8_t *pem, size_t len);
 
 /**
  * Accept any server certificate. For tests only: it removes all protection TLS gives.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
  */
 enum tether_status tether_config_set_danger_accept_invalid_certs(struct tether_config *config, bool accept);
 
 /**
  * Turn automatic reconnect on (default) or off.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
  */
 enum tether_status tether_config_set_reconnect_enabled(struct tether_config *config, bool enabled);
 
 /**
  * Backoff: the delay before attempt n is uniform in
  * `[0, min(max_ms, initial_ms * multiplier^(n-1))]`. Defaults 500 ms, 30000 ms, 2.0.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
  */
 enum tether_status tether_config_set_backoff(struct tether_config *config, uint64_t initial_ms, uint64_t max_ms, double multiplier);
 
 /**
  * Reconnect attempts allowed per outage; 0 (default) means unlimited.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
  */
 enum tether_status tether_config_set_max_reconnect_attempts(struct tether_config *config, uint32_t attempts);
 
 /**
  * Cap on the time spent retrying in one outage; 0 (default) means unlimited.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
  */
 enum tether_status tether_config_set_max_retry_duration_ms(struct tether_config *config, uint64_t duration_ms);
 
 /**
  * How long a connection must stay up before the backoff resets. Default 5000 ms.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
  */
 enum tether_status tether_config_set_min_uptime_ms(struct tether_config *config, uint64_t uptime_ms);
 
@@ -968,70 +1239,175 @@ enum tether_status tether_config_set_min_uptime_ms(struct tether_config *config,
  * Heartbeat: a WebSocket ping every `interval_ms`; if nothing arrives within `timeout_ms`
  * of a ping, the link is dead and is reconnected. `interval_ms` 0 turns it off. Defaults
  * 15000 ms and 10000 ms.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
  */
 enum tether_status tether_config_set_heartbeat(struct tether_config *config, uint64_t interval_ms, uint64_t timeout_ms);
 
 /**
  * Outbox bounds, in messages and bytes (including the batch being written). Defaults 4096
  * messages and 16 MiB.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
  */
 enum tether_status tether_config_set_outbox_limits(struct tether_config *config, size_t max_messages, size_t max_bytes);
 
 /**
  * What sends do when the outbox is full: a `tether_overflow` value. `wait_timeout_ms` is
  * used by `TETHER_OVERFLOW_WAIT` only.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config), `TETHER_ERR_INVALID_ARGUMENT` (not a value of the enum; the previous value is kept),
+ * the reason in `tether_config_last_error`.
  */
 enum tether_status tether_config_set_overflow_policy(struct tether_config *config, int policy, uint64_t wait_timeout_ms);
 
 /**
  * Queue messages while not ready (default: true) or refuse them with
  * `TETHER_ERR_NOT_READY`.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
  */
 enum tether_status tether_config_set_queue_while_disconnected(struct tether_config *config, bool queue);
 
 /**
  * Largest message a send accepts, in bytes (default 4 MiB, or the outbox byte bound if
  * smaller; must not exceed it).
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
  */
 enum tether_status tether_config_set_max_outbound_message_size(struct tether_config *config, size_t bytes);
 
 /**
  * Largest inbound message and frame, in bytes (default 16 MiB each). A bigger one closes
  * the link with 1009 (`on_error` with `TETHER_ERR_TOO_LARGE`).
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
  */
 enum tether_status tether_config_set_max_inbound_size(struct tether_config *config, size_t message_bytes, size_t frame_bytes);
 
 /**
  * Time `tether_client_close` spends draining the outbox and closing. Default 5000 ms.
  * `tether_client_free` waits at most this plus 2 s.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
  */
 enum tether_status tether_config_set_close_timeout_ms(struct tether_config *config, uint64_t timeout_ms);
 
 /**
  * Inbound messages buffered for the application before the client stops reading the socket
  * (backpressure). Default 1024.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
  */
 enum tether_status tether_config_set_event_queue_capacity(struct tether_config *config, size_t capacity);
 
 /**
  * Socket read buffer size in bytes (at least 1024). Default 32 KiB.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
  */
 enum tether_status tether_config_set_read_buffer_size(struct tether_config *config, size_t bytes);
 
 /**
  * Bytes written per batch before one flush. Default 256 KiB.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
  */
 enum tether_status tether_config_set_write_batch_bytes(struct tether_config *config, size_t bytes);
 
 /**
  * How callbacks are delivered: a `tether_dispatch` value (default
  * `TETHER_DISPATCH_THREAD`).
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config), `TETHER_ERR_INVALID_ARGUMENT` (not a value of the enum; the previous value is kept),
+ * the reason in `tether_config_last_error`.
  */
 enum tether_status tether_config_set_dispatch(struct tether_config *config, int mode);
 
 /**
  * Raw WebSocket (`TETHER_PROTOCOL_RAW`, default) or the Tether envelope with acks
  * (`TETHER_PROTOCOL_ENVELOPE`).
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config), `TETHER_ERR_INVALID_ARGUMENT` (not a value of the enum; the previous value is kept),
+ * the reason in `tether_config_last_error`.
  */
 enum tether_status tether_config_set_protocol(struct tether_config *config, int protocol);
 
@@ -1040,40 +1416,103 @@ enum tether_status tether_config_set_protocol(struct tether_config *config, int 
  * Default: random, new per client; stable across reconnects. Reusing it in a new process does
  * not resume the old process's messages (they lived in its memory): the server starts the
  * session over and `on_session_reset` reports `client_state_lost`.
+ *
+ * Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
+ * freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
+ * `tether_config_last_error`. The value itself is checked when the config is built
+ * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
  */
 enum tether_status tether_config_set_session_id(struct tether_config *config, const char *id);
 
 /**
  * Envelope mode: the token sent in the handshake for the server to check.
+ *
+ * Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
+ * freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
+ * `tether_config_last_error`. The value itself is checked when the config is built
+ * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
  */
 enum tether_status tether_config_set_auth_token(struct tether_config *config, const char *token);
 
 /**
  * Envelope mode: sign every message with HMAC-SHA256 under this key (`len` bytes, copied),
  * and refuse inbound messages without a valid signature.
+ *
+ * Ownership: borrows `config`; the `len` bytes at the pointer are borrowed for the call only
+ * (copied).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL, or the pointer NULL with a non-zero `len`),
+ * `TETHER_ERR_INVALID_HANDLE` (a freed config). The value itself is checked when the config is
+ * built (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
  */
 enum tether_status tether_config_set_signing_key(struct tether_config *config, const uint8_t *key, size_t len);
 
 /**
  * Envelope mode: compress payloads of at least `bytes` bytes when that makes them smaller;
  * 0 (default) never compresses.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
  */
 enum tether_status tether_config_set_compression_threshold(struct tether_config *config, size_t bytes);
 
 /**
  * Envelope mode: wait `timeout_ms` for an ack before writing a message again, and report it
  * failed (`TETHER_ERR_ACK_TIMEOUT`) after `retries` such timeouts. Defaults 10000 ms, 2.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
  */
 enum tether_status tether_config_set_ack_timeout(struct tether_config *config, uint64_t timeout_ms, uint32_t retries);
 
 /**
  * Envelope mode: time allowed for the application handshake. Default 10000 ms.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
  */
 enum tether_status tether_config_set_handshake_timeout_ms(struct tether_config *config, uint64_t timeout_ms);
 
 /**
  * Envelope mode: also send app-level pings with each heartbeat (default: on in envelope
  * mode). Turning it on in raw mode is a config error.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
  */
 enum tether_status tether_config_set_app_ping(struct tether_config *config, bool on);
 
@@ -1081,6 +1520,11 @@ enum tether_status tether_config_set_app_ping(struct tether_config *config, bool
  * Set the number of worker threads of Tether's internal I/O runtime (1 to 64; default 1),
  * shared by all clients of the process. Only before the first client is created:
  * afterwards `TETHER_ERR_INVALID_STATE`. Out of range: `TETHER_ERR_INVALID_ARGUMENT`.
+ *
+ * Ownership: no pointers.
+ * Threads: any thread, before the first `tether_client_new` of the process.
+ * Errors: `TETHER_ERR_INVALID_ARGUMENT` (`count` outside 1..=64), `TETHER_ERR_INVALID_STATE` (a
+ * client was created already: the runtime runs).
  */
 enum tether_status tether_runtime_set_worker_threads(size_t count);
 
@@ -1095,7 +1539,15 @@ enum tether_status tether_runtime_set_worker_threads(size_t count);
  * included), possibly concurrently: keep it short and thread-safe, copy the strings, and do
  * not call Tether from it (`tether_set_log_callback` from inside it returns
  * `TETHER_ERR_REENTRANT`). After this returns, the previous callback is no longer called;
- * `user_data` is not freed by Tether. Errors: `TETHER_ERR_INVALID_ARGUMENT` (level).
+ * `user_data` is not freed by Tether.
+ *
+ * Ownership: `user_data` stays yours (passed to every call of `callback`; keep it valid until the
+ * callback is replaced or cleared); the strings the callback gets are borrowed for that call only.
+ * Threads: any thread; process-wide. The callback itself may run on any thread, concurrently with
+ * itself; calling this from inside it is refused.
+ * Errors: `TETHER_ERR_INVALID_ARGUMENT` (`max_level` not a `tether_log_level`),
+ * `TETHER_ERR_INVALID_STATE` (another `tracing` subscriber is installed), `TETHER_ERR_REENTRANT`
+ * (from inside the log callback).
  */
 enum tether_status tether_set_log_callback(tether_log_callback callback, void *user_data, int max_level);
 
@@ -1103,12 +1555,20 @@ enum tether_status tether_set_log_callback(tether_log_callback callback, void *u
  * A short, static, NUL-terminated English description of a status code. Takes an `int` so
  * that any value is safe to pass: unknown values give "unknown status". Never NULL; the
  * string must not be freed.
+ *
+ * Ownership: returns a static string: never NULL, do not free.
+ * Threads: any thread.
+ * Errors: none: an unknown value gives "unknown status".
  */
 const char *tether_status_str(int status);
 
 /**
  * The version of the loaded library, e.g. "0.1.0" (compare with `TETHER_VERSION_STRING`
  * to detect a header/library mismatch). Static; never NULL; do not free.
+ *
+ * Ownership: returns a static string: never NULL, do not free.
+ * Threads: any thread.
+ * Errors: none.
  */
 const char *tether_version(void);
 
@@ -1117,3 +1577,83 @@ const char *tether_version(void);
 #endif  // __cplusplus
 
 #endif  /* TETHER_H */
+
+/* cbindgen writes the trailer after the include guard: this part has its own. */
+#ifndef TETHER_H_SIZED
+#define TETHER_H_SIZED
+
+/*
+ * SIZE-PREFIXED STRUCTS
+ *   tether_callbacks and tether_stats begin with size_t struct_size: the sizeof your program
+ *   was compiled with. Initialise them with the macros or functions below (never {0}: a zero
+ *   struct_size is refused with TETHER_ERR_INVALID_ARGUMENT). The library reads and writes
+ *   only the fields that fit in struct_size, so a program built against an older header runs
+ *   on a newer library without an over-read or an overflow.
+ */
+
+/**
+ * Zero `*cb` and set `cb->struct_size` to this header's `sizeof(tether_callbacks)`.
+ *
+ * Ownership: writes your `*cb` (non-NULL); nothing is allocated.
+ * Threads: any thread (inline, in your program; the library is not called).
+ * Errors: none.
+ */
+static inline void tether_callbacks_init(tether_callbacks *cb) {
+    unsigned char *bytes = (unsigned char *)cb;
+    size_t i;
+    for (i = 0; i < sizeof(tether_callbacks); i++) bytes[i] = 0;
+    cb->struct_size = sizeof(tether_callbacks);
+}
+
+/**
+ * Zero `*stats` and set `stats->struct_size` to this header's `sizeof(tether_stats)`.
+ *
+ * Ownership: writes your `*stats` (non-NULL); nothing is allocated.
+ * Threads: any thread (inline, in your program; the library is not called).
+ * Errors: none.
+ */
+static inline void tether_stats_init(tether_stats *stats) {
+    unsigned char *bytes = (unsigned char *)stats;
+    size_t i;
+    for (i = 0; i < sizeof(tether_stats); i++) bytes[i] = 0;
+    stats->struct_size = sizeof(tether_stats);
+}
+
+/**
+ * A zeroed tether_callbacks with its struct_size set: what tether_callbacks_init() writes.
+ *
+ * Ownership: returns a value; nothing is allocated.
+ * Threads: any thread (inline, in your program; the library is not called).
+ * Errors: none.
+ */
+static inline tether_callbacks tether_callbacks_make(void) {
+    tether_callbacks cb;
+    tether_callbacks_init(&cb);
+    return cb;
+}
+
+/**
+ * A zeroed tether_stats with its struct_size set: what tether_stats_init() writes.
+ *
+ * Ownership: returns a value; nothing is allocated.
+ * Threads: any thread (inline, in your program; the library is not called).
+ * Errors: none.
+ */
+static inline tether_stats tether_stats_make(void) {
+    tether_stats stats;
+    tether_stats_init(&stats);
+    return stats;
+}
+
+/** Initialisers: `tether_callbacks cb = TETHER_CALLBACKS_INIT;`, `tether_stats st =
+ * TETHER_STATS_INIT;` (C: a designated initializer, so usable for static objects too; C++:
+ * the _make() functions). */
+#ifdef __cplusplus
+#define TETHER_CALLBACKS_INIT (tether_callbacks_make())
+#define TETHER_STATS_INIT (tether_stats_make())
+#else
+#define TETHER_CALLBACKS_INIT {.struct_size = sizeof(tether_callbacks)}
+#define TETHER_STATS_INIT {.struct_size = sizeof(tether_stats)}
+#endif
+
+#endif  /* TETHER_H_SIZED */

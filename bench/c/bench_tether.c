@@ -346,7 +346,7 @@ static struct bench *bench_new(void) {
 
 static void bench_connect(struct bench *b) {
     tether_config *cfg = make_config();
-    tether_callbacks cb = {0};
+    tether_callbacks cb = TETHER_CALLBACKS_INIT;
     cb.on_ready = on_ready;
     cb.on_message = on_message;
     cb.on_acked = on_acked;
@@ -495,7 +495,7 @@ static void run_idle(void) {
     mark("start");
     uint64_t t0 = now_ns();
     tether_config *cfg = make_config();
-    tether_callbacks cb = {0};
+    tether_callbacks cb = TETHER_CALLBACKS_INIT;
     cb.on_ready = on_ready;
     for (size_t i = 0; i < n; i++) {
         all[i] = calloc(1, sizeof(struct bench));

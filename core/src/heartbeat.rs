@@ -119,3 +119,91 @@ impl Heartbeat {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// The deadline is about `from + TIMEOUT` (give or take the time the test takes).
+    fn about(deadline: Option<Instant>, from: Instant) -> bool {
+        deadline.is_some_and(|at| {
+            at >= from + TIMEOUT && at <= Instant::now() + TIMEOUT + Duration::from_secs(1)
+        })
+    }
+
+    #[test]
+    fn no_deadline_until_a_ping_is_due() {
+        let mut hb = Heartbeat::new(TIMEOUT, None);
+        assert_eq!(hb.deadline(), None);
+        hb.write_started();
+        hb.written();
+        assert_eq!(hb.deadline(), None, "a write without the ping arms nothing");
+        assert!(!hb.expired());
+    }
+
+    #[test]
+    fn the_pong_deadline_runs_from_when_the_ping_is_written() {
+        let mut hb = Heartbeat::new(TIMEOUT, None);
+        let due = Instant::now();
+        hb.ping_due();
+        assert!(
+            about(hb.deadline(), due),
+            "while the ping is on its way out"
+        );
+        hb.ping_queued();
+        hb.write_started();
+        let written = Instant::now();
+        hb.written();
+        assert!(about(hb.deadline(), written));
+        assert!(!hb.expired(), "not before the deadline");
+        hb.frame_received();
+        assert_eq!(hb.deadline(), None, "any frame proves the peer alive");
+    }
+
+    #[test]
+    fn silence_past_the_deadline_is_a_dead_link() {
+        let mut hb = Heartbeat::new(Duration::ZERO, None);
+        hb.ping_due();
+        assert!(hb.expired(), "no meter: a due ping counts as sent");
+        let mut hb = Heartbeat::new(Duration::ZERO, None);
+        hb.ping_due();
+        hb.ping_queued();
+        hb.written();
+        assert!(hb.expired());
+    }
+
+    #[test]
+    fn a_socket_that_keeps_accepting_bytes_rearms_the_deadline() {
+        let meter = WriteMeter::fake();
+        let mut hb = Heartbeat::new(Duration::ZERO, Some(meter.clone()));
+        hb.ping_due();
+        hb.ping_queued();
+        hb.write_started();
+        meter.accept(1000);
+        assert!(
+            !hb.expired(),
+            "the write carrying the ping is making progress"
+        );
+        assert!(hb.expired(), "no progress since: dead");
+    }
+
+    #[test]
+    fn the_pong_deadline_waits_for_bytes_queued_ahead_of_the_ping() {
+        let meter = WriteMeter::fake();
+        let mut hb = Heartbeat::new(TIMEOUT, Some(meter.clone()));
+        // A large write kept the socket full for 5 s: its bytes need about as long to leave.
+        hb.write_started();
+        meter.full_since(std::time::Instant::now() - Duration::from_secs(5));
+        hb.written();
+        hb.ping_due();
+        hb.ping_queued();
+        hb.write_started();
+        let written = Instant::now();
+        hb.written();
+        let at = hb.deadline().expect("armed");
+        assert!(at >= written + TIMEOUT + Duration::from_secs(4), "{at:?}");
+        assert!(at <= Instant::now() + TIMEOUT * (DRAIN_GRACE_TIMEOUTS + 1));
+    }
+}

@@ -44,6 +44,7 @@ mod error;
 mod event;
 mod events;
 mod heartbeat;
+pub mod log;
 mod meter;
 pub mod options;
 mod outbox;

@@ -177,3 +177,53 @@ impl Drain {
         ahead
     }
 }
+
+#[cfg(test)]
+impl WriteMeter {
+    /// A meter with no socket, moved by hand: for tests of what reads it.
+    pub(crate) fn fake() -> Self {
+        WriteMeter(Arc::default())
+    }
+
+    /// The socket accepted `n` more bytes.
+    pub(crate) fn accept(&self, n: u64) {
+        self.0.written.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The socket refused bytes (it is full) since `since`.
+    pub(crate) fn full_since(&self, since: Instant) {
+        *lock(&self.0.full_since) = Some(since);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_write_that_kept_the_socket_full_delays_what_follows() {
+        let meter = WriteMeter::fake();
+        let mut drain = Drain::new(meter.clone());
+        drain.write_started();
+        assert_eq!(
+            drain.write_finished(),
+            None,
+            "a write that never found it full"
+        );
+        drain.write_started();
+        meter.full_since(Instant::now() - Duration::from_secs(2));
+        assert_eq!(
+            drain.write_finished(),
+            None,
+            "nothing was ahead of this write"
+        );
+        drain.write_started();
+        let ahead = drain
+            .write_finished()
+            .expect("the previous write still drains");
+        assert!(ahead > Instant::now() + Duration::from_secs(1), "{ahead:?}");
+        meter.accept(10);
+        assert_eq!(drain.written(), 10);
+    }
+}

@@ -175,6 +175,21 @@ pub(crate) enum Expiry {
     Failed(MessageId, u32),
 }
 
+/// A snapshot of the outbox's size (see [`Outbox::depth`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Depth {
+    /// Messages in the outbox (including those being written or awaiting an ack).
+    pub messages: usize,
+    /// Their payload bytes.
+    pub bytes: usize,
+    /// Of those, written and waiting for an ack (envelope mode).
+    pub awaiting_ack: usize,
+    /// The most messages queued at once.
+    pub high_water_messages: usize,
+    /// The most payload bytes queued at once.
+    pub high_water_bytes: usize,
+}
+
 pub(crate) struct Outbox {
     inner: Mutex<Inner>,
     /// Signalled whenever room is freed, a message resolves, or the outbox closes.
@@ -583,16 +598,16 @@ impl Outbox {
         }
     }
 
-    /// (messages, bytes, awaiting ack, high-water messages, high-water bytes)
-    pub(crate) fn depth(&self) -> (usize, usize, usize, usize, usize) {
+    /// How full the outbox is now, and has been at most.
+    pub(crate) fn depth(&self) -> Depth {
         let inner = self.lock();
-        (
-            inner.queue.len(),
-            inner.bytes,
-            inner.written,
-            inner.high_water_messages,
-            inner.high_water_bytes,
-        )
+        Depth {
+            messages: inner.queue.len(),
+            bytes: inner.bytes,
+            awaiting_ack: inner.written,
+            high_water_messages: inner.high_water_messages,
+            high_water_bytes: inner.high_water_bytes,
+        }
     }
 
     #[cfg(test)]
@@ -734,8 +749,8 @@ mod tests {
             DeliveryStatus::Failed(SendFailure::RefusedTooLarge { attempts: 3 })
         );
         // The others are untouched and still in order; the written count followed the removal.
-        assert_eq!(ob.depth().0, 3);
-        assert_eq!(ob.depth().2, 2);
+        assert_eq!(ob.depth().messages, 3);
+        assert_eq!(ob.depth().awaiting_ack, 2);
         assert_eq!(ob.ack_upto(ids[2].0), [ids[0], ids[2]]);
 
         // Raw mode: the batch the link's end cut is what was in flight; nothing else is blamed.

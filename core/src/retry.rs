@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use crate::config::ReconnectPolicy;
 use crate::error::{ConnectError, Disconnect};
 
@@ -80,6 +82,64 @@ pub fn backoff_ceiling(policy: &ReconnectPolicy, attempt: u32) -> Duration {
 /// the same outage do not reconnect in lockstep.
 pub fn backoff_delay(policy: &ReconnectPolicy, attempt: u32) -> Duration {
     backoff_ceiling(policy, attempt).mul_f64(fastrand::f64())
+}
+
+/// Where an outage stands: attempts made and when it began. One per client; the session
+/// asks it after every disconnect.
+#[derive(Debug, Default)]
+pub(crate) struct RetryState {
+    attempt: u32,
+    outage_started: Option<Instant>,
+}
+
+/// What to do after a disconnect.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum RetryStep {
+    /// Reconnect after `delay`; this is attempt `attempt` of the outage (1-based).
+    Retry { attempt: u32, delay: Duration },
+    /// Stop for good with this reason (the disconnect, or [`Disconnect::RetriesExhausted`]).
+    Stop(Disconnect),
+}
+
+impl RetryState {
+    /// A link was up for `uptime`: if that was long enough, the outage is over and the next
+    /// disconnect starts a new one (from attempt 1 and the initial delay).
+    pub(crate) fn link_was_up(&mut self, uptime: Duration, policy: &ReconnectPolicy) {
+        if uptime >= policy.min_uptime {
+            *self = RetryState::default();
+        }
+    }
+
+    /// The policy's decision on `reason` at `now`: the classifier first, then the attempt and
+    /// time limits (the time cap counts the coming delay, so no attempt starts past it).
+    pub(crate) fn next(
+        &mut self,
+        policy: &ReconnectPolicy,
+        reason: &Disconnect,
+        now: Instant,
+    ) -> RetryStep {
+        if !policy.enabled || (policy.classifier)(reason) != RetryDecision::Retry {
+            return RetryStep::Stop(reason.clone());
+        }
+        self.attempt = self.attempt.saturating_add(1);
+        let attempt = self.attempt;
+        let started = *self.outage_started.get_or_insert(now);
+        let delay = backoff_delay(policy, attempt);
+        let exhausted = match (policy.max_attempts, policy.max_retry_duration) {
+            (Some(max), _) if attempt > max => Some(format!("{max} reconnect attempts used")),
+            (_, Some(cap)) if now.saturating_duration_since(started) + delay > cap => {
+                Some(format!("retry time cap of {cap:?} reached"))
+            }
+            _ => None,
+        };
+        match exhausted {
+            Some(why) => RetryStep::Stop(Disconnect::RetriesExhausted {
+                reason: why,
+                last: Box::new(reason.clone()),
+            }),
+            None => RetryStep::Retry { attempt, delay },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -169,5 +229,92 @@ mod tests {
         for (reason, want) in cases {
             assert_eq!(default_retry_decision(&reason), want, "{reason:?}");
         }
+    }
+
+    fn lost() -> Disconnect {
+        Disconnect::ConnectionLost("eof".into())
+    }
+
+    fn attempt(step: &RetryStep) -> Option<u32> {
+        match step {
+            RetryStep::Retry { attempt, .. } => Some(*attempt),
+            RetryStep::Stop(_) => None,
+        }
+    }
+
+    #[test]
+    fn retry_state_counts_attempts_until_the_limit() {
+        let p = ReconnectPolicy {
+            max_attempts: Some(2),
+            ..policy()
+        };
+        let mut state = RetryState::default();
+        let now = Instant::now();
+        for want in 1..=2 {
+            let step = state.next(&p, &lost(), now);
+            assert_eq!(attempt(&step), Some(want));
+            let RetryStep::Retry { delay, .. } = step else {
+                unreachable!()
+            };
+            assert!(delay <= backoff_ceiling(&p, want));
+        }
+        match state.next(&p, &lost(), now) {
+            RetryStep::Stop(Disconnect::RetriesExhausted { reason, last }) => {
+                assert_eq!(reason, "2 reconnect attempts used");
+                assert_eq!(*last, lost());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_link_up_for_min_uptime_ends_the_outage() {
+        let p = policy();
+        let mut state = RetryState::default();
+        let now = Instant::now();
+        assert_eq!(attempt(&state.next(&p, &lost(), now)), Some(1));
+        state.link_was_up(p.min_uptime / 2, &p);
+        assert_eq!(attempt(&state.next(&p, &lost(), now)), Some(2));
+        state.link_was_up(p.min_uptime, &p);
+        assert_eq!(attempt(&state.next(&p, &lost(), now)), Some(1));
+    }
+
+    #[test]
+    fn the_time_cap_counts_from_the_first_disconnect_of_the_outage() {
+        let p = ReconnectPolicy {
+            max_retry_duration: Some(Duration::from_secs(10)),
+            ..policy()
+        };
+        let mut state = RetryState::default();
+        let start = Instant::now();
+        assert_eq!(attempt(&state.next(&p, &lost(), start)), Some(1));
+        let later = start + Duration::from_secs(11);
+        match state.next(&p, &lost(), later) {
+            RetryStep::Stop(Disconnect::RetriesExhausted { reason, .. }) => {
+                assert!(reason.starts_with("retry time cap of 10s"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn disabled_or_final_disconnects_stop_without_counting() {
+        let mut state = RetryState::default();
+        let now = Instant::now();
+        let off = ReconnectPolicy {
+            enabled: false,
+            ..policy()
+        };
+        assert_eq!(state.next(&off, &lost(), now), RetryStep::Stop(lost()));
+        let final_close = Disconnect::ServerClosed {
+            code: 1008,
+            reason: "policy".into(),
+        };
+        let p = policy();
+        assert_eq!(
+            state.next(&p, &final_close, now),
+            RetryStep::Stop(final_close.clone())
+        );
+        assert_eq!(attempt(&state.next(&p, &lost(), now)), Some(1));
     }
 }

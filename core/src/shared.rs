@@ -160,7 +160,7 @@ impl Shared {
 
     pub(crate) fn stats(&self) -> Stats {
         let c = &self.counters;
-        let (depth, bytes, awaiting_ack, hw_messages, hw_bytes) = self.outbox.depth();
+        let depth = self.outbox.depth();
         let nanos = |n: &AtomicU64| {
             let n = n.load(Ordering::Relaxed);
             (n != 0).then(|| Duration::from_nanos(n))
@@ -176,11 +176,11 @@ impl Shared {
             messages_resent: c.messages_resent.load(Ordering::Relaxed),
             duplicates_dropped: c.duplicates_dropped.load(Ordering::Relaxed),
             inbound_rejected: c.inbound_rejected.load(Ordering::Relaxed),
-            awaiting_ack: awaiting_ack as u64,
-            outbox_messages: depth as u64,
-            outbox_bytes: bytes as u64,
-            outbox_high_water_messages: hw_messages as u64,
-            outbox_high_water_bytes: hw_bytes as u64,
+            awaiting_ack: depth.awaiting_ack as u64,
+            outbox_messages: depth.messages as u64,
+            outbox_bytes: depth.bytes as u64,
+            outbox_high_water_messages: depth.high_water_messages as u64,
+            outbox_high_water_bytes: depth.high_water_bytes as u64,
             last_rtt: nanos(&c.last_rtt_nanos),
             last_app_rtt: nanos(&c.last_app_rtt_nanos),
         }

@@ -57,7 +57,7 @@ int main(int argc, char **argv) {
         tether_config_free(config);
         return 2;
     }
-    tether_callbacks callbacks = {0};
+    tether_callbacks callbacks = TETHER_CALLBACKS_INIT;
     callbacks.on_ready = on_ready;
     callbacks.on_message = on_message;
     callbacks.on_error = on_error;

@@ -222,7 +222,7 @@ inline void free_handlers(void *u) { delete static_cast<Handlers *>(u); }
 class Client {
 public:
     Client(const Config &config, Handlers handlers) {
-        tether_callbacks cb{};
+        tether_callbacks cb = TETHER_CALLBACKS_INIT;
         cb.on_state = detail::on_state;
         cb.on_open = detail::on_open;
         cb.on_ready = detail::on_ready;
@@ -306,7 +306,7 @@ public:
     }
     State state() const noexcept { return static_cast<State>(tether_client_state(get())); }
     tether_stats stats() const {
-        tether_stats s{};
+        tether_stats s = TETHER_STATS_INIT;
         check(tether_client_stats(get(), &s));
         return s;
     }

@@ -100,7 +100,7 @@ int main(int argc, char **argv) {
     tether_config_set_backoff(config, 100, 1000, 2.0); /* come back fast after a drop */
     tether_config_set_heartbeat(config, 1000, 1000);   /* find a dead link within 2 s */
 
-    tether_callbacks cb = {0};
+    tether_callbacks cb = TETHER_CALLBACKS_INIT;
     cb.on_ready = on_ready;
     cb.on_close = on_close;
     cb.on_reconnecting = on_reconnecting;
@@ -142,8 +142,7 @@ int main(int argc, char **argv) {
         clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
     }
 
-    tether_stats stats;
-    memset(&stats, 0, sizeof stats);
+    tether_stats stats = TETHER_STATS_INIT;
     tether_client_stats(client, &stats);
     printf("closing\n");
     struct timespec t0, t1;

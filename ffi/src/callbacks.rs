@@ -45,6 +45,10 @@ impl From<State> for tether_state {
 
 /// The state's name ("connecting", "open", "ready", "closing", "closed", "reconnecting"), or
 /// "unknown". Takes an `int` so any value is safe. Static; never NULL; do not free.
+///
+/// Ownership: returns a static string: never NULL, do not free.
+/// Threads: any thread.
+/// Errors: none: an unknown value gives "unknown".
 #[no_mangle]
 pub extern "C" fn tether_state_str(state: c_int) -> *const c_char {
     ffi_boundary!(c"unknown".as_ptr(), {
@@ -122,9 +126,10 @@ impl From<&SessionReset> for tether_session_reset {
 /// callback (never if `tether_client_new` fails: the caller keeps ownership then).
 pub type tether_user_data_free = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
 
-/// What the client tells the application. Every member may be NULL ("not interested").
-/// Zero-initialise the struct (`tether_callbacks cb = {0};`) and set the ones you need;
-/// `tether_client_new` copies it.
+/// What the client tells the application. Every callback may be NULL ("not interested").
+/// Initialise the struct with `TETHER_CALLBACKS_INIT` (C: `tether_callbacks cb =
+/// TETHER_CALLBACKS_INIT;`) or `tether_callbacks_init(&cb)`, which zero it and set
+/// `struct_size`, then set the callbacks you need; `tether_client_new` copies it.
 ///
 /// All callbacks of one client run serially, never concurrently with each other: on the
 /// client's dispatcher thread (`TETHER_DISPATCH_THREAD`) or inside `tether_client_poll*` on
@@ -137,6 +142,12 @@ pub type tether_user_data_free = Option<unsafe extern "C" fn(user_data: *mut c_v
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub struct tether_callbacks {
+    /// `sizeof(tether_callbacks)` as your program was compiled (set by `TETHER_CALLBACKS_INIT`
+    /// and `tether_callbacks_init`). The library reads only the callbacks that fit in it and
+    /// treats the rest as NULL, so a program built against an older, shorter struct keeps
+    /// working on a newer library. A size smaller than the first version's callbacks (through
+    /// `on_closed`; 0 included) is refused with `TETHER_ERR_INVALID_ARGUMENT`.
+    pub struct_size: usize,
     /// Every state change, `from` -> `to` (called before `on_open` / `on_ready`).
     pub on_state:
         Option<unsafe extern "C" fn(user_data: *mut c_void, from: tether_state, to: tether_state)>,
@@ -205,8 +216,8 @@ pub struct tether_callbacks {
     /// Envelope mode: a side of the session lost its state (the server restarted, or this
     /// process reuses the session id of an earlier one): where the delivery guarantee has a
     /// boundary, in `reset` (borrowed for the call). Called right before the `on_ready` of the
-    /// link that found out. (Added in 0.1 with protocol revision 2, at the end of the struct:
-    /// code compiled against an older header must be rebuilt.)
+    /// link that found out. (Added after the first version of the struct: with a
+    /// `struct_size` that ends before it, it reads as NULL.)
     pub on_session_reset:
         Option<unsafe extern "C" fn(user_data: *mut c_void, reset: *const tether_session_reset)>,
 }

@@ -12,6 +12,7 @@ use crate::callbacks::{
 };
 use crate::config::{self, tether_config, tether_dispatch};
 use crate::registry::{Registry, TAG_CLIENT};
+use crate::sized;
 use crate::status::tether_status::{self, *};
 use crate::status::Fail;
 use crate::util::{bytes_arg, lock, ms, required, str_arg, to_us, write_opt, LastError};
@@ -23,9 +24,17 @@ pub struct tether_client {
 }
 
 /// A snapshot of a client's counters (`tether_client_stats`). Fields are only ever appended.
+/// Initialise it with `TETHER_STATS_INIT` or `tether_stats_init(&stats)` (they set
+/// `struct_size`) before passing it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct tether_stats {
+    /// `sizeof(tether_stats)` as your program was compiled (set by `TETHER_STATS_INIT` and
+    /// `tether_stats_init`). The library writes only the fields that fit in it, so a program
+    /// built against an older, shorter struct is never overflowed by a newer library. A size
+    /// smaller than the first version's fields (0 included) is refused with
+    /// `TETHER_ERR_INVALID_ARGUMENT`. Left as it is by `tether_client_stats`.
+    pub struct_size: usize,
     /// Messages written and flushed to the socket.
     pub messages_sent: u64,
     /// Payload bytes written and flushed.
@@ -158,10 +167,19 @@ fn call<T>(
 /// `user_data_free` (may be NULL) runs exactly once, in `tether_client_free`, after the last
 /// callback.
 ///
+/// Ownership: borrows `config` (it may be freed right after); copies `*callbacks` (its
+/// `struct_size` bytes); `user_data` stays yours until `user_data_free` runs in
+/// `tether_client_free` (never if this call fails); the client written to `*client_out` is yours:
+/// free it with `tether_client_free`.
+/// Threads: any thread; not concurrently with a setter on the same config. The client's callbacks
+/// then run on its dispatcher thread or the polling thread, never on the thread of this call before
+/// it returns.
 /// Errors: `TETHER_ERR_NULL_PARAMETER` (`config`, `callbacks` or `client_out`),
-/// `TETHER_ERR_INVALID_HANDLE`, `TETHER_ERR_INVALID_URL` / `TETHER_ERR_INVALID_CONFIG` (the
-/// reason is in `tether_config_last_error(config)`), `TETHER_ERR_INTERNAL`. On failure
-/// nothing was created and `user_data_free` is not called.
+/// `TETHER_ERR_INVALID_HANDLE` (a freed config), `TETHER_ERR_INVALID_ARGUMENT`
+/// (`callbacks->struct_size` 0 or below the first version of the struct), `TETHER_ERR_INVALID_URL`
+/// / `TETHER_ERR_INVALID_CONFIG`, `TETHER_ERR_INTERNAL`; the reason is in
+/// `tether_config_last_error(config)`. On failure nothing was created and `user_data_free` is not
+/// called.
 #[no_mangle]
 pub extern "C" fn tether_client_new(
     config: *const tether_config,
@@ -181,13 +199,17 @@ pub extern "C" fn tether_client_new(
                 "tether_client_new: callbacks and client_out must not be NULL",
             ));
         }
+        // SAFETY: non-NULL (checked), and the caller promises it points to a valid
+        // `tether_callbacks` of its `struct_size` for the call; it is plain data (function
+        // pointers), copied here.
+        let callbacks = match unsafe { sized::read_callbacks(callbacks) } {
+            Ok(callbacks) => callbacks,
+            Err(fail) => return cfg.last_error.record(fail),
+        };
         let built = match cfg.build() {
             Ok(built) => built,
             Err(fail) => return cfg.last_error.record(fail),
         };
-        // SAFETY: non-NULL (checked), and the caller promises it points to a valid
-        // `tether_callbacks` for the call; it is plain data (function pointers), copied here.
-        let callbacks = unsafe { callbacks.read() };
         let dispatch = Arc::new(Dispatch::new(callbacks, user_data, user_data_free));
         let poll_mode = built.dispatch == tether_dispatch::TETHER_DISPATCH_POLL;
         let inner = Arc::new(ClientInner {
@@ -248,6 +270,12 @@ pub extern "C" fn tether_client_new(
 /// `TETHER_ERR_CLOSED` / `TETHER_ERR_INVALID_HANDLE`; free waits for calls in progress
 /// (`tether_client_wait_acked` or a `TETHER_OVERFLOW_WAIT` send may make it wait up to their
 /// timeout).
+///
+/// Ownership: consumes the handle (invalid afterwards: later calls get
+/// `TETHER_ERR_INVALID_HANDLE`); runs `user_data_free` exactly once.
+/// Threads: any thread, including from inside one of the client's own callbacks (then it does not
+/// wait); from elsewhere it blocks for the close, so do not hold a lock your callbacks take.
+/// Errors: none: NULL and already-freed handles are ignored.
 #[no_mangle]
 pub extern "C" fn tether_client_free(client: *mut tether_client) {
     ffi_boundary!((), {
@@ -289,9 +317,14 @@ pub extern "C" fn tether_client_free(client: *mut tether_client) {
 /// `*id_out` (may be NULL) receives the message id (1, 2, 3... in send order); the message's
 /// fate is reported later by `on_written` / `on_acked` or `on_send_failed`.
 ///
-/// Errors (nothing queued): `TETHER_ERR_NULL_PARAMETER`, `_INVALID_HANDLE`,
-/// `_INVALID_ARGUMENT` (not UTF-8), `_TOO_LARGE`, `_QUEUE_FULL`, `_NOT_READY`, `_CLOSED`.
-/// Thread-safe; callable from callbacks. Never blocks, except with `TETHER_OVERFLOW_WAIT`.
+/// Ownership: `text` is borrowed for the call only (copied before it returns); `*id_out` is written
+/// on success.
+/// Threads: any thread, concurrently, and from inside callbacks. Never blocks, except with
+/// `TETHER_OVERFLOW_WAIT` (up to its timeout); never runs a callback itself.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`client` NULL, or the data NULL with a non-zero `len`),
+/// `TETHER_ERR_INVALID_HANDLE`, `TETHER_ERR_INVALID_ARGUMENT` (not UTF-8), `TETHER_ERR_TOO_LARGE`,
+/// `TETHER_ERR_QUEUE_FULL`, `TETHER_ERR_NOT_READY`, `TETHER_ERR_CLOSED`; nothing was queued, the
+/// reason is in `tether_client_last_error`.
 #[no_mangle]
 pub extern "C" fn tether_client_send_text(
     client: *mut tether_client,
@@ -323,6 +356,15 @@ pub extern "C" fn tether_client_send_text(
 /// Queue a binary message of `len` bytes at `data` (may be NULL when `len` is 0). Same
 /// contract as `tether_client_send_text`, without the UTF-8 check. The bytes are copied; to
 /// hand over a large buffer without a copy, see `tether_client_send_binary_owned`.
+///
+/// Ownership: `data` is borrowed for the call only (copied before it returns); `*id_out` is written
+/// on success.
+/// Threads: any thread, concurrently, and from inside callbacks. Never blocks, except with
+/// `TETHER_OVERFLOW_WAIT` (up to its timeout); never runs a callback itself.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`client` NULL, or the data NULL with a non-zero `len`),
+/// `TETHER_ERR_INVALID_HANDLE`, `TETHER_ERR_TOO_LARGE`, `TETHER_ERR_QUEUE_FULL`,
+/// `TETHER_ERR_NOT_READY`, `TETHER_ERR_CLOSED`; nothing was queued, the reason is in
+/// `tether_client_last_error`.
 #[no_mangle]
 pub extern "C" fn tether_client_send_binary(
     client: *mut tether_client,
@@ -382,6 +424,16 @@ pub type tether_buffer_free =
 /// with NULL). Reading the buffer while Tether owns it is fine. On success `*id_out` (may be
 /// NULL) receives the message id; the message's fate is reported as for
 /// `tether_client_send_text`. Thread-safe; callable from callbacks.
+///
+/// Ownership: takes `data` over on every path, errors included: `free_fn(free_ctx, data, len)` runs
+/// exactly once (see above); `*id_out` is written on success.
+/// Threads: any thread, concurrently, and from inside callbacks. Never blocks, except with
+/// `TETHER_OVERFLOW_WAIT` (up to its timeout); never runs a callback itself. `free_fn` may run on
+/// any thread.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`client` NULL, or `data` NULL with a non-zero `len`),
+/// `TETHER_ERR_INVALID_HANDLE`, `TETHER_ERR_TOO_LARGE`, `TETHER_ERR_QUEUE_FULL`,
+/// `TETHER_ERR_NOT_READY`, `TETHER_ERR_CLOSED`; nothing was queued and the buffer is released
+/// before the call returns.
 #[no_mangle]
 pub extern "C" fn tether_client_send_binary_owned(
     client: *mut tether_client,
@@ -482,8 +534,13 @@ fn check_buffer(ptr: *const u8, len: usize, limit: usize) -> Result<(), Fail> {
 /// send a close frame with `code` (1000 or 3000-4999) and `reason` (NUL-terminated UTF-8, at
 /// most 123 bytes; NULL means empty), wait for the server's. Returns at once; the end is
 /// reported by `on_closed` (after `on_send_failed` for each message left). Closing again is a
-/// no-op. Errors: `TETHER_ERR_NULL_PARAMETER`, `_INVALID_HANDLE`, `_INVALID_ARGUMENT` (code
-/// or reason), `_CLOSED` (being freed). Thread-safe; callable from callbacks.
+/// no-op.
+///
+/// Ownership: `reason` is borrowed for the call only (copied).
+/// Threads: any thread, concurrently, and from inside callbacks. Returns at once (never waits for
+/// the network).
+/// Errors: `TETHER_ERR_NULL_PARAMETER`, `TETHER_ERR_INVALID_HANDLE`, `TETHER_ERR_INVALID_ARGUMENT`
+/// (code or reason), `TETHER_ERR_CLOSED` (being freed); the reason in `tether_client_last_error`.
 #[no_mangle]
 pub extern "C" fn tether_client_close(
     client: *mut tether_client,
@@ -507,7 +564,11 @@ pub extern "C" fn tether_client_close(
     })
 }
 
-/// The current state. A NULL or freed handle reads as `TETHER_STATE_CLOSED`. Thread-safe.
+/// The current state.
+///
+/// Ownership: borrows the handle only.
+/// Threads: any thread, concurrently, and from inside callbacks.
+/// Errors: none: a NULL or freed handle reads as `TETHER_STATE_CLOSED`.
 #[no_mangle]
 pub extern "C" fn tether_client_state(client: *const tether_client) -> tether_state {
     ffi_boundary!(tether_state::TETHER_STATE_CLOSED, {
@@ -519,7 +580,15 @@ pub extern "C" fn tether_client_state(client: *const tether_client) -> tether_st
     })
 }
 
-/// Write a snapshot of the counters to `*stats_out`. Thread-safe.
+/// Write a snapshot of the counters to `*stats_out`.
+///
+/// Ownership: writes your `*stats_out`, only its first `struct_size` bytes (`struct_size` itself is
+/// left as you set it).
+/// Threads: any thread, concurrently, and from inside callbacks.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`client` or `stats_out`), `TETHER_ERR_INVALID_HANDLE`,
+/// `TETHER_ERR_INVALID_ARGUMENT` (`stats_out->struct_size` 0 or below the first version of the
+/// struct: nothing written), `TETHER_ERR_CLOSED` (being freed); the reason in
+/// `tether_client_last_error`.
 #[no_mangle]
 pub extern "C" fn tether_client_stats(
     client: *const tether_client,
@@ -530,10 +599,13 @@ pub extern "C" fn tether_client_stats(
             client,
             |inner| {
                 required(stats_out, "stats_out")?;
-                inner.with_core(|c| c.stats())
+                // SAFETY: non-NULL (checked); the caller promises a valid `tether_stats`.
+                let size = unsafe { sized::stats_size(stats_out) }?;
+                inner.with_core(|c| (size, c.stats()))
             },
-            |s| {
+            |(size, s)| {
                 let out = tether_stats {
+                    struct_size: size,
                     messages_sent: s.messages_sent,
                     bytes_sent: s.bytes_sent,
                     messages_received: s.messages_received,
@@ -552,8 +624,8 @@ pub extern "C" fn tether_client_stats(
                     last_rtt_us: s.last_rtt.map_or(0, |d| to_us(d).max(1)),
                     last_app_rtt_us: s.last_app_rtt.map_or(0, |d| to_us(d).max(1)),
                 };
-                // SAFETY: non-NULL (checked); the caller promises it is writable.
-                unsafe { stats_out.write(out) }
+                // SAFETY: non-NULL (checked); the caller promises `struct_size` writable bytes.
+                unsafe { sized::write_stats(stats_out, out, size) }
             },
         )
     })
@@ -566,6 +638,12 @@ pub extern "C" fn tether_client_stats(
 /// buffer size that holds all of it, NUL included. Returns `TETHER_OK`, or
 /// `TETHER_ERR_BUFFER_TOO_SMALL` with a truncated (still NUL-terminated, unless `len` is 0)
 /// copy; `buf` may be NULL when `len` is 0 (a size query).
+///
+/// Ownership: copies into your `buf`; the stored message stays the client's.
+/// Threads: any thread, concurrently, and from inside callbacks.
+/// Errors: `TETHER_ERR_BUFFER_TOO_SMALL` (a truncated copy, `*needed_out` set),
+/// `TETHER_ERR_NULL_PARAMETER` (`client` NULL, or `buf` NULL with a non-zero `len`),
+/// `TETHER_ERR_INVALID_HANDLE`.
 #[no_mangle]
 pub extern "C" fn tether_client_last_error(
     client: *const tether_client,
@@ -588,9 +666,14 @@ pub extern "C" fn tether_client_last_error(
 /// call). `*ran_out` (may be NULL) receives the number of events handled (an event whose
 /// callback is NULL counts too). Cheap when nothing is pending. If a callback frees the
 /// client, the call returns `TETHER_OK` right after that callback, and the events it had
-/// already taken are discarded. Errors: `TETHER_ERR_NULL_PARAMETER`, `_INVALID_HANDLE`,
-/// `_WRONG_MODE` (callback mode), `_REENTRANT` (called from inside one of this client's
-/// callbacks, or while another thread polls it).
+/// already taken are discarded.
+///
+/// Ownership: borrows the handle; what a callback receives is borrowed for that call only.
+/// Threads: the calling thread runs the callbacks; one poller at a time per client, never from
+/// inside its own callbacks. Does not wait.
+/// Errors: `TETHER_ERR_NULL_PARAMETER`, `TETHER_ERR_INVALID_HANDLE`, `TETHER_ERR_WRONG_MODE` (a
+/// callback-mode client), `TETHER_ERR_REENTRANT` (called from inside one of this client's
+/// callbacks, or while another thread polls it); the reason in `tether_client_last_error`.
 #[no_mangle]
 pub extern "C" fn tether_client_poll(
     client: *mut tether_client,
@@ -605,6 +688,13 @@ pub extern "C" fn tether_client_poll(
 /// Poll mode: like `tether_client_poll`, but if no event is pending, wait up to `timeout_ms`
 /// for the first one (then handle it and, with `max_events` 0, all that are pending by then).
 /// Returns `TETHER_OK` (with `*ran_out` 0 if none came).
+///
+/// Ownership: borrows the handle; what a callback receives is borrowed for that call only.
+/// Threads: the calling thread runs the callbacks; one poller at a time per client, never from
+/// inside its own callbacks. Blocks up to `timeout_ms` when nothing is pending.
+/// Errors: `TETHER_ERR_NULL_PARAMETER`, `TETHER_ERR_INVALID_HANDLE`, `TETHER_ERR_WRONG_MODE` (a
+/// callback-mode client), `TETHER_ERR_REENTRANT` (called from inside one of this client's
+/// callbacks, or while another thread polls it); the reason in `tether_client_last_error`.
 #[no_mangle]
 pub extern "C" fn tether_client_poll_timeout(
     client: *mut tether_client,
@@ -762,6 +852,12 @@ fn take_chunk(
 /// Wait up to `timeout_ms` until the client is closed (after `tether_client_close`, or when
 /// reconnecting stopped for good): `TETHER_OK`, or `TETHER_ERR_TIMEOUT`. In callback mode
 /// `on_closed` may still be about to run on the dispatcher thread when this returns.
+///
+/// Ownership: borrows the handle only.
+/// Threads: any thread; blocks up to `timeout_ms` (from inside a callback it holds up the client's
+/// other callbacks).
+/// Errors: `TETHER_ERR_TIMEOUT`, `TETHER_ERR_NULL_PARAMETER`, `TETHER_ERR_INVALID_HANDLE`,
+/// `TETHER_ERR_CLOSED` (being freed).
 #[no_mangle]
 pub extern "C" fn tether_client_wait_closed(
     client: *const tether_client,
@@ -790,6 +886,14 @@ pub extern "C" fn tether_client_wait_closed(
 /// `timeout_ms` passes (`TETHER_ERR_TIMEOUT`; the message is still pending). Raw mode:
 /// `TETHER_ERR_NOT_SUPPORTED`. Unknown id: `TETHER_ERR_INVALID_ARGUMENT`. Blocking: avoid
 /// calling it from a callback (it would hold up the other callbacks).
+///
+/// Ownership: borrows the handle only.
+/// Threads: any thread; blocks up to `timeout_ms` (from inside a callback it holds up the client's
+/// other callbacks).
+/// Errors: `TETHER_ERR_TIMEOUT` (still pending), the message's `on_send_failed` status
+/// (`TETHER_ERR_ACK_TIMEOUT`, `_CLOSED`, `_DROPPED`, `_CONNECTION_FAILED`, `_REJECTED`),
+/// `TETHER_ERR_NOT_SUPPORTED` (raw mode), `TETHER_ERR_INVALID_ARGUMENT` (an unknown id),
+/// `TETHER_ERR_NULL_PARAMETER`, `TETHER_ERR_INVALID_HANDLE`.
 #[no_mangle]
 pub extern "C" fn tether_client_wait_acked(
     client: *const tether_client,
@@ -806,7 +910,12 @@ pub extern "C" fn tether_client_wait_acked(
 }
 
 /// Where message `id` stands now, written to `*delivery_out` (a `tether_delivery`). Never
-/// blocks. Thread-safe.
+/// blocks.
+///
+/// Ownership: writes your `*delivery_out` on success.
+/// Threads: any thread, concurrently, and from inside callbacks.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`client` or `delivery_out`), `TETHER_ERR_INVALID_HANDLE`,
+/// `TETHER_ERR_CLOSED` (being freed).
 #[no_mangle]
 pub extern "C" fn tether_client_delivery_status(
     client: *const tether_client,

@@ -219,6 +219,11 @@ fn bad_enum(what: &str, value: c_int) -> Fail {
 
 /// A new config with Tether's defaults (those of the Rust core) and no URL yet. Returns NULL
 /// only if Tether itself failed (a bug). Free with `tether_config_free`.
+///
+/// Ownership: the config is yours: free it with `tether_config_free` (clients copy it, so it may be
+/// freed right after `tether_client_new`).
+/// Threads: any thread.
+/// Errors: none: returns NULL only if Tether itself failed (a bug, or too many live configs).
 #[no_mangle]
 pub extern "C" fn tether_config_new() -> *mut tether_config {
     ffi_boundary!(std::ptr::null_mut(), {
@@ -239,6 +244,10 @@ pub extern "C" fn tether_config_new() -> *mut tether_config {
 
 /// Free a config. NULL and already-freed configs are ignored. Clients created from it are
 /// not affected.
+///
+/// Ownership: consumes the handle (invalid afterwards); clients made from it keep their copy.
+/// Threads: any thread, not concurrently with another call on the same config.
+/// Errors: none: NULL and already-freed handles are ignored.
 #[no_mangle]
 pub extern "C" fn tether_config_free(config: *mut tether_config) {
     ffi_boundary!((), {
@@ -251,6 +260,12 @@ pub extern "C" fn tether_config_free(config: *mut tether_config) {
 /// Copy the message of the last failed call on this config (a setter, `tether_config_validate`,
 /// or a `tether_client_new` that used it) into `buf` as a NUL-terminated string. Same contract
 /// as `tether_client_last_error`.
+///
+/// Ownership: copies into your `buf`; the stored message stays the config's.
+/// Threads: any thread (the message is per config, not per thread).
+/// Errors: `TETHER_ERR_BUFFER_TOO_SMALL` (a truncated copy, `*needed_out` set),
+/// `TETHER_ERR_NULL_PARAMETER` (`config` NULL, or `buf` NULL with a non-zero `len`),
+/// `TETHER_ERR_INVALID_HANDLE` (a freed config).
 #[no_mangle]
 pub extern "C" fn tether_config_last_error(
     config: *const tether_config,
@@ -271,6 +286,13 @@ pub extern "C" fn tether_config_last_error(
 /// Check every value now, as `tether_client_new` will: `TETHER_OK`, or
 /// `TETHER_ERR_INVALID_URL` / `TETHER_ERR_INVALID_CONFIG` with the reason in
 /// `tether_config_last_error`.
+///
+/// Ownership: borrows `config`; nothing is created.
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER`, `TETHER_ERR_INVALID_HANDLE`, `TETHER_ERR_INVALID_URL` /
+/// `TETHER_ERR_INVALID_CONFIG` (the reason in `tether_config_last_error`).
 #[no_mangle]
 pub extern "C" fn tether_config_validate(config: *const tether_config) -> tether_status {
     ffi_boundary!(TETHER_ERR_PANIC, {
@@ -288,6 +310,14 @@ pub extern "C" fn tether_config_validate(config: *const tether_config) -> tether
 /// The server URL: `ws://` or `wss://`, a host, an optional port and path. Checked at once:
 /// `TETHER_ERR_INVALID_URL` with the reason ("unsupported scheme `http`...", "the host is
 /// missing", ...) in `tether_config_last_error`; the previous URL is kept then.
+///
+/// Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or `url` NULL), `TETHER_ERR_INVALID_HANDLE` (a
+/// freed config), `TETHER_ERR_INVALID_URL` (not UTF-8, or not a ws:// or wss:// URL; the previous
+/// URL is kept), the reason in `tether_config_last_error`.
 #[no_mangle]
 pub extern "C" fn tether_config_set_url(
     config: *mut tether_config,
@@ -312,6 +342,15 @@ pub extern "C" fn tether_config_set_url(
 
 /// Add an HTTP header to the upgrade request (for example `Authorization`). Name and value
 /// are checked when the config is built.
+///
+/// Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
+/// freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
+/// `tether_config_last_error`. The value itself is checked when the config is built
+/// (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
 #[no_mangle]
 pub extern "C" fn tether_config_add_header(
     config: *mut tether_config,
@@ -327,6 +366,15 @@ pub extern "C" fn tether_config_add_header(
 }
 
 /// Offer a subprotocol (`Sec-WebSocket-Protocol`); may be called several times.
+///
+/// Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
+/// freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
+/// `tether_config_last_error`. The value itself is checked when the config is built
+/// (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
 #[no_mangle]
 pub extern "C" fn tether_config_add_subprotocol(
     config: *mut tether_config,
@@ -340,6 +388,15 @@ pub extern "C" fn tether_config_add_subprotocol(
 }
 
 /// Time allowed for TCP connect, TLS and the HTTP upgrade together. Default 10000 ms.
+///
+/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+/// config). The value itself is checked when the config is built (`tether_config_validate`,
+/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+/// `tether_config_last_error`).
 #[no_mangle]
 pub extern "C" fn tether_config_set_connect_timeout_ms(
     config: *mut tether_config,
@@ -359,6 +416,15 @@ pub extern "C" fn tether_config_set_connect_timeout_ms(
 /// returns `TETHER_ERR_INVALID_CONFIG` naming `happy_eyeballs_delay`. Returns `TETHER_OK`, or
 /// `TETHER_ERR_NULL_PARAMETER` / `TETHER_ERR_INVALID_HANDLE` for a bad `config`. Like every
 /// config setter: configure a config from one thread at a time.
+///
+/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+/// config). The value itself is checked when the config is built (`tether_config_validate`,
+/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+/// `tether_config_last_error`).
 #[no_mangle]
 pub extern "C" fn tether_config_set_happy_eyeballs_delay_ms(
     config: *mut tether_config,
@@ -386,6 +452,15 @@ pub extern "C" fn tether_config_set_happy_eyeballs_delay_ms(
 /// address that is not an IP (with a port other than 0), gives `TETHER_ERR_INVALID_CONFIG`
 /// naming `resolve`, the reason in `tether_config_last_error`. Like every config setter:
 /// configure a config from one thread at a time.
+///
+/// Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
+/// freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
+/// `tether_config_last_error`. The value itself is checked when the config is built
+/// (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
 #[no_mangle]
 pub extern "C" fn tether_config_add_resolve(
     config: *mut tether_config,
@@ -401,6 +476,14 @@ pub extern "C" fn tether_config_add_resolve(
 }
 
 /// Which CAs `wss://` trusts: `TETHER_TLS_ROOTS_SYSTEM` (default) or `_WEBPKI`.
+///
+/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+/// config), `TETHER_ERR_INVALID_ARGUMENT` (not a value of the enum; the previous value is kept),
+/// the reason in `tether_config_last_error`.
 #[no_mangle]
 pub extern "C" fn tether_config_set_tls_roots(
     config: *mut tether_config,
@@ -418,6 +501,15 @@ pub extern "C" fn tether_config_set_tls_roots(
 
 /// Trust only the CA certificates in this PEM file (read and parsed when the config is built;
 /// takes precedence over the other TLS root settings).
+///
+/// Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
+/// freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
+/// `tether_config_last_error`. The value itself is checked when the config is built
+/// (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
 #[no_mangle]
 pub extern "C" fn tether_config_set_tls_ca_file(
     config: *mut tether_config,
@@ -430,6 +522,15 @@ pub extern "C" fn tether_config_set_tls_ca_file(
 }
 
 /// Trust only the CA certificates in this PEM text (`len` bytes, copied).
+///
+/// Ownership: borrows `config`; the `len` bytes at the pointer are borrowed for the call only
+/// (copied).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL, or the pointer NULL with a non-zero `len`),
+/// `TETHER_ERR_INVALID_HANDLE` (a freed config). The value itself is checked when the config is
+/// built (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
 #[no_mangle]
 pub extern "C" fn tether_config_set_tls_ca_pem(
     config: *mut tether_config,
@@ -444,6 +545,15 @@ pub extern "C" fn tether_config_set_tls_ca_pem(
 }
 
 /// Accept any server certificate. For tests only: it removes all protection TLS gives.
+///
+/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+/// config). The value itself is checked when the config is built (`tether_config_validate`,
+/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+/// `tether_config_last_error`).
 #[no_mangle]
 pub extern "C" fn tether_config_set_danger_accept_invalid_certs(
     config: *mut tether_config,
@@ -453,6 +563,15 @@ pub extern "C" fn tether_config_set_danger_accept_invalid_certs(
 }
 
 /// Turn automatic reconnect on (default) or off.
+///
+/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+/// config). The value itself is checked when the config is built (`tether_config_validate`,
+/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+/// `tether_config_last_error`).
 #[no_mangle]
 pub extern "C" fn tether_config_set_reconnect_enabled(
     config: *mut tether_config,
@@ -463,6 +582,15 @@ pub extern "C" fn tether_config_set_reconnect_enabled(
 
 /// Backoff: the delay before attempt n is uniform in
 /// `[0, min(max_ms, initial_ms * multiplier^(n-1))]`. Defaults 500 ms, 30000 ms, 2.0.
+///
+/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+/// config). The value itself is checked when the config is built (`tether_config_validate`,
+/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+/// `tether_config_last_error`).
 #[no_mangle]
 pub extern "C" fn tether_config_set_backoff(
     config: *mut tether_config,
@@ -480,6 +608,15 @@ pub extern "C" fn tether_config_set_backoff(
 }
 
 /// Reconnect attempts allowed per outage; 0 (default) means unlimited.
+///
+/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+/// config). The value itself is checked when the config is built (`tether_config_validate`,
+/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+/// `tether_config_last_error`).
 #[no_mangle]
 pub extern "C" fn tether_config_set_max_reconnect_attempts(
     config: *mut tether_config,
@@ -491,6 +628,15 @@ pub extern "C" fn tether_config_set_max_reconnect_attempts(
 }
 
 /// Cap on the time spent retrying in one outage; 0 (default) means unlimited.
+///
+/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+/// config). The value itself is checked when the config is built (`tether_config_validate`,
+/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+/// `tether_config_last_error`).
 #[no_mangle]
 pub extern "C" fn tether_config_set_max_retry_duration_ms(
     config: *mut tether_config,
@@ -502,6 +648,15 @@ pub extern "C" fn tether_config_set_max_retry_duration_ms(
 }
 
 /// How long a connection must stay up before the backoff resets. Default 5000 ms.
+///
+/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+/// config). The value itself is checked when the config is built (`tether_config_validate`,
+/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+/// `tether_config_last_error`).
 #[no_mangle]
 pub extern "C" fn tether_config_set_min_uptime_ms(
     config: *mut tether_config,
@@ -513,6 +668,15 @@ pub extern "C" fn tether_config_set_min_uptime_ms(
 /// Heartbeat: a WebSocket ping every `interval_ms`; if nothing arrives within `timeout_ms`
 /// of a ping, the link is dead and is reconnected. `interval_ms` 0 turns it off. Defaults
 /// 15000 ms and 10000 ms.
+///
+/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+/// config). The value itself is checked when the config is built (`tether_config_validate`,
+/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+/// `tether_config_last_error`).
 #[no_mangle]
 pub extern "C" fn tether_config_set_heartbeat(
     config: *mut tether_config,
@@ -529,6 +693,15 @@ pub extern "C" fn tether_config_set_heartbeat(
 
 /// Outbox bounds, in messages and bytes (including the batch being written). Defaults 4096
 /// messages and 16 MiB.
+///
+/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+/// config). The value itself is checked when the config is built (`tether_config_validate`,
+/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+/// `tether_config_last_error`).
 #[no_mangle]
 pub extern "C" fn tether_config_set_outbox_limits(
     config: *mut tether_config,
@@ -545,6 +718,14 @@ pub extern "C" fn tether_config_set_outbox_limits(
 
 /// What sends do when the outbox is full: a `tether_overflow` value. `wait_timeout_ms` is
 /// used by `TETHER_OVERFLOW_WAIT` only.
+///
+/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+/// config), `TETHER_ERR_INVALID_ARGUMENT` (not a value of the enum; the previous value is kept),
+/// the reason in `tether_config_last_error`.
 #[no_mangle]
 pub extern "C" fn tether_config_set_overflow_policy(
     config: *mut tether_config,
@@ -564,6 +745,15 @@ pub extern "C" fn tether_config_set_overflow_policy(
 
 /// Queue messages while not ready (default: true) or refuse them with
 /// `TETHER_ERR_NOT_READY`.
+///
+/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+/// config). The value itself is checked when the config is built (`tether_config_validate`,
+/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+/// `tether_config_last_error`).
 #[no_mangle]
 pub extern "C" fn tether_config_set_queue_while_disconnected(
     config: *mut tether_config,
@@ -576,6 +766,15 @@ pub extern "C" fn tether_config_set_queue_while_disconnected(
 
 /// Largest message a send accepts, in bytes (default 4 MiB, or the outbox byte bound if
 /// smaller; must not exceed it).
+///
+/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+/// config). The value itself is checked when the config is built (`tether_config_validate`,
+/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+/// `tether_config_last_error`).
 #[no_mangle]
 pub extern "C" fn tether_config_set_max_outbound_message_size(
     config: *mut tether_config,
@@ -586,6 +785,15 @@ pub extern "C" fn tether_config_set_max_outbound_message_size(
 
 /// Largest inbound message and frame, in bytes (default 16 MiB each). A bigger one closes
 /// the link with 1009 (`on_error` with `TETHER_ERR_TOO_LARGE`).
+///
+/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+/// config). The value itself is checked when the config is built (`tether_config_validate`,
+/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+/// `tether_config_last_error`).
 #[no_mangle]
 pub extern "C" fn tether_config_set_max_inbound_size(
     config: *mut tether_config,
@@ -602,6 +810,15 @@ pub extern "C" fn tether_config_set_max_inbound_size(
 
 /// Time `tether_client_close` spends draining the outbox and closing. Default 5000 ms.
 /// `tether_client_free` waits at most this plus 2 s.
+///
+/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+/// config). The value itself is checked when the config is built (`tether_config_validate`,
+/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+/// `tether_config_last_error`).
 #[no_mangle]
 pub extern "C" fn tether_config_set_close_timeout_ms(
     config: *mut tether_config,
@@ -612,6 +829,15 @@ pub extern "C" fn tether_config_set_close_timeout_ms(
 
 /// Inbound messages buffered for the application before the client stops reading the socket
 /// (backpressure). Default 1024.
+///
+/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+/// config). The value itself is checked when the config is built (`tether_config_validate`,
+/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+/// `tether_config_last_error`).
 #[no_mangle]
 pub extern "C" fn tether_config_set_event_queue_capacity(
     config: *mut tether_config,
@@ -621,6 +847,15 @@ pub extern "C" fn tether_config_set_event_queue_capacity(
 }
 
 /// Socket read buffer size in bytes (at least 1024). Default 32 KiB.
+///
+/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+/// config). The value itself is checked when the config is built (`tether_config_validate`,
+/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+/// `tether_config_last_error`).
 #[no_mangle]
 pub extern "C" fn tether_config_set_read_buffer_size(
     config: *mut tether_config,
@@ -630,6 +865,15 @@ pub extern "C" fn tether_config_set_read_buffer_size(
 }
 
 /// Bytes written per batch before one flush. Default 256 KiB.
+///
+/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+/// config). The value itself is checked when the config is built (`tether_config_validate`,
+/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+/// `tether_config_last_error`).
 #[no_mangle]
 pub extern "C" fn tether_config_set_write_batch_bytes(
     config: *mut tether_config,
@@ -640,6 +884,14 @@ pub extern "C" fn tether_config_set_write_batch_bytes(
 
 /// How callbacks are delivered: a `tether_dispatch` value (default
 /// `TETHER_DISPATCH_THREAD`).
+///
+/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+/// config), `TETHER_ERR_INVALID_ARGUMENT` (not a value of the enum; the previous value is kept),
+/// the reason in `tether_config_last_error`.
 #[no_mangle]
 pub extern "C" fn tether_config_set_dispatch(
     config: *mut tether_config,
@@ -659,6 +911,14 @@ pub extern "C" fn tether_config_set_dispatch(
 
 /// Raw WebSocket (`TETHER_PROTOCOL_RAW`, default) or the Tether envelope with acks
 /// (`TETHER_PROTOCOL_ENVELOPE`).
+///
+/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+/// config), `TETHER_ERR_INVALID_ARGUMENT` (not a value of the enum; the previous value is kept),
+/// the reason in `tether_config_last_error`.
 #[no_mangle]
 pub extern "C" fn tether_config_set_protocol(
     config: *mut tether_config,
@@ -674,6 +934,15 @@ pub extern "C" fn tether_config_set_protocol(
 /// Default: random, new per client; stable across reconnects. Reusing it in a new process does
 /// not resume the old process's messages (they lived in its memory): the server starts the
 /// session over and `on_session_reset` reports `client_state_lost`.
+///
+/// Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
+/// freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
+/// `tether_config_last_error`. The value itself is checked when the config is built
+/// (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
 #[no_mangle]
 pub extern "C" fn tether_config_set_session_id(
     config: *mut tether_config,
@@ -686,6 +955,15 @@ pub extern "C" fn tether_config_set_session_id(
 }
 
 /// Envelope mode: the token sent in the handshake for the server to check.
+///
+/// Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
+/// freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
+/// `tether_config_last_error`. The value itself is checked when the config is built
+/// (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
 #[no_mangle]
 pub extern "C" fn tether_config_set_auth_token(
     config: *mut tether_config,
@@ -699,6 +977,15 @@ pub extern "C" fn tether_config_set_auth_token(
 
 /// Envelope mode: sign every message with HMAC-SHA256 under this key (`len` bytes, copied),
 /// and refuse inbound messages without a valid signature.
+///
+/// Ownership: borrows `config`; the `len` bytes at the pointer are borrowed for the call only
+/// (copied).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL, or the pointer NULL with a non-zero `len`),
+/// `TETHER_ERR_INVALID_HANDLE` (a freed config). The value itself is checked when the config is
+/// built (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
 #[no_mangle]
 pub extern "C" fn tether_config_set_signing_key(
     config: *mut tether_config,
@@ -714,6 +1001,15 @@ pub extern "C" fn tether_config_set_signing_key(
 
 /// Envelope mode: compress payloads of at least `bytes` bytes when that makes them smaller;
 /// 0 (default) never compresses.
+///
+/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+/// config). The value itself is checked when the config is built (`tether_config_validate`,
+/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+/// `tether_config_last_error`).
 #[no_mangle]
 pub extern "C" fn tether_config_set_compression_threshold(
     config: *mut tether_config,
@@ -726,6 +1022,15 @@ pub extern "C" fn tether_config_set_compression_threshold(
 
 /// Envelope mode: wait `timeout_ms` for an ack before writing a message again, and report it
 /// failed (`TETHER_ERR_ACK_TIMEOUT`) after `retries` such timeouts. Defaults 10000 ms, 2.
+///
+/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+/// config). The value itself is checked when the config is built (`tether_config_validate`,
+/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+/// `tether_config_last_error`).
 #[no_mangle]
 pub extern "C" fn tether_config_set_ack_timeout(
     config: *mut tether_config,
@@ -741,6 +1046,15 @@ pub extern "C" fn tether_config_set_ack_timeout(
 }
 
 /// Envelope mode: time allowed for the application handshake. Default 10000 ms.
+///
+/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+/// config). The value itself is checked when the config is built (`tether_config_validate`,
+/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+/// `tether_config_last_error`).
 #[no_mangle]
 pub extern "C" fn tether_config_set_handshake_timeout_ms(
     config: *mut tether_config,
@@ -751,6 +1065,15 @@ pub extern "C" fn tether_config_set_handshake_timeout_ms(
 
 /// Envelope mode: also send app-level pings with each heartbeat (default: on in envelope
 /// mode). Turning it on in raw mode is a config error.
+///
+/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+/// Threads: configure a config from one thread at a time (not concurrently with another call on the
+/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+/// without affecting the clients made from it.
+/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+/// config). The value itself is checked when the config is built (`tether_config_validate`,
+/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+/// `tether_config_last_error`).
 #[no_mangle]
 pub extern "C" fn tether_config_set_app_ping(
     config: *mut tether_config,
@@ -762,6 +1085,11 @@ pub extern "C" fn tether_config_set_app_ping(
 /// Set the number of worker threads of Tether's internal I/O runtime (1 to 64; default 1),
 /// shared by all clients of the process. Only before the first client is created:
 /// afterwards `TETHER_ERR_INVALID_STATE`. Out of range: `TETHER_ERR_INVALID_ARGUMENT`.
+///
+/// Ownership: no pointers.
+/// Threads: any thread, before the first `tether_client_new` of the process.
+/// Errors: `TETHER_ERR_INVALID_ARGUMENT` (`count` outside 1..=64), `TETHER_ERR_INVALID_STATE` (a
+/// client was created already: the runtime runs).
 #[no_mangle]
 pub extern "C" fn tether_runtime_set_worker_threads(count: usize) -> tether_status {
     ffi_boundary!(TETHER_ERR_PANIC, {

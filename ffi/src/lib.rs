@@ -47,6 +47,7 @@ mod client;
 mod config;
 mod log;
 mod registry;
+mod sized;
 mod status;
 mod util;
 mod version;

@@ -161,6 +161,10 @@ impl tether_status {
 /// A short, static, NUL-terminated English description of a status code. Takes an `int` so
 /// that any value is safe to pass: unknown values give "unknown status". Never NULL; the
 /// string must not be freed.
+///
+/// Ownership: returns a static string: never NULL, do not free.
+/// Threads: any thread.
+/// Errors: none: an unknown value gives "unknown status".
 #[no_mangle]
 pub extern "C" fn tether_status_str(status: c_int) -> *const c_char {
     ffi_boundary!(c"unknown status".as_ptr(), {

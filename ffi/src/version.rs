@@ -13,6 +13,10 @@ pub const TETHER_VERSION_NUMBER: u32 = 100;
 
 /// The version of the loaded library, e.g. "0.1.0" (compare with `TETHER_VERSION_STRING`
 /// to detect a header/library mismatch). Static; never NULL; do not free.
+///
+/// Ownership: returns a static string: never NULL, do not free.
+/// Threads: any thread.
+/// Errors: none.
 #[no_mangle]
 pub extern "C" fn tether_version() -> *const c_char {
     const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");

@@ -47,32 +47,94 @@ void check_failed(const char *file, int line, const char *fmt, ...) {
     test_failed = 1;
 }
 
-int run_tests(const test_case *tests, size_t count) {
+#define MAX_TESTS 256
+static test_case registered[MAX_TESTS];
+static size_t registered_count;
+static int registry_overflow;
+
+void test_register(const char *name, test_fn fn, int order, const char *file, int line) {
+    if (registered_count == MAX_TESTS) {
+        registry_overflow = 1;
+        return;
+    }
+    test_case t = {name, fn, order, file, line};
+    registered[registered_count++] = t;
+}
+
+static int by_order_file_line(const void *a, const void *b) {
+    const test_case *x = a, *y = b;
+    if (x->order != y->order) return x->order < y->order ? -1 : 1;
+    int c = strcmp(x->file, y->file);
+    if (c != 0) return c;
+    return (x->line > y->line) - (x->line < y->line);
+}
+
+/* Sort the registry; 0, or -1 (with a message) when it is unusable. */
+static int sort_registry(void) {
+    if (registry_overflow) {
+        printf("more than %d tests registered: raise MAX_TESTS in harness.c\n", MAX_TESTS);
+        return -1;
+    }
+    qsort(registered, registered_count, sizeof registered[0], by_order_file_line);
+    for (size_t i = 0; i < registered_count; i++)
+        for (size_t j = i + 1; j < registered_count; j++)
+            if (strcmp(registered[i].name, registered[j].name) == 0) {
+                printf("two tests named %s (%s:%d, %s:%d)\n", registered[i].name,
+                       registered[i].file, registered[i].line, registered[j].file,
+                       registered[j].line);
+                return -1;
+            }
+    return 0;
+}
+
+int run_tests(void) {
     const char *filter = getenv("TETHER_TEST_FILTER");
     const char *skip = getenv("TETHER_TEST_SKIP");
     int passed = 0, failed = 0;
-    for (size_t i = 0; i < count; i++) {
-        if (filter && *filter && !strstr(tests[i].name, filter)) continue;
-        if (skip && *skip && strstr(skip, tests[i].name)) {
-            printf("skip - %s (TETHER_TEST_SKIP)\n", tests[i].name);
+    for (size_t i = 0; i < registered_count; i++) {
+        const test_case *t = &registered[i];
+        if (filter && *filter && !strstr(t->name, filter)) continue;
+        if (skip && *skip && strstr(skip, t->name)) {
+            printf("skip - %s (TETHER_TEST_SKIP)\n", t->name);
             continue;
         }
         test_failed = 0;
         int64_t start = now_ms();
-        tests[i].fn();
+        t->fn();
         int64_t took = now_ms() - start;
         if (test_failed) {
             failed++;
-            printf("FAIL - %s (%lld ms)\n", tests[i].name, (long long)took);
+            printf("FAIL - %s (%lld ms)\n", t->name, (long long)took);
         } else {
             passed++;
-            printf("ok - %s (%lld ms)\n", tests[i].name, (long long)took);
+            printf("ok - %s (%lld ms)\n", t->name, (long long)took);
         }
         fflush(stdout);
     }
     printf("%d passed, %d failed\n", passed, failed);
     fflush(stdout);
     return failed == 0 ? 0 : 1;
+}
+
+peer P;
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (sort_registry() != 0) {
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
+    if (argc > 1 && strcmp(argv[1], "--list") == 0) {
+        for (size_t i = 0; i < registered_count; i++) printf("%s\n", registered[i].name);
+        return 0;
+    }
+    if (peer_start(&P) != 0) {
+        printf("cannot start tether-peer (set TETHER_PEER)\n0 passed, 1 failed\n");
+        return 1;
+    }
+    int rc = run_tests();
+    peer_stop(&P);
+    return rc;
 }
 
 /* Read one line from the peer into line (without the newline), waiting at most timeout_ms.

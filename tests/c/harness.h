@@ -2,7 +2,8 @@
  * Minimal test harness for Tether's C tests: test registration, checks, monotonic time,
  * and a controllable `tether-peer` child process (posix_spawn + pipes, every read bounded).
  *
- * Output: one line per test ("ok - name" / "FAIL - name: ..."), then "N passed, M failed".
+ * Output: one line per test ("ok - name" / "FAIL - name: ..."), then "N passed, M failed";
+ * with the argument --list, the registered test names, one per line, in run order.
  * Environment:
  *   TETHER_PEER            path of the tether-peer binary (default target/debug/tether-peer)
  *   TETHER_REF_SERVER      path of tether-ref-server, the envelope reference server
@@ -57,15 +58,40 @@ void check_failed(const char *file, int line, const char *fmt, ...)
         }                                                                          \
     } while (0)
 
-/* ---- test table ---- */
+/* ---- test registry ----
+ * TEST(name) { ... } defines the test function test_<name> and registers it under "name"
+ * (a constructor runs before main), so a test's name cannot drift from its function, and a
+ * test cannot be defined and forgotten. The runner sorts the tests by order, then source file,
+ * then line, so the run order does not depend on link order. TEST_FIRST / TEST_LAST are for
+ * the two tests that must run before any client exists / after all others. Two tests with one
+ * name are refused at start. */
 typedef void (*test_fn)(void);
 typedef struct test_case {
     const char *name;
     test_fn fn;
+    int order; /* TEST_ORDER_FIRST, _NORMAL or _LAST */
+    const char *file;
+    int line;
 } test_case;
 
-/* Runs the tests, prints the summary; returns the process exit code. */
-int run_tests(const test_case *tests, size_t count);
+enum { TEST_ORDER_FIRST = 0, TEST_ORDER_NORMAL = 1, TEST_ORDER_LAST = 2 };
+
+void test_register(const char *name, test_fn fn, int order, const char *file, int line);
+
+#define TEST_ORDERED(name, order)                                                  \
+    static void test_##name(void);                                                 \
+    __attribute__((constructor)) static void test_register_##name(void) {          \
+        test_register(#name, test_##name, order, __FILE__, __LINE__);              \
+    }                                                                              \
+    static void test_##name(void)
+
+#define TEST(name) TEST_ORDERED(name, TEST_ORDER_NORMAL)
+#define TEST_FIRST(name) TEST_ORDERED(name, TEST_ORDER_FIRST)
+#define TEST_LAST(name) TEST_ORDERED(name, TEST_ORDER_LAST)
+
+/* Runs the registered tests (TETHER_TEST_FILTER / TETHER_TEST_SKIP apply), prints the summary;
+ * returns the process exit code. */
+int run_tests(void);
 
 /* ---- the peer ---- */
 typedef struct peer {
@@ -77,6 +103,9 @@ typedef struct peer {
     int port;
     char url[64];
 } peer;
+
+/* The test peer every test shares, started by main (harness.c) before the tests run. */
+extern peer P;
 
 /* Start tether-peer and read its "PORT n" line (bounded). Returns 0 on success. */
 int peer_start(peer *p);

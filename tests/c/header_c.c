@@ -8,10 +8,16 @@
 #endif
 
 static const char header_version[] = TETHER_VERSION_STRING;
+/* The initialisers are constant expressions (usable for static objects). */
+static const tether_callbacks static_callbacks = TETHER_CALLBACKS_INIT;
 
 int main(void) {
-    tether_callbacks callbacks = {0};
-    tether_stats stats = {0};
+    tether_callbacks callbacks = TETHER_CALLBACKS_INIT;
+    tether_stats stats = TETHER_STATS_INIT;
+    tether_callbacks callbacks2;
+    tether_stats stats2;
+    tether_callbacks_init(&callbacks2);
+    tether_stats_init(&stats2);
     tether_status status = TETHER_OK;
     tether_state state = TETHER_STATE_CONNECTING;
     tether_message_type kind = TETHER_MESSAGE_TEXT;
@@ -27,6 +33,9 @@ int main(void) {
     tether_config *config = NULL;
     (void)callbacks;
     (void)stats;
+    if (callbacks2.struct_size != sizeof callbacks2 || stats2.struct_size != sizeof stats2 ||
+        static_callbacks.struct_size != sizeof static_callbacks || callbacks2.on_message != NULL)
+        return 1;
     (void)log;
     (void)finalizer;
     (void)client;

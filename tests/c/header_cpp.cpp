@@ -20,10 +20,13 @@ typedef tether_status (*send_fn)(tether_client *, const char *, size_t, uint64_t
 
 int main() {
     send_fn send = tether_client_send_text;
-    tether_callbacks callbacks{};
-    tether_stats stats{};
-    (void)callbacks;
-    (void)stats;
+    tether_callbacks callbacks = TETHER_CALLBACKS_INIT;
+    tether_stats stats = TETHER_STATS_INIT;
+    tether_callbacks callbacks2;
+    tether_callbacks_init(&callbacks2);
+    if (callbacks.struct_size != sizeof callbacks || stats.struct_size != sizeof stats ||
+        callbacks2.struct_size != sizeof callbacks2)
+        return 1;
 #if __cplusplus >= 201703L
     static_assert(!std::is_copy_constructible<tether::Client>::value, "move-only");
     static_assert(std::is_nothrow_move_constructible<tether::Client>::value, "movable");

@@ -6,8 +6,9 @@
 #     ffi/ is formatted (clippy and the Rust unit tests run in `make test`);
 #   - installs into a temporary prefix (ffi/install.sh) and builds everything against it;
 #   - compiles the header as C and C++ (twice included, -Wall -Wextra -Wpedantic -Werror);
-#   - runs tests/c/test_api.c (against tether-peer, and tether-ref-server for envelope mode)
-#     under ASan+UBSan (static and shared linking) and under valgrind;
+#   - runs the C suite, tests/c/test_*.c (each TEST registers itself; recorder.c is the shared
+#     recorder, harness.c the runner and the peer), against tether-peer, and tether-ref-server
+#     for envelope mode, under ASan+UBSan (static and shared linking) and under valgrind;
 #   - builds the examples and the docs/C_API.md quickstarts with pkg-config and with CMake
 #     (shared and static) and runs them against tether-peer;
 #   - drives examples/game_loop through a server outage.
@@ -98,16 +99,16 @@ SAN=(-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-poin
 read -r -a PC_CFLAGS <<<"$(pkg-config --cflags tether)"
 read -r -a PC_SHARED <<<"$(pkg-config --libs tether)"
 read -r -a PC_STATIC <<<"$(pkg-config --libs tether-static)"
-SUITE=(tests/c/test_api.c tests/c/harness.c -Itests/c)
+SUITE=(tests/c/test_*.c tests/c/recorder.c tests/c/harness.c -Itests/c)
 
 step "header compiles as C99 (included twice)" gcc -std=c99 "${WARN[@]}" -Wstrict-prototypes "${PC_CFLAGS[@]}" -c tests/c/header_c.c -o "$WORK/header_c99.o"
 step "header compiles as C11 (included twice)" gcc -std=c11 "${WARN[@]}" -Wstrict-prototypes "${PC_CFLAGS[@]}" -c tests/c/header_c.c -o "$WORK/header_c11.o"
 step "header compiles as C++11 (included twice)" g++ -std=c++11 "${WARN[@]}" "${PC_CFLAGS[@]}" -Iexamples/cpp -c tests/c/header_cpp.cpp -o "$WORK/header_cxx11.o"
 step "header and tether.hpp compile as C++17" g++ -std=c++17 "${WARN[@]}" "${PC_CFLAGS[@]}" -Iexamples/cpp -c tests/c/header_cpp.cpp -o "$WORK/header_cxx17.o"
 
-step "build test_api (ASan+UBSan, static libtether.a)" gcc "${CFLAGS[@]}" "${SAN[@]}" "${PC_CFLAGS[@]}" "${SUITE[@]}" "${PC_STATIC[@]}" -o "$WORK/test_api_asan_static"
-step "build test_api (ASan+UBSan, shared libtether.so)" gcc "${CFLAGS[@]}" "${SAN[@]}" "${PC_CFLAGS[@]}" "${SUITE[@]}" "${PC_SHARED[@]}" -Wl,-rpath,"$PREFIX/lib" -o "$WORK/test_api_asan_shared"
-step "build test_api (for valgrind, shared libtether.so)" gcc "${CFLAGS[@]}" "${PC_CFLAGS[@]}" "${SUITE[@]}" "${PC_SHARED[@]}" -Wl,-rpath,"$PREFIX/lib" -o "$WORK/test_api_valgrind"
+step "build c_suite (ASan+UBSan, static libtether.a)" gcc "${CFLAGS[@]}" "${SAN[@]}" "${PC_CFLAGS[@]}" "${SUITE[@]}" "${PC_STATIC[@]}" -o "$WORK/c_suite_asan_static"
+step "build c_suite (ASan+UBSan, shared libtether.so)" gcc "${CFLAGS[@]}" "${SAN[@]}" "${PC_CFLAGS[@]}" "${SUITE[@]}" "${PC_SHARED[@]}" -Wl,-rpath,"$PREFIX/lib" -o "$WORK/c_suite_asan_shared"
+step "build c_suite (for valgrind, shared libtether.so)" gcc "${CFLAGS[@]}" "${PC_CFLAGS[@]}" "${SUITE[@]}" "${PC_SHARED[@]}" -Wl,-rpath,"$PREFIX/lib" -o "$WORK/c_suite_valgrind"
 
 # ---------------------------------------------------------------------------------------------
 # The C test suite. Each run adds its own test count.
@@ -127,27 +128,27 @@ run_suite() {
     PASSED=$((PASSED + p))
     FAILED=$((FAILED + f))
     if [ "$rc" -ne 0 ] || [ -z "$summary" ]; then
-        fail "test_api [$name] exited with status $rc (sanitizer, valgrind or timeout: see below)"
+        fail "c_suite [$name] exited with status $rc (sanitizer, valgrind or timeout: see below)"
         show_log "$log"
     elif [ "$p" -eq 0 ]; then
-        fail "test_api [$name] ran no test"
+        fail "c_suite [$name] ran no test"
     fi
     echo "  [$name] $summary ($((SECONDS - START)) s elapsed)"
 }
 
 export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-[ -x "$WORK/test_api_asan_static" ] && run_suite asan-static 180 "$WORK/test_api_asan_static"
-[ -x "$WORK/test_api_asan_shared" ] && run_suite asan-shared 180 "$WORK/test_api_asan_shared"
+[ -x "$WORK/c_suite_asan_static" ] && run_suite asan-static 180 "$WORK/c_suite_asan_static"
+[ -x "$WORK/c_suite_asan_shared" ] && run_suite asan-shared 180 "$WORK/c_suite_asan_shared"
 # Under valgrind the TLS test is skipped (it runs in both ASan runs): memcheck cannot follow
 # definedness through ring's AES-GCM assembly and reports "uninitialised" ciphertext and tags,
 # a known false-positive class of optimized AES-GCM code (OpenSSL's too). A suppression would
 # also hide real uninitialised bytes written to sockets, so the test is skipped instead.
-[ -x "$WORK/test_api_valgrind" ] && TETHER_TIMEOUT_SCALE=4 TETHER_TEST_SKIP=tls_with_a_custom_ca \
+[ -x "$WORK/c_suite_valgrind" ] && TETHER_TIMEOUT_SCALE=4 TETHER_TEST_SKIP=tls_with_a_custom_ca \
     run_suite valgrind 240 \
     valgrind -q --error-exitcode=1 --leak-check=full --show-leak-kinds=definite,possible \
     --errors-for-leak-kinds=definite,possible --fair-sched=yes \
-    --suppressions=tests/c/valgrind.supp "$WORK/test_api_valgrind"
+    --suppressions=tests/c/valgrind.supp "$WORK/c_suite_valgrind"
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
 # ---------------------------------------------------------------------------------------------

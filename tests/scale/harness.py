@@ -293,13 +293,17 @@ class Instance:
         self.proc.wait(timeout=10)
 
     def terminate(self, timeout: float = 45.0) -> int:
-        """SIGTERM and wait for a clean exit; returns the exit code. The default bound is the
-        sum of tether.server's own timeouts a closing link can meet one after the other (a
-        hello, 10 s; the close handshake, 10 s; the wait for the TCP close, 10 s) plus a
-        margin: under load a graceful shutdown has been seen to take over 20 s."""
+        """SIGTERM and wait for a clean exit; returns the exit code. tether.server's shutdown
+        is bounded by twice its close timeout (10 s), plus a margin for a loaded machine. On a
+        timeout the error carries the instance's stderr, where the app prints its tasks' and
+        threads' stacks when a shutdown runs long."""
         assert self.proc is not None
         self.proc.signal(signal.SIGTERM)
-        return self.proc.wait(timeout=timeout)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            raise RuntimeError(f"{self.proc.name} did not exit {timeout:.0f} s after SIGTERM; "
+                               f"stderr:\n{self.proc.stderr_tail(200)}") from e
 
 
 class HAProxy:
