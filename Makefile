@@ -15,7 +15,7 @@ PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := tests/peers/node/node_modules/.installed
 
-.PHONY: demo test chaos fuzz bench venv fmt lint stress redis-server haproxy
+.PHONY: demo test chaos fuzz bench venv fmt lint stress redis-server haproxy options-docs
 
 demo: redis-server haproxy
 	cargo run --release -q -p tether-core --example demo
@@ -85,3 +85,9 @@ fmt:
 
 lint:
 	cargo clippy --workspace --all-targets -- -D warnings
+
+# Regenerate what is generated from core's option table (core/src/options.rs): the option
+# tables in docs/PYTHON.md and docs/C_API.md and the ClientOptions TypedDict. The test suite
+# (core/tests/options_doc.rs) fails when they are stale.
+options-docs:
+	cargo run -q -p tether-core --example options_doc -- --write
