@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::SendFailure;
 use crate::event::{Event, MessageId, State, Stats};
-use crate::events::EventSink;
+use crate::event_queue::EventSink;
 use crate::outbox::Outbox;
 
 /// Monotonic counters, updated by the session task, read by anyone.

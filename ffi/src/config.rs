@@ -9,7 +9,6 @@
 
 use std::ffi::{c_char, c_int};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tether_core::{options, Config, ConfigBuilder, OptionValue, OverflowPolicy, TlsRoots};
 
@@ -88,7 +87,6 @@ pub(crate) struct ConfigInner {
 pub(crate) struct Built {
     pub config: Config,
     pub dispatch: tether_dispatch,
-    pub close_timeout: Duration,
 }
 
 impl ConfigInner {
@@ -110,7 +108,6 @@ impl ConfigInner {
             fail
         })?;
         Ok(Built {
-            close_timeout: config.close_timeout(),
             config,
             dispatch: s.dispatch,
         })

@@ -34,15 +34,28 @@ TEST(server_forced_disconnects) {
     CHECK_MSG(ok, "errors %llx closes %d code %u", (unsigned long long)r->error_seen, r->closes,
               r->last_close_code);
 
-    /* A close frame from the server (service restart): no error, close 1012, reconnect. */
+    /* A close frame from the server with 1012 (service restart): not a normal end (only the
+     * application's close and the server's 1000/1001 are: Disconnect::is_normal), so on_error
+     * first, then close 1012, reconnect. */
     int errors_before = get(r, &r->errors);
     CHECK(peer_cmd(&P, "close 1012 service restart", NULL, 0) == 0);
     CHECK(wait_count(r, &r->readies, 3, 10000));
     pthread_mutex_lock(&r->mu);
-    ok = r->errors == errors_before && r->closes == 2 && r->last_close_code == 1012 &&
+    ok = r->errors == errors_before + 1 && strstr(r->last_error_msg, "1012") != NULL &&
+         r->closes == 2 && r->last_close_code == 1012 &&
          strcmp(r->last_close_reason, "service restart") == 0;
     pthread_mutex_unlock(&r->mu);
-    CHECK(ok);
+    CHECK_MSG(ok, "errors %d (before %d) msg %s", r->errors, errors_before, r->last_error_msg);
+
+    /* 1001 (going away) is a normal end: close and reconnect, no error. */
+    errors_before = get(r, &r->errors);
+    CHECK(peer_cmd(&P, "close 1001 going away", NULL, 0) == 0);
+    CHECK(wait_count(r, &r->readies, 4, 10000));
+    pthread_mutex_lock(&r->mu);
+    ok = r->errors == errors_before && r->closes == 3 && r->last_close_code == 1001;
+    pthread_mutex_unlock(&r->mu);
+    CHECK_MSG(ok, "errors %d (before %d) closes %d code %u", r->errors, errors_before, r->closes,
+              r->last_close_code);
 
     /* The link works after both. */
     CHECK_STATUS(tether_client_send_text(r->client, "after", 5, NULL), TETHER_OK);

@@ -3,7 +3,7 @@
 //! at most one wake-up of the application per round of work, not per message, and the
 //! application does not preempt the session while it still has frames to read or write.
 
-use crate::events::EventSink;
+use crate::event_queue::EventSink;
 
 /// What the batch guard needs of the event channel.
 pub(crate) trait Batching {
