@@ -22,7 +22,20 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use tokio::sync::{Semaphore, TryAcquireError};
 
+use crate::error::Disconnect;
 use crate::event::{Event, MessageId};
+
+/// A function called after every change an application may wait for (see
+/// [`crate::Client::set_change_hook`]).
+pub(crate) type ChangeHook = Arc<dyn Fn() + Send + Sync>;
+
+/// The reasons the latest `Disconnected` and the `Closed` event carried, kept for readers that
+/// do not consume events ([`crate::Client::last_disconnect`], [`crate::Client::close_reason`]).
+#[derive(Default)]
+struct Reasons {
+    last_disconnect: Option<Disconnect>,
+    closed: Option<Disconnect>,
+}
 
 /// A session that stays busy still hands its events over once it gathered this many...
 const MAX_BATCH: usize = 1024;
@@ -65,6 +78,8 @@ pub(crate) struct EventSink {
     queued: Arc<AtomicUsize>,
     /// Wakes an asynchronous consumer ([`EventSource::next_async`]).
     ready: Arc<tokio::sync::Notify>,
+    hook: Mutex<Option<ChangeHook>>,
+    reasons: Mutex<Reasons>,
 }
 
 /// Consumer side: the dispatcher thread, or the application in poll mode.
@@ -95,6 +110,8 @@ pub(crate) fn channel(inbound_capacity: usize) -> (EventSink, EventSource) {
             staging: Mutex::new(Staging::default()),
             queued: queued.clone(),
             ready: ready.clone(),
+            hook: Mutex::new(None),
+            reasons: Mutex::new(Reasons::default()),
         },
         EventSource {
             rx,
@@ -112,6 +129,7 @@ pub(crate) fn channel(inbound_capacity: usize) -> (EventSink, EventSource) {
 impl EventSink {
     /// Emit an event (never blocks): into the open batch, if any, otherwise at once.
     pub(crate) fn emit(&self, event: Event) {
+        self.note(&event);
         {
             let mut staging = lock(&self.staging);
             if staging.open {
@@ -127,7 +145,42 @@ impl EventSink {
 
     /// Emit an event at once, past any batch being gathered (for the application's threads).
     pub(crate) fn emit_now(&self, event: Event) {
+        self.note(&event);
         self.send(1, Item::One(event));
+    }
+
+    /// Keep the reasons of `Disconnected` and `Closed` for readers that consume no events.
+    fn note(&self, event: &Event) {
+        match event {
+            Event::Disconnected { reason, .. } => {
+                lock(&self.reasons).last_disconnect = Some(reason.clone());
+            }
+            Event::Closed { reason, .. } => lock(&self.reasons).closed = Some(reason.clone()),
+            _ => {}
+        }
+    }
+
+    /// The reason of the latest `Disconnected` event emitted.
+    pub(crate) fn last_disconnect(&self) -> Option<Disconnect> {
+        lock(&self.reasons).last_disconnect.clone()
+    }
+
+    /// The reason of the `Closed` event, once emitted.
+    pub(crate) fn close_reason(&self) -> Option<Disconnect> {
+        lock(&self.reasons).closed.clone()
+    }
+
+    /// Install (or remove) the change hook.
+    pub(crate) fn set_hook(&self, hook: Option<ChangeHook>) {
+        *lock(&self.hook) = hook;
+    }
+
+    /// Call the change hook, if any (never with a lock of ours held).
+    pub(crate) fn fire_hook(&self) {
+        let hook = lock(&self.hook).clone();
+        if let Some(hook) = hook {
+            hook();
+        }
     }
 
     fn send(&self, count: usize, item: Item) {
@@ -140,6 +193,7 @@ impl EventSink {
         }
         // Cheap when nobody awaits: it only stores a permit.
         self.ready.notify_one();
+        self.fire_hook();
     }
 
     /// Gather what is emitted from now on into one batch, until [`EventSink::close_batch`].
@@ -214,6 +268,9 @@ impl EventSink {
         self.written.up_to.fetch_max(up_to.0, Ordering::SeqCst);
         if !self.written.event_pending.swap(true, Ordering::SeqCst) {
             self.emit(Event::Written { up_to });
+        } else {
+            // No new event (the pending one is raised), but statuses changed.
+            self.fire_hook();
         }
     }
 }
