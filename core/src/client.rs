@@ -1,11 +1,10 @@
 //! The public client handle.
 
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::thread::{JoinHandle, ThreadId};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,10 +12,11 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::config::{Config, OverflowPolicy, Protocol};
 use crate::connect::Connector;
+use crate::dispatch::{self, DispatchError, Handlers};
 use crate::error::{CloseError, ConfigError, DeliveryError, Disconnect, SendError, SendFailure};
 use crate::event::{Event, MessageId, State, Stats, Text};
-use crate::events::{self, EventSource};
-use crate::outbox::{DeliveryStatus, Outbox, Payload};
+use crate::event_queue::{self, EventSource};
+use crate::outbox::{DeliveryStatus, Outbox, Payload, Want};
 use crate::resume::ResumeState;
 use crate::runtime::{self, RuntimeError};
 use crate::session::{Command, Session};
@@ -24,13 +24,21 @@ use crate::shared::Shared;
 
 /// How the application receives [`Event`]s.
 pub enum EventDelivery {
-    /// The application drains events on its own thread with [`Client::poll_event`] /
-    /// [`Client::next_event`] (a game loop, an event loop, a test).
+    /// The application drains events on its own thread: with [`Client::dispatch`], which runs
+    /// a handler on each (a game loop, an event loop, a binding), or by taking them with
+    /// [`Client::poll_event`] / [`Client::next_event`] (a test). [`Client::set_wake_hook`]
+    /// tells an event loop when to look.
     Poll,
     /// A dispatcher thread owned by the client calls this function for each event, serially,
     /// in order. It never runs on the runtime's I/O threads, so a slow handler cannot stall
     /// I/O (it only pauses reading once `event_queue_capacity` messages are waiting). A panic in
     /// the handler is caught and logged; the client carries on.
+    ///
+    /// Lifecycle: the handler never runs before [`Client::connect`] (or `connect_on`) has
+    /// returned, and never starts after [`Client::shutdown`] has returned, even when its
+    /// timeout expired (events left are then dropped without calling it). Dropping the
+    /// client instead lets it deliver everything up to [`Event::Closed`] in the background.
+    /// [`Client::in_handler`] tells whether the current thread is running it.
     Callback(Box<dyn FnMut(Event) + Send + 'static>),
 }
 
@@ -40,6 +48,9 @@ impl EventDelivery {
         EventDelivery::Callback(Box::new(handler))
     }
 }
+
+/// What [`Client::close_bound`] allows beyond `close_timeout` for the closing handshake.
+const CLOSE_MARGIN: Duration = Duration::from_secs(2);
 
 /// Why [`Client::connect`] could not start a client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,7 +84,9 @@ pub struct Client {
     commands: UnboundedSender<Command>,
     /// Poll mode only.
     events: Option<EventSource>,
-    dispatcher: Option<(JoinHandle<()>, ThreadId)>,
+    handlers: Arc<Handlers>,
+    /// Callback mode: the dispatcher thread, until `shutdown` joins it.
+    dispatcher: Mutex<Option<JoinHandle<()>>>,
     /// Envelope mode: this client's stream epoch.
     epoch: String,
 }
@@ -121,7 +134,7 @@ impl Client {
     ) -> Result<Client, StartError> {
         let config = Arc::new(config);
         let connector = Connector::new(config.clone())?;
-        let (sink, source) = events::channel(config.event_queue_capacity);
+        let (sink, source) = event_queue::channel(config.event_queue_capacity);
         let keep_until_acked = config.protocol == Protocol::Envelope;
         let outbox = Outbox::new(
             config.outbox_max_messages,
@@ -132,15 +145,16 @@ impl Client {
         let shared = Arc::new(Shared::new(outbox, sink));
         let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel();
 
+        let handlers = Arc::new(Handlers::new());
         let (events, dispatcher) = match delivery {
             EventDelivery::Poll => (Some(source), None),
             EventDelivery::Callback(handler) => {
+                let h = handlers.clone();
                 let thread = std::thread::Builder::new()
                     .name("tether-dispatch".into())
-                    .spawn(move || dispatch(source, handler))
+                    .spawn(move || dispatch::run_dispatcher(source, handler, &h))
                     .map_err(|e| StartError::Thread(e.to_string()))?;
-                let id = thread.thread().id();
-                (None, Some((thread, id)))
+                (None, Some(thread))
             }
         };
         let codec = (config.protocol == Protocol::Envelope).then(|| {
@@ -164,14 +178,18 @@ impl Client {
             resume,
         };
         handle.spawn(session.run());
-        Ok(Client {
+        let client = Client {
             shared,
             config,
             commands,
             events,
-            dispatcher,
+            handlers,
+            dispatcher: Mutex::new(dispatcher),
             epoch,
-        })
+        };
+        // Last: the handler may run from now on.
+        client.handlers.start();
+        Ok(client)
     }
 
     /// The current state.
@@ -252,11 +270,31 @@ impl Client {
         if self.config.protocol != Protocol::Envelope {
             return Err(DeliveryError::NotSupported);
         }
-        match self.shared.outbox.wait_resolved(id, timeout) {
+        match self.shared.outbox.wait_status(id, Want::Acked, timeout) {
             DeliveryStatus::Acked => Ok(()),
             DeliveryStatus::Failed(reason) => Err(DeliveryError::Failed(reason)),
             DeliveryStatus::Queued | DeliveryStatus::Written => Err(DeliveryError::Timeout),
             DeliveryStatus::Unknown => Err(DeliveryError::Unknown),
+        }
+    }
+
+    /// Wait until message `id`'s status reaches `want` or is final (acked, failed, unknown),
+    /// or `timeout` passes; returns the status then (`Queued` or `Written` after a timeout).
+    /// Works in both delivery modes and consumes no event, so it may be called while events
+    /// go unread (or from inside a handler, where it holds up the handler's thread). In raw
+    /// mode `Written` is final: [`Want::Acked`] returns once the message is written.
+    pub fn wait_status(&self, id: MessageId, want: Want, timeout: Duration) -> DeliveryStatus {
+        self.shared.outbox.wait_status(id, want, timeout)
+    }
+
+    /// The asynchronous [`Client::wait_status`]: a future that resolves to message `id`'s
+    /// status once it reaches `want` or is final (no timeout of its own: combine it with your
+    /// runtime's). Any executor can poll it; it holds no lock while pending.
+    pub fn status(&self, id: MessageId, want: Want) -> StatusFuture {
+        StatusFuture {
+            shared: self.shared.clone(),
+            id,
+            want,
         }
     }
 
@@ -295,29 +333,100 @@ impl Client {
         self.shared.wait_closed(timeout)
     }
 
-    /// Close with code 1000, wait up to `timeout` for the close to finish, and join the
-    /// dispatcher thread (after it delivered [`Event::Closed`]), so no handler runs after this
-    /// returns. Returns false if the timeout expired first (the close then goes on in the
-    /// background). Called from inside the handler it cannot join its own thread and returns
-    /// after the close without joining.
-    pub fn shutdown(mut self, timeout: Duration) -> bool {
+    /// Close with code 1000, wait up to `timeout` for the close to finish, and end the
+    /// handler's life: in callback mode join the dispatcher thread after it delivered
+    /// [`Event::Closed`] (when the close finished in time). However it ends, no handler starts
+    /// after this returns (events left are dropped unseen), and a handler running on another
+    /// thread (the dispatcher, or a [`Client::dispatch`] elsewhere) is waited for. Returns
+    /// false if the timeout expired first (the close then goes on in the background).
+    ///
+    /// Called from inside a handler of this client it cannot wait for that handler: the
+    /// current one is the last; it still waits up to `timeout` for the close (pass
+    /// `Duration::ZERO` not to), and does not join. [`Client::close_bound`] is a timeout that
+    /// covers a whole graceful close.
+    pub fn shutdown(&self, timeout: Duration) -> bool {
         let _ = self.close(1000, "");
-        // Poll mode: nobody can read events from here on; stop holding inbound messages back
-        // for room, or a full queue would keep the server's closing frame unread.
-        if let Some(source) = &self.events {
-            source.stop_consuming();
+        let inside = self.handlers.in_handler();
+        // Nobody will read events from here on (poll mode), or handlers stop now (from inside
+        // one): stop holding inbound messages back for room, or a full queue would keep the
+        // server's closing frame unread.
+        if self.events.is_some() || inside {
+            self.shared.events.stop_consuming();
+        }
+        if inside {
+            self.handlers.stop();
         }
         let closed = self.shared.wait_closed(timeout);
-        if closed {
-            if let Some((thread, id)) = self.dispatcher.take() {
-                if std::thread::current().id() != id {
-                    // The dispatcher exits right after delivering Closed, which was emitted
-                    // before wait_closed returned.
-                    let _ = thread.join();
-                }
+        if !inside {
+            let thread = self
+                .dispatcher
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take_if(|_| closed);
+            if let Some(thread) = thread {
+                // The dispatcher exits right after delivering Closed, which was emitted
+                // before wait_closed returned.
+                let _ = thread.join();
             }
+            self.handlers.stop();
+            self.shared.events.stop_consuming();
         }
         closed
+    }
+
+    /// How long a graceful close may take: `close_timeout` to drain the outbox, plus a margin
+    /// for the closing handshake. The timeout for [`Client::shutdown`] when the application
+    /// gives none.
+    pub fn close_bound(&self) -> Duration {
+        self.config.close_timeout + CLOSE_MARGIN
+    }
+
+    /// Poll mode: take up to `max` events (waiting up to `wait` for the first, then whatever
+    /// else is pending) and run `handler` on each, on the calling thread, in order; returns
+    /// how many were handled. `max` 0 means the events pending once the first one is in
+    /// hand, so that a steady stream cannot keep the caller forever. Events are taken in
+    /// chunks, one queue operation each; an inbound message's credit (room in
+    /// `event_queue_capacity`) goes back once its handler returned. A panic in the handler is
+    /// caught and logged (that event is dropped; dispatching carries on).
+    ///
+    /// If the client is shut down meanwhile (from the handler, or on another thread), it
+    /// returns right after the current handler; the events it had taken are dropped.
+    ///
+    /// Errors: [`DispatchError::Reentered`] from inside a handler of this client,
+    /// [`DispatchError::Busy`] while another thread dispatches it,
+    /// [`DispatchError::CallbackMode`] in callback mode.
+    pub fn dispatch(
+        &self,
+        max: usize,
+        wait: Duration,
+        handler: &mut dyn FnMut(Event),
+    ) -> Result<usize, DispatchError> {
+        let source = self.events.as_ref().ok_or(DispatchError::CallbackMode)?;
+        dispatch::dispatch(source, &self.handlers, max, wait, handler)
+    }
+
+    /// True on a thread that is running a handler of this client: its dispatcher thread in
+    /// callback mode, or inside [`Client::dispatch`] in poll mode. Bindings use it to refuse
+    /// blocking calls that would wait for the handler's own thread.
+    pub fn in_handler(&self) -> bool {
+        self.handlers.in_handler()
+    }
+
+    /// Poll mode: a [`Client::dispatch`] is running right now, on any thread.
+    pub fn is_dispatching(&self) -> bool {
+        self.handlers.is_dispatching()
+    }
+
+    /// Install (or with `None` remove) a wake-up hook for an event loop (asyncio, libuv,
+    /// epoll, a game loop): it is called once when events become available after a consumer
+    /// found the queue empty, not per event. Take events until the queue is empty
+    /// ([`Client::dispatch`] or [`Client::poll_events`] returning fewer than asked for) before
+    /// waiting for the next call. If events are pending when the hook is installed, it is
+    /// called at once. It runs on one of Tether's threads or a sending thread, possibly
+    /// concurrently with the consumer: it must be cheap and must not block (write a byte to a
+    /// pipe or eventfd, set a flag, post to a loop); a panic in it is caught and logged.
+    pub fn set_wake_hook(&self, hook: Option<Arc<dyn Fn() + Send + Sync>>) {
+        self.shared.events.set_wake_hook(hook);
     }
 
     /// Poll mode: the next pending event, without waiting. Always None in callback mode.
@@ -396,7 +505,7 @@ impl Client {
     /// (a binding's blocking waits, an event loop's wake-up). It runs on one of Tether's
     /// threads, often the I/O thread: it must be cheap and must never block.
     pub fn set_change_hook(&self, hook: Option<Arc<dyn Fn() + Send + Sync>>) {
-        self.shared.events.set_hook(hook);
+        self.shared.events.set_change_hook(hook);
     }
 
     /// The reason the latest [`Event::Disconnected`] carried (None before the first), whether
@@ -417,6 +526,30 @@ impl Client {
     }
 }
 
+/// Resolves to a message's status once it reaches the wanted one or is final; see
+/// [`Client::status`].
+#[must_use = "futures do nothing unless polled"]
+pub struct StatusFuture {
+    shared: Arc<Shared>,
+    id: MessageId,
+    want: Want,
+}
+
+impl Future for StatusFuture {
+    type Output = DeliveryStatus;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self
+            .shared
+            .outbox
+            .poll_status(self.id, self.want, cx.waker())
+        {
+            Some(status) => Poll::Ready(status),
+            None => Poll::Pending,
+        }
+    }
+}
+
 /// Resolves when a message is acknowledged (`Ok`) or fails; see [`Client::acked`].
 #[must_use = "futures do nothing unless polled"]
 pub struct AckFuture {
@@ -432,7 +565,11 @@ impl Future for AckFuture {
         if !self.envelope {
             return Poll::Ready(Err(DeliveryError::NotSupported));
         }
-        match self.shared.outbox.poll_resolved(self.id, cx.waker()) {
+        match self
+            .shared
+            .outbox
+            .poll_status(self.id, Want::Acked, cx.waker())
+        {
             None => Poll::Pending,
             Some(DeliveryStatus::Acked) => Poll::Ready(Ok(())),
             Some(DeliveryStatus::Failed(reason)) => Poll::Ready(Err(DeliveryError::Failed(reason))),
@@ -454,24 +591,5 @@ impl std::fmt::Debug for Client {
             .field("url", &self.config.url())
             .field("state", &self.state())
             .finish()
-    }
-}
-
-/// The dispatcher thread: deliver events serially until the terminal `Closed`.
-fn dispatch(source: EventSource, mut handler: Box<dyn FnMut(Event) + Send>) {
-    while let Some(event) = source.next_blocking() {
-        let last = matches!(event, Event::Closed { .. });
-        let credit = matches!(event, Event::Message(_));
-        if catch_unwind(AssertUnwindSafe(|| handler(event))).is_err() {
-            tracing::error!(
-                "an event handler panicked; the event was dropped and the client carries on"
-            );
-        }
-        if credit {
-            source.return_credit();
-        }
-        if last {
-            break;
-        }
     }
 }

@@ -184,6 +184,19 @@ pub enum Disconnect {
 }
 
 impl Disconnect {
+    /// True for a normal end, the one definition every binding uses (for example to decide
+    /// whether to report an error): a close the application asked for, or a server close
+    /// with 1000 (normal) or 1001 (going away). Anything else is not normal: other server
+    /// codes (1011, 4000, ...), transport errors, heartbeat and handshake failures, refusals,
+    /// and giving up reconnecting.
+    pub fn is_normal(&self) -> bool {
+        match self {
+            Disconnect::UserClose { .. } => true,
+            Disconnect::ServerClosed { code, .. } => matches!(code, 1000 | 1001),
+            _ => false,
+        }
+    }
+
     /// The WebSocket close code that best describes this disconnect, as reported to C
     /// (`on_close`) and Python: the real code when a close frame was exchanged, 1006 when the
     /// link broke without one (or never opened).

@@ -14,7 +14,8 @@
 //!   Each one is later reported [`Event::Written`] or [`Event::SendFailed`]: never dropped in
 //!   silence.
 //! * Inbound size limits, and backpressure: a slow application pauses reading from the socket.
-//! * Events through a callback on a dispatcher thread, or polled on the caller's thread.
+//! * Events through a callback on a dispatcher thread, or dispatched to a handler on the
+//!   caller's thread ([`Client::dispatch`], with a wake-up hook for event loops).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -39,10 +40,11 @@
 mod client;
 mod config;
 mod connect;
+mod dispatch;
 pub mod envelope;
 mod error;
 mod event;
-mod events;
+mod event_queue;
 mod heartbeat;
 mod meter;
 mod outbox;
@@ -54,16 +56,17 @@ mod shared;
 mod tls;
 
 pub use bytes::Bytes;
-pub use client::{AckFuture, Client, EventDelivery, StartError};
+pub use client::{AckFuture, Client, EventDelivery, StartError, StatusFuture};
 pub use config::{
     defaults, parse_ws_url, Config, ConfigBuilder, OverflowPolicy, Protocol, ReconnectPolicy,
     RetryClassifier, TlsRoots,
 };
+pub use dispatch::DispatchError;
 pub use error::{
     CloseError, ConfigError, ConnectError, DeliveryError, Disconnect, SendError, SendFailure,
 };
 pub use event::{Event, IdRange, Message, MessageId, SessionReset, State, Stats, Text};
-pub use outbox::DeliveryStatus;
+pub use outbox::{DeliveryStatus, Want};
 pub use retry::{backoff_ceiling, backoff_delay, default_retry_decision, RetryDecision};
 
 /// A message fails with [`SendFailure::RefusedTooLarge`] once the server has closed this many

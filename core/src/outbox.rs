@@ -82,6 +82,29 @@ pub enum DeliveryStatus {
     Unknown,
 }
 
+/// What a wait for a message's status waits for ([`crate::Client::wait_status`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Want {
+    /// The message was written to the socket (or reached a final status: acked, failed,
+    /// unknown).
+    Written,
+    /// Envelope mode: the server acknowledged the message (or it failed, or is unknown). In
+    /// raw mode, which has no acks, `Written` is final, so this is the same as
+    /// [`Want::Written`].
+    Acked,
+}
+
+impl DeliveryStatus {
+    /// True once this status satisfies `want`, or can never change again.
+    fn reaches(&self, want: Want, keep_until_acked: bool) -> bool {
+        match self {
+            DeliveryStatus::Queued => false,
+            DeliveryStatus::Written => want == Want::Written || !keep_until_acked,
+            DeliveryStatus::Acked | DeliveryStatus::Failed(_) | DeliveryStatus::Unknown => true,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     queue: VecDeque<Entry>,
@@ -145,6 +168,21 @@ impl Inner {
         if let Some(wakers) = self.wakers.remove(&id.0) {
             wakers.into_iter().for_each(Waker::wake);
         }
+    }
+
+    /// Messages up to `last` were written: wake the futures waiting on them (those waiting for
+    /// an ack look again and register anew).
+    fn wake_written(&mut self, last: MessageId) {
+        if self.wakers.is_empty() {
+            return;
+        }
+        self.wakers.retain(|id, wakers| {
+            if *id > last.0 {
+                return true;
+            }
+            wakers.drain(..).for_each(Waker::wake);
+            false
+        });
     }
 }
 
@@ -351,6 +389,12 @@ impl Outbox {
         }
         if self.keep_until_acked {
             inner.written += batch.messages;
+            if let Some(last) = batch.last_id {
+                // Envelope mode counts them written from now on (see `status_of`).
+                inner.wake_written(last);
+                drop(inner);
+                self.notify_changed();
+            }
         } else {
             inner.in_flight = batch.messages;
         }
@@ -366,8 +410,12 @@ impl Outbox {
         let n = inner.in_flight;
         inner.in_flight = 0;
         // Raw mode keeps `written` at 0, so the batch is exactly the first `n` entries.
+        let last = inner.queue.get(n.wrapping_sub(1)).map(|e| e.id);
         let freed: usize = inner.queue.drain(..n).map(|e| e.payload.len()).sum();
         inner.bytes -= freed;
+        if let Some(last) = last {
+            inner.wake_written(last);
+        }
         drop(inner);
         self.notify_changed();
     }
@@ -549,38 +597,44 @@ impl Outbox {
         status_of(&self.lock(), id, self.keep_until_acked)
     }
 
-    /// Wait until `id` is no longer queued or awaiting its ack (or the timeout); returns the
+    /// Wait until `id`'s status reaches `want` or is final (or the timeout); returns the
     /// status then.
-    pub(crate) fn wait_resolved(&self, id: MessageId, timeout: Duration) -> DeliveryStatus {
+    pub(crate) fn wait_status(
+        &self,
+        id: MessageId,
+        want: Want,
+        timeout: Duration,
+    ) -> DeliveryStatus {
         let deadline = Instant::now() + timeout;
         let mut inner = self.lock();
         loop {
             let status = status_of(&inner, id, self.keep_until_acked);
-            let pending = matches!(status, DeliveryStatus::Queued | DeliveryStatus::Written)
-                && self.keep_until_acked;
             let now = Instant::now();
-            if !pending || now >= deadline {
+            if status.reaches(want, self.keep_until_acked) || now >= deadline {
                 return status;
             }
             inner = self.wait_changed(inner, deadline - now);
         }
     }
 
-    /// Poll-style: the status if resolved, else register `waker` for when it is.
-    pub(crate) fn poll_resolved(&self, id: MessageId, waker: &Waker) -> Option<DeliveryStatus> {
+    /// Poll-style [`Outbox::wait_status`]: the status if it reached `want` or is final, else
+    /// register `waker` for the next change of `id`.
+    pub(crate) fn poll_status(
+        &self,
+        id: MessageId,
+        want: Want,
+        waker: &Waker,
+    ) -> Option<DeliveryStatus> {
         let mut inner = self.lock();
         let status = status_of(&inner, id, self.keep_until_acked);
-        if matches!(status, DeliveryStatus::Queued | DeliveryStatus::Written)
-            && !inner.closed_for_good()
-        {
-            let wakers = inner.wakers.entry(id.0).or_default();
-            if !wakers.iter().any(|w| w.will_wake(waker)) {
-                wakers.push(waker.clone());
-            }
-            None
-        } else {
-            Some(status)
+        if status.reaches(want, self.keep_until_acked) || inner.closed_for_good() {
+            return Some(status);
         }
+        let wakers = inner.wakers.entry(id.0).or_default();
+        if !wakers.iter().any(|w| w.will_wake(waker)) {
+            wakers.push(waker.clone());
+        }
+        None
     }
 
     /// (messages, bytes, awaiting ack, high-water messages, high-water bytes)

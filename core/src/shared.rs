@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::SendFailure;
 use crate::event::{Event, MessageId, State, Stats};
-use crate::events::EventSink;
+use crate::event_queue::EventSink;
 use crate::outbox::Outbox;
 
 /// Monotonic counters, updated by the session task, read by anyone.
@@ -122,7 +122,7 @@ impl Shared {
         self.closed_cv.notify_all();
         self.closed_notify.notify_waiters();
         drop(closed);
-        self.events.fire_hook();
+        self.events.fire_change_hook();
     }
 
     fn is_closed(&self) -> bool {

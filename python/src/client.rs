@@ -31,7 +31,6 @@ pub(crate) struct Inner {
     pub hub: Arc<Hub>,
     pub envelope: bool,
     pub overflow_wait: bool,
-    pub close_timeout: Duration,
 }
 
 impl hub::Closable for Inner {
@@ -205,7 +204,7 @@ pub(crate) fn block_until<T>(
         if let Some(v) = check(py)? {
             return Ok(v);
         }
-        if hub.on_dispatcher_thread() {
+        if inner.core.in_handler() {
             return Err(errors::in_callback(what));
         }
         let Some(slice) = next_slice(deadline) else {
@@ -226,7 +225,7 @@ fn read(
     max: usize,
 ) -> PyResult<Result<Vec<Event>, Option<Disconnect>>> {
     let deadline = deadline(timeout)?;
-    let on_dispatcher = inner.hub.on_dispatcher_thread();
+    let on_dispatcher = inner.core.in_handler();
     let mut out = Vec::new();
     loop {
         let slice = next_slice(deadline);
@@ -256,14 +255,10 @@ fn to_py(py: Python<'_>, items: Vec<Event>) -> PyResult<Vec<Py<PyAny>>> {
     items.iter().map(|e| convert::event(py, e)).collect()
 }
 
-/// Whether iteration should end quietly for a client closed for `reason`: the application
-/// closed it, or the server closed it normally (1000, 1001) and reconnecting was off.
-pub(crate) fn ends_quietly(reason: Option<&Disconnect>) -> bool {
-    match reason {
-        None | Some(Disconnect::UserClose { .. }) => true,
-        Some(Disconnect::ServerClosed { code, .. }) => matches!(code, 1000 | 1001),
-        Some(_) => false,
-    }
+/// Whether iteration ends quietly for a client closed for `reason`: a normal end (the core's
+/// one definition), or no reason known.
+fn ends_quietly(reason: Option<&Disconnect>) -> bool {
+    reason.is_none_or(Disconnect::is_normal)
 }
 
 /// Payload of `send`: `str` → text; `bytes`, `bytearray`, `memoryview` → binary.
@@ -339,7 +334,6 @@ impl Client {
             hub: hub.clone(),
             envelope: parsed.envelope,
             overflow_wait: parsed.overflow_wait,
-            close_timeout: parsed.close_timeout,
         });
         // The core's cue to re-check: wakes the waits and the asyncio side (no GIL). Once the
         // Python client is gone there is nothing left to wait for but the end.
@@ -538,7 +532,7 @@ impl Client {
         let inner = &self.inner;
         deadline(timeout)?; // a bad timeout is refused before anything starts
         inner.start_close(code, reason)?;
-        if inner.hub.on_dispatcher_thread() {
+        if inner.core.in_handler() {
             return Ok(());
         }
         // Wait for the Closed event to be fully handled (its callback included): after this
@@ -566,7 +560,7 @@ impl Client {
 
     #[pyo3(signature = (*_exc))]
     fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
-        let wait = self.inner.close_timeout.as_secs_f64() + 2.0;
+        let wait = self.inner.core.close_bound().as_secs_f64();
         match self.close(py, 1000, "", Some(wait)) {
             Err(e) if e.is_instance_of::<pyo3::exceptions::PyTimeoutError>(py) => {
                 if let Ok(t) = types::get(py) {
@@ -731,11 +725,11 @@ impl Handle {
             .is_none_or(|i| i.core.state() == State::Ready || i.finished())
     }
 
-    /// The configured close timeout in seconds.
-    fn close_timeout(&self) -> f64 {
+    /// How long a graceful close may take, in seconds (the core's `close_bound`).
+    fn close_bound(&self) -> f64 {
         self.inner
             .upgrade()
-            .map_or(0.0, |i| i.close_timeout.as_secs_f64())
+            .map_or(0.0, |i| i.core.close_bound().as_secs_f64())
     }
 
     /// The next item for `recv()`, None when there is none yet; raises ClosedError when
@@ -810,7 +804,11 @@ impl Handle {
     /// Where receipt `id` stands for `want` (0 written, 1 acked): None while pending, True
     /// when done, or the exception to raise.
     fn outcome(&self, py: Python<'_>, id: u64, want: u8) -> Option<Py<PyAny>> {
-        let want = if want == 0 { Want::Written } else { Want::Acked };
+        let want = if want == 0 {
+            Want::Written
+        } else {
+            Want::Acked
+        };
         let outcome = match self.inner.upgrade() {
             Some(inner) => inner.outcome(py, id, want)?,
             None => Err(errors::closed_error(py, None)),

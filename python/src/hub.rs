@@ -16,8 +16,7 @@
 //! that holds the GIL may always take it.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
-use std::thread::ThreadId;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use pyo3::gc::PyVisit;
@@ -131,7 +130,6 @@ impl Callbacks {
     }
 }
 
-
 struct HubState {
     /// Callback mode: the events no callback takes, for `recv()`.
     queue: VecDeque<Event>,
@@ -164,7 +162,6 @@ pub(crate) struct Hub {
     capacity: usize,
     /// `events=` subscription bits.
     subscribed: u32,
-    dispatcher: OnceLock<ThreadId>,
     /// No callbacks: the core runs in poll mode and `recv()` reads its queue.
     poll: bool,
 }
@@ -198,7 +195,6 @@ impl Hub {
             space: Condvar::new(),
             capacity: capacity.max(1),
             subscribed,
-            dispatcher: OnceLock::new(),
             poll,
         }
     }
@@ -207,11 +203,6 @@ impl Hub {
         // A panic while holding the lock cannot leave the state inconsistent in a way that
         // matters more than losing the client: carry on with the data.
         self.st.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// True on the dispatcher thread (inside a user callback).
-    pub(crate) fn on_dispatcher_thread(&self) -> bool {
-        self.dispatcher.get() == Some(&std::thread::current().id())
     }
 
     /// True in poll mode (no callbacks): `recv()` reads the core's queue.
@@ -250,7 +241,6 @@ impl Hub {
 
     /// Callback mode: route one event. Runs on the core's dispatcher thread, in event order.
     pub(crate) fn dispatch(&self, event: Event) {
-        let _ = self.dispatcher.get_or_init(|| std::thread::current().id());
         let kind = Kind::of(&event);
         let mut st = self.lock();
         let callbacks = st.callbacks.clone();

@@ -82,7 +82,6 @@ pub(crate) struct Parsed {
     pub capacity: usize,
     pub subscribed: u32,
     pub callbacks: Callbacks,
-    pub close_timeout: Duration,
     pub overflow_wait: bool,
     pub envelope: bool,
 }
@@ -105,7 +104,6 @@ struct Raw {
     tls_roots: Option<String>,
     ca_file: Option<String>,
     ca_pem: Option<Vec<u8>>,
-    close_timeout: Option<Duration>,
 }
 
 pub(crate) fn parse(
@@ -187,11 +185,7 @@ pub(crate) fn parse(
                 "max_message_size" => b = b.max_outbound_message_size(uint(name, v)?),
                 "max_inbound_message_size" => raw.max_inbound_message_size = Some(uint(name, v)?),
                 "max_inbound_frame_size" => raw.max_inbound_frame_size = Some(uint(name, v)?),
-                "close_timeout" => {
-                    let t = seconds(name, v)?;
-                    raw.close_timeout = Some(t);
-                    b = b.close_timeout(t);
-                }
+                "close_timeout" => b = b.close_timeout(seconds(name, v)?),
                 "event_queue_capacity" => {
                     capacity = uint(name, v)?;
                     b = b.event_queue_capacity(capacity);
@@ -348,7 +342,6 @@ pub(crate) fn parse(
         capacity,
         subscribed,
         callbacks,
-        close_timeout: raw.close_timeout.unwrap_or(defaults::CLOSE_TIMEOUT),
         overflow_wait,
         envelope,
     })

@@ -78,7 +78,7 @@ impl Receipt {
     /// or `NotSupportedError` in raw mode (use `wait_written()` there).
     #[pyo3(signature = (timeout=None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
-        if self.inner(py)?.hub.on_dispatcher_thread() {
+        if self.inner(py)?.core.in_handler() {
             return Err(errors::in_callback("Receipt.wait()"));
         }
         self.block(py, timeout, "Receipt.wait()", Want::Acked)

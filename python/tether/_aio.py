@@ -254,7 +254,7 @@ async def _aclose(handle: _Handle, code: int, reason: str, timeout: Optional[flo
 
 
 async def _aclose_quietly(handle: _Handle) -> None:
-    limit = handle.close_timeout() + 2.0
+    limit = handle.close_bound()
     try:
         await _aclose(handle, 1000, "", limit)
     except TimeoutError:

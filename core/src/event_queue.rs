@@ -13,10 +13,15 @@
 //! * `Written` reports coalesce: while one is unconsumed, later ones only raise a shared
 //!   high-water mark that the consumer reads when it takes the event;
 //! * the rest are one per state change or per failed message.
+//!
+//! The wake hook (`Client::set_wake_hook`) tells an event loop that events became available:
+//! it fires on the producer side at most once between two moments a consumer found the queue
+//! empty (the consumer re-arms it then), so a batch costs one hook call whatever its size.
 
 use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -36,6 +41,8 @@ struct Reasons {
     last_disconnect: Option<Disconnect>,
     closed: Option<Disconnect>,
 }
+/// The application's wake hook.
+pub(crate) type WakeHook = Arc<dyn Fn() + Send + Sync>;
 
 /// A session that stays busy still hands its events over once it gathered this many...
 const MAX_BATCH: usize = 1024;
@@ -80,6 +87,33 @@ pub(crate) struct EventSink {
     ready: Arc<tokio::sync::Notify>,
     hook: Mutex<Option<ChangeHook>>,
     reasons: Mutex<Reasons>,
+    wake: Arc<Wake>,
+}
+
+/// The wake hook and its arming, shared by both ends.
+#[derive(Default)]
+struct Wake {
+    hook: RwLock<Option<WakeHook>>,
+    /// A consumer found the queue empty since the hook last fired: the next send fires it.
+    /// Starts armed (nothing was pending at creation).
+    armed: AtomicBool,
+}
+
+impl Wake {
+    fn fire(&self) {
+        let hook = self
+            .hook
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(hook) = hook {
+            // The hook runs on the session task or a sending thread: a panic must not end
+            // either.
+            if catch_unwind(AssertUnwindSafe(|| hook())).is_err() {
+                tracing::error!("the wake hook panicked; the client carries on");
+            }
+        }
+    }
 }
 
 /// Consumer side: the dispatcher thread, or the application in poll mode.
@@ -94,6 +128,7 @@ pub(crate) struct EventSource {
     /// Credits consumed but not yet returned (returned in batches).
     owed: AtomicUsize,
     batch: usize,
+    wake: Arc<Wake>,
 }
 
 pub(crate) fn channel(inbound_capacity: usize) -> (EventSink, EventSource) {
@@ -102,6 +137,10 @@ pub(crate) fn channel(inbound_capacity: usize) -> (EventSink, EventSource) {
     let written = Arc::new(WrittenMark::default());
     let queued = Arc::new(AtomicUsize::new(0));
     let ready = Arc::new(tokio::sync::Notify::new());
+    let wake = Arc::new(Wake {
+        hook: RwLock::new(None),
+        armed: AtomicBool::new(true),
+    });
     (
         EventSink {
             tx,
@@ -112,6 +151,7 @@ pub(crate) fn channel(inbound_capacity: usize) -> (EventSink, EventSource) {
             ready: ready.clone(),
             hook: Mutex::new(None),
             reasons: Mutex::new(Reasons::default()),
+            wake: wake.clone(),
         },
         EventSource {
             rx,
@@ -122,6 +162,7 @@ pub(crate) fn channel(inbound_capacity: usize) -> (EventSink, EventSource) {
             written,
             owed: AtomicUsize::new(0),
             batch: (inbound_capacity / 16).max(1),
+            wake,
         },
     )
 }
@@ -171,15 +212,18 @@ impl EventSink {
     }
 
     /// Install (or remove) the change hook.
-    pub(crate) fn set_hook(&self, hook: Option<ChangeHook>) {
+    pub(crate) fn set_change_hook(&self, hook: Option<ChangeHook>) {
         *lock(&self.hook) = hook;
     }
 
     /// Call the change hook, if any (never with a lock of ours held).
-    pub(crate) fn fire_hook(&self) {
+    pub(crate) fn fire_change_hook(&self) {
         let hook = lock(&self.hook).clone();
         if let Some(hook) = hook {
-            hook();
+            // It runs on the session task or a sending thread: a panic must not end either.
+            if catch_unwind(AssertUnwindSafe(|| hook())).is_err() {
+                tracing::error!("the change hook panicked; the client carries on");
+            }
         }
     }
 
@@ -193,7 +237,32 @@ impl EventSink {
         }
         // Cheap when nobody awaits: it only stores a permit.
         self.ready.notify_one();
-        self.fire_hook();
+        self.fire_change_hook();
+        // After `queued` went up (SeqCst on both sides): a consumer arming the hook either
+        // sees this event pending, or we see the hook armed.
+        if self.wake.armed.swap(false, Ordering::SeqCst) {
+            self.wake.fire();
+        }
+    }
+
+    /// Install or remove the wake hook. If events are already pending, it fires at once (no
+    /// consumer would otherwise find the queue empty to arm it before waiting).
+    pub(crate) fn set_wake_hook(&self, hook: Option<WakeHook>) {
+        *self
+            .wake
+            .hook
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = hook;
+        self.wake.armed.store(true, Ordering::SeqCst);
+        if self.queued.load(Ordering::SeqCst) > 0 && self.wake.armed.swap(false, Ordering::SeqCst) {
+            self.wake.fire();
+        }
+    }
+
+    /// Nobody will run handlers any more (shutdown): stop holding inbound messages back for
+    /// room, so that the close can still read the server's closing frame.
+    pub(crate) fn stop_consuming(&self) {
+        self.credit.close();
     }
 
     /// Gather what is emitted from now on into one batch, until [`EventSink::close_batch`].
@@ -270,7 +339,7 @@ impl EventSink {
             self.emit(Event::Written { up_to });
         } else {
             // No new event (the pending one is raised), but statuses changed.
-            self.fire_hook();
+            self.fire_change_hook();
         }
     }
 }
@@ -318,7 +387,7 @@ impl EventSource {
         }
     }
 
-    fn flush_credit(&self) {
+    pub(crate) fn flush_credit(&self) {
         let n = self.owed.swap(0, Ordering::Relaxed);
         if n > 0 {
             self.credit.add_permits(n);
@@ -344,13 +413,27 @@ impl EventSource {
         }
     }
 
-    /// The next event without waiting, from the unpacked queue or the channel.
+    /// The next event without waiting, from the unpacked queue or the channel. Finding both
+    /// empty arms the wake hook.
     fn pop(&self, unpacked: &mut VecDeque<Event>) -> Option<Event> {
         if unpacked.is_empty() {
-            match self.rx.try_recv() {
-                Ok(item) => self.unpack(unpacked, item),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return None,
-            }
+            let item = match self.rx.try_recv() {
+                Ok(item) => item,
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => {
+                    self.wake.armed.store(true, Ordering::SeqCst);
+                    if self.queued.load(Ordering::SeqCst) == 0 {
+                        return None;
+                    }
+                    // An event was sent before we armed: its sender saw the hook disarmed.
+                    // Take it ourselves, and disarm again (unless a later send already fired).
+                    let Ok(item) = self.rx.try_recv() else {
+                        return None;
+                    };
+                    self.wake.armed.store(false, Ordering::SeqCst);
+                    item
+                }
+            };
+            self.unpack(unpacked, item);
         }
         unpacked.pop_front().map(|event| self.take(event))
     }
@@ -421,6 +504,19 @@ impl EventSource {
     /// Move up to `max` events into `out`, waiting up to `wait` for the first; returns how
     /// many. Inbound credits are returned for the moved messages (the caller owns them now).
     pub(crate) fn take_into(&self, out: &mut Vec<Event>, max: usize, wait: Duration) -> usize {
+        let start = out.len();
+        let taken = self.take_chunk(out, max, wait);
+        out[start..].iter().for_each(|event| self.release(event));
+        if taken < max {
+            self.flush_credit();
+        }
+        taken
+    }
+
+    /// Move up to `max` events into `out` (waiting up to `wait` for the first) without
+    /// returning their inbound credits: the caller releases each ([`EventSource::release`])
+    /// once its handler is done. One lock of the queue for the whole chunk.
+    pub(crate) fn take_chunk(&self, out: &mut Vec<Event>, max: usize, wait: Duration) -> usize {
         if max == 0 {
             return 0;
         }
@@ -428,7 +524,6 @@ impl EventSource {
         if !wait.is_zero() {
             match self.next_timeout(wait) {
                 Some(event) => {
-                    self.release(&event);
                     out.push(event);
                     taken = 1;
                 }
@@ -441,7 +536,6 @@ impl EventSource {
                 let Some(event) = self.pop(&mut unpacked) else {
                     break;
                 };
-                self.release(&event);
                 out.push(event);
                 taken += 1;
             }
@@ -456,5 +550,97 @@ impl EventSource {
     /// Number of events waiting.
     pub(crate) fn pending(&self) -> usize {
         lock(&self.unpacked).len() + self.queued.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::State;
+
+    fn state() -> Event {
+        Event::State {
+            from: State::Connecting,
+            to: State::Open,
+        }
+    }
+
+    /// A queue whose wake hook counts its calls.
+    fn counted() -> (EventSink, EventSource, Arc<AtomicUsize>) {
+        let (sink, source) = channel(16);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        sink.set_wake_hook(Some(Arc::new(move || {
+            c.fetch_add(1, Ordering::SeqCst);
+        })));
+        (sink, source, calls)
+    }
+
+    fn batch(sink: &EventSink, n: usize) {
+        sink.open_batch();
+        (0..n).for_each(|_| sink.emit(state()));
+        sink.close_batch();
+    }
+
+    #[test]
+    fn the_wake_hook_fires_once_per_batch_for_a_drained_consumer() {
+        let (sink, source, calls) = counted();
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            0,
+            "nothing pending at install"
+        );
+        batch(&sink, 100);
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "one call for a batch of 100"
+        );
+        // Not drained yet: more batches and single events do not call it again.
+        batch(&sink, 50);
+        sink.emit(state());
+        sink.emit_now(state());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let mut out = Vec::new();
+        assert_eq!(source.take_into(&mut out, 100, Duration::ZERO), 100);
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "taking all but empty does not arm"
+        );
+        assert_eq!(source.take_into(&mut out, 100, Duration::ZERO), 52);
+        // Found empty: armed again; the next batch calls it once more.
+        batch(&sink, 10);
+        batch(&sink, 10);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert!(source.try_next().is_some());
+    }
+
+    #[test]
+    fn installing_the_hook_with_events_pending_fires_it_at_once() {
+        let (sink, source) = channel(16);
+        sink.emit(state());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        sink.set_wake_hook(Some(Arc::new(move || {
+            c.fetch_add(1, Ordering::SeqCst);
+        })));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        sink.emit(state());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(source.try_next().is_some());
+        sink.set_wake_hook(None);
+        assert!(source.try_next().is_some());
+        assert!(source.try_next().is_none());
+        sink.emit(state());
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "removed");
+    }
+
+    #[test]
+    fn a_panicking_wake_hook_is_contained() {
+        let (sink, source) = channel(16);
+        sink.set_wake_hook(Some(Arc::new(|| panic!("hook"))));
+        sink.emit(state());
+        assert!(source.try_next().is_some());
     }
 }
