@@ -583,6 +583,45 @@ mod tests {
     }
 
     #[test]
+    fn the_change_hook_fires_for_every_batch_and_written_raise_even_unread() {
+        let (sink, source) = channel(16);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        sink.set_change_hook(Some(Arc::new(move || {
+            c.fetch_add(1, Ordering::SeqCst);
+        })));
+        batch(&sink, 3);
+        batch(&sink, 2);
+        // Nobody consumed anything: unlike the wake hook, it fires for each batch.
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        sink.written(MessageId(1));
+        sink.written(MessageId(2)); // raises the pending report: no event, still a change
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+        assert_eq!(source.pending(), 6);
+        sink.set_change_hook(None);
+        sink.emit(state());
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[test]
+    fn disconnect_and_close_reasons_are_kept_unread() {
+        let (sink, _source) = channel(16);
+        assert!(sink.last_disconnect().is_none() && sink.close_reason().is_none());
+        let lost = Disconnect::ConnectionLost("reset".into());
+        sink.emit(Event::Disconnected {
+            reason: lost.clone(),
+            will_reconnect: true,
+        });
+        assert_eq!(sink.last_disconnect(), Some(lost.clone()));
+        assert!(sink.close_reason().is_none());
+        sink.emit(Event::Closed {
+            reason: lost.clone(),
+            undelivered: 0,
+        });
+        assert_eq!(sink.close_reason(), Some(lost));
+    }
+
+    #[test]
     fn the_wake_hook_fires_once_per_batch_for_a_drained_consumer() {
         let (sink, source, calls) = counted();
         assert_eq!(
