@@ -35,8 +35,7 @@ pub(crate) struct Inner {
 
 impl hub::Closable for Inner {
     fn close_for_exit(&self) {
-        self.hub.unblock();
-        let _ = self.core.close(1000, "");
+        let _ = self.start_close(1000, "");
     }
 }
 
@@ -50,10 +49,16 @@ pub(crate) enum Want {
 impl Inner {
     /// Start a graceful close (never waits).
     pub(crate) fn start_close(&self, code: u16, reason: &str) -> PyResult<()> {
-        // From now on the session only finishes what it has: let the dispatcher run through
-        // it without waiting for the application to read (see Hub::unblock).
+        // From now on the session only finishes what it has: stop holding inbound messages
+        // back for room the application may never make (a full queue would keep the server's
+        // closing frame unread): the dispatcher's (Hub::unblock) or, in poll mode, the
+        // core's (a shutdown that waits for nothing; reading goes on).
         self.hub.unblock();
-        self.core.close(code, reason).map_err(errors::close_error)
+        self.core.close(code, reason).map_err(errors::close_error)?;
+        if self.hub.polls() {
+            self.core.shutdown(Duration::ZERO);
+        }
+        Ok(())
     }
 
     /// True once nothing will change any more: the core is closed (poll mode), or the
