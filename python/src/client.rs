@@ -76,16 +76,14 @@ impl Inner {
     /// subscribed to are dropped here), in callback mode from the hub's. Returns true when
     /// the client is finished and nothing is left to read. Call without the GIL to wait.
     pub(crate) fn take(&self, max: usize, wait: Duration, out: &mut Vec<Event>) -> bool {
-        let deadline = Instant::now() + wait;
+        let poll = self.hub.polls();
+        let mut deadline = None;
         let mut got = Vec::new();
         loop {
-            let seen = self.hub.generation();
-            // Sampled before taking: once finished, everything was queued before we took.
-            let finished = self.finished();
-            let left = deadline.saturating_duration_since(Instant::now());
-            if self.hub.polls() {
-                let wait = if finished { Duration::ZERO } else { left };
-                self.core.next_events(&mut got, max, wait);
+            let seen = (!poll).then(|| self.hub.generation());
+            if poll {
+                let room = max.saturating_sub(got.len());
+                self.core.poll_events(&mut got, room);
                 out.extend(got.drain(..).filter(|e| self.hub.wanted(e)));
             } else {
                 self.hub.drain(max, out);
@@ -93,14 +91,20 @@ impl Inner {
             if !out.is_empty() {
                 return false;
             }
-            if finished && (!self.hub.polls() || self.core.pending_events() == 0) {
+            // Finished means every event was queued before: none pending, all were read.
+            if self.finished() && (!poll || self.core.pending_events() == 0) {
                 return true;
             }
+            let deadline = *deadline.get_or_insert_with(|| Instant::now() + wait);
+            let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
             }
-            if !self.hub.polls() {
-                self.hub.wait_changed(seen, left);
+            match seen {
+                Some(seen) => self.hub.wait_changed(seen, left),
+                None => {
+                    self.core.next_events(&mut got, max, left);
+                }
             }
         }
     }
@@ -648,19 +652,6 @@ impl Handle {
             .upgrade()
             .ok_or_else(|| errors::closed_error(py, None))
     }
-
-    /// Items for `recv()` without waiting: `Ok(items)`, or `Err(reason)` once finished and
-    /// drained (also when the client is gone).
-    fn take_now(&self, max: usize) -> Result<Vec<Event>, Option<Disconnect>> {
-        let Some(inner) = self.inner.upgrade() else {
-            return Err(None);
-        };
-        let mut out = Vec::new();
-        if inner.take(max, Duration::ZERO, &mut out) {
-            return Err(inner.close_reason());
-        }
-        Ok(out)
-    }
 }
 
 #[pymethods]
@@ -711,7 +702,7 @@ impl Handle {
         self.hub.set_wake_pipe(None);
     }
 
-    /// Something to read, or finished (`try_recv` would not wait).
+    /// Something to read, or finished (`drain` would find something, or nothing ever).
     fn readable(&self) -> bool {
         self.inner.upgrade().is_none_or(|i| {
             i.finished()
@@ -737,18 +728,13 @@ impl Handle {
             .map_or(0.0, |i| i.core.close_bound().as_secs_f64())
     }
 
-    /// The next item for `recv()`, None when there is none yet; raises ClosedError when
-    /// closed and drained.
-    fn try_recv(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        match self.take_now(1) {
-            Ok(items) => items.first().map(|e| convert::event(py, e)).transpose(),
-            Err(reason) => Err(errors::closed_error(py, reason.as_ref())),
-        }
-    }
-
-    /// Up to `max` items for `recv()` (possibly none).
+    /// Up to `max` items for `recv()` (possibly none), without waiting.
     fn drain(&self, py: Python<'_>, max: usize) -> PyResult<Vec<Py<PyAny>>> {
-        to_py(py, self.take_now(max).unwrap_or_default())
+        let mut out = Vec::new();
+        if let Some(inner) = self.inner.upgrade() {
+            inner.take(max, Duration::ZERO, &mut out);
+        }
+        to_py(py, out)
     }
 
     /// Closed for good with nothing left to read: None while open or while items remain;

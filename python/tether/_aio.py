@@ -398,16 +398,24 @@ class AsyncClient(Generic[_T]):
         if self._buffer:
             return self._buffer.popleft()  # type: ignore[no-any-return]
         handle = self._handle
-        item = handle.try_recv()
-        if item is not None:
-            return item  # type: ignore[no-any-return]
+        items = handle.drain(1)
+        if items:
+            return items[0]  # type: ignore[no-any-return]
         bridge = self._loop_bridge()
         deadline = _deadline(bridge._loop, timeout)
         while True:
             await _wait(bridge.wait(handle.readable), deadline, timeout, "recv()")
-            item = handle.try_recv()
-            if item is not None:
-                return item  # type: ignore[no-any-return]
+            items = handle.drain(1)
+            if items:
+                return items[0]  # type: ignore[no-any-return]
+            if handle.finished() is not None:
+                raise handle.closed_error()
+
+    def _fill(self) -> bool:
+        """Take a batch of what is queued into the buffer; False if there was none."""
+        items = self._handle.drain(256)
+        self._buffer.extend(items)
+        return bool(items)
 
     def __aiter__(self) -> AsyncClient[_T]:
         return self
@@ -418,9 +426,7 @@ class AsyncClient(Generic[_T]):
             return buffer.popleft()  # type: ignore[no-any-return]
         handle = self._handle
         while True:
-            items = handle.drain(256)
-            if items:
-                buffer.extend(items)
+            if self._fill():
                 return buffer.popleft()  # type: ignore[no-any-return]
             finished = handle.finished()
             if finished is not None:
