@@ -79,6 +79,9 @@ impl Inner {
         let poll = self.hub.polls();
         let mut deadline = None;
         let mut got = Vec::new();
+        if poll {
+            got.extend(self.hub.take_peeked());
+        }
         loop {
             let seen = (!poll).then(|| self.hub.generation());
             if poll {
@@ -702,16 +705,25 @@ impl Handle {
         self.hub.set_wake_pipe(None);
     }
 
-    /// Something to read, or finished (`drain` would find something, or nothing ever).
+    /// Something to read, or finished (`drain` would find something, or nothing ever). In
+    /// poll mode it takes the first item from the core to know (events nobody subscribed to
+    /// are dropped on the way, so they wake no reader): the next read returns it first.
     fn readable(&self) -> bool {
-        self.inner.upgrade().is_none_or(|i| {
-            i.finished()
-                || if self.hub.polls() {
-                    i.core.pending_events() > 0
-                } else {
-                    self.hub.has_items()
+        let Some(inner) = self.inner.upgrade() else {
+            return true;
+        };
+        if self.hub.has_items() {
+            return true;
+        }
+        if self.hub.polls() {
+            while let Some(event) = inner.core.poll_event() {
+                if self.hub.wanted(&event) {
+                    self.hub.set_peeked(event);
+                    return true;
                 }
-        })
+            }
+        }
+        inner.finished()
     }
 
     /// Ready, or closed for good (`ready()` then answers or raises).
@@ -742,11 +754,7 @@ impl Handle {
     /// (`closed_error()` builds the exception).
     fn finished(&self) -> Option<bool> {
         let inner = self.inner.upgrade()?;
-        let left = if self.hub.polls() {
-            inner.core.pending_events() > 0
-        } else {
-            self.hub.has_items()
-        };
+        let left = self.hub.has_items() || (self.hub.polls() && inner.core.pending_events() > 0);
         (inner.finished() && !left).then(|| ends_quietly(inner.close_reason().as_ref()))
     }
 

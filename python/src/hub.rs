@@ -133,6 +133,9 @@ impl Callbacks {
 struct HubState {
     /// Callback mode: the events no callback takes, for `recv()`.
     queue: VecDeque<Event>,
+    /// Poll mode: the item an asyncio readiness check took from the core to learn that there
+    /// is one (read first by the next `recv()`).
+    peeked: Option<Event>,
     queued_messages: usize,
     /// Bumped on every change a wait may care about; waits sleep until it moves.
     generation: u64,
@@ -180,6 +183,7 @@ impl Hub {
         Hub {
             st: Mutex::new(HubState {
                 queue: VecDeque::new(),
+                peeked: None,
                 queued_messages: 0,
                 generation: 0,
                 sleepers: 0,
@@ -305,7 +309,18 @@ impl Hub {
     }
 
     pub(crate) fn has_items(&self) -> bool {
-        !self.lock().queue.is_empty()
+        let st = self.lock();
+        !st.queue.is_empty() || st.peeked.is_some()
+    }
+
+    /// Poll mode: take the peeked item, if any.
+    pub(crate) fn take_peeked(&self) -> Option<Event> {
+        self.lock().peeked.take()
+    }
+
+    /// Poll mode: keep `event` for the next `recv()`.
+    pub(crate) fn set_peeked(&self, event: Event) {
+        self.lock().peeked = Some(event);
     }
 
     /// Callback mode: true once the `Closed` event has been fully handled.
@@ -407,6 +422,7 @@ impl Hub {
         let mut st = self.lock();
         st.detached = true;
         st.queue.clear();
+        st.peeked = None;
         st.queued_messages = 0;
         let bridge = if closed { st.bridge.take() } else { None };
         let taken = (st.callbacks.take(), bridge);
