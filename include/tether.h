@@ -221,7 +221,8 @@ typedef enum tether_status {
      */
     TETHER_ERR_CONNECT_FAILED = 18,
     /**
-     * Asynchronous: the link broke without a close frame.
+     * Asynchronous: the link broke without a close frame, or the server closed it with a
+     * code that is not a normal end (anything but 1000 and 1001; `on_close` has the code).
      */
     TETHER_ERR_CONNECTION_LOST = 19,
     /**

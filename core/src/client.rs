@@ -418,13 +418,17 @@ impl Client {
     }
 
     /// Install (or with `None` remove) a wake-up hook for an event loop (asyncio, libuv,
-    /// epoll, a game loop): it is called once when events become available after a consumer
-    /// found the queue empty, not per event. Take events until the queue is empty
-    /// ([`Client::dispatch`] or [`Client::poll_events`] returning fewer than asked for) before
-    /// waiting for the next call. If events are pending when the hook is installed, it is
-    /// called at once. It runs on one of Tether's threads or a sending thread, possibly
-    /// concurrently with the consumer: it must be cheap and must not block (write a byte to a
-    /// pipe or eventfd, set a flag, post to a loop); a panic in it is caught and logged.
+    /// epoll, a game loop): poll mode's "look now". It is called when events become
+    /// available after a consumer found the queue empty (once for a whole batch, not per
+    /// event), and when a [`Client::dispatch`] / [`Client::poll_events`] /
+    /// [`Client::next_events`] call returns leaving events behind. So an event loop may wait
+    /// for the hook after each such call and never miss an event; spurious calls are
+    /// possible. If events are pending when the hook is installed, it is called at once.
+    /// It runs on one of Tether's threads, a sending thread or the consumer's thread,
+    /// possibly concurrently with the consumer: it must be cheap and must not block (write a
+    /// byte to a pipe or eventfd, set a flag, post to a loop); a panic in it is caught and
+    /// logged. In callback mode the dispatcher thread is the consumer and the hook is of no
+    /// use.
     pub fn set_wake_hook(&self, hook: Option<Arc<dyn Fn() + Send + Sync>>) {
         self.shared.events.set_wake_hook(hook);
     }

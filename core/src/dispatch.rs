@@ -208,6 +208,19 @@ pub(crate) fn dispatch(
     }
     let _busy = Busy(&handlers.busy);
     let _scope = Scope::enter(handlers.id);
+    let ran = dispatch_chunks(source, handlers, max, wait, handler);
+    // Whatever is left or came meanwhile gets the event loop's wake hook.
+    source.rearm();
+    Ok(ran)
+}
+
+fn dispatch_chunks(
+    source: &EventSource,
+    handlers: &Handlers,
+    max: usize,
+    wait: Duration,
+    handler: &mut dyn FnMut(Event),
+) -> usize {
     let mut chunk = lock(&handlers.chunk);
     // The bound: `max`, or with 0 the events pending once the first one is in hand (after the
     // wait, if any), so that a steady stream cannot keep the caller forever.
@@ -217,7 +230,7 @@ pub(crate) fn dispatch(
     loop {
         let wanted = if bound == 0 {
             if source.take_chunk(&mut chunk, 1, wait) == 0 {
-                return Ok(0);
+                return 0;
             }
             bound = 1 + source.pending();
             let more = (bound - 1).min(CHUNK - 1);
@@ -252,7 +265,7 @@ pub(crate) fn dispatch(
             if taken < wanted {
                 source.flush_credit();
             }
-            return Ok(ran);
+            return ran;
         }
     }
 }

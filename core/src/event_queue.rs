@@ -16,7 +16,8 @@
 //!
 //! The wake hook (`Client::set_wake_hook`) tells an event loop that events became available:
 //! it fires on the producer side at most once between two moments a consumer found the queue
-//! empty (the consumer re-arms it then), so a batch costs one hook call whatever its size.
+//! empty (the consumer re-arms it then), so a batch costs one hook call whatever its size. A
+//! batch consumer that stops with events left fires it itself ([`EventSource::rearm`]).
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -510,7 +511,19 @@ impl EventSource {
         if taken < max {
             self.flush_credit();
         }
+        self.rearm();
         taken
+    }
+
+    /// A batch consumer is done for now: arm the wake hook, and if events are left (it took
+    /// as many as it wanted, or more came meanwhile), fire it now, so that an event loop that
+    /// waits for the hook after each call never misses one. Costs one hook call per consumer
+    /// call at most, never one per event.
+    pub(crate) fn rearm(&self) {
+        self.wake.armed.store(true, Ordering::SeqCst);
+        if self.pending() > 0 && self.wake.armed.swap(false, Ordering::SeqCst) {
+            self.wake.fire();
+        }
     }
 
     /// Move up to `max` events into `out` (waiting up to `wait` for the first) without
@@ -641,17 +654,19 @@ mod tests {
         sink.emit_now(state());
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         let mut out = Vec::new();
+        // A consumer that stops with events left calls it (it may wait for it next).
         assert_eq!(source.take_into(&mut out, 100, Duration::ZERO), 100);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(source.take_into(&mut out, 100, Duration::ZERO), 52);
         assert_eq!(
             calls.load(Ordering::SeqCst),
-            1,
-            "taking all but empty does not arm"
+            2,
+            "drained: nothing to call it for"
         );
-        assert_eq!(source.take_into(&mut out, 100, Duration::ZERO), 52);
-        // Found empty: armed again; the next batch calls it once more.
+        // Found empty: armed again; the next batch calls it once more, the one after not.
         batch(&sink, 10);
         batch(&sink, 10);
-        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
         assert!(source.try_next().is_some());
     }
 

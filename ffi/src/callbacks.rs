@@ -1,16 +1,14 @@
 //! The callbacks struct, and turning core events into callback calls (the same code runs on
 //! the dispatcher thread in callback mode and on the polling thread in poll mode).
 
-use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tether_core::{Disconnect, Event, IdRange, Message, SessionReset, State};
 
 use crate::status::{disconnect_status, send_failure_status, tether_status};
-use crate::util::{c_string, lock};
+use crate::util::c_string;
 
 /// Connection states (the values never change; see `tether_state_str`).
 #[repr(C)]
@@ -223,59 +221,19 @@ unsafe impl Send for UserData {}
 // SAFETY: as above; shared references to a UserData only copy the pointer.
 unsafe impl Sync for UserData {}
 
-thread_local! {
-    /// The clients whose callbacks are running on this thread, innermost last.
-    static ACTIVE: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Marks "a callback of client `handle` runs on this thread" for its lifetime.
-struct CallbackScope(usize);
-
-impl CallbackScope {
-    fn enter(handle: usize) -> CallbackScope {
-        let _ = ACTIVE.try_with(|a| a.borrow_mut().push(handle));
-        CallbackScope(handle)
-    }
-}
-
-impl Drop for CallbackScope {
-    fn drop(&mut self) {
-        let _ = ACTIVE.try_with(|a| {
-            let mut a = a.borrow_mut();
-            if let Some(pos) = a.iter().rposition(|h| *h == self.0) {
-                a.remove(pos);
-            }
-        });
-    }
-}
-
-/// True when the current thread is inside one of `handle`'s callbacks.
-pub(crate) fn in_callback_of(handle: usize) -> bool {
-    ACTIVE
-        .try_with(|a| a.borrow().contains(&handle))
-        .unwrap_or(false)
-}
-
 /// A valid pointer for empty payloads, so C code may pass it to memcpy.
 static EMPTY: [u8; 1] = [0];
 
-/// One client's callbacks, `user_data` and finalizer, and the switches that stop them.
+/// One client's callbacks, `user_data` and finalizer. When they may run (never before
+/// `tether_client_new` stored the client, never after `tether_client_free`, one at a time)
+/// is the core's handler lifecycle; this only translates events into calls.
 pub(crate) struct Dispatch {
     callbacks: tether_callbacks,
     user_data: UserData,
     user_data_free: tether_user_data_free,
-    /// The client's handle (set before any event can be delivered).
-    handle: AtomicUsize,
-    /// Opened by `tether_client_new` once `*client_out` is written: no callback runs before.
-    started: Mutex<bool>,
-    started_cv: Condvar,
-    /// Held while a user callback runs; `stop` takes it to wait for a running callback.
-    gate: Mutex<()>,
-    /// No user callback runs once this is set.
-    stopped: AtomicBool,
-    /// Set when the client was freed from inside one of its callbacks: finalize once the
-    /// callback returns.
-    finalize_pending: AtomicBool,
+    /// Set when the client was freed from inside one of its callbacks: no further callback
+    /// for the same event, and finalize once the callback returns.
+    freed_in_callback: AtomicBool,
     finalized: AtomicBool,
 }
 
@@ -289,51 +247,15 @@ impl Dispatch {
             callbacks,
             user_data: UserData(user_data),
             user_data_free,
-            handle: AtomicUsize::new(0),
-            started: Mutex::new(false),
-            started_cv: Condvar::new(),
-            gate: Mutex::new(()),
-            stopped: AtomicBool::new(false),
-            finalize_pending: AtomicBool::new(false),
+            freed_in_callback: AtomicBool::new(false),
             finalized: AtomicBool::new(false),
         }
     }
 
-    pub(crate) fn set_handle(&self, handle: usize) {
-        self.handle.store(handle, Ordering::SeqCst);
-    }
-
-    /// Let callbacks run (called once `*client_out` is written).
-    pub(crate) fn start(&self) {
-        *lock(&self.started) = true;
-        self.started_cv.notify_all();
-    }
-
-    fn wait_started(&self) {
-        let mut started = lock(&self.started);
-        while !*started {
-            started = self
-                .started_cv
-                .wait(started)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-        }
-    }
-
-    /// Stop all callbacks, waiting for one that is running on another thread. Must not be
-    /// called from inside one of this client's callbacks (use `stop_from_callback`).
-    pub(crate) fn stop(&self) {
-        let _gate = lock(&self.gate);
-        self.stopped.store(true, Ordering::SeqCst);
-    }
-
-    /// From inside a callback: no further callbacks; finalize when the current one returns.
-    pub(crate) fn stop_from_callback(&self) {
-        self.stopped.store(true, Ordering::SeqCst);
-        self.finalize_pending.store(true, Ordering::SeqCst);
-    }
-
-    pub(crate) fn is_stopped(&self) -> bool {
-        self.stopped.load(Ordering::SeqCst)
+    /// From inside a callback (the core already stopped further ones): finalize when the
+    /// current one returns.
+    pub(crate) fn freed_in_callback(&self) {
+        self.freed_in_callback.store(true, Ordering::SeqCst);
     }
 
     /// Run `user_data_free`, exactly once over the client's life.
@@ -349,29 +271,22 @@ impl Dispatch {
         }
     }
 
-    /// Deliver one event to the application's callbacks.
+    /// Deliver one event to the application's callbacks (the core's handler: on the
+    /// dispatcher thread, or inside `tether_client_poll*`).
     pub(crate) fn deliver(&self, event: Event) {
-        self.wait_started();
-        {
-            let _gate = lock(&self.gate);
-            if self.is_stopped() {
-                return;
-            }
-            let _scope = CallbackScope::enter(self.handle.load(Ordering::SeqCst));
-            if catch_unwind(AssertUnwindSafe(|| self.translate(event))).is_err() {
-                tracing::error!("panic while delivering an event to C callbacks; event dropped");
-            }
+        if catch_unwind(AssertUnwindSafe(|| self.translate(event))).is_err() {
+            tracing::error!("panic while delivering an event to C callbacks; event dropped");
         }
-        if self.finalize_pending.load(Ordering::SeqCst) {
+        if self.freed_in_callback.load(Ordering::SeqCst) {
             self.finalize();
         }
     }
 
-    /// Call `f` with the callback `cb` unless it is NULL or the client was stopped (freed
-    /// from an earlier callback for the same event).
+    /// Call `f` with the callback `cb` unless it is NULL or the client was freed from an
+    /// earlier callback for the same event.
     fn call<F>(&self, cb: Option<F>, f: impl FnOnce(F)) {
         if let Some(cb) = cb {
-            if !self.is_stopped() {
+            if !self.freed_in_callback.load(Ordering::SeqCst) {
                 f(cb);
             }
         }

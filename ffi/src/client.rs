@@ -1,20 +1,18 @@
 //! `tether_client`: create, send, close, poll, inspect, free.
 
 use std::ffi::{c_char, c_void};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
+use std::mem::MaybeUninit;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
-use tether_core::{Bytes, Client, DeliveryStatus, Event, EventDelivery, MessageId, State};
+use tether_core::{Bytes, Client, DeliveryStatus, DispatchError, EventDelivery, MessageId, State};
 
-use crate::callbacks::{
-    in_callback_of, tether_callbacks, tether_state, tether_user_data_free, Dispatch,
-};
+use crate::callbacks::{tether_callbacks, tether_state, tether_user_data_free, Dispatch};
 use crate::config::{self, tether_config, tether_dispatch};
 use crate::registry::{Registry, TAG_CLIENT};
 use crate::status::tether_status::{self, *};
 use crate::status::Fail;
-use crate::util::{bytes_arg, lock, ms, required, str_arg, to_us, write_opt, LastError};
+use crate::util::{bytes_arg, ms, required, str_arg, to_us, write_opt, LastError};
 
 /// A resilient WebSocket client (opaque). Create with `tether_client_new`, free with
 /// `tether_client_free`. The pointer is a handle, not an address: never dereference it.
@@ -78,23 +76,13 @@ pub enum tether_delivery {
     TETHER_DELIVERY_FAILED = 4,
 }
 
-/// What `tether_client_free` waits for beyond the configured close timeout.
-const FREE_MARGIN: Duration = Duration::from_secs(2);
-
 pub(crate) struct ClientInner {
     /// The core client; taken (None) by `tether_client_free`. Calls hold the read lock only
-    /// while they use it, never while a user callback runs.
-    client: RwLock<Option<Client>>,
+    /// while they use it, never while a user callback runs (a poll holds a reference
+    /// instead, so that a callback may free the client).
+    client: RwLock<Option<Arc<Client>>>,
     dispatch: Arc<Dispatch>,
     poll_mode: bool,
-    /// A `tether_client_poll*` call is running (set and cleared by that call only; callbacks
-    /// in poll mode run only inside one, so this also covers a poll from a callback).
-    polling: AtomicBool,
-    /// The events taken by the running poll, waiting for their callbacks. Only the poll that
-    /// set `polling` locks it, so the lock is never contended; the vector keeps its capacity
-    /// (at most `POLL_CHUNK` events) from one poll to the next.
-    poll_batch: Mutex<Vec<Event>>,
-    close_timeout: Duration,
     max_outbound: usize,
     last_error: LastError,
 }
@@ -102,12 +90,20 @@ pub(crate) struct ClientInner {
 impl ClientInner {
     /// Run `f` on the core client, or fail with CLOSED if it is being freed.
     fn with_core<R>(&self, f: impl FnOnce(&Client) -> R) -> Result<R, Fail> {
-        let guard: RwLockReadGuard<'_, Option<Client>> =
+        let guard: RwLockReadGuard<'_, Option<Arc<Client>>> =
             self.client.read().unwrap_or_else(PoisonError::into_inner);
-        match guard.as_ref() {
+        match guard.as_deref() {
             Some(client) => Ok(f(client)),
             None => Err(Fail::new(TETHER_ERR_CLOSED, "the client is being freed")),
         }
+    }
+
+    /// A reference to the core client (for calls that run callbacks), or CLOSED.
+    fn core(&self) -> Result<Arc<Client>, Fail> {
+        let guard = self.client.read().unwrap_or_else(PoisonError::into_inner);
+        guard
+            .clone()
+            .ok_or_else(|| Fail::new(TETHER_ERR_CLOSED, "the client is being freed"))
     }
 
     /// `with_core` for a core call that can fail: both levels of failure (being freed, the
@@ -194,9 +190,6 @@ pub extern "C" fn tether_client_new(
             client: RwLock::new(None),
             dispatch: dispatch.clone(),
             poll_mode,
-            polling: AtomicBool::new(false),
-            poll_batch: Mutex::new(Vec::new()),
-            close_timeout: built.close_timeout,
             max_outbound: built.config.max_outbound_message_size(),
             last_error: LastError::default(),
         });
@@ -205,27 +198,36 @@ pub extern "C" fn tether_client_new(
                 .last_error
                 .record(Fail::new(TETHER_ERR_INTERNAL, "too many live clients"));
         };
-        dispatch.set_handle(token);
         let delivery = if poll_mode {
             EventDelivery::Poll
         } else {
             let d = dispatch.clone();
             EventDelivery::callback(move |event| d.deliver(event))
         };
+        // The core runs no callback before `connect` returns; the handle must be in
+        // `*client_out` by then, and calls made from a callback must find the core client:
+        // write the handle first (restored on failure, so outputs change only on success)
+        // and hold the slot's write lock until the client is in it.
+        // SAFETY: non-NULL (checked); the caller promises it is writable, hence readable as
+        // memory (read as MaybeUninit: it may be uninitialised).
+        let previous = unsafe { client_out.cast::<MaybeUninit<*mut tether_client>>().read() };
+        // SAFETY: as above.
+        unsafe { client_out.write(std::ptr::without_provenance_mut(token)) };
+        let mut slot = inner.client.write().unwrap_or_else(PoisonError::into_inner);
         match Client::connect(built.config, delivery) {
             Ok(client) => {
-                *inner.client.write().unwrap_or_else(PoisonError::into_inner) = Some(client);
-                // SAFETY: non-NULL (checked); the caller promises it is writable.
-                unsafe { client_out.write(std::ptr::without_provenance_mut(token)) };
-                dispatch.start();
+                *slot = Some(Arc::new(client));
                 TETHER_OK
             }
             Err(e) => {
+                drop(slot);
                 drop(CLIENTS.remove(token));
-                // Should a dispatcher thread exist anyway, let it run down without calling
-                // anything (the caller keeps ownership of user_data).
-                dispatch.stop();
-                dispatch.start();
+                // SAFETY: as above; puts back what was there.
+                unsafe {
+                    client_out
+                        .cast::<MaybeUninit<*mut tether_client>>()
+                        .write(previous)
+                };
                 cfg.last_error.record(Fail::from(&e))
             }
         }
@@ -266,19 +268,19 @@ pub extern "C" fn tether_client_free(client: *mut tether_client) {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if in_callback_of(token) {
-            inner.dispatch.stop_from_callback();
-            // The graceful close goes on in the background; the dispatcher thread (if any)
-            // exits by itself after the last event, delivering nothing more.
-            drop(core);
+        let Some(core) = core else {
+            inner.dispatch.finalize();
+            return;
+        };
+        if core.in_handler() {
+            // The core stops further callbacks; the current one is the last. The graceful
+            // close goes on in the background.
+            core.shutdown(Duration::ZERO);
+            inner.dispatch.freed_in_callback();
         } else {
-            if let Some(core) = core {
-                // Joins the dispatcher after it delivered Closed (unless the wait timed out).
-                core.shutdown(inner.close_timeout + FREE_MARGIN);
-            }
-            // Waits for a callback still running (only after a timeout above, or a poll on
-            // another thread), and stops all further ones.
-            inner.dispatch.stop();
+            // Joins the dispatcher after it delivered Closed (unless the wait timed out),
+            // waits for a callback still running elsewhere, and stops all further ones.
+            core.shutdown(core.close_bound());
             inner.dispatch.finalize();
         }
     })
@@ -617,10 +619,6 @@ pub extern "C" fn tether_client_poll_timeout(
     })
 }
 
-/// Most events one poll takes from the core under one lock before delivering them: bounds the
-/// memory a poll keeps between calls, while the lock and queue costs are shared by this many.
-const POLL_CHUNK: usize = 256;
-
 fn poll(
     client: *mut tether_client,
     max_events: usize,
@@ -635,30 +633,23 @@ fn poll(
     call(
         client,
         |inner| {
-            if !inner.poll_mode {
-                return Err(Fail::new(
-                    TETHER_ERR_WRONG_MODE,
-                    "tether_client_poll needs TETHER_DISPATCH_POLL; this client runs its callbacks on a dispatcher thread",
-                ));
-            }
-            if inner.polling.swap(true, Ordering::Acquire) {
-                // Which of the two it is matters only for the message.
-                return Err(Fail::new(
-                    TETHER_ERR_REENTRANT,
-                    if in_callback_of(client.addr()) {
-                        "tether_client_poll called from inside one of the same client's callbacks"
-                    } else {
-                        "tether_client_poll called while another thread polls the same client"
-                    },
-                ));
-            }
-            let _polling = PollGuard(&inner.polling);
-            Ok(run_poll(
-                inner,
-                &mut lock(&inner.poll_batch),
-                max_events,
-                wait,
-            ))
+            // A reference, not the read lock: a callback may free the client.
+            let core = inner.core()?;
+            core.dispatch(max_events, wait, &mut |event| inner.dispatch.deliver(event))
+                .map_err(|e| match e {
+                    DispatchError::Reentered => Fail::new(
+                        TETHER_ERR_REENTRANT,
+                        "tether_client_poll called from inside one of the same client's callbacks",
+                    ),
+                    DispatchError::Busy => Fail::new(
+                        TETHER_ERR_REENTRANT,
+                        "tether_client_poll called while another thread polls the same client",
+                    ),
+                    _ => Fail::new(
+                        TETHER_ERR_WRONG_MODE,
+                        "tether_client_poll needs TETHER_DISPATCH_POLL; this client runs its callbacks on a dispatcher thread",
+                    ),
+                })
         },
         // SAFETY: header contract: `ran_out` is NULL or writable.
         |ran| unsafe { write_opt(ran_out, ran) },
@@ -669,94 +660,20 @@ fn poll(
 /// and that has no event pending, so that a poll would do nothing. It runs under the
 /// registry's read lock (no reference count taken), reads the event queue's length without
 /// taking anything from it, and never blocks there: the core's lock is only tried (a free
-/// or another poll holding or awaiting it would otherwise make every handle lookup in the
-/// process wait behind this one). Anything else (an error to report, an event, a poll
-/// running here or on another thread, a busy lock) is left to the full path, which checks
-/// again.
+/// holding or awaiting it would otherwise make every handle lookup in the process wait
+/// behind this one). Anything else (an error to report, an event, a poll running here or on
+/// another thread, a busy lock) is left to the full path, which checks again.
 fn is_idle(client: *const tether_client) -> bool {
     !client.is_null()
         && CLIENTS
             .with(client.addr(), |inner| {
                 inner.poll_mode
-                    && !inner.polling.load(Ordering::Relaxed)
-                    && inner
-                        .client
-                        .try_read()
-                        .is_ok_and(|core| core.as_ref().is_some_and(|c| c.pending_events() == 0))
+                    && inner.client.try_read().is_ok_and(|core| {
+                        core.as_ref()
+                            .is_some_and(|c| !c.is_dispatching() && c.pending_events() == 0)
+                    })
             })
             .unwrap_or(false)
-}
-
-/// Clears the polling flag when a poll ends (panics included).
-struct PollGuard<'a>(&'a AtomicBool);
-
-impl Drop for PollGuard<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
-    }
-}
-
-/// The body of a poll: take events in chunks under one `with_core` call each, then run their
-/// callbacks with no lock held but the poll's own (a callback may send, close, or free the
-/// client). Returns how many events were handled.
-fn run_poll(
-    inner: &ClientInner,
-    batch: &mut Vec<Event>,
-    max_events: usize,
-    wait: Duration,
-) -> usize {
-    // The bound: `max_events`, or with 0 the events pending once the first one is in hand
-    // (after the wait, if any), so that a steady stream cannot keep the caller forever.
-    let mut bound = max_events;
-    let mut wait = wait;
-    let mut ran = 0usize;
-    loop {
-        let (taken, wanted) = inner
-            .with_core(|c| take_chunk(c, batch, &mut bound, ran, wait))
-            .unwrap_or((0, 1));
-        wait = Duration::ZERO; // only the first take waits
-        for event in batch.drain(..) {
-            // Freed (from a callback, or by another thread): the rest are dropped unseen.
-            if inner.dispatch.is_stopped() {
-                break;
-            }
-            inner.dispatch.deliver(event);
-            ran += 1;
-        }
-        // Fewer than asked for means the queue was empty: no need to ask again.
-        if taken < wanted || ran >= bound || inner.dispatch.is_stopped() {
-            return ran;
-        }
-    }
-}
-
-/// Move the next chunk of events into `batch` (waiting up to `wait` for the first); returns
-/// (events taken, events asked for). Sets `*bound` on the first take when it is 0.
-fn take_chunk(
-    c: &Client,
-    batch: &mut Vec<Event>,
-    bound: &mut usize,
-    ran: usize,
-    wait: Duration,
-) -> (usize, usize) {
-    let take = |batch: &mut Vec<Event>, n: usize| {
-        if wait.is_zero() {
-            c.poll_events(batch, n)
-        } else {
-            c.next_events(batch, n, wait)
-        }
-    };
-    if *bound == 0 {
-        // "All pending now": take the first, then bound by what is pending at that moment.
-        if take(batch, 1) == 0 {
-            return (0, 1);
-        }
-        *bound = 1 + c.pending_events();
-        let wanted = (*bound - 1).min(POLL_CHUNK - 1);
-        return (1 + c.poll_events(batch, wanted), 1 + wanted);
-    }
-    let wanted = (*bound - ran).min(POLL_CHUNK);
-    (take(batch, wanted), wanted)
 }
 
 /// Wait up to `timeout_ms` until the client is closed (after `tether_client_close`, or when
@@ -838,7 +755,7 @@ pub extern "C" fn tether_client_delivery_status(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Counts release calls in the context it is given, and checks the arguments.
     unsafe extern "C" fn count_release(ctx: *mut c_void, data: *mut u8, len: usize) {

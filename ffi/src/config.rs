@@ -4,9 +4,8 @@
 
 use std::ffi::{c_char, c_int};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use tether_core::{defaults, Config, ConfigBuilder, OverflowPolicy, Protocol, TlsRoots};
+use tether_core::{Config, ConfigBuilder, OverflowPolicy, Protocol, TlsRoots};
 
 use crate::registry::{Registry, TAG_CONFIG};
 use crate::status::tether_status::{self, *};
@@ -74,7 +73,6 @@ struct ConfigState {
     /// keep core's defaults).
     ops: Vec<Op>,
     dispatch: tether_dispatch,
-    close_timeout: Duration,
 }
 
 pub(crate) struct ConfigInner {
@@ -86,7 +84,6 @@ pub(crate) struct ConfigInner {
 pub(crate) struct Built {
     pub config: Config,
     pub dispatch: tether_dispatch,
-    pub close_timeout: Duration,
 }
 
 impl ConfigInner {
@@ -107,7 +104,6 @@ impl ConfigInner {
         Ok(Built {
             config,
             dispatch: s.dispatch,
-            close_timeout: s.close_timeout,
         })
     }
 }
@@ -165,7 +161,6 @@ pub extern "C" fn tether_config_new() -> *mut tether_config {
                 url: None,
                 ops: Vec::new(),
                 dispatch: tether_dispatch::TETHER_DISPATCH_THREAD,
-                close_timeout: defaults::CLOSE_TIMEOUT,
             }),
             last_error: LastError::default(),
         });
@@ -582,7 +577,6 @@ pub extern "C" fn tether_config_set_close_timeout_ms(
 ) -> tether_status {
     ffi_boundary!(TETHER_ERR_PANIC, {
         update(config, |s| {
-            s.close_timeout = ms(timeout_ms);
             s.ops
                 .push(Box::new(move |b| b.close_timeout(ms(timeout_ms))));
             Ok(())

@@ -62,7 +62,8 @@ pub enum tether_status {
     TETHER_ERR_INVALID_STATE = 17,
     /// Asynchronous: a connection attempt failed (refused, DNS, TLS, HTTP status, timeout).
     TETHER_ERR_CONNECT_FAILED = 18,
-    /// Asynchronous: the link broke without a close frame.
+    /// Asynchronous: the link broke without a close frame, or the server closed it with a
+    /// code that is not a normal end (anything but 1000 and 1001; `on_close` has the code).
     TETHER_ERR_CONNECTION_LOST = 19,
     /// Asynchronous: nothing arrived within the heartbeat deadline; the link was dropped.
     TETHER_ERR_HEARTBEAT_TIMEOUT = 20,
@@ -253,12 +254,16 @@ pub(crate) fn send_failure_status(f: &SendFailure) -> tether_status {
 }
 
 /// The status given to `on_error` for a link that ended abnormally; None for the normal ends
-/// (a close frame from either side).
+/// ([`Disconnect::is_normal`]).
 pub(crate) fn disconnect_status(d: &Disconnect) -> Option<tether_status> {
     Some(match d {
-        Disconnect::UserClose { .. } | Disconnect::ServerClosed { .. } => return None,
+        // The one definition of a normal end (the application's close, a server's 1000 or
+        // 1001): no error.
+        d if d.is_normal() => return None,
         Disconnect::ConnectFailed(_) => TETHER_ERR_CONNECT_FAILED,
-        Disconnect::ConnectionLost(_) => TETHER_ERR_CONNECTION_LOST,
+        Disconnect::ConnectionLost(_) | Disconnect::ServerClosed { .. } => {
+            TETHER_ERR_CONNECTION_LOST
+        }
         Disconnect::HeartbeatTimeout(_) => TETHER_ERR_HEARTBEAT_TIMEOUT,
         Disconnect::InboundTooLarge { .. } => TETHER_ERR_TOO_LARGE,
         Disconnect::ProtocolError { .. } => TETHER_ERR_PROTOCOL,
