@@ -13,7 +13,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::config::{Config, OverflowPolicy, Protocol};
 use crate::connect::Connector;
 use crate::dispatch::{self, DispatchError, Handlers};
-use crate::error::{CloseError, ConfigError, DeliveryError, SendError, SendFailure};
+use crate::error::{CloseError, ConfigError, DeliveryError, Disconnect, SendError, SendFailure};
 use crate::event::{Event, MessageId, State, Stats, Text};
 use crate::event_queue::{self, EventSource};
 use crate::outbox::{DeliveryStatus, Outbox, Payload, Want};
@@ -499,6 +499,29 @@ impl Client {
             Some(source) => source.take_into(out, max, timeout),
             None => 0,
         }
+    }
+
+    /// Install (or, with `None`, remove) a function called after every change an application
+    /// may wait for: each batch of events emitted (in either delivery mode), each raise of a
+    /// pending [`Event::Written`] report, and the end of the client ([`Client::wait_closed`]
+    /// turning true). It carries no event: it is a cue to re-check [`Client::state`],
+    /// [`Client::delivery_status`] or the event queue, for waits that do not consume events
+    /// (a binding's blocking waits, an event loop's wake-up). It runs on one of Tether's
+    /// threads, often the I/O thread: it must be cheap and must never block.
+    pub fn set_change_hook(&self, hook: Option<Arc<dyn Fn() + Send + Sync>>) {
+        self.shared.events.set_change_hook(hook);
+    }
+
+    /// The reason the latest [`Event::Disconnected`] carried (None before the first), whether
+    /// or not that event has been consumed yet.
+    pub fn last_disconnect(&self) -> Option<Disconnect> {
+        self.shared.events.last_disconnect()
+    }
+
+    /// The reason [`Event::Closed`] carries, once it has been emitted (whether or not it has
+    /// been consumed yet).
+    pub fn close_reason(&self) -> Option<Disconnect> {
+        self.shared.events.close_reason()
     }
 
     /// Poll mode: number of events waiting.

@@ -28,8 +28,20 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use tokio::sync::{Semaphore, TryAcquireError};
 
+use crate::error::Disconnect;
 use crate::event::{Event, MessageId};
 
+/// A function called after every change an application may wait for (see
+/// [`crate::Client::set_change_hook`]).
+pub(crate) type ChangeHook = Arc<dyn Fn() + Send + Sync>;
+
+/// The reasons the latest `Disconnected` and the `Closed` event carried, kept for readers that
+/// do not consume events ([`crate::Client::last_disconnect`], [`crate::Client::close_reason`]).
+#[derive(Default)]
+struct Reasons {
+    last_disconnect: Option<Disconnect>,
+    closed: Option<Disconnect>,
+}
 /// The application's wake hook.
 pub(crate) type WakeHook = Arc<dyn Fn() + Send + Sync>;
 
@@ -74,6 +86,8 @@ pub(crate) struct EventSink {
     queued: Arc<AtomicUsize>,
     /// Wakes an asynchronous consumer ([`EventSource::next_async`]).
     ready: Arc<tokio::sync::Notify>,
+    hook: Mutex<Option<ChangeHook>>,
+    reasons: Mutex<Reasons>,
     wake: Arc<Wake>,
 }
 
@@ -136,6 +150,8 @@ pub(crate) fn channel(inbound_capacity: usize) -> (EventSink, EventSource) {
             staging: Mutex::new(Staging::default()),
             queued: queued.clone(),
             ready: ready.clone(),
+            hook: Mutex::new(None),
+            reasons: Mutex::new(Reasons::default()),
             wake: wake.clone(),
         },
         EventSource {
@@ -155,6 +171,7 @@ pub(crate) fn channel(inbound_capacity: usize) -> (EventSink, EventSource) {
 impl EventSink {
     /// Emit an event (never blocks): into the open batch, if any, otherwise at once.
     pub(crate) fn emit(&self, event: Event) {
+        self.note(&event);
         {
             let mut staging = lock(&self.staging);
             if staging.open {
@@ -170,7 +187,45 @@ impl EventSink {
 
     /// Emit an event at once, past any batch being gathered (for the application's threads).
     pub(crate) fn emit_now(&self, event: Event) {
+        self.note(&event);
         self.send(1, Item::One(event));
+    }
+
+    /// Keep the reasons of `Disconnected` and `Closed` for readers that consume no events.
+    fn note(&self, event: &Event) {
+        match event {
+            Event::Disconnected { reason, .. } => {
+                lock(&self.reasons).last_disconnect = Some(reason.clone());
+            }
+            Event::Closed { reason, .. } => lock(&self.reasons).closed = Some(reason.clone()),
+            _ => {}
+        }
+    }
+
+    /// The reason of the latest `Disconnected` event emitted.
+    pub(crate) fn last_disconnect(&self) -> Option<Disconnect> {
+        lock(&self.reasons).last_disconnect.clone()
+    }
+
+    /// The reason of the `Closed` event, once emitted.
+    pub(crate) fn close_reason(&self) -> Option<Disconnect> {
+        lock(&self.reasons).closed.clone()
+    }
+
+    /// Install (or remove) the change hook.
+    pub(crate) fn set_change_hook(&self, hook: Option<ChangeHook>) {
+        *lock(&self.hook) = hook;
+    }
+
+    /// Call the change hook, if any (never with a lock of ours held).
+    pub(crate) fn fire_change_hook(&self) {
+        let hook = lock(&self.hook).clone();
+        if let Some(hook) = hook {
+            // It runs on the session task or a sending thread: a panic must not end either.
+            if catch_unwind(AssertUnwindSafe(|| hook())).is_err() {
+                tracing::error!("the change hook panicked; the client carries on");
+            }
+        }
     }
 
     fn send(&self, count: usize, item: Item) {
@@ -183,6 +238,7 @@ impl EventSink {
         }
         // Cheap when nobody awaits: it only stores a permit.
         self.ready.notify_one();
+        self.fire_change_hook();
         // After `queued` went up (SeqCst on both sides): a consumer arming the hook either
         // sees this event pending, or we see the hook armed.
         if self.wake.armed.swap(false, Ordering::SeqCst) {
@@ -282,6 +338,9 @@ impl EventSink {
         self.written.up_to.fetch_max(up_to.0, Ordering::SeqCst);
         if !self.written.event_pending.swap(true, Ordering::SeqCst) {
             self.emit(Event::Written { up_to });
+        } else {
+            // No new event (the pending one is raised), but statuses changed.
+            self.fire_change_hook();
         }
     }
 }
@@ -534,6 +593,45 @@ mod tests {
         sink.open_batch();
         (0..n).for_each(|_| sink.emit(state()));
         sink.close_batch();
+    }
+
+    #[test]
+    fn the_change_hook_fires_for_every_batch_and_written_raise_even_unread() {
+        let (sink, source) = channel(16);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        sink.set_change_hook(Some(Arc::new(move || {
+            c.fetch_add(1, Ordering::SeqCst);
+        })));
+        batch(&sink, 3);
+        batch(&sink, 2);
+        // Nobody consumed anything: unlike the wake hook, it fires for each batch.
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        sink.written(MessageId(1));
+        sink.written(MessageId(2)); // raises the pending report: no event, still a change
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+        assert_eq!(source.pending(), 6);
+        sink.set_change_hook(None);
+        sink.emit(state());
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[test]
+    fn disconnect_and_close_reasons_are_kept_unread() {
+        let (sink, _source) = channel(16);
+        assert!(sink.last_disconnect().is_none() && sink.close_reason().is_none());
+        let lost = Disconnect::ConnectionLost("reset".into());
+        sink.emit(Event::Disconnected {
+            reason: lost.clone(),
+            will_reconnect: true,
+        });
+        assert_eq!(sink.last_disconnect(), Some(lost.clone()));
+        assert!(sink.close_reason().is_none());
+        sink.emit(Event::Closed {
+            reason: lost.clone(),
+            undelivered: 0,
+        });
+        assert_eq!(sink.close_reason(), Some(lost));
     }
 
     #[test]

@@ -121,6 +121,8 @@ impl Shared {
         *closed = true;
         self.closed_cv.notify_all();
         self.closed_notify.notify_waiters();
+        drop(closed);
+        self.events.fire_change_hook();
     }
 
     fn is_closed(&self) -> bool {

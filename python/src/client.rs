@@ -13,124 +13,143 @@ use pyo3::types::{
 use pyo3::PyTraverseError;
 
 use tether_core::{
-    Bytes, DeliveryError, DeliveryStatus, Disconnect, EventDelivery, MessageId, State,
+    Bytes, DeliveryError, DeliveryStatus, Disconnect, Event, EventDelivery, MessageId, State,
 };
 
 use crate::errors;
-use crate::hub::{self, interest, Hub, Item, Popped, WatchKind};
+use crate::hub::{self, Hub};
 use crate::options;
 use crate::receipt::Receipt;
 use crate::{convert, types};
-
-/// What `recv()` waits for: something queued, or the end.
-const FOR_RECV: u8 = interest::QUEUED | interest::CLOSED;
 
 /// How long a blocking wait sleeps between two checks for Ctrl-C.
 pub(crate) const SLICE: Duration = Duration::from_millis(50);
 
 /// What the Python client object, its receipts and its asyncio bridge share.
 pub(crate) struct Inner {
-    /// Shared with the pump thread in poll mode (see `Inner::ensure_pump`).
-    pub core: Arc<tether_core::Client>,
+    pub core: tether_core::Client,
     pub hub: Arc<Hub>,
     pub envelope: bool,
     pub overflow_wait: bool,
-    pub close_timeout: Duration,
 }
 
 impl hub::Closable for Inner {
     fn close_for_exit(&self) {
-        self.hub.unblock();
-        let _ = self.core.close(1000, "");
+        let _ = self.start_close(1000, "");
     }
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if !self.hub.polls() {
-            // Callback mode: the core's dispatcher runs until Closed by itself.
-            return;
-        }
-        if self.hub.pumped() {
-            // The pump thread holds the core client and drives until Closed (so that asyncio
-            // waits elsewhere are answered): start the close that dropping would have started.
-            // Otherwise dropping the last handle closes it, and the core stops holding inbound
-            // messages back for room once nobody can take events, so a full queue does not
-            // hold the close up.
-            let _ = self.core.close(1000, "");
-        }
-    }
+/// What a receipt waits for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Want {
+    Written = 0,
+    Acked = 1,
 }
 
 impl Inner {
-    /// Poll mode: start the thread that drives the hub for asyncio (once; it ends after
-    /// `Closed`). Without it nobody would take events while the event loop waits.
-    pub(crate) fn ensure_pump(&self) -> PyResult<()> {
-        if !self.hub.polls() || !self.hub.start_pump() {
-            return Ok(());
-        }
-        let core = self.core.clone();
-        let hub = self.hub.clone();
-        std::thread::Builder::new()
-            .name("tether-dispatch".into())
-            .spawn(move || {
-                while !hub.finished() {
-                    let seen = hub.generation();
-                    // Every change matters to someone (the bridge decides whom it wakes).
-                    hub.drive(&core, seen, SLICE, interest::ALL);
-                }
-            })
-            .map(drop)
-            .map_err(|e| {
-                self.hub.pump_failed();
-                pyo3::exceptions::PyRuntimeError::new_err(format!(
-                    "could not spawn tether's dispatcher thread: {e}"
-                ))
-            })
-    }
-
-    /// Wait for the hub to change (callback mode), or drive it (poll mode) until something in
-    /// `interest` changes: see `Hub::drive`. Call without the GIL.
-    pub(crate) fn wait_changed(&self, seen: u64, timeout: Duration, interest: u8) {
-        if self.hub.polls() {
-            self.hub.drive(&self.core, seen, timeout, interest);
-        } else {
-            self.hub.wait_changed(seen, timeout);
-        }
-    }
-
     /// Start a graceful close (never waits).
     pub(crate) fn start_close(&self, code: u16, reason: &str) -> PyResult<()> {
-        // From now on the session only finishes what it has: let the dispatcher run through
-        // it without waiting for the application to read (see Hub::unblock).
+        // From now on the session only finishes what it has: stop holding inbound messages
+        // back for room the application may never make (a full queue would keep the server's
+        // closing frame unread): the dispatcher's (Hub::unblock) or, in poll mode, the
+        // core's (a shutdown that waits for nothing; reading goes on).
         self.hub.unblock();
-        self.core.close(code, reason).map_err(errors::close_error)
+        self.core.close(code, reason).map_err(errors::close_error)?;
+        if self.hub.polls() {
+            self.core.shutdown(Duration::ZERO);
+        }
+        Ok(())
     }
 
-    /// `Some(Ok)` when `id` reached `kind`, `Some(Err)` when it never will, `None` while pending.
-    pub(crate) fn outcome(&self, py: Python<'_>, id: u64, kind: WatchKind) -> Option<PyResult<()>> {
-        if kind == WatchKind::Acked && !self.envelope {
+    /// True once nothing will change any more: the core is closed (poll mode), or the
+    /// `Closed` event has been fully handled, its callback included (callback mode).
+    pub(crate) fn finished(&self) -> bool {
+        if self.hub.polls() {
+            self.core.wait_closed(Duration::ZERO)
+        } else {
+            self.hub.finished()
+        }
+    }
+
+    /// Move up to `max` items for `recv()` into `out`, waiting up to `wait` for the first:
+    /// in poll mode from the core's queue (the one place inbound messages wait; events nobody
+    /// subscribed to are dropped here), in callback mode from the hub's. Returns true when
+    /// the client is finished and nothing is left to read. Call without the GIL to wait.
+    pub(crate) fn take(&self, max: usize, wait: Duration, out: &mut Vec<Event>) -> bool {
+        let poll = self.hub.polls();
+        let mut deadline = None;
+        let mut got = Vec::new();
+        if poll {
+            got.extend(self.hub.take_peeked());
+        }
+        loop {
+            let seen = (!poll).then(|| self.hub.generation());
+            if poll {
+                let room = max.saturating_sub(got.len());
+                self.core.poll_events(&mut got, room);
+                out.extend(got.drain(..).filter(|e| self.hub.wanted(e)));
+            } else {
+                self.hub.drain(max, out);
+            }
+            if !out.is_empty() {
+                return false;
+            }
+            // Finished means every event was queued before: none pending, all were read.
+            if self.finished() && (!poll || self.core.pending_events() == 0) {
+                return true;
+            }
+            let deadline = *deadline.get_or_insert_with(|| Instant::now() + wait);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            match seen {
+                Some(seen) => self.hub.wait_changed(seen, left),
+                None => {
+                    self.core.next_events(&mut got, max, left);
+                }
+            }
+        }
+    }
+
+    /// `Some(Ok)` when `id` reached `want`, `Some(Err)` when it never will, `None` while pending.
+    pub(crate) fn outcome(&self, py: Python<'_>, id: u64, want: Want) -> Option<PyResult<()>> {
+        if want == Want::Acked && !self.envelope {
             return Some(Err(errors::not_supported(py)));
         }
         let mid = MessageId(id);
-        match (self.core.delivery_status(mid), kind) {
-            (DeliveryStatus::Acked, _) | (DeliveryStatus::Written, WatchKind::Written) => {
-                Some(Ok(()))
-            }
+        match (self.core.delivery_status(mid), want) {
+            (DeliveryStatus::Acked, _) | (DeliveryStatus::Written, Want::Written) => Some(Ok(())),
             (DeliveryStatus::Failed(f), _) => Some(Err(errors::delivery_failed(py, mid, &f))),
             (DeliveryStatus::Queued | DeliveryStatus::Written, _) => {
-                if self.core.state() == State::Closed && self.hub.closed().is_some() {
-                    // Cannot happen (the core fails every pending message before Closed), but
-                    // never leave a waiter hanging on a closed client.
-                    Some(Err(errors::closed_error(py, None)))
-                } else {
-                    None
-                }
+                // Cannot happen once closed (the core fails every pending message before
+                // Closed), but never leave a waiter hanging on a closed client.
+                self.core
+                    .wait_closed(Duration::ZERO)
+                    .then(|| Err(errors::closed_error(py, None)))
             }
             (DeliveryStatus::Unknown, _) => {
                 Some(Err(errors::delivery_error(py, mid, DeliveryError::Unknown)))
             }
         }
+    }
+
+    /// The reason the client closed, once it has.
+    pub(crate) fn close_reason(&self) -> Option<Disconnect> {
+        self.core.close_reason()
+    }
+
+    /// Why `wait_ready` cannot succeed any more (the client closed first), or None.
+    fn not_ready_error(&self, py: Python<'_>) -> Option<PyErr> {
+        if self.core.state() != State::Closed || !self.core.wait_closed(Duration::ZERO) {
+            return None;
+        }
+        let reason = self.close_reason()?;
+        Some(errors::disconnect_error(
+            py,
+            &reason,
+            "the client closed before it was ready",
+        ))
     }
 }
 
@@ -171,7 +190,7 @@ pub(crate) fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
 }
 
 /// The time left before `deadline`, capped at one slice; `None` once it has passed.
-pub(crate) fn next_slice(deadline: Option<Instant>) -> Option<Duration> {
+fn next_slice(deadline: Option<Instant>) -> Option<Duration> {
     match deadline {
         None => Some(SLICE),
         Some(d) => {
@@ -181,43 +200,77 @@ pub(crate) fn next_slice(deadline: Option<Instant>) -> Option<Duration> {
     }
 }
 
-/// Wait until `check` answers, sleeping without the GIL on the hub's generation counter (or
-/// driving the hub, in poll mode) and checking for signals (Ctrl-C) between slices.
+/// Wait until `check` answers, sleeping without the GIL until the core reports a change and
+/// checking for signals (Ctrl-C) between slices. Consumes no events.
 pub(crate) fn block_until<T>(
     py: Python<'_>,
     inner: &Inner,
     timeout: Option<f64>,
     what: &str,
-    interest: u8,
     mut check: impl FnMut(Python<'_>) -> PyResult<Option<T>>,
 ) -> PyResult<T> {
     let deadline = deadline(timeout)?;
     let hub = &inner.hub;
-    let on_dispatcher = hub.on_dispatcher_thread();
     loop {
         let seen = hub.generation();
         if let Some(v) = check(py)? {
             return Ok(v);
         }
-        if on_dispatcher {
+        if inner.core.in_handler() {
             return Err(errors::in_callback(what));
         }
         let Some(slice) = next_slice(deadline) else {
             return Err(errors::timeout(format!("{what} timed out")));
         };
-        py.detach(|| inner.wait_changed(seen, slice, interest));
+        py.detach(|| hub.wait_changed(seen, slice));
         py.check_signals()?;
     }
 }
 
-/// Whether iteration should end quietly for a client closed for `reason`: the application
-/// closed it, or the server closed it normally (1000, 1001) and reconnecting was off.
-pub(crate) fn ends_quietly(reason: Option<&Disconnect>) -> bool {
-    match reason {
-        None | Some(Disconnect::UserClose { .. }) => true,
-        Some(Disconnect::ServerClosed { code, .. }) => matches!(code, 1000 | 1001),
-        Some(_) => false,
+/// Read up to `max` items for `recv()`: `Ok(items)` (at least one), or `Err(reason)` once
+/// the client is finished and everything has been read.
+fn read(
+    py: Python<'_>,
+    inner: &Inner,
+    timeout: Option<f64>,
+    what: &str,
+    max: usize,
+) -> PyResult<Result<Vec<Event>, Option<Disconnect>>> {
+    let deadline = deadline(timeout)?;
+    let on_dispatcher = inner.core.in_handler();
+    let mut out = Vec::new();
+    loop {
+        let slice = next_slice(deadline);
+        let wait = slice.filter(|_| !on_dispatcher).unwrap_or(Duration::ZERO);
+        let finished = if wait.is_zero() {
+            inner.take(max, wait, &mut out)
+        } else {
+            py.detach(|| inner.take(max, wait, &mut out))
+        };
+        if !out.is_empty() {
+            return Ok(Ok(out));
+        }
+        if finished {
+            return Ok(Err(inner.close_reason()));
+        }
+        if on_dispatcher {
+            return Err(errors::in_callback(what));
+        }
+        if slice.is_none() {
+            return Err(errors::timeout(format!("{what} timed out")));
+        }
+        py.check_signals()?;
     }
+}
+
+fn to_py(py: Python<'_>, items: Vec<Event>) -> PyResult<Vec<Py<PyAny>>> {
+    items.iter().map(|e| convert::event(py, e)).collect()
+}
+
+/// Whether iteration ends quietly for a client closed for `reason`: a normal end (the core's
+/// one definition), or no reason known.
+fn ends_quietly(reason: Option<&Disconnect>) -> bool {
+    reason.is_none_or(Disconnect::is_normal)
 }
 
 /// Payload of `send`: `str` → text; `bytes`, `bytearray`, `memoryview` → binary.
@@ -289,12 +342,17 @@ impl Client {
         let core =
             tether_core::Client::connect(parsed.config, delivery).map_err(errors::start_error)?;
         let inner = Arc::new(Inner {
-            core: Arc::new(core),
-            hub,
+            core,
+            hub: hub.clone(),
             envelope: parsed.envelope,
             overflow_wait: parsed.overflow_wait,
-            close_timeout: parsed.close_timeout,
         });
+        // The core's cue to re-check: wakes the waits and the asyncio side (no GIL). Once the
+        // Python client is gone there is nothing left to wait for but the end.
+        let weak = Arc::downgrade(&inner);
+        inner.core.set_change_hook(Some(Arc::new(move || {
+            hub.changed(weak.upgrade().is_none_or(|i| i.finished()))
+        })));
         let weak: Weak<dyn hub::Closable> = Arc::downgrade(&inner) as Weak<dyn hub::Closable>;
         hub::register_live(weak);
         Ok(inner)
@@ -312,24 +370,16 @@ impl Client {
         Ok(Receipt::new(id.0, Arc::downgrade(inner)))
     }
 
-    /// The next queued item, or the reason the client closed.
+    /// The next item for `recv()`, or the reason the client closed.
     fn next_item(
         &self,
         py: Python<'_>,
         timeout: Option<f64>,
     ) -> PyResult<Result<Py<PyAny>, Option<Disconnect>>> {
-        let hub = &self.inner.hub;
-        let found = block_until(py, &self.inner, timeout, "recv()", FOR_RECV, |_| {
-            Ok(match hub.try_pop() {
-                Popped::Item(item) => Some(Ok(item)),
-                Popped::Closed(reason) => Some(Err(reason)),
-                Popped::Empty => None,
-            })
-        })?;
-        match found {
-            Ok(item) => Ok(Ok(item.into_py(py)?)),
-            Err(reason) => Ok(Err(reason)),
-        }
+        Ok(match read(py, &self.inner, timeout, "recv()", 1)? {
+            Ok(items) => Ok(convert::event(py, &items[0])?),
+            Err(reason) => Err(reason),
+        })
     }
 }
 
@@ -438,27 +488,10 @@ impl Client {
         max: usize,
         timeout: Option<f64>,
     ) -> PyResult<Vec<Py<PyAny>>> {
-        let hub = &self.inner.hub;
-        let max = max.max(1);
-        let mut items = Vec::new();
-        let closed = block_until(py, &self.inner, timeout, "recv_many()", FOR_RECV, |_| {
-            hub.drain(max, &mut items);
-            if !items.is_empty() {
-                return Ok(Some(None));
-            }
-            Ok(match hub.try_pop() {
-                Popped::Item(item) => {
-                    items.push(item);
-                    Some(None)
-                }
-                Popped::Closed(reason) => Some(Some(reason)),
-                Popped::Empty => None,
-            })
-        })?;
-        if let Some(reason) = closed {
-            return Err(errors::closed_error(py, reason.as_ref()));
+        match read(py, &self.inner, timeout, "recv_many()", max.max(1))? {
+            Ok(items) => to_py(py, items),
+            Err(reason) => Err(errors::closed_error(py, reason.as_ref())),
         }
-        items.into_iter().map(|i| i.into_py(py)).collect()
     }
 
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -479,25 +512,15 @@ impl Client {
     #[pyo3(signature = (timeout=None))]
     fn wait_ready(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
         let inner = &self.inner;
-        let result = block_until(py, inner, timeout, "wait_ready()", interest::STATE, |py| {
-            match inner.core.state() {
-                State::Ready => Ok(Some(())),
-                // Closed: answer once the dispatcher has handled the Closed event (its reason
-                // is the error); that event bumps the generation and wakes us.
-                State::Closed => match inner.hub.closed() {
-                    Some((reason, _)) => Err(errors::disconnect_error(
-                        py,
-                        &reason,
-                        "the client closed before it was ready",
-                    )),
-                    None => Ok(None),
-                },
-                _ => Ok(None),
+        let result = block_until(py, inner, timeout, "wait_ready()", |py| {
+            match inner.not_ready_error(py) {
+                Some(e) => Err(e),
+                None => Ok((inner.core.state() == State::Ready).then_some(())),
             }
         });
         match result {
             Err(e) if e.is_instance_of::<pyo3::exceptions::PyTimeoutError>(py) => {
-                let why = match inner.hub.last_disconnect() {
+                let why = match inner.core.last_disconnect() {
                     Some(d) => format!("; last failure: {d}"),
                     None => String::new(),
                 };
@@ -521,14 +544,13 @@ impl Client {
         let inner = &self.inner;
         deadline(timeout)?; // a bad timeout is refused before anything starts
         inner.start_close(code, reason)?;
-        if inner.hub.on_dispatcher_thread() {
+        if inner.core.in_handler() {
             return Ok(());
         }
         // Wait for the Closed event to be fully handled (its callback included): after this
         // returns no callback of this client runs any more.
-        let hub = &inner.hub;
-        block_until(py, inner, timeout, "close()", interest::CLOSED, |_| {
-            Ok(hub.finished().then_some(()))
+        block_until(py, inner, timeout, "close()", |_| {
+            Ok(inner.finished().then_some(()))
         })
         .map_err(|e| {
             if e.is_instance_of::<pyo3::exceptions::PyTimeoutError>(py) {
@@ -550,7 +572,7 @@ impl Client {
 
     #[pyo3(signature = (*_exc))]
     fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
-        let wait = self.inner.close_timeout.as_secs_f64() + 2.0;
+        let wait = self.inner.core.close_bound().as_secs_f64();
         match self.close(py, 1000, "", Some(wait)) {
             Err(e) if e.is_instance_of::<pyo3::exceptions::PyTimeoutError>(py) => {
                 if let Ok(t) = types::get(py) {
@@ -608,12 +630,12 @@ impl Drop for Client {
     fn drop(&mut self) {
         // The Python object is gone: release its Python objects and let the dispatcher run
         // free; dropping the core handle (with the last Arc) starts a graceful close.
-        let _dropped = self.inner.hub.detach();
+        let _dropped = self.inner.hub.detach(self.inner.finished());
     }
 }
 
-/// What `tether/_aio.py` uses: the hub's non-blocking primitives and the client's core, held
-/// weakly so an asyncio bridge never keeps a client alive.
+/// What `tether/_aio.py` uses: non-blocking checks and the bridge's wake-up, with the client
+/// held weakly so an asyncio bridge never keeps a client alive.
 #[pyclass(module = "tether._tether", name = "_Handle", frozen)]
 pub(crate) struct Handle {
     hub: Arc<Hub>,
@@ -651,17 +673,10 @@ impl Handle {
         self.hub.bridge(py)
     }
 
-    /// Install `bridge`; False if refused (closed: no wake-up will be needed). In poll mode
-    /// this starts the pump thread that drives the hub while the event loop waits.
-    fn set_bridge(&self, bridge: Py<PyAny>) -> PyResult<bool> {
-        match self.inner.upgrade() {
-            Some(inner) => inner.ensure_pump()?,
-            // Poll mode with the client gone and no pump: nothing would ever wake the bridge.
-            None if self.hub.polls() && !self.hub.pumped() => return Ok(false),
-            None => {}
-        }
+    /// Install `bridge`; False if refused (closed: no wake-up will be needed).
+    fn set_bridge(&self, bridge: Py<PyAny>) -> bool {
         // Whatever is dropped here is dropped while attached (we are in a Python call).
-        Ok(self.hub.set_bridge(bridge).is_ok())
+        self.hub.set_bridge(bridge, self.is_closed()).is_ok()
     }
 
     /// Wake the bridge through a new socket from now on: returns its read end for the event
@@ -690,83 +705,78 @@ impl Handle {
         self.hub.set_wake_pipe(None);
     }
 
-    /// Something to read, or closed for good.
+    /// Something to read, or finished (`drain` would find something, or nothing ever). In
+    /// poll mode it takes the first item from the core to know (events nobody subscribed to
+    /// are dropped on the way, so they wake no reader): the next read returns it first.
     fn readable(&self) -> bool {
-        self.hub.readable()
+        let Some(inner) = self.inner.upgrade() else {
+            return true;
+        };
+        if self.hub.has_items() {
+            return true;
+        }
+        if self.hub.polls() {
+            while let Some(event) = inner.core.poll_event() {
+                if self.hub.wanted(&event) {
+                    self.hub.set_peeked(event);
+                    return true;
+                }
+            }
+        }
+        inner.finished()
     }
 
     /// Ready, or closed for good (`ready()` then answers or raises).
     fn ready_or_closed(&self) -> bool {
-        self.hub.closed().is_some()
-            || self
-                .inner
-                .upgrade()
-                .is_none_or(|i| i.core.state() == State::Ready)
-    }
-
-    /// The configured close timeout in seconds.
-    fn close_timeout(&self) -> f64 {
         self.inner
             .upgrade()
-            .map_or(0.0, |i| i.close_timeout.as_secs_f64())
+            .is_none_or(|i| i.core.state() == State::Ready || i.finished())
     }
 
-    /// The next queued item, None when nothing is queued; raises ClosedError when closed and
-    /// drained.
-    fn try_recv(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        match self.hub.try_pop() {
-            Popped::Item(item) => Ok(Some(item.into_py(py)?)),
-            Popped::Empty => Ok(None),
-            Popped::Closed(reason) => Err(errors::closed_error(py, reason.as_ref())),
-        }
+    /// How long a graceful close may take, in seconds (the core's `close_bound`).
+    fn close_bound(&self) -> f64 {
+        self.inner
+            .upgrade()
+            .map_or(0.0, |i| i.core.close_bound().as_secs_f64())
     }
 
-    /// Up to `max` queued items (possibly none).
+    /// Up to `max` items for `recv()` (possibly none), without waiting.
     fn drain(&self, py: Python<'_>, max: usize) -> PyResult<Vec<Py<PyAny>>> {
-        let mut items: Vec<Item> = Vec::new();
-        self.hub.drain(max, &mut items);
-        items.into_iter().map(|i| i.into_py(py)).collect()
+        let mut out = Vec::new();
+        if let Some(inner) = self.inner.upgrade() {
+            inner.take(max, Duration::ZERO, &mut out);
+        }
+        to_py(py, out)
     }
 
     /// Closed for good with nothing left to read: None while open or while items remain;
     /// else True when iteration should end quietly, False when it should raise
     /// (`closed_error()` builds the exception).
     fn finished(&self) -> Option<bool> {
-        if self.hub.has_items() {
-            return None;
-        }
-        self.hub
-            .closed()
-            .map(|(reason, _)| ends_quietly(Some(&reason)))
+        let inner = self.inner.upgrade()?;
+        let left = self.hub.has_items() || (self.hub.polls() && inner.core.pending_events() > 0);
+        (inner.finished() && !left).then(|| ends_quietly(inner.close_reason().as_ref()))
     }
 
     fn closed_error(&self, py: Python<'_>) -> Py<PyAny> {
-        let reason = self.hub.closed().map(|c| c.0);
+        let reason = self.inner.upgrade().and_then(|i| i.close_reason());
         errors::closed_error(py, reason.as_ref())
             .into_value(py)
             .into_any()
     }
 
-    /// 1 ready, 0 not yet; raises if the client closed before it was ready.
+    /// True when ready, False if not yet; raises if the client closed before it was ready.
     fn ready(&self, py: Python<'_>) -> PyResult<bool> {
         let inner = self.inner(py)?;
-        match inner.core.state() {
-            State::Ready => Ok(true),
-            State::Closed => match self.hub.closed() {
-                Some((reason, _)) => Err(errors::disconnect_error(
-                    py,
-                    &reason,
-                    "the client closed before it was ready",
-                )),
-                // The dispatcher has not handled Closed yet: its wake-up follows.
-                None => Ok(false),
-            },
-            _ => Ok(false),
+        match inner.not_ready_error(py) {
+            Some(e) => Err(e),
+            None => Ok(inner.core.state() == State::Ready),
         }
     }
 
     fn last_disconnect(&self) -> Option<String> {
-        self.hub.last_disconnect().map(|d| d.to_string())
+        let inner = self.inner.upgrade()?;
+        inner.core.last_disconnect().map(|d| d.to_string())
     }
 
     fn state_name(&self) -> &'static str {
@@ -776,59 +786,39 @@ impl Handle {
         }
     }
 
-    /// True once the `Closed` event has been fully handled (its callback included).
+    /// True once nothing will change any more (see `Inner::finished`), or the client is gone.
     fn is_closed(&self) -> bool {
-        self.hub.finished()
+        self.inner.upgrade().is_none_or(|i| i.finished())
     }
 
     #[pyo3(signature = (code=1000, reason=""))]
-    fn start_close(&self, py: Python<'_>, code: u16, reason: &str) -> PyResult<()> {
+    fn start_close(&self, code: u16, reason: &str) -> PyResult<()> {
         match self.inner.upgrade() {
             Some(inner) => inner.start_close(code, reason),
-            None => {
-                // The client object is gone and its close already started; validate anyway.
-                let _ = py;
-                Ok(())
-            }
+            // The client object is gone and its close already started.
+            None => Ok(()),
         }
     }
 
-    /// Watch receipt `id` for `kind` (0 written, 1 acked). Returns None when pending (the
-    /// bridge is woken when an event touches it), True when done, or the exception to raise.
-    fn watch(&self, py: Python<'_>, id: u64, kind: u8) -> PyResult<Option<Py<PyAny>>> {
-        let kind = watch_kind(kind);
-        let inner = match self.inner(py) {
-            Ok(i) => i,
-            Err(e) => return Ok(Some(e.into_value(py).into_any())),
+    /// Where receipt `id` stands for `want` (0 written, 1 acked): None while pending, True
+    /// when done, or the exception to raise.
+    fn outcome(&self, py: Python<'_>, id: u64, want: u8) -> Option<Py<PyAny>> {
+        let want = if want == 0 {
+            Want::Written
+        } else {
+            Want::Acked
         };
-        self.hub.watch(id, kind);
-        let outcome = inner.outcome(py, id, kind);
-        if outcome.is_some() {
-            self.hub.unwatch(id, kind);
-        }
-        Ok(outcome.map(|o| outcome_to_py(py, o)))
-    }
-
-    /// Receipts an event touched since the last call: a list of (id, kind, outcome) with
-    /// outcome as in `watch` (None: still pending, watched again).
-    fn take_resolved(&self, py: Python<'_>) -> PyResult<Vec<Resolved>> {
-        let touched = self.hub.take_resolved();
-        if touched.is_empty() {
-            return Ok(Vec::new());
-        }
-        let inner = self.inner.upgrade();
-        let mut out = Vec::with_capacity(touched.len());
-        for (id, kind) in touched {
-            let outcome = match &inner {
-                Some(inner) => inner.outcome(py, id, kind),
-                None => Some(Err(errors::closed_error(py, None))),
-            };
-            if outcome.is_none() {
-                self.hub.watch(id, kind);
-            }
-            out.push((id, kind as u8, outcome.map(|o| outcome_to_py(py, o))));
-        }
-        Ok(out)
+        let outcome = match self.inner.upgrade() {
+            Some(inner) => inner.outcome(py, id, want)?,
+            None => Err(errors::closed_error(py, None)),
+        };
+        Some(match outcome {
+            Ok(()) => true
+                .into_pyobject(py)
+                .map(|b| b.to_owned().into_any().unbind())
+                .unwrap_or_else(|_| py.None()),
+            Err(e) => e.into_value(py).into_any(),
+        })
     }
 
     fn stats(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
@@ -869,26 +859,5 @@ impl WakeReader {
                 }
             }
         }
-    }
-}
-
-/// (message id, watch kind, outcome) as handed to `tether/_aio.py`.
-type Resolved = (u64, u8, Option<Py<PyAny>>);
-
-fn watch_kind(k: u8) -> WatchKind {
-    if k == 0 {
-        WatchKind::Written
-    } else {
-        WatchKind::Acked
-    }
-}
-
-fn outcome_to_py(py: Python<'_>, o: PyResult<()>) -> Py<PyAny> {
-    match o {
-        Ok(()) => true
-            .into_pyobject(py)
-            .map(|b| b.to_owned().into_any().unbind())
-            .unwrap_or_else(|_| py.None()),
-        Err(e) => e.into_value(py).into_any(),
     }
 }

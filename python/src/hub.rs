@@ -1,39 +1,29 @@
-//! The hub: where the core's events land, in one of two ways:
+//! The hub: what the waits of one Python client share besides the core client.
 //!
-//! * **callback mode** (the client has callbacks): the core's dispatcher thread calls
-//!   [`Hub::dispatch`] for every event, one at a time, in order;
-//! * **poll mode** (no callbacks): there is no dispatcher thread. Whoever waits drives: a thread
-//!   blocked in `recv()`, `wait_ready()`, `close()` or a receipt wait takes a batch of events
-//!   from the core itself ([`Hub::drive`], GIL released, one hub lock per batch) and routes
-//!   them; others wait for it. This saves a thread hop per batch. For asyncio, which cannot
-//!   block, a pump thread drives (started with the first asyncio wait on the client).
-//!
-//! Either way the hub
-//!
-//! * calls the user's callback for the event's kind, if one was given (taking the GIL only
-//!   around the call; an exception is logged to the `tether` logger and the client carries on);
-//! * otherwise queues data messages, and the events the user subscribed to with `events=`, for
-//!   `recv()` / iteration / `async for` (bounded: when `capacity` messages wait, the dispatcher
-//!   waits too — in poll mode nobody takes more from the core —, the core's own queue fills,
-//!   and the core stops reading the socket: TCP backpressure instead of unbounded memory);
-//! * notes what the blocking waits need (closed, last disconnect) and which watched receipts
-//!   an event touched, bumps a generation counter, wakes blocked threads, and fires the armed
-//!   asyncio waker once (one byte written to the bridge's wake-up socket per batch, not per
-//!   event; no GIL needed).
+//! * The core calls [`Hub::changed`] (its change hook, see `Client::start`) after every batch
+//!   of events and at the end. The hub bumps a generation counter, wakes the threads blocked
+//!   in a wait (GIL released) and fires the armed asyncio wake-up (one byte written to the
+//!   bridge's wake-up socket, no GIL). Waits then re-check the core itself: its state, a
+//!   message's delivery status, its event queue. So no wait takes events it does not return,
+//!   and in poll mode (no callbacks) inbound messages wait in one place, the core's queue.
+//! * Callback mode (the client has callbacks): the core's dispatcher thread calls
+//!   [`Hub::dispatch`] for each event. The user's callback for its kind runs (taking the GIL
+//!   only around the call; an exception is logged to the `tether` logger and the client
+//!   carries on); an event no callback takes (a message without `on_message`, an `events=`
+//!   kind) is queued for `recv()`, bounded by `capacity` (the dispatcher waits for room).
 //!
 //! Lock discipline: `st` is never held while taking the GIL or running Python code, so a thread
 //! that holds the GIL may always take it.
 
-use std::collections::{BTreeSet, VecDeque};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
-use std::thread::ThreadId;
-use std::time::{Duration, Instant};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::PyTraverseError;
 
-use tether_core::{Disconnect, Event, Message};
+use tether_core::Event;
 
 use crate::{convert, types, with_python};
 
@@ -140,26 +130,43 @@ impl Callbacks {
     }
 }
 
-/// What receipts wait for.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum WatchKind {
-    Written,
-    Acked,
+struct HubState {
+    /// Callback mode: the events no callback takes, for `recv()`.
+    queue: VecDeque<Event>,
+    /// Poll mode: the item an asyncio readiness check took from the core to learn that there
+    /// is one (read first by the next `recv()`).
+    peeked: Option<Event>,
+    queued_messages: usize,
+    /// Bumped on every change a wait may care about; waits sleep until it moves.
+    generation: u64,
+    /// Threads sleeping on `changed` (notify only when someone sleeps).
+    sleepers: usize,
+    /// Callback mode: the `Closed` event was fully handled, its callback included.
+    finished: bool,
+    /// The Python client is gone: stop queueing and never block.
+    detached: bool,
+    /// The session is ending: the dispatcher no longer waits for room.
+    unblocked: bool,
+    /// The asyncio bridge wants one wake-up at the next change.
+    waker_armed: bool,
+    /// The asyncio bridge (`tether._aio._Bridge`), whose `_wake_threadsafe` is the waker
+    /// unless `wake_pipe` is set.
+    bridge: Option<Py<PyAny>>,
+    /// The write end of the bridge's wake-up socket (the event loop watches the read end).
+    wake_pipe: Option<Arc<WakeWriter>>,
+    callbacks: Option<Arc<Callbacks>>,
 }
 
-/// One entry of the queue read by `recv()`.
-pub(crate) enum Item {
-    Message(Message),
-    Event(Event),
-}
-
-impl Item {
-    pub(crate) fn into_py(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        match self {
-            Item::Message(m) => Ok(convert::message(py, &m)),
-            Item::Event(e) => convert::event(py, &e),
-        }
-    }
+pub(crate) struct Hub {
+    st: Mutex<HubState>,
+    changed: Condvar,
+    space: Condvar,
+    /// Callback mode: messages queued for `recv()` before the dispatcher waits.
+    capacity: usize,
+    /// `events=` subscription bits.
+    subscribed: u32,
+    /// No callbacks: the core runs in poll mode and `recv()` reads its queue.
+    poll: bool,
 }
 
 /// Answer of [`Hub::arm`].
@@ -170,146 +177,29 @@ pub(crate) enum Arm {
     Gone = 2,
 }
 
-/// What `try_pop` found.
-pub(crate) enum Popped {
-    Item(Item),
-    Empty,
-    /// Closed for good and nothing left to read.
-    Closed(Option<Disconnect>),
-}
-
-struct HubState {
-    queue: VecDeque<Item>,
-    queued_messages: usize,
-    /// Bumped on every event the dispatcher handles and on every local change a waiter cares
-    /// about; waiters sleep until it moves.
-    generation: u64,
-    /// Threads sleeping on `changed` (notify only when someone sleeps).
-    sleepers: usize,
-    /// `changed` was notified since the last thread went to sleep on it: every sleeper will
-    /// see the generation moved, so further events need no (system call) notify until one
-    /// goes to sleep again.
-    notified: bool,
-    /// Threads sleeping on `space` (the queue is full): the dispatcher, or a driver.
-    space_waiters: usize,
-    /// `space` was notified since the last thread went to sleep on it.
-    space_notified: bool,
-    /// Poll mode: a thread is taking events from the core (see `Hub::drive`).
-    driving: bool,
-    /// Bumped each time the drive role is released (sleepers may take it over).
-    drive_epoch: u64,
-    /// `Event::Closed` was seen: (reason, undelivered).
-    closed: Option<(Disconnect, usize)>,
-    /// `Event::Closed` was fully handled, its callback included: nothing will run any more.
-    finished: bool,
-    /// The last `Event::Disconnected` reason (for messages of `wait_ready`).
-    last_disconnect: Option<Disconnect>,
-    /// The Python client is gone: stop queueing and never block.
-    detached: bool,
-    /// The session has ended: the core can produce only what it already queued, so the
-    /// dispatcher no longer waits for room.
-    unblocked: bool,
-    watch_written: BTreeSet<u64>,
-    watch_acked: BTreeSet<u64>,
-    /// Watched ids an event touched since the last `take_resolved`.
-    resolved: Vec<(u64, WatchKind)>,
-    /// The asyncio bridge wants one wake-up at the next change.
-    waker_armed: bool,
-    /// The asyncio bridge (`tether._aio._Bridge`), whose `_wake_threadsafe` is the waker
-    /// unless `wake_pipe` is set.
-    bridge: Option<Py<PyAny>>,
-    /// The write end of the bridge's wake-up socket (the event loop watches the read end):
-    /// the wake-up is then one `write` without the GIL instead of a `call_soon_threadsafe`.
-    wake_pipe: Option<Arc<WakeWriter>>,
-    callbacks: Option<Arc<Callbacks>>,
-}
-
-pub(crate) struct Hub {
-    st: Mutex<HubState>,
-    changed: Condvar,
-    space: Condvar,
-    /// Messages queued for `recv()` before the dispatcher waits (poll mode: before the driver
-    /// stops taking events from the core).
-    capacity: usize,
-    /// `events=` subscription bits.
-    subscribed: u32,
-    dispatcher: OnceLock<ThreadId>,
-    /// Poll mode: no callbacks, so no dispatcher thread; waiting threads drive (`drive`).
-    poll: bool,
-    /// Poll mode: a pump thread drives the hub for asyncio.
-    pumped: std::sync::atomic::AtomicBool,
-}
-
-/// Most events one `Hub::drive` takes from the core at once.
-const DRIVE_BATCH: usize = 1024;
-
-/// What a batch of events can change, as bits: what a wait is interested in
-/// ([`Hub::drive`]), and whether the asyncio side needs waking.
-pub(crate) mod interest {
-    use super::Kind;
-
-    /// Something was queued for `recv()`.
-    pub(crate) const QUEUED: u8 = 1;
-    /// The connection state (`wait_ready`).
-    pub(crate) const STATE: u8 = 2;
-    /// A message's fate (receipt waits).
-    pub(crate) const DELIVERY: u8 = 4;
-    /// The client closed for good.
-    pub(crate) const CLOSED: u8 = 8;
-    /// Any change.
-    pub(crate) const ALL: u8 = QUEUED | STATE | DELIVERY | CLOSED;
-
-    pub(crate) fn of(kind: Kind) -> u8 {
-        match kind {
-            Kind::State | Kind::Disconnected | Kind::Reconnecting => STATE,
-            Kind::Written | Kind::Acked | Kind::SendFailed => DELIVERY,
-            Kind::Closed => CLOSED | STATE | DELIVERY,
-            Kind::Message | Kind::InboundRejected | Kind::SessionReset | Kind::Other => 0,
-        }
-    }
-
-    /// The asyncio bridge waits for the queue, the state, the close, and the receipts it
-    /// watches (`resolved`): a `Written` report that resolves no watched receipt is none of
-    /// these.
-    pub(crate) fn wakes_asyncio(changes: u8, resolved: bool) -> bool {
-        resolved || changes & (QUEUED | STATE | CLOSED) != 0
-    }
-}
-
 impl Hub {
     pub(crate) fn new(capacity: usize, subscribed: u32, callbacks: Callbacks) -> Hub {
         let poll = callbacks.is_empty();
         Hub {
             st: Mutex::new(HubState {
                 queue: VecDeque::new(),
+                peeked: None,
                 queued_messages: 0,
                 generation: 0,
                 sleepers: 0,
-                notified: false,
-                space_waiters: 0,
-                space_notified: false,
-                driving: false,
-                drive_epoch: 0,
-                closed: None,
                 finished: false,
-                last_disconnect: None,
                 detached: false,
                 unblocked: false,
-                watch_written: BTreeSet::new(),
-                watch_acked: BTreeSet::new(),
-                resolved: Vec::new(),
                 waker_armed: false,
                 bridge: None,
                 wake_pipe: None,
-                callbacks: (!callbacks.is_empty()).then(|| Arc::new(callbacks)),
+                callbacks: (!poll).then(|| Arc::new(callbacks)),
             }),
             changed: Condvar::new(),
             space: Condvar::new(),
             capacity: capacity.max(1),
             subscribed,
-            dispatcher: OnceLock::new(),
             poll,
-            pumped: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -319,306 +209,148 @@ impl Hub {
         self.st.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// True on the dispatcher thread (inside a user callback).
-    pub(crate) fn on_dispatcher_thread(&self) -> bool {
-        self.dispatcher.get() == Some(&std::thread::current().id())
-    }
-
-    // ----- producers -------------------------------------------------------------------------
-
-    /// The bookkeeping of one event (watched receipts, closed, last disconnect). Returns
-    /// whether it goes to the queue read by `recv()`: no callback takes it, and it is a message
-    /// or of a subscribed kind.
-    fn note(&self, st: &mut HubState, event: &Event, kind: Kind, has_callback: bool) -> bool {
-        match event {
-            Event::Written { up_to } => {
-                let rest = st.watch_written.split_off(&(up_to.0 + 1));
-                let done = std::mem::replace(&mut st.watch_written, rest);
-                st.resolved
-                    .extend(done.into_iter().map(|id| (id, WatchKind::Written)));
-            }
-            Event::Acked { id } if st.watch_acked.remove(&id.0) => {
-                st.resolved.push((id.0, WatchKind::Acked));
-            }
-            Event::SendFailed { id, .. } => {
-                if st.watch_written.remove(&id.0) {
-                    st.resolved.push((id.0, WatchKind::Written));
-                }
-                if st.watch_acked.remove(&id.0) {
-                    st.resolved.push((id.0, WatchKind::Acked));
-                }
-            }
-            Event::Disconnected { reason, .. } => st.last_disconnect = Some(reason.clone()),
-            Event::Closed {
-                reason,
-                undelivered,
-            } => {
-                st.closed = Some((reason.clone(), *undelivered));
-                let written = std::mem::take(&mut st.watch_written);
-                let acked = std::mem::take(&mut st.watch_acked);
-                st.resolved
-                    .extend(written.into_iter().map(|id| (id, WatchKind::Written)));
-                st.resolved
-                    .extend(acked.into_iter().map(|id| (id, WatchKind::Acked)));
-            }
-            _ => {}
-        }
-        !has_callback && (kind == Kind::Message || self.subscribed & kind.bit() != 0)
-    }
-
-    /// Put an event at the back of the queue read by `recv()` (dropped once detached).
-    fn enqueue(st: &mut HubState, event: Event) {
-        if st.detached {
-            return;
-        }
-        match event {
-            Event::Message(m) => {
-                st.queued_messages += 1;
-                st.queue.push_back(Item::Message(m));
-            }
-            // Written reports are cumulative: one waiting at the back of the queue is raised
-            // instead of adding another (as the core does in its own queue).
-            Event::Written { up_to } => match st.queue.back_mut() {
-                Some(Item::Event(Event::Written { up_to: last })) => *last = up_to,
-                _ => st.queue.push_back(Item::Event(Event::Written { up_to })),
-            },
-            other => st.queue.push_back(Item::Event(other)),
-        }
-    }
-
-    /// After routing events under the lock: release it, wake the threads sleeping on `changed`
-    /// (if any need it), and say whether to wake the asyncio side: it is armed, and something
-    /// its waits can see changed (`resolved_before`: receipts resolved before this change).
-    /// On `closing` the asyncio side is woken later, once the close is fully handled.
-    fn release_and_wake(
-        &self,
-        mut st: MutexGuard<'_, HubState>,
-        changes: u8,
-        resolved_before: usize,
-        closing: bool,
-    ) -> bool {
-        let fire = !closing
-            && interest::wakes_asyncio(changes, st.resolved.len() > resolved_before)
-            && st.bridge.is_some()
-            && std::mem::take(&mut st.waker_armed);
-        let notify = Self::take_notify(&mut st);
-        drop(st);
-        if notify {
-            self.changed.notify_all();
-        }
-        fire
-    }
-
-    /// Wake the threads sleeping on `changed`, once per round of sleeping (a notify is a
-    /// system call even when nobody sleeps). Returns whether to call `changed.notify_all()`.
-    fn take_notify(st: &mut HubState) -> bool {
-        let notify = st.sleepers > 0 && !st.notified;
-        st.notified |= notify;
-        notify
-    }
-
-    /// Callback mode: route one event. Runs on the core's dispatcher thread, in event order.
-    pub(crate) fn dispatch(&self, event: Event) {
-        let _ = self.dispatcher.get_or_init(|| std::thread::current().id());
-        let kind = Kind::of(&event);
-        let mut st = self.lock();
-        let callbacks = st.callbacks.clone();
-        let has_callback = callbacks
-            .as_ref()
-            .is_some_and(|c| c.for_kind(kind).is_some());
-        let resolved = st.resolved.len();
-        let queue = self.note(&mut st, &event, kind, has_callback);
-        let mut changes = interest::of(kind);
-        let mut event = Some(event);
-        if queue {
-            if kind == Kind::Message {
-                while st.queued_messages >= self.capacity && !st.detached && !st.unblocked {
-                    st = self.wait_space(st, None);
-                }
-            }
-            if let Some(event) = event.take() {
-                changes |= interest::QUEUED;
-                Self::enqueue(&mut st, event);
-            }
-        }
-        st.generation += 1;
-        let closing = kind == Kind::Closed;
-        // The asyncio side is woken for Closed only once it is fully handled (below), and for
-        // nothing its waits cannot see (a `Written` report no receipt waits for).
-        let fire = self.release_and_wake(st, changes, resolved, closing);
-        if let (Some(callbacks), Some(event)) = (callbacks, event) {
-            if let Some((name, callback)) = callbacks.for_kind(kind) {
-                call_user(name, callback, &event);
-            }
-        }
-        if closing {
-            // The last event, callback included, is done: `close()` may return now (no
-            // callback runs after it), and the asyncio side learns it.
-            let mut st = self.lock();
-            st.finished = true;
-            st.generation += 1;
-            drop(st);
-            self.changed.notify_all();
-            self.closed_handled();
-        } else if fire {
-            self.fire_waker();
-        }
-    }
-
-    /// `Closed` has been handled (`finished` is set): wake the asyncio side (always with a
-    /// wake-up socket, so that the bridge stops watching it; else if armed) and let go of the
-    /// bridge: nothing can change any more, and holding it would keep a cycle hub → bridge →
-    /// handle → hub.
-    fn closed_handled(&self) {
-        let mut st = self.lock();
-        let armed = std::mem::take(&mut st.waker_armed);
-        let fire = st.bridge.is_some() && (armed || st.wake_pipe.is_some());
-        drop(st);
-        if fire {
-            self.fire_waker();
-        }
-        let bridge = self.lock().bridge.take();
-        drop(bridge);
-    }
-
-    /// Sleep on `space` until a reader makes room (or `timeout`; None: no limit).
-    fn wait_space<'a>(
-        &self,
-        mut st: MutexGuard<'a, HubState>,
-        timeout: Option<Duration>,
-    ) -> MutexGuard<'a, HubState> {
-        st.space_waiters += 1;
-        st.space_notified = false;
-        let mut st = match timeout {
-            None => self.space.wait(st).unwrap_or_else(|p| p.into_inner()),
-            Some(t) => {
-                self.space
-                    .wait_timeout(st, t)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0
-            }
-        };
-        st.space_waiters -= 1;
-        st
-    }
-
-    /// After a reader took messages: wake whoever waits for room (once per round of waiting).
-    fn made_room(&self, st: &mut HubState) {
-        if st.space_waiters > 0 && !st.space_notified {
-            st.space_notified = true;
-            self.space.notify_all();
-        }
-    }
-
-    /// Poll mode ("whoever waits drives"): take what the core has, waiting up to `wait` for
-    /// the first event, and route it — one lock for the whole batch. A batch that changes
-    /// nothing in `interest` (the caller's [`interest`] bits) does not end the call: it takes
-    /// the next one (so a `recv()` does not return to Python for the `Written` report of its
-    /// own message). If another thread is taking events, or the queue is full, sleep instead
-    /// until something changes (up to `wait`). Returns at once if the generation already moved
-    /// past `seen`. Call without the GIL.
-    pub(crate) fn drive(
-        &self,
-        core: &tether_core::Client,
-        seen: u64,
-        wait: Duration,
-        interest: u8,
-    ) {
-        let deadline = Instant::now() + wait;
-        let mut st = self.lock();
-        if st.generation != seen {
-            return;
-        }
-        let mut wait = wait;
-        let mut events = Vec::new();
-        loop {
-            if st.driving || st.finished {
-                self.sleep(st, seen, wait);
-                return;
-            }
-            let room = if st.unblocked || st.detached {
-                DRIVE_BATCH
-            } else {
-                self.capacity
-                    .saturating_sub(st.queued_messages)
-                    .min(DRIVE_BATCH)
-            };
-            if room == 0 {
-                // Never more than `capacity` messages queued: the core keeps the rest, and
-                // stops reading the socket once its own queue is full.
-                drop(self.wait_space(st, Some(wait)));
-                return;
-            }
-            st.driving = true;
-            drop(st);
-            core.next_events(&mut events, room, wait);
-            st = self.lock();
-            st.driving = false;
-            st.drive_epoch += 1;
-            if events.is_empty() {
-                // Nothing happened, but a thread that waited for the drive role may take it.
-                let notify = Self::take_notify(&mut st);
-                drop(st);
-                if notify {
-                    self.changed.notify_all();
-                }
-                return;
-            }
-            let resolved = st.resolved.len();
-            let mut changes = 0;
-            for event in events.drain(..) {
-                let kind = Kind::of(&event);
-                changes |= interest::of(kind);
-                if self.note(&mut st, &event, kind, false) {
-                    changes |= interest::QUEUED;
-                    Self::enqueue(&mut st, event);
-                }
-            }
-            let closed = changes & interest::CLOSED != 0;
-            st.finished |= closed;
-            st.generation += 1;
-            let fire = self.release_and_wake(st, changes, resolved, closed);
-            if closed {
-                self.closed_handled();
-                return;
-            }
-            if fire {
-                self.fire_waker();
-            }
-            if changes & interest != 0 {
-                return;
-            }
-            match deadline.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => wait = left,
-                _ => return,
-            }
-            st = self.lock();
-        }
-    }
-
-    /// True in poll mode (no callbacks): waiting threads drive the hub (see `drive`).
+    /// True in poll mode (no callbacks): `recv()` reads the core's queue.
     pub(crate) fn polls(&self) -> bool {
         self.poll
     }
 
-    /// Poll mode: whether a pump thread drives the hub (started for asyncio). Marks it started.
-    pub(crate) fn start_pump(&self) -> bool {
-        !self.pumped.swap(true, std::sync::atomic::Ordering::SeqCst)
+    /// Whether `recv()` returns `event`: a message, or an event of a subscribed kind.
+    pub(crate) fn wanted(&self, event: &Event) -> bool {
+        let kind = Kind::of(event);
+        kind == Kind::Message || self.subscribed & kind.bit() != 0
     }
 
-    /// The pump thread could not be started (a later asyncio wait tries again).
-    pub(crate) fn pump_failed(&self) {
-        self.pumped
-            .store(false, std::sync::atomic::Ordering::SeqCst);
+    /// Something changed (the core's hook, or the queue of callback mode): wake the waits, and
+    /// the asyncio side if armed. `closed`: nothing will change any more; the asyncio side is
+    /// then woken (always with a wake-up socket, so that the bridge stops watching it) and let
+    /// go of (holding it would keep a cycle hub → bridge → handle → hub).
+    pub(crate) fn changed(&self, closed: bool) {
+        let mut st = self.lock();
+        st.generation += 1;
+        let armed = std::mem::take(&mut st.waker_armed);
+        let fire = st.bridge.is_some() && (armed || (closed && st.wake_pipe.is_some()));
+        let notify = st.sleepers > 0;
+        drop(st);
+        if notify {
+            self.changed.notify_all();
+        }
+        if fire {
+            self.fire_waker();
+        }
+        if closed {
+            let bridge = self.lock().bridge.take();
+            drop(bridge);
+        }
     }
 
-    pub(crate) fn pumped(&self) -> bool {
-        self.pumped.load(std::sync::atomic::Ordering::SeqCst)
+    /// Callback mode: route one event. Runs on the core's dispatcher thread, in event order.
+    pub(crate) fn dispatch(&self, event: Event) {
+        let kind = Kind::of(&event);
+        let mut st = self.lock();
+        let callbacks = st.callbacks.clone();
+        let callback = callbacks.as_ref().and_then(|c| c.for_kind(kind));
+        let mut event = Some(event);
+        if callback.is_none() && event.as_ref().is_some_and(|e| self.wanted(e)) {
+            while kind == Kind::Message
+                && st.queued_messages >= self.capacity
+                && !st.detached
+                && !st.unblocked
+            {
+                st = self.space.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+            if let (Some(e), false) = (event.take(), st.detached) {
+                Self::enqueue(&mut st, e);
+            }
+            drop(st);
+            self.changed(false);
+        } else {
+            drop(st);
+        }
+        if let (Some((name, callback)), Some(event)) = (callback, &event) {
+            call_user(name, callback, event);
+        }
+        if kind == Kind::Closed {
+            // The last event, callback included, is done: `close()` may return now (no
+            // callback runs after it), and the asyncio side learns it.
+            self.lock().finished = true;
+            self.changed(true);
+        }
     }
 
-    /// True once the `Closed` event has been fully handled (its callback returned).
+    /// Put an event at the back of the queue read by `recv()`.
+    fn enqueue(st: &mut HubState, event: Event) {
+        match event {
+            // Written reports are cumulative: one waiting at the back of the queue is raised
+            // instead of adding another (as the core does in its own queue).
+            Event::Written { up_to } => match st.queue.back_mut() {
+                Some(Event::Written { up_to: last }) => *last = up_to,
+                _ => st.queue.push_back(Event::Written { up_to }),
+            },
+            other => {
+                st.queued_messages += usize::from(matches!(other, Event::Message(_)));
+                st.queue.push_back(other);
+            }
+        }
+    }
+
+    /// Callback mode: take up to `max` queued events into `out`.
+    pub(crate) fn drain(&self, max: usize, out: &mut Vec<Event>) {
+        let mut st = self.lock();
+        let n = max.min(st.queue.len());
+        let st = &mut *st;
+        let before = st.queued_messages;
+        for event in st.queue.drain(..n) {
+            st.queued_messages -= usize::from(matches!(event, Event::Message(_)));
+            out.push(event);
+        }
+        if st.queued_messages != before {
+            self.space.notify_all();
+        }
+    }
+
+    pub(crate) fn has_items(&self) -> bool {
+        let st = self.lock();
+        !st.queue.is_empty() || st.peeked.is_some()
+    }
+
+    /// Poll mode: take the peeked item, if any.
+    pub(crate) fn take_peeked(&self) -> Option<Event> {
+        self.lock().peeked.take()
+    }
+
+    /// Poll mode: keep `event` for the next `recv()`.
+    pub(crate) fn set_peeked(&self, event: Event) {
+        self.lock().peeked = Some(event);
+    }
+
+    /// Callback mode: true once the `Closed` event has been fully handled.
     pub(crate) fn finished(&self) -> bool {
         self.lock().finished
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// Sleep until the generation moves past `seen`, or `timeout`. Call without the GIL.
+    pub(crate) fn wait_changed(&self, seen: u64, timeout: Duration) {
+        let mut st = self.lock();
+        if st.generation != seen {
+            return;
+        }
+        st.sleepers += 1;
+        let (mut st, _) = self
+            .changed
+            .wait_timeout_while(st, timeout, |s| s.generation == seen)
+            .unwrap_or_else(|p| p.into_inner());
+        st.sleepers -= 1;
+    }
+
+    /// The session is ending: let the dispatcher run through what is left without waiting
+    /// for `recv()` to make room.
+    pub(crate) fn unblock(&self) {
+        self.lock().unblocked = true;
+        self.space.notify_all();
     }
 
     fn fire_waker(&self) {
@@ -638,106 +370,18 @@ impl Hub {
         });
     }
 
-    // ----- consumers ------------------------------------------------------------------------
-
-    pub(crate) fn generation(&self) -> u64 {
-        self.lock().generation
-    }
-
-    /// Take the next queued item.
-    pub(crate) fn try_pop(&self) -> Popped {
-        let mut st = self.lock();
-        match st.queue.pop_front() {
-            Some(item) => {
-                if matches!(item, Item::Message(_)) {
-                    st.queued_messages -= 1;
-                    self.made_room(&mut st);
-                }
-                Popped::Item(item)
-            }
-            None => match &st.closed {
-                Some((reason, _)) => Popped::Closed(Some(reason.clone())),
-                None => Popped::Empty,
-            },
-        }
-    }
-
-    /// Take up to `max` queued items.
-    pub(crate) fn drain(&self, max: usize, out: &mut Vec<Item>) {
-        let mut st = self.lock();
-        let n = max.min(st.queue.len());
-        let st = &mut *st;
-        let before = st.queued_messages;
-        for item in st.queue.drain(..n) {
-            if matches!(item, Item::Message(_)) {
-                st.queued_messages -= 1;
-            }
-            out.push(item);
-        }
-        if st.queued_messages != before {
-            self.made_room(st);
-        }
-    }
-
-    pub(crate) fn has_items(&self) -> bool {
-        !self.lock().queue.is_empty()
-    }
-
-    /// Something to read, or closed for good (`recv` would not wait).
-    pub(crate) fn readable(&self) -> bool {
-        let st = self.lock();
-        !st.queue.is_empty() || st.closed.is_some()
-    }
-
-    pub(crate) fn closed(&self) -> Option<(Disconnect, usize)> {
-        self.lock().closed.clone()
-    }
-
-    pub(crate) fn last_disconnect(&self) -> Option<Disconnect> {
-        self.lock().last_disconnect.clone()
-    }
-
-    /// Sleep until the generation moves past `seen`, or `timeout`. Call without the GIL.
-    pub(crate) fn wait_changed(&self, seen: u64, timeout: Duration) {
-        let st = self.lock();
-        if st.generation != seen {
-            return;
-        }
-        self.sleep(st, seen, timeout);
-    }
-
-    /// Sleep on `changed` until the generation moves past `seen`, the drive role is released
-    /// (poll mode), or `timeout`.
-    fn sleep(&self, mut st: MutexGuard<'_, HubState>, seen: u64, timeout: Duration) {
-        let epoch = st.drive_epoch;
-        st.sleepers += 1;
-        st.notified = false;
-        let (mut st, _) = self
-            .changed
-            .wait_timeout_while(st, timeout, |s| {
-                s.generation == seen && s.drive_epoch == epoch
-            })
-            .unwrap_or_else(|p| p.into_inner());
-        st.sleepers -= 1;
-    }
-
-    /// The session has ended: let the dispatcher run through what is left without waiting
-    /// for `recv()` to make room.
-    pub(crate) fn unblock(&self) {
-        let mut st = self.lock();
-        st.unblocked = true;
-        drop(st);
-        self.space.notify_all();
-    }
-
     // ----- asyncio ---------------------------------------------------------------------------
 
     /// Install the asyncio bridge (replacing an older one, e.g. of a closed loop). Refused
-    /// (`Err` gives it back) once the client is closed or its Python object gone: every wait
-    /// is then answered at once and no wake-up will ever be needed.
-    pub(crate) fn set_bridge(&self, bridge: Py<PyAny>) -> Result<Option<Py<PyAny>>, Py<PyAny>> {
+    /// (`Err` gives it back) once `closed` or the Python client is gone: every wait is then
+    /// answered at once and no wake-up will ever be needed.
+    pub(crate) fn set_bridge(
+        &self,
+        bridge: Py<PyAny>,
+        closed: bool,
+    ) -> Result<Option<Py<PyAny>>, Py<PyAny>> {
         let mut st = self.lock();
-        if st.closed.is_some() || st.detached {
+        if closed || st.detached {
             return Err(bridge);
         }
         st.waker_armed = false;
@@ -753,9 +397,9 @@ impl Hub {
         self.lock().bridge.as_ref().map(|b| b.clone_ref(py))
     }
 
-    /// Ask for one wake-up (the bridge's `_wake_threadsafe`) at the next change after
-    /// generation `seen`: `Armed`; `Moved` if it already moved (re-check at once); `Gone` if
-    /// no bridge is installed any more (closed: every condition can be decided now).
+    /// Ask for one wake-up at the next change after generation `seen`: `Armed`; `Moved` if it
+    /// already moved (re-check at once); `Gone` if no bridge is installed any more (closed:
+    /// every condition can be decided now).
     pub(crate) fn arm(&self, seen: u64) -> Arm {
         let mut st = self.lock();
         if st.bridge.is_none() {
@@ -768,51 +412,19 @@ impl Hub {
         Arm::Armed
     }
 
-    /// Watch `id` for `kind`; the caller must then check the core's status for `id` (an event
-    /// handled before the watch was set would otherwise be missed).
-    pub(crate) fn watch(&self, id: u64, kind: WatchKind) {
-        let mut st = self.lock();
-        if st.closed.is_some() {
-            st.resolved.push((id, kind));
-            return;
-        }
-        match kind {
-            WatchKind::Written => st.watch_written.insert(id),
-            WatchKind::Acked => st.watch_acked.insert(id),
-        };
-    }
-
-    pub(crate) fn unwatch(&self, id: u64, kind: WatchKind) {
-        let mut st = self.lock();
-        match kind {
-            WatchKind::Written => st.watch_written.remove(&id),
-            WatchKind::Acked => st.watch_acked.remove(&id),
-        };
-    }
-
-    pub(crate) fn take_resolved(&self) -> Vec<(u64, WatchKind)> {
-        std::mem::take(&mut self.lock().resolved)
-    }
-
     // ----- lifetime ----------------------------------------------------------------------------
 
-    /// The Python client is gone: drop the Python objects we hold (callbacks, bridge), stop
-    /// queueing, and never make the dispatcher wait again. Returns the objects so the caller
-    /// drops them while attached.
-    ///
-    /// An installed asyncio bridge stays until `Closed` (the close this starts) so that
-    /// receipts still awaited elsewhere are answered.
-    pub(crate) fn detach(&self) -> (Option<Arc<Callbacks>>, Option<Py<PyAny>>) {
+    /// The Python client is gone: drop the Python objects we hold (callbacks; the bridge once
+    /// `closed`, else it stays until the close this starts, so that waits elsewhere are
+    /// answered), stop queueing, and never make the dispatcher wait again. Returns the objects
+    /// so the caller drops them while attached.
+    pub(crate) fn detach(&self, closed: bool) -> (Option<Arc<Callbacks>>, Option<Py<PyAny>>) {
         let mut st = self.lock();
         st.detached = true;
         st.queue.clear();
+        st.peeked = None;
         st.queued_messages = 0;
-        let bridge = if st.closed.is_some() {
-            st.waker_armed = false;
-            st.bridge.take()
-        } else {
-            None
-        };
+        let bridge = if closed { st.bridge.take() } else { None };
         let taken = (st.callbacks.take(), bridge);
         drop(st);
         self.space.notify_all();

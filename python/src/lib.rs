@@ -3,10 +3,11 @@
 //! This crate translates; it holds no connection logic of its own. Everything that behaves
 //! lives in `tether-core`. What is here:
 //!
-//! * [`client::Client`]: the Python `tether.Client`, a handle on a core client whose events the
-//!   [`hub`] routes to user callbacks, to the queue read by `recv()`/iteration, and to the
-//!   asyncio bridge (`tether/_aio.py`): with callbacks the core runs in callback mode (its
-//!   dispatcher thread feeds the hub), without in poll mode (the waiting thread feeds it).
+//! * [`client::Client`]: the Python `tether.Client`, a handle on a core client. Without
+//!   callbacks the core runs in poll mode and `recv()`/iteration read its queue; with
+//!   callbacks its dispatcher thread feeds the [`hub`], which calls them (and queues for
+//!   `recv()` what no callback takes). Every other wait (ready, close, receipts, the asyncio
+//!   bridge in `tether/_aio.py`) re-checks the core when its change hook fires.
 //! * [`receipt::Receipt`]: the message id `send` returns, with ways to wait for the ack.
 //! * [`options`]: `**options` → `tether_core::ConfigBuilder`, with errors that name the option.
 //! * [`errors`] and [`convert`]: the one mapping from core errors and events to the Python
@@ -16,8 +17,8 @@
 //!
 //! Threads and the GIL: blocking waits release the GIL and wake every 50 ms to run
 //! `PyErr_CheckSignals` (Ctrl-C); the dispatcher thread takes the GIL only around a user
-//! callback (or an asyncio wake-up on a loop that cannot watch the wake-up socket); no lock of
-//! this crate is ever held while taking the GIL.
+//! callback, the change hook only for an asyncio wake-up on a loop that cannot watch the
+//! wake-up socket; no lock of this crate is ever held while taking the GIL.
 
 #![forbid(unsafe_code)]
 

@@ -42,7 +42,6 @@ pub(crate) struct Parsed {
     pub capacity: usize,
     pub subscribed: u32,
     pub callbacks: Callbacks,
-    pub close_timeout: Duration,
     pub overflow_wait: bool,
     pub envelope: bool,
 }
@@ -87,7 +86,6 @@ pub(crate) fn parse(
         capacity: config.event_queue_capacity(),
         subscribed,
         callbacks,
-        close_timeout: config.close_timeout(),
         overflow_wait: matches!(config.overflow_policy(), OverflowPolicy::Wait(_)),
         envelope: config.protocol() == Protocol::Envelope,
         config,

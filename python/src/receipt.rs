@@ -6,11 +6,10 @@ use pyo3::basic::CompareOp;
 use pyo3::prelude::*;
 use pyo3::types::PyInt;
 
-use tether_core::{DeliveryError, DeliveryStatus, MessageId};
+use tether_core::{DeliveryStatus, MessageId};
 
-use crate::client::{block_until, deadline, next_slice, Handle, Inner};
+use crate::client::{block_until, Handle, Inner, Want};
 use crate::errors;
-use crate::hub::{interest, WatchKind};
 use crate::types;
 
 /// The id of an accepted message (1, 2, 3, ... in send order), usable as an `int`, and the
@@ -33,12 +32,20 @@ impl Receipt {
             .ok_or_else(|| errors::closed_error(py, None))
     }
 
-    fn future<'py>(&self, py: Python<'py>, kind: WatchKind) -> PyResult<Bound<'py, PyAny>> {
+    fn future<'py>(&self, py: Python<'py>, want: Want) -> PyResult<Bound<'py, PyAny>> {
         let t = types::get(py)?;
         let handle = Handle::for_inner(&self.inner(py)?);
         t.aio
             .bind(py)
-            .call_method1("_receipt_future", (handle, self.id, kind as u8))
+            .call_method1("_receipt_future", (handle, self.id, want as u8))
+    }
+
+    /// Block (GIL released) until the message reaches `want` or never will.
+    fn block(&self, py: Python<'_>, timeout: Option<f64>, what: &str, want: Want) -> PyResult<()> {
+        let inner = self.inner(py)?;
+        block_until(py, &inner, timeout, what, |py| {
+            inner.outcome(py, self.id, want).transpose()
+        })
     }
 }
 
@@ -71,47 +78,20 @@ impl Receipt {
     /// or `NotSupportedError` in raw mode (use `wait_written()` there).
     #[pyo3(signature = (timeout=None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
-        let inner = self.inner(py)?;
-        if inner.hub.on_dispatcher_thread() {
+        if self.inner(py)?.core.in_handler() {
             return Err(errors::in_callback("Receipt.wait()"));
         }
-        if inner.hub.polls() {
-            // Poll mode: wait by driving the hub (a client whose application reads nothing
-            // must still take the events the core queues, or it stops reading the socket).
-            let id = self.id;
-            return block_until(
-                py,
-                &inner,
-                timeout,
-                "Receipt.wait()",
-                interest::DELIVERY,
-                |py| inner.outcome(py, id, WatchKind::Acked).transpose(),
-            )
+        self.block(py, timeout, "Receipt.wait()", Want::Acked)
             .map_err(|e| {
                 if e.is_instance_of::<pyo3::exceptions::PyTimeoutError>(py) {
                     errors::timeout(format!(
                         "message {}: timed out waiting for the ack",
-                        MessageId(id)
+                        MessageId(self.id)
                     ))
                 } else {
                     e
                 }
-            });
-        }
-        let deadline = deadline(timeout)?;
-        let id = MessageId(self.id);
-        loop {
-            let Some(slice) = next_slice(deadline) else {
-                return Err(errors::timeout(format!(
-                    "message {id}: timed out waiting for the ack"
-                )));
-            };
-            match py.detach(|| inner.core.wait_acked(id, slice)) {
-                Ok(()) => return Ok(()),
-                Err(DeliveryError::Timeout) => py.check_signals()?,
-                Err(e) => return Err(errors::delivery_error(py, id, e)),
-            }
-        }
+            })
     }
 
     /// Block until the message has been written to the socket (both modes), up to `timeout`
@@ -119,31 +99,22 @@ impl Receipt {
     /// delivered: the link may still break before the server reads it.
     #[pyo3(signature = (timeout=None))]
     fn wait_written(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
-        let inner = self.inner(py)?;
-        let id = self.id;
-        block_until(
-            py,
-            &inner,
-            timeout,
-            "Receipt.wait_written()",
-            interest::DELIVERY,
-            |py| inner.outcome(py, id, WatchKind::Written).transpose(),
-        )
+        self.block(py, timeout, "Receipt.wait_written()", Want::Written)
     }
 
     /// An awaitable that resolves when the server acknowledges the message (envelope mode);
     /// `await receipt` is the same. Raises like `wait()`. Call it inside a running event loop.
     fn acked<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.future(py, WatchKind::Acked)
+        self.future(py, Want::Acked)
     }
 
     /// An awaitable that resolves when the message has been written (both modes).
     fn written<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.future(py, WatchKind::Written)
+        self.future(py, Want::Written)
     }
 
     fn __await__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.future(py, WatchKind::Acked)?.call_method0("__await__")
+        self.future(py, Want::Acked)?.call_method0("__await__")
     }
 
     fn __int__(&self) -> u64 {

@@ -1,17 +1,15 @@
 """asyncio support: :class:`AsyncClient`, awaitable receipts, and ``async with`` on ``Client``.
 
 How events reach the event loop without blocking it, and without a thread per ``await``:
-the client's dispatcher thread (the Rust core's, for a client with callbacks; otherwise the
-native module's, started by the first asyncio wait) queues messages in the native hub and
-bumps a generation counter. A per-client, per-loop :class:`_Bridge` keeps the futures that
-coroutines wait on (``recv``, ``wait_ready``, ``close``, receipts). When it has any, it *arms*
-a one-shot wake-up in the hub; the dispatcher fires it at the next change the bridge can
-care about (not, e.g., a ``Written`` report that no receipt waits for), and the bridge, now
-on the loop, settles every future whose condition holds and re-arms if some are left. The
-wake-up is one byte written to a socket the loop watches (``loop.add_reader``): the dispatcher
-needs no GIL for it. Where the loop cannot watch a socket it is ``loop.call_soon_threadsafe``
-instead. Under load one wake-up covers many events, and ``async for`` drains queued messages in
-batches.
+the core reports every change (a batch of events, a status raised, the end) to the native hub,
+which bumps a generation counter. A per-client, per-loop :class:`_Bridge` keeps the futures
+that coroutines wait on (``recv``, ``wait_ready``, ``close``, receipts). When it has any, it
+*arms* a one-shot wake-up in the hub; the next change fires it, and the bridge, now on the
+loop, settles every future whose condition holds (reading the core's queue, state and delivery
+statuses) and re-arms if some are left. The wake-up is one byte written to a socket the loop
+watches (``loop.add_reader``): no GIL is needed for it. Where the loop cannot watch a socket it
+is ``loop.call_soon_threadsafe`` instead. Under load one wake-up covers many events, and
+``async for`` takes queued messages in batches.
 """
 
 from __future__ import annotations
@@ -25,7 +23,6 @@ from typing import (
     Callable,
     Collection,
     Deque,
-    Dict,
     Generic,
     List,
     Literal,
@@ -67,7 +64,7 @@ def _settle(fut: asyncio.Future[None], outcome: object) -> None:
 
 
 class _Bridge:
-    """The futures of one client on one event loop, woken by the client's dispatcher."""
+    """The futures of one client on one event loop, woken when the client changes."""
 
     __slots__ = ("_handle", "_loop", "_waiters", "_receipts", "_armed", "_wake")
 
@@ -75,12 +72,12 @@ class _Bridge:
         self._handle = handle
         self._loop = loop
         self._waiters: List[Tuple[asyncio.Future[None], Callable[[], bool]]] = []
-        self._receipts: Dict[Tuple[int, int], List[asyncio.Future[None]]] = {}
+        self._receipts: List[Tuple[asyncio.Future[None], int, int]] = []
         self._armed = False
         self._wake: Optional[_WakeReader] = None
 
     def _watch_wake_pipe(self) -> None:
-        """Be woken through a socket the loop watches (no GIL needed by the dispatcher)."""
+        """Be woken through a socket the loop watches (no GIL needed to wake us)."""
         wake = self._handle.wake_pipe()
         if wake is None:
             return
@@ -99,8 +96,8 @@ class _Bridge:
         if wake is not None and not self._loop.is_closed():
             self._loop.remove_reader(wake.fileno())
 
-    # Called by the dispatcher thread (holding the GIL) when the armed wake-up fires and
-    # there is no wake-up socket.
+    # Called on a Tether thread (holding the GIL) when the armed wake-up fires and there is no
+    # wake-up socket.
     def _wake_threadsafe(self) -> None:
         self._loop.call_soon_threadsafe(self._on_wake)
 
@@ -129,11 +126,11 @@ class _Bridge:
     def watch(self, id_: int, kind: int) -> asyncio.Future[None]:
         """A future that resolves when message ``id_`` is written (kind 0) or acked (kind 1)."""
         fut: asyncio.Future[None] = self._loop.create_future()
-        outcome = self._handle.watch(id_, kind)
+        outcome = self._handle.outcome(id_, kind)
         if outcome is not None:
             _settle(fut, outcome)
             return fut
-        self._receipts.setdefault((id_, kind), []).append(fut)
+        self._receipts.append((fut, id_, kind))
         self._process()
         return fut
 
@@ -141,10 +138,17 @@ class _Bridge:
         handle = self._handle
         while True:
             seen = handle.generation()
-            for id_, kind, outcome in handle.take_resolved():
-                if outcome is not None:
-                    for fut in self._receipts.pop((id_, kind), ()):
+            if self._receipts:
+                left = []
+                for fut, id_, kind in self._receipts:
+                    if fut.done():
+                        continue  # cancelled, or timed out by wait_for
+                    outcome = handle.outcome(id_, kind)
+                    if outcome is None:
+                        left.append((fut, id_, kind))
+                    else:
                         _settle(fut, outcome)
+                self._receipts = left
             if self._waiters:
                 pending = []
                 for fut, ready in self._waiters:
@@ -179,14 +183,15 @@ class _Bridge:
                 else:
                     exc = self._handle.closed_error()
                     fut.set_exception(exc)
-        receipts, self._receipts = self._receipts, {}
-        for (id_, kind), futs in receipts.items():
-            outcome = self._handle.watch(id_, kind)
-            for fut in futs:
-                if outcome is None:
-                    fut.set_exception(self._handle.closed_error())
-                else:
-                    _settle(fut, outcome)
+        receipts, self._receipts = self._receipts, []
+        for fut, id_, kind in receipts:
+            outcome = self._handle.outcome(id_, kind)
+            if fut.done():
+                continue
+            if outcome is None:
+                fut.set_exception(self._handle.closed_error())
+            else:
+                _settle(fut, outcome)
 
 
 def _bridge_for(handle: _Handle, loop: asyncio.AbstractEventLoop) -> _Bridge:
@@ -249,7 +254,7 @@ async def _aclose(handle: _Handle, code: int, reason: str, timeout: Optional[flo
 
 
 async def _aclose_quietly(handle: _Handle) -> None:
-    limit = handle.close_timeout() + 2.0
+    limit = handle.close_bound()
     try:
         await _aclose(handle, 1000, "", limit)
     except TimeoutError:
@@ -393,16 +398,24 @@ class AsyncClient(Generic[_T]):
         if self._buffer:
             return self._buffer.popleft()  # type: ignore[no-any-return]
         handle = self._handle
-        item = handle.try_recv()
-        if item is not None:
-            return item  # type: ignore[no-any-return]
+        items = handle.drain(1)
+        if items:
+            return items[0]  # type: ignore[no-any-return]
         bridge = self._loop_bridge()
         deadline = _deadline(bridge._loop, timeout)
         while True:
             await _wait(bridge.wait(handle.readable), deadline, timeout, "recv()")
-            item = handle.try_recv()
-            if item is not None:
-                return item  # type: ignore[no-any-return]
+            items = handle.drain(1)
+            if items:
+                return items[0]  # type: ignore[no-any-return]
+            if handle.finished() is not None:
+                raise handle.closed_error()
+
+    def _fill(self) -> bool:
+        """Take a batch of what is queued into the buffer; False if there was none."""
+        items = self._handle.drain(256)
+        self._buffer.extend(items)
+        return bool(items)
 
     def __aiter__(self) -> AsyncClient[_T]:
         return self
@@ -413,9 +426,7 @@ class AsyncClient(Generic[_T]):
             return buffer.popleft()  # type: ignore[no-any-return]
         handle = self._handle
         while True:
-            items = handle.drain(256)
-            if items:
-                buffer.extend(items)
+            if self._fill():
                 return buffer.popleft()  # type: ignore[no-any-return]
             finished = handle.finished()
             if finished is not None:
