@@ -157,6 +157,7 @@ class Server:
         self._all: Set[_Link] = set()
         self._ws: Optional[_WsServer] = None
         self._fencer: Optional[asyncio.Task[None]] = None
+        self._stopping = False  # close() has begun
 
     @property
     def port(self) -> int:
@@ -176,10 +177,11 @@ class Server:
         """Stop listening, close every link (1001) and wait for them, at most ``timeout``
         seconds: the TCP connections of links still open then are aborted, so a peer that
         stopped reading cannot hold a deploy up. The store is not closed."""
+        self._stopping = True
         if self._fencer is not None:
             self._fencer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._fencer
+            # Bounded: see _fence_loop (a swallowed cancel ends at its next flag check).
+            await asyncio.wait([self._fencer], timeout=self.fence_interval + self.store_timeout)
         if self._ws is None:
             return
         # Stop accepting; the links are closed by their own writers (the fence queues the
@@ -222,8 +224,13 @@ class Server:
         return list(self._links)
 
     async def _fence_loop(self) -> None:
-        while True:
+        # Ends on the flag, not only on cancel: before Python 3.12, wait_for() can swallow a
+        # cancel that lands as its inner call completes (CPython gh-86296), and a swallowed
+        # cancel kept this loop, and so close(), running for ever.
+        while not self._stopping:
             await asyncio.sleep(self.fence_interval)
+            if self._stopping:
+                return
             links = dict(self._links)
             if not links:
                 continue
