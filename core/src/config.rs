@@ -586,6 +586,68 @@ impl ConfigBuilder {
     /// Validate everything and produce a [`Config`].
     pub fn build(self) -> Result<Config, ConfigError> {
         let url = parse_ws_url(&self.url)?;
+        let headers = self.check_http()?;
+        let resolve = self.check_timing(&url)?;
+        let (max_outbound_message_size, overflow) = self.check_limits()?;
+        let tls_roots = self.check_tls()?;
+        let envelope = self.protocol == Protocol::Envelope;
+        self.check_envelope(envelope)?;
+        let session_id = match &self.session_id {
+            Some(id) => {
+                if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(invalid(
+                        "session_id",
+                        format!("{id:?} must be 1 to 128 printable ASCII characters"),
+                    ));
+                }
+                id.clone()
+            }
+            None => format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+        };
+        self.check_sessions()?;
+        if let TlsRoots::CustomCa(pem) = &tls_roots {
+            // Parse now so a bad file is a build-time error, not a connect-time surprise.
+            crate::tls::parse_ca_pem(pem)?;
+        }
+        Ok(Config {
+            url,
+            headers,
+            subprotocols: self.subprotocols,
+            connect_timeout: self.connect_timeout,
+            happy_eyeballs_delay: self
+                .happy_eyeballs_delay
+                .unwrap_or(defaults::HAPPY_EYEBALLS_DELAY),
+            resolve,
+            tls_roots,
+            tls_insecure: self.tls_insecure,
+            reconnect: self.reconnect,
+            ping_interval: self.ping_interval,
+            pong_timeout: self.pong_timeout,
+            outbox_max_messages: self.outbox_max_messages,
+            outbox_max_bytes: self.outbox_max_bytes,
+            overflow,
+            queue_while_disconnected: self.queue_while_disconnected,
+            max_outbound_message_size,
+            max_inbound_message_size: self.max_inbound_message_size,
+            max_inbound_frame_size: self.max_inbound_frame_size,
+            close_timeout: self.close_timeout,
+            event_queue_capacity: self.event_queue_capacity,
+            read_buffer_size: self.read_buffer_size,
+            write_batch_bytes: self.write_batch_bytes,
+            protocol: self.protocol,
+            session_id,
+            auth_token: self.auth_token,
+            signing_key: self.signing_key,
+            compression_threshold: self.compression_threshold,
+            ack_timeout: self.ack_timeout,
+            ack_retries: self.ack_retries,
+            handshake_timeout: self.handshake_timeout,
+            app_ping: envelope && self.app_ping.unwrap_or(true),
+        })
+    }
+
+    /// Headers and subprotocols: valid HTTP.
+    fn check_http(&self) -> Result<Vec<(HeaderName, HeaderValue)>, ConfigError> {
         let headers = self
             .headers
             .iter()
@@ -609,6 +671,11 @@ impl ConfigBuilder {
                 ));
             }
         }
+        Ok(headers)
+    }
+
+    /// Timeouts, Happy Eyeballs, the resolve override, backoff and heartbeat.
+    fn check_timing(&self, url: &url::Url) -> Result<Option<Vec<SocketAddr>>, ConfigError> {
         positive("connect_timeout", self.connect_timeout)?;
         if let Some(delay) = self.happy_eyeballs_delay {
             if delay < MIN_HAPPY_EYEBALLS_DELAY {
@@ -629,7 +696,7 @@ impl ConfigBuilder {
                 ));
             }
         }
-        let resolve = resolve_override(&url, &self.resolve)?;
+        let resolve = resolve_override(url, &self.resolve)?;
         positive("close_timeout", self.close_timeout)?;
         let r = &self.reconnect;
         positive("backoff_initial", r.initial_delay)?;
@@ -658,6 +725,11 @@ impl ConfigBuilder {
             positive("ping_interval", interval)?;
             positive("ping_timeout", self.pong_timeout)?;
         }
+        Ok(resolve)
+    }
+
+    /// Queue and size bounds, and the overflow policy.
+    fn check_limits(&self) -> Result<(usize, OverflowPolicy), ConfigError> {
         nonzero("outbox_max_messages", self.outbox_max_messages)?;
         nonzero("outbox_max_bytes", self.outbox_max_bytes)?;
         let max_outbound_message_size = match self.max_outbound_message_size {
@@ -708,6 +780,11 @@ impl ConfigBuilder {
         if let OverflowPolicy::Wait(t) = overflow {
             positive("overflow_timeout", t)?;
         }
+        Ok((max_outbound_message_size, overflow))
+    }
+
+    /// The trust roots: a custom CA (read now) or a named set.
+    fn check_tls(&self) -> Result<TlsRoots, ConfigError> {
         // Set by name (the option table, as Python does), a custom CA and a named root set
         // exclude each other; the builder methods keep their precedence (a CA file wins).
         if self.ca_pem_set && self.ca_file.is_some() {
@@ -725,7 +802,11 @@ impl ConfigBuilder {
             })?),
             None => self.tls_roots.clone(),
         };
-        let envelope = self.protocol == Protocol::Envelope;
+        Ok(tls_roots)
+    }
+
+    /// Options that only envelope mode gives a meaning to.
+    fn check_envelope(&self, envelope: bool) -> Result<(), ConfigError> {
         if !envelope {
             let envelope_only = [
                 ("token", self.auth_token.is_some()),
@@ -744,18 +825,11 @@ impl ConfigBuilder {
                 ));
             }
         }
-        let session_id = match self.session_id {
-            Some(id) => {
-                if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_graphic()) {
-                    return Err(invalid(
-                        "session_id",
-                        format!("{id:?} must be 1 to 128 printable ASCII characters"),
-                    ));
-                }
-                id
-            }
-            None => format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
-        };
+        Ok(())
+    }
+
+    /// Envelope-session settings: key, compression, ack and handshake timeouts.
+    fn check_sessions(&self) -> Result<(), ConfigError> {
         if self.signing_key.as_ref().is_some_and(|k| k.0.is_empty()) {
             return Err(invalid("signing_key", "must not be empty".into()));
         }
@@ -767,45 +841,7 @@ impl ConfigBuilder {
         }
         positive("ack_timeout", self.ack_timeout)?;
         positive("handshake_timeout", self.handshake_timeout)?;
-        if let TlsRoots::CustomCa(pem) = &tls_roots {
-            // Parse now so a bad file is a build-time error, not a connect-time surprise.
-            crate::tls::parse_ca_pem(pem)?;
-        }
-        Ok(Config {
-            url,
-            headers,
-            subprotocols: self.subprotocols,
-            connect_timeout: self.connect_timeout,
-            happy_eyeballs_delay: self
-                .happy_eyeballs_delay
-                .unwrap_or(defaults::HAPPY_EYEBALLS_DELAY),
-            resolve,
-            tls_roots,
-            tls_insecure: self.tls_insecure,
-            reconnect: self.reconnect,
-            ping_interval: self.ping_interval,
-            pong_timeout: self.pong_timeout,
-            outbox_max_messages: self.outbox_max_messages,
-            outbox_max_bytes: self.outbox_max_bytes,
-            overflow,
-            queue_while_disconnected: self.queue_while_disconnected,
-            max_outbound_message_size,
-            max_inbound_message_size: self.max_inbound_message_size,
-            max_inbound_frame_size: self.max_inbound_frame_size,
-            close_timeout: self.close_timeout,
-            event_queue_capacity: self.event_queue_capacity,
-            read_buffer_size: self.read_buffer_size,
-            write_batch_bytes: self.write_batch_bytes,
-            protocol: self.protocol,
-            session_id,
-            auth_token: self.auth_token,
-            signing_key: self.signing_key,
-            compression_threshold: self.compression_threshold,
-            ack_timeout: self.ack_timeout,
-            ack_retries: self.ack_retries,
-            handshake_timeout: self.handshake_timeout,
-            app_ping: envelope && self.app_ping.unwrap_or(true),
-        })
+        Ok(())
     }
 }
 

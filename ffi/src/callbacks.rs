@@ -303,6 +303,15 @@ impl Dispatch {
         }
     }
 
+    /// `on_error(status, text)`, if set.
+    fn error(&self, status: tether_status, text: &str) {
+        self.call(self.callbacks.on_error, |f| {
+            let text = c_string(text);
+            // SAFETY: as in `translate`.
+            unsafe { f(self.user_data.0, status, text.as_ptr()) }
+        });
+    }
+
     fn translate(&self, event: Event) {
         let cb = &self.callbacks;
         let ud = self.user_data.0;
@@ -339,25 +348,15 @@ impl Dispatch {
                 let text = c_string(&reason.to_string());
                 unsafe { f(ud, id.0, send_failure_status(&reason), text.as_ptr()) }
             }),
-            Event::InboundRejected { reason } => self.call(cb.on_error, |f| {
-                let text = c_string(&reason);
-                unsafe {
-                    f(
-                        ud,
-                        tether_status::TETHER_ERR_INBOUND_REJECTED,
-                        text.as_ptr(),
-                    )
-                }
-            }),
+            Event::InboundRejected { reason } => {
+                self.error(tether_status::TETHER_ERR_INBOUND_REJECTED, &reason)
+            }
             Event::Disconnected {
                 reason,
                 will_reconnect,
             } => {
                 if let Some(status) = disconnect_status(&reason) {
-                    self.call(cb.on_error, |f| {
-                        let text = c_string(&reason.to_string());
-                        unsafe { f(ud, status, text.as_ptr()) }
-                    });
+                    self.error(status, &reason.to_string());
                 }
                 self.call(cb.on_close, |f| {
                     let text = c_string(&close_reason(&reason));
@@ -372,16 +371,10 @@ impl Dispatch {
                 undelivered,
             } => {
                 if let Disconnect::RetriesExhausted { .. } = reason {
-                    self.call(cb.on_error, |f| {
-                        let text = c_string(&reason.to_string());
-                        unsafe {
-                            f(
-                                ud,
-                                tether_status::TETHER_ERR_RETRIES_EXHAUSTED,
-                                text.as_ptr(),
-                            )
-                        }
-                    });
+                    self.error(
+                        tether_status::TETHER_ERR_RETRIES_EXHAUSTED,
+                        &reason.to_string(),
+                    );
                 }
                 self.call(cb.on_closed, |f| {
                     let text = c_string(&close_reason(&reason));
