@@ -24,6 +24,7 @@ demo: redis-server haproxy
 test: $(VENV_STAMP) $(NODE_STAMP) redis-server haproxy
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	python3 scripts/longfns.py --check core/src ffi/src python/src
 	cargo build --workspace --bins
 	TETHER_PYTHON="$(abspath $(PY))" TETHER_REQUIRE_INTEROP=1 cargo test --workspace
 	bash tests/c/run.sh
