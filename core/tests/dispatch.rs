@@ -182,7 +182,7 @@ fn a_panicking_handler_is_caught_and_dispatch_carries_on() {
 }
 
 #[test]
-fn the_wake_hook_is_called_per_batch_not_per_event() {
+fn the_wake_hook_never_misses_and_fires_at_most_twice_per_dispatch() {
     let peer = Peer::start();
     let client = poll_client(fast(&peer.url()).event_queue_capacity(4096));
     let calls = Arc::new(AtomicUsize::new(0));
@@ -211,8 +211,12 @@ fn the_wake_hook_is_called_per_batch_not_per_event() {
             })
             .expect("dispatch");
     }
-    // Not drained since the last call: pushing many messages in calls the hook at most once
-    // per batch the session hands over, far fewer times than there are events.
+    // The event loop's pattern: wait for the hook, dispatch once, wait again. It must never
+    // miss an event (a missed wake-up would hang here), and the hook fires at most twice per
+    // dispatch call (once after it, once for an event that arrived after it found the queue
+    // empty), never once per event of a batch. How far below one per event it stays depends
+    // on how the session batches, which load changes, so it is reported, not asserted (the
+    // once-per-batch rule itself is unit-tested without sockets in event_queue.rs).
     let n = 2000;
     let before = calls.load(Ordering::SeqCst);
     for i in 0..n {
@@ -220,6 +224,7 @@ fn the_wake_hook_is_called_per_batch_not_per_event() {
     }
     assert!(peer.wait_received(n, SOON));
     let mut echoes = 0;
+    let mut dispatches = 0;
     while echoes < n {
         if rx.recv_timeout(SOON).is_err() {
             panic!(
@@ -229,25 +234,21 @@ fn the_wake_hook_is_called_per_batch_not_per_event() {
                 client.dispatch(0, Duration::ZERO, &mut |_| {})
             );
         }
+        dispatches += 1;
         client
             .dispatch(0, Duration::ZERO, &mut |e| {
                 events += 1;
                 echoes += usize::from(text(&e).is_some());
             })
             .expect("dispatch");
-        // Drained: the hook is armed again.
-        while client.dispatch(0, Duration::ZERO, &mut |e| {
-            events += 1;
-            echoes += usize::from(text(&e).is_some());
-        }) != Ok(0)
-        {}
     }
     let hooks = calls.load(Ordering::SeqCst) - before;
     assert!(hooks >= 1);
     assert!(
-        hooks * 4 < n,
-        "{hooks} hook calls for {n} echoes ({events} events in all)"
+        hooks <= 2 * dispatches + 1,
+        "{hooks} hook calls for {dispatches} dispatch calls ({events} events in all)"
     );
+    println!("{hooks} hook calls, {dispatches} dispatch calls, {n} echoes");
     client.set_wake_hook(None);
     assert!(client.shutdown(SOON));
 }
