@@ -98,6 +98,7 @@ namespace Tether
 #if UNITY_WEBGL && !UNITY_EDITOR
             throw new PlatformNotSupportedException("Tether needs threads and sockets: WebGL players have neither");
 #else
+            GC.SuppressFinalize(this); // until there is a native client to free
             CheckVersion();
             envelope = options.Protocol == TetherProtocol.Envelope;
             IntPtr cfg = options.Build();
@@ -114,6 +115,7 @@ namespace Tether
                 }
                 native = client;
                 Interlocked.Increment(ref LiveNativeClients);
+                GC.ReRegisterForFinalize(this);
             }
             finally
             {
@@ -420,7 +422,7 @@ namespace Tether
         /// <summary>Frees the native client if Dispose was not called (on a thread-pool thread).</summary>
         ~TetherClient()
         {
-            Interlocked.Increment(ref FinalizersRun);
+            if (Volatile.Read(ref native) != IntPtr.Zero) Interlocked.Increment(ref FinalizersRun);
             Release(true);
         }
 
