@@ -243,7 +243,7 @@ namespace TetherTests
 
         public static int Main(string[] args)
         {
-            if (args.Length >= 2 && args[0] == "--exit-with-live-client") return ExitWithLiveClient(args[1]);
+            if (args.Length == 1 && args[0] == "--exit-with-live-client") return ExitWithLiveClient();
             var tests = typeof(Runner).Assembly.GetTypes()
                 .SelectMany(t => t.GetMethods(BindingFlags.Public | BindingFlags.Static))
                 .Select(m => new { Method = m, Attr = m.GetCustomAttribute<TestAttribute>() })
@@ -301,15 +301,18 @@ namespace TetherTests
             return failed == 0 ? 0 : 1;
         }
 
-        // A child process: a ready client that is never disposed, then the process exits (run.sh
-        // checks the exit status and that it exits in time).
-        private static int ExitWithLiveClient(string url)
+        // A process of its own: a ready client that is never disposed, then the process exits
+        // (run.sh checks the exit status and that it exits in time). The peer goes first, so the
+        // client is even reconnecting when the process ends.
+        private static int ExitWithLiveClient()
         {
-            var c = new TetherClient(T.Options(url));
+            var peer = Peer.Echo();
+            var c = new TetherClient(T.Options(peer.Url));
             bool ready = false;
             c.Ready += () => ready = true;
             if (!c.DispatchUntil(() => ready, T.Ms(10000))) return 3;
             c.SendText("left behind");
+            peer.Dispose();
             Console.WriteLine("ready; exiting with the client alive");
             return 0;
         }

@@ -95,9 +95,7 @@ namespace Tether
         public TetherClient(TetherOptions options)
         {
             if (options == null) throw new ArgumentNullException("options");
-#if UNITY_WEBGL && !UNITY_EDITOR
-            throw new PlatformNotSupportedException("Tether needs threads and sockets: WebGL players have neither");
-#else
+            RefuseUnsupportedPlatform();
             GC.SuppressFinalize(this); // until there is a native client to free
             CheckVersion();
             envelope = options.Protocol == TetherProtocol.Envelope;
@@ -121,6 +119,14 @@ namespace Tether
             {
                 NativeMethods.tether_config_free(cfg);
             }
+        }
+
+        private static void RefuseUnsupportedPlatform()
+        {
+#if UNITY_WEBGL && !UNITY_EDITOR
+            // A WebGL player runs in the browser: no threads, no sockets, no native plugins of
+            // this kind. Compiling the package there keeps multi-platform projects building.
+            throw new PlatformNotSupportedException("Tether needs native threads and sockets: WebGL players have neither (use the browser's WebSocket there)");
 #endif
         }
 
