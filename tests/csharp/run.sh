@@ -9,6 +9,7 @@
 #   - compiles Runtime/ alone as the asmdef does (mcs, warnings as errors, XML docs required on
 #     every public item), also with UNITY_IOS and UNITY_WEBGL defined (the "__Internal" and
 #     not-supported branches);
+#   - compiles the C# blocks of README.md, docs/CSHARP.md and the package README;
 #   - compiles the test suite (tests/csharp/*.cs, a reflection-registered runner) with the
 #     samples (Samples~) and a UnityEngine stub, and runs it against tether-peer and
 #     tether-ref-server, with the C struct layout from tests/csharp/layout.c;
@@ -109,13 +110,33 @@ step "Runtime compiles for iOS (UNITY_IOS: DllImport(\"__Internal\"))" \
     $CSC -target:library -define:UNITY_IOS -out:"$WORK/ios.dll" -warnaserror+ "${RUNTIME_SRC[@]}"
 step "Runtime compiles for WebGL (UNITY_WEBGL: refused at construction)" \
     $CSC -target:library -define:UNITY_WEBGL -out:"$WORK/webgl.dll" -warnaserror+ "${RUNTIME_SRC[@]}"
-ios_lib() { monodis --implmap "$WORK/ios.dll" | grep -q ' __Internal)' && ! monodis --implmap "$WORK/ios.dll" | grep -q ' tether)'; }
+ios_lib() { # the whole listing first: grep -q closing the pipe early would fail it (pipefail)
+    local map
+    map="$(monodis --implmap "$WORK/ios.dll")" || return 1
+    grep -q ' __Internal)' <<<"$map" && ! grep -q ' tether)' <<<"$map"
+}
 step "the iOS build imports from __Internal only" ios_lib
 [ -f "$BIN/Tether.Runtime.dll" ] || die "Runtime did not compile"
 step "compile the test suite with the samples and a UnityEngine stub" \
     $CSC -out:"$BIN/TetherTests.exe" -r:"$BIN/Tether.Runtime.dll" -r:System.Core -warn:4 \
     tests/csharp/*.cs "$PKG"/Samples~/TetherSample/*.cs
 [ -f "$BIN/TetherTests.exe" ] || die "the test suite did not compile"
+
+# The C# blocks of the docs compile against the Runtime and the UnityEngine stub.
+doc_blocks() { # FILE: compile each ```csharp block of FILE on its own
+    local file="$1" dir="$WORK/doc.$(echo "$1" | tr / _)" n=0 f
+    mkdir -p "$dir"
+    awk -v dir="$dir" '/^```csharp$/ { n++; out = dir "/block" n ".cs"; next } /^```$/ { out = "" } out { print > out }' "$file"
+    for f in "$dir"/block*.cs; do
+        [ -f "$f" ] || { echo "no csharp block in $file"; return 1; }
+        n=$((n + 1))
+        $CSC -target:library -out:"$f.dll" -r:"$BIN/Tether.Runtime.dll" -r:System.Core tests/csharp/UnityStub.cs "$f" || return 1
+    done
+    echo "$n blocks compiled"
+}
+step "README.md's C# block compiles" doc_blocks README.md
+step "docs/CSHARP.md's C# blocks compile" doc_blocks docs/CSHARP.md
+step "the package README's C# block compiles" doc_blocks bindings/csharp/README.md
 
 gcc -std=c11 -Wall -Wextra -Werror -Iinclude tests/csharp/layout.c -o "$WORK/layout" || die "layout.c"
 export TETHER_LAYOUT="$("$WORK/layout")"
