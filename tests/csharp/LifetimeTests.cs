@@ -232,6 +232,34 @@ namespace TetherTests
         }
 
         [Test]
+        public static void receipt_continuations_run_after_the_native_call_returned()
+        {
+            using (var c = MessagesTests.Ready(null))
+            {
+                // Inside the native poll, DispatchEvents is refused (Reentrant); a synchronous
+                // continuation that can dispatch therefore runs after the poll returned.
+                bool? couldDispatch = null;
+                int thread = 0;
+                c.SendText("x").Written.ContinueWith(_ =>
+                {
+                    thread = Thread.CurrentThread.ManagedThreadId;
+                    try
+                    {
+                        c.DispatchEvents();
+                        couldDispatch = true;
+                    }
+                    catch (TetherException)
+                    {
+                        couldDispatch = false;
+                    }
+                }, TaskContinuationOptions.ExecuteSynchronously);
+                T.Until(c, () => couldDispatch.HasValue, 10000, "the continuation");
+                Check.True(couldDispatch.Value, "the continuation ran outside the native poll");
+                Check.Equal(Thread.CurrentThread.ManagedThreadId, thread, "on the dispatching thread");
+            }
+        }
+
+        [Test]
         public static void the_dispatching_thread_is_whichever_calls_dispatch()
         {
             var threads = new ConcurrentBag<int>();
