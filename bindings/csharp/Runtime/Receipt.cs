@@ -1,5 +1,6 @@
 // A receipt: the id of one accepted message and the two Tasks that tell its fate. The Tasks
-// are made only when first asked for (a send that nobody awaits costs one small object), and
+// are made only when first asked for (a send that nobody awaits costs one small object; its
+// state is guarded by its client's lock, not a lock object of its own), and
 // they complete on the thread that calls DispatchEvents, after the native poll call has
 // returned: continuations that run synchronously never run inside native code.
 using System.Collections.Generic;
@@ -34,7 +35,7 @@ namespace Tether
         {
             get
             {
-                lock (this)
+                lock (client.StateLock)
                 {
                     if (failure != null) return DeliveryStatus.Failed;
                     if (acked) return DeliveryStatus.Acked;
@@ -45,7 +46,7 @@ namespace Tether
 
         /// <summary>Why the message failed (a TetherDeliveryFailedException, or TetherClosedException
         /// when the client was disposed first); null if it has not.</summary>
-        public TetherException Failure { get { lock (this) return failure; } }
+        public TetherException Failure { get { lock (client.StateLock) return failure; } }
 
         /// <summary>Ask the library where the message stands now (tether_client_delivery_status),
         /// without waiting for events to be dispatched.</summary>
@@ -56,7 +57,7 @@ namespace Tether
         {
             get
             {
-                lock (this)
+                lock (client.StateLock)
                 {
                     if (writtenTcs == null)
                     {
@@ -75,7 +76,7 @@ namespace Tether
         {
             get
             {
-                lock (this)
+                lock (client.StateLock)
                 {
                     if (ackedTcs == null)
                     {
@@ -97,7 +98,7 @@ namespace Tether
 
         internal void MarkWritten(List<TaskCompletion> sink)
         {
-            lock (this)
+            lock (client.StateLock)
             {
                 if (written || failure != null) return;
                 written = true;
@@ -107,7 +108,7 @@ namespace Tether
 
         internal void MarkAcked(List<TaskCompletion> sink)
         {
-            lock (this)
+            lock (client.StateLock)
             {
                 if (acked || failure != null) return;
                 if (!written && writtenTcs != null) sink.Add(new TaskCompletion(writtenTcs, null));
@@ -118,7 +119,7 @@ namespace Tether
 
         internal void MarkFailed(TetherException why, List<TaskCompletion> sink)
         {
-            lock (this)
+            lock (client.StateLock)
             {
                 if (acked || failure != null) return;
                 failure = why;

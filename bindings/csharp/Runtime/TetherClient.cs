@@ -33,7 +33,7 @@ namespace Tether
         private GCHandle self;            // weak; user_data of the native callbacks
         private readonly bool envelope;
         private readonly object sendLock = new object();   // a send and its receipt's registration
-        private readonly object stateLock = new object();  // the receipt tables below
+        private readonly object stateLock = new object();  // the receipt tables below, and receipts
         private readonly Dictionary<ulong, Receipt> pending = new Dictionary<ulong, Receipt>();
         private readonly Queue<Receipt> unwritten = new Queue<Receipt>(); // id order
         private readonly Dictionary<ulong, TetherException> earlyFailures = new Dictionary<ulong, TetherException>();
@@ -194,6 +194,8 @@ namespace Tether
             if (st != 0) throw Fail(st, h);
             return TetherStats.From(ref s);
         }
+
+        internal object StateLock { get { return stateLock; } }
 
         internal DeliveryStatus QueryDelivery(ulong id)
         {
