@@ -100,6 +100,7 @@ namespace TetherTests
                 o.Protocol = TetherProtocol.Envelope;
                 o.SessionId = "cs-rejected";
                 o.AuthToken = "wrong";
+                R.Cmd("stall on"); // hold the upgrade: the message is queued before the reject
                 using (var c = new TetherClient(o))
                 {
                     var errors = new List<TetherException>();
@@ -110,6 +111,7 @@ namespace TetherTests
                     c.Closed += (code, reason, undelivered) => closed = true;
                     var r = c.SendText("never acked");
                     var acked = r.Acked;
+                    R.Cmd("stall off");
                     T.Until(c, () => closed, 15000, "closed after the final reject");
                     Check.True(acked.IsFaulted, "the Acked task faults");
                     var why = acked.Exception.InnerException as TetherDeliveryFailedException;
@@ -164,9 +166,12 @@ namespace TetherTests
         [Test]
         public static void connect_failures_reach_the_error_event_and_close()
         {
-            var o = T.Options("ws://127.0.0.1:" + Runner.P.Port + "/");
-            o.MaxReconnectAttempts = 2;
-            Runner.P.Cmd("stop");
+            var o = T.Options(Runner.P.Url);
+            o.MaxReconnectAttempts = 1;
+            // A stalled peer never answers the upgrade: each attempt ends at the connect timeout,
+            // so the client is certainly still trying when the message below is queued.
+            o.ConnectTimeout = TimeSpan.FromMilliseconds(T.Ms(500));
+            Runner.P.Cmd("stall on");
             try
             {
                 using (var c = new TetherClient(o))
@@ -185,7 +190,7 @@ namespace TetherTests
             }
             finally
             {
-                Runner.P.Cmd("restart");
+                Runner.P.Cmd("stall off");
             }
         }
 
