@@ -333,6 +333,42 @@ namespace TetherTests
             }
         }
 
+        // Runs in a child AppDomain, as Unity's editor runs scripts: a ready client kept in a
+        // static field (alive until the domain goes), never disposed.
+        private static TetherClient keptByTheScripts;
+
+        private static void ConnectAndLeaveOpen()
+        {
+            var got = new List<Message>();
+            var options = T.Options((string)AppDomain.CurrentDomain.GetData("url"));
+            keptByTheScripts = MessagesTests.Ready(got, options);
+            keptByTheScripts.SendText("from the scripts domain");
+            T.Until(keptByTheScripts, () => got.Count == 1, 10000, "echo");
+            AppDomain.CurrentDomain.SetData("live", TetherClient.LiveNativeClients);
+        }
+
+        [Test]
+        public static void unloading_the_scripts_domain_closes_undisposed_clients()
+        {
+            // What the Unity editor does on entering play mode or after a compile: the scripts'
+            // AppDomain is unloaded while the native library stays loaded in the process.
+            var scripts = AppDomain.CreateDomain("scripts");
+            scripts.SetData("url", Runner.P.Url);
+            scripts.DoCallBack(ConnectAndLeaveOpen);
+            Check.Equal(1, (int)scripts.GetData("live"), "one native client alive in that domain");
+            T.Eventually(() => Runner.P.Open() == 1, 5000, "its connection open");
+            AppDomain.Unload(scripts);
+            T.Eventually(() => Runner.P.Open() == 0, 10000, "the connection closed by the unload");
+            Check.True(Runner.P.Cmd("last-close").StartsWith("1000"), "closed gracefully (1000)");
+            // This domain goes on with the same native library.
+            var got = new List<Message>();
+            using (var c = MessagesTests.Ready(got))
+            {
+                c.SendText("after the unload");
+                T.Until(c, () => got.Count == 1, 10000, "echo");
+            }
+        }
+
         // The client is made, used and dropped on a thread that then ends: no stack slot of a
         // live thread can keep it reachable (Mono scans stacks conservatively).
         [MethodImpl(MethodImplOptions.NoInlining)]

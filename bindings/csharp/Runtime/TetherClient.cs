@@ -46,7 +46,7 @@ namespace Tether
         private bool closedSeen;
         [ThreadStatic] private static byte[] scratch;
 
-        internal static int LiveNativeClients;   // for the tests: created minus freed
+        internal static int LiveNativeClients;   // for the tests: native clients alive in this domain
         internal static int FinalizersRun;       // for the tests
         private static string checkedVersion;
 
@@ -112,7 +112,7 @@ namespace Tether
                     throw TetherException.FromStatus((TetherStatus)st, TetherOptions.ConfigError(cfg));
                 }
                 native = client;
-                Interlocked.Increment(ref LiveNativeClients);
+                Track(client, self);
                 GC.ReRegisterForFinalize(this);
             }
             finally
@@ -438,7 +438,7 @@ namespace Tether
         {
             IntPtr h = Interlocked.Exchange(ref native, IntPtr.Zero);
             if (h == IntPtr.Zero) return;
-            GCHandle handle = self;
+            GCHandle mine = self;
             if (finalizing)
             {
                 // Only value fields may be used here. In poll mode nothing runs a callback
@@ -448,15 +448,15 @@ namespace Tether
                 if (Environment.HasShutdownStarted) return;
                 try
                 {
-                    ThreadPool.QueueUserWorkItem(_ => FreeNative(h, handle));
+                    ThreadPool.QueueUserWorkItem(_ => FreeNative(h, mine));
                 }
                 catch (Exception)
                 {
-                    FreeNative(h, handle);
+                    FreeNative(h, mine);
                 }
                 return;
             }
-            FreeNative(h, handle);
+            FreeNative(h, mine);
             // No callback runs after tether_client_free returned (from inside a handler: no
             // further one). What is still pending can never be reported now.
             var sink = new List<TaskCompletion>();
@@ -472,11 +472,71 @@ namespace Tether
             else foreach (var c in sink) c.Run();
         }
 
-        private static void FreeNative(IntPtr h, GCHandle handle)
+        // Every native client alive in this AppDomain, with its GCHandle. FreeNative takes a
+        // client out before freeing it, so whichever path gets there first (Dispose, the
+        // finalizer's thread-pool job, a domain unload) frees the native client and the handle,
+        // and the others find nothing to do.
+        private static readonly Dictionary<IntPtr, GCHandle> Live = new Dictionary<IntPtr, GCHandle>();
+        private static bool unloadHooked;
+
+        private static void Track(IntPtr h, GCHandle handle)
         {
+            lock (Live)
+            {
+                Live[h] = handle;
+                LiveNativeClients = Live.Count;
+                if (unloadHooked) return;
+                unloadHooked = true;
+                try
+                {
+                    AppDomain.CurrentDomain.DomainUnload += OnDomainUnload;
+                }
+                catch (Exception)
+                {
+                    // A runtime without AppDomain events (IL2CPP players): nothing reloads there.
+                }
+            }
+        }
+
+        // Frees h if it is still tracked for the client behind `owner` (a token can only come
+        // back for another client after 2^32 reuses of its slot; the check makes even that harmless).
+        private static void FreeNative(IntPtr h, GCHandle owner)
+        {
+            GCHandle handle;
+            lock (Live)
+            {
+                if (!Live.TryGetValue(h, out handle) || handle != owner) return;
+                Live.Remove(h);
+            }
             NativeMethods.tether_client_free(h);
-            if (handle.IsAllocated) handle.Free();
-            Interlocked.Decrement(ref LiveNativeClients);
+            handle.Free();
+            lock (Live) LiveNativeClients = Live.Count;
+        }
+
+        // The Unity editor reloads scripts by unloading their AppDomain (entering play mode,
+        // after a compile) while the native library stays loaded: a client not disposed by
+        // then would keep its connection open until the editor quits. Close them all first
+        // (the closes run in parallel), then free each. No callback can run: nothing
+        // dispatches any more, and nothing polls a freed client.
+        private static void OnDomainUnload(object sender, EventArgs e)
+        {
+            IntPtr[] all;
+            lock (Live)
+            {
+                all = new IntPtr[Live.Count];
+                Live.Keys.CopyTo(all, 0);
+            }
+            byte[] reason = Utf8.Z("scripts reloaded", "reason");
+            foreach (var h in all) NativeMethods.tether_client_close(h, 1000, reason);
+            foreach (var h in all)
+            {
+                GCHandle owner;
+                lock (Live)
+                {
+                    if (!Live.TryGetValue(h, out owner)) continue;
+                }
+                FreeNative(h, owner);
+            }
         }
 
         // ---- the events, as the trampolines deliver them (on the polling thread) ----
