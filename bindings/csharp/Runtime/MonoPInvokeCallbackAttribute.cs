@@ -10,6 +10,7 @@ namespace AOT
     /// <summary>Marks a static method that native code calls through a function pointer; the
     /// type is the delegate type the pointer was made from.</summary>
     [AttributeUsage(AttributeTargets.Method)]
+    [Tether.Preserve]
     internal sealed class MonoPInvokeCallbackAttribute : Attribute
     {
         /// <summary>The delegate type of the callback.</summary>

@@ -649,6 +649,7 @@ namespace Tether
 
         // ---- trampolines: static, [MonoPInvokeCallback], never let an exception out ----
 
+        [Preserve]
         private static class Trampolines
         {
             // The delegates live as long as the process: native code keeps their pointers.
@@ -697,6 +698,7 @@ namespace Tether
             }
 
             [MonoPInvokeCallback(typeof(NativeStateFn))]
+            [Preserve]
             private static void OnState(IntPtr ud, int from, int to)
             {
                 TetherClient c = null;
@@ -711,6 +713,7 @@ namespace Tether
             }
 
             [MonoPInvokeCallback(typeof(NativeVoidFn))]
+            [Preserve]
             private static void OnOpen(IntPtr ud)
             {
                 TetherClient c = null;
@@ -725,6 +728,7 @@ namespace Tether
             }
 
             [MonoPInvokeCallback(typeof(NativeVoidFn))]
+            [Preserve]
             private static void OnReady(IntPtr ud)
             {
                 TetherClient c = null;
@@ -739,6 +743,7 @@ namespace Tether
             }
 
             [MonoPInvokeCallback(typeof(NativeMessageFn))]
+            [Preserve]
             private static void OnMessage(IntPtr ud, IntPtr data, UIntPtr len, int kind)
             {
                 TetherClient c = null;
@@ -751,6 +756,7 @@ namespace Tether
             }
 
             [MonoPInvokeCallback(typeof(NativeCloseFn))]
+            [Preserve]
             private static void OnClose(IntPtr ud, ushort code, IntPtr reason, byte willReconnect)
             {
                 TetherClient c = null;
@@ -765,6 +771,7 @@ namespace Tether
             }
 
             [MonoPInvokeCallback(typeof(NativeReconnectingFn))]
+            [Preserve]
             private static void OnReconnecting(IntPtr ud, uint attempt, ulong delayMs)
             {
                 TetherClient c = null;
@@ -779,6 +786,7 @@ namespace Tether
             }
 
             [MonoPInvokeCallback(typeof(NativeIdFn))]
+            [Preserve]
             private static void OnWritten(IntPtr ud, ulong upTo)
             {
                 TetherClient c = null;
@@ -791,6 +799,7 @@ namespace Tether
             }
 
             [MonoPInvokeCallback(typeof(NativeIdFn))]
+            [Preserve]
             private static void OnAcked(IntPtr ud, ulong id)
             {
                 TetherClient c = null;
@@ -803,6 +812,7 @@ namespace Tether
             }
 
             [MonoPInvokeCallback(typeof(NativeSendFailedFn))]
+            [Preserve]
             private static void OnSendFailed(IntPtr ud, ulong id, int status, IntPtr reason)
             {
                 TetherClient c = null;
@@ -815,6 +825,7 @@ namespace Tether
             }
 
             [MonoPInvokeCallback(typeof(NativeErrorFn))]
+            [Preserve]
             private static void OnError(IntPtr ud, int status, IntPtr message)
             {
                 TetherClient c = null;
@@ -829,6 +840,7 @@ namespace Tether
             }
 
             [MonoPInvokeCallback(typeof(NativeClosedFn))]
+            [Preserve]
             private static void OnClosed(IntPtr ud, ushort code, IntPtr reason, UIntPtr undelivered)
             {
                 TetherClient c = null;
@@ -841,6 +853,7 @@ namespace Tether
             }
 
             [MonoPInvokeCallback(typeof(NativeSessionResetFn))]
+            [Preserve]
             private static void OnSessionReset(IntPtr ud, IntPtr reset)
             {
                 TetherClient c = null;
