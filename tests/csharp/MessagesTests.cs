@@ -127,7 +127,10 @@ namespace TetherTests
         public static void native_version_matches_the_binding()
         {
             Check.True(TetherClient.NativeVersion.StartsWith(TetherClient.BindingVersion + "."), "library " + TetherClient.NativeVersion + " vs binding " + TetherClient.BindingVersion);
-            Check.Equal("closed", TetherException.Describe(TetherStatus.Closed).Split(' ').Select(w => w.ToLowerInvariant()).FirstOrDefault(w => w.StartsWith("closed")) ?? "", "tether_status_str is decoded");
+            Check.Equal("client is closed", TetherException.Describe(TetherStatus.Closed), "tether_status_str, decoded");
+            Check.Equal("unknown status", TetherException.Describe((TetherStatus)999), "an unknown status");
+            var e = TetherException.FromStatus(TetherStatus.QueueFull, null);
+            Check.True(e is TetherQueueFullException && e.Message == TetherException.Describe(TetherStatus.QueueFull), "FromStatus without a message uses the description");
         }
     }
 }
