@@ -195,6 +195,36 @@ namespace TetherTests
         }
 
         [Test]
+        public static void drop_oldest_fails_the_oldest_receipt_and_says_so()
+        {
+            var o = T.Options(Runner.P.Url);
+            o.OutboxMaxMessages = 2;
+            o.Overflow = OverflowPolicy.DropOldest;
+            Runner.P.Cmd("stop");
+            try
+            {
+                using (var c = new TetherClient(o))
+                {
+                    var failed = new List<KeyValuePair<ulong, TetherStatus>>();
+                    c.SendFailed += (id, e) => failed.Add(new KeyValuePair<ulong, TetherStatus>(id, e.Status));
+                    var r1 = c.SendText("oldest");
+                    var r2 = c.SendText("second");
+                    var r3 = c.SendText("third"); // accepted: the oldest goes
+                    T.Until(c, () => r1.Written.IsCompleted, 10000, "the oldest's fate");
+                    var why = r1.Written.Exception.InnerException as TetherDeliveryFailedException;
+                    Check.True(why != null && why.Status == TetherStatus.Dropped && why.MessageId == r1.Id, "r1 dropped: " + r1.Written.Exception);
+                    Check.True(failed.Count == 1 && failed[0].Key == r1.Id && failed[0].Value == TetherStatus.Dropped, "one SendFailed(Dropped) event");
+                    Check.True(r2.State == DeliveryStatus.Queued && r3.State == DeliveryStatus.Queued, "the others wait");
+                    Check.Equal(DeliveryStatus.Failed, r1.QueryStatus(), "the library's view");
+                }
+            }
+            finally
+            {
+                Runner.P.Cmd("restart");
+            }
+        }
+
+        [Test]
         public static void call_errors_are_typed_exceptions()
         {
             var e = Check.Throws<TetherConfigException>(() => new TetherClient("http://127.0.0.1/"), "http URL");
