@@ -6,7 +6,8 @@
 #               tests under ASan+UBSan and valgrind, the Python package (pip install ./python
 #               into .venv, mypy --strict, pytest; tether.server against Debian's redis-server,
 #               installed if missing), interop and protocol tests against reference servers on Python
-#               `websockets` (venv created here) and Node `ws` (npm ci here)
+#               `websockets` (venv created here) and Node `ws` (npm ci here), the C# binding
+#               for Unity under Debian's Mono (installed if missing)
 # Both work on a fresh Debian machine with the Rust toolchain and Python 3.
 
 SHELL := /bin/bash
@@ -15,7 +16,7 @@ PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := tests/peers/node/node_modules/.installed
 
-.PHONY: demo test chaos fuzz bench venv fmt lint stress redis-server haproxy options-docs
+.PHONY: demo test chaos fuzz bench venv fmt lint stress redis-server haproxy options-docs mono csharp-plugin csharp-package
 
 demo: redis-server haproxy
 	cargo run --release -q -p tether-core --example demo
@@ -29,6 +30,7 @@ test: $(VENV_STAMP) $(NODE_STAMP) redis-server haproxy
 	TETHER_PYTHON="$(abspath $(PY))" TETHER_REQUIRE_INTEROP=1 cargo test --workspace
 	bash tests/c/run.sh
 	bash python/tests/run.sh
+	bash tests/csharp/run.sh
 
 # The chaos soak alone, with its report tables (TETHER_CHAOS_LONG=1 for the 1,000,000-message run).
 chaos: $(VENV_STAMP) $(NODE_STAMP)
@@ -75,6 +77,22 @@ haproxy:
 	@command -v haproxy >/dev/null || { \
 		echo "haproxy missing: installing haproxy"; \
 		apt-get update -qq && apt-get install -y -qq haproxy; }
+
+# Debian's Mono (mcs + mono), for the C# binding's tests (tests/csharp/run.sh installs it too
+# when missing); installed if missing, likewise.
+mono:
+	@{ command -v mcs >/dev/null && command -v mono >/dev/null; } || { \
+		echo "mono missing: installing mono-complete"; \
+		apt-get update -qq && apt-get install -y -qq mono-complete; }
+
+# The Unity package's native library: a release build of tether-ffi copied to
+# bindings/csharp/Plugins/Linux/x86_64/libtether.so (not committed); csharp-package also packs
+# target/unity/dev.tether.client-<version>.tgz for Unity's "Add package from tarball".
+csharp-plugin:
+	bash "bindings/csharp/Tools~/build-plugin.sh"
+
+csharp-package:
+	bash "bindings/csharp/Tools~/build-plugin.sh" --tarball target/unity
 
 # The Node reference server's dependencies, from the committed lockfile.
 $(NODE_STAMP): tests/peers/node/package-lock.json
