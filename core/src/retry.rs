@@ -211,6 +211,13 @@ mod tests {
             code,
             reason: String::new(),
         };
+        let proxy = |refusal| {
+            Disconnect::ConnectFailed(ConnectError::Proxy {
+                proxy: "p:1".into(),
+                refusal,
+                detail: String::new(),
+            })
+        };
         let http = |status| {
             Disconnect::ConnectFailed(ConnectError::HttpStatus {
                 status,
@@ -251,6 +258,18 @@ mod tests {
             ),
             (Disconnect::ConnectionLost("eof".into()), Retry),
             (Disconnect::HeartbeatTimeout(Duration::from_secs(1)), Retry),
+            (proxy(ProxyRefusal::HttpStatus(407)), Stop),
+            (proxy(ProxyRefusal::HttpStatus(403)), Stop),
+            (proxy(ProxyRefusal::HttpStatus(502)), Retry),
+            (proxy(ProxyRefusal::HttpStatus(503)), Retry),
+            (proxy(ProxyRefusal::SocksReply(2)), Stop),
+            (proxy(ProxyRefusal::SocksReply(5)), Retry),
+            (proxy(ProxyRefusal::SocksAuthFailed), Stop),
+            (proxy(ProxyRefusal::Malformed), Stop),
+            (
+                Disconnect::ConnectFailed(ConnectError::Credentials("down".into())),
+                Retry,
+            ),
         ];
         for (reason, want) in cases {
             assert_eq!(default_retry_decision(&reason), want, "{reason:?}");
