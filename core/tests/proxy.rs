@@ -270,3 +270,63 @@ fn resolve_pins_the_proxy_host_and_bad_proxy_urls_are_config_errors() {
         .expect_err("resolve for neither host");
     assert!(e.to_string().contains("nor the proxy's"), "{e}");
 }
+
+/// A one-shot SOCKS5 listener (no auth) that records the CONNECT request's address and
+/// refuses it with reply 5, to see what the client put in the request.
+fn recording_socks() -> (std::net::SocketAddr, std::thread::JoinHandle<Vec<u8>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let thread = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        s.set_read_timeout(Some(SOON)).expect("timeout");
+        let mut greeting = [0u8; 3];
+        s.read_exact(&mut greeting).expect("greeting");
+        s.write_all(&[5, 0]).expect("method");
+        let mut head = [0u8; 4];
+        s.read_exact(&mut head).expect("request");
+        let len = match head[3] {
+            1 => 4,
+            4 => 16,
+            _ => {
+                let mut n = [0u8; 1];
+                s.read_exact(&mut n).expect("name length");
+                usize::from(n[0])
+            }
+        };
+        let mut rest = vec![0u8; len + 2];
+        s.read_exact(&mut rest).expect("address");
+        s.write_all(&[5, 5, 0, 1, 0, 0, 0, 0, 0, 0]).expect("reply");
+        let mut request = head.to_vec();
+        request.extend_from_slice(&rest);
+        request
+    });
+    (addr, thread)
+}
+
+#[test]
+fn socks5h_sends_the_name_and_socks5_sends_an_address() {
+    for (scheme, remote_dns) in [("socks5h", true), ("socks5", false)] {
+        let (addr, recorder) = recording_socks();
+        let config = fast("ws://localhost:4242/")
+            .reconnect_enabled(false)
+            .proxy(format!("{scheme}://{addr}"));
+        let mut rec = Recorder::connect(config);
+        let reason = closed_reason(&mut rec);
+        assert!(
+            reason
+                .to_string()
+                .contains("answered 5: connection refused (for "),
+            "{reason}"
+        );
+        let request = recorder.join().expect("recorder");
+        let port = &request[request.len() - 2..];
+        assert_eq!(port, 4242u16.to_be_bytes(), "{scheme}");
+        if remote_dns {
+            assert_eq!(request[3], 3, "domain name address type");
+            assert_eq!(&request[4..request.len() - 2], b"localhost");
+        } else {
+            assert!(matches!(request[3], 1 | 4), "an IP address: {request:?}");
+        }
+    }
+}
