@@ -330,3 +330,32 @@ fn socks5h_sends_the_name_and_socks5_sends_an_address() {
         }
     }
 }
+
+#[test]
+fn happy_eyeballs_runs_over_the_proxys_addresses() {
+    let hole = proxy_support::BlackHole::start();
+    let proxy = Daemon::tinyproxy(None);
+    let peer = Peer::start();
+    let name = "proxy.tether-test.invalid";
+    let config = fast(&peer.url())
+        .connect_timeout(Duration::from_secs(8))
+        .happy_eyeballs_delay(Duration::from_millis(100))
+        .proxy(format!("http://{name}:{}", proxy.port))
+        .resolve(name, [hole.addr.to_string(), proxy.addr()]);
+    let started = Instant::now();
+    let mut rec = Recorder::connect(config);
+    rec.wait_state(State::Ready);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the black-holed proxy address cost {:?}",
+        started.elapsed()
+    );
+    let info = rec.client.connection_info().expect("info");
+    assert_eq!(info.peer.map(|p| p.port()), Some(proxy.port));
+    assert!(
+        !rec.log
+            .iter()
+            .any(|e| matches!(e, Event::Disconnected { .. })),
+        "one attempt"
+    );
+}

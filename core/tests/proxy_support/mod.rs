@@ -138,3 +138,48 @@ impl Drop for Daemon {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A loopback address where TCP connects hang (a listener with a full backlog that never
+/// accepts), as in `core/tests/addresses.rs`: for Happy Eyeballs over a proxy's addresses.
+pub struct BlackHole {
+    /// The address that hangs.
+    pub addr: std::net::SocketAddr,
+    _fill: Vec<TcpStream>,
+    _listener: tokio::net::TcpListener,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl BlackHole {
+    /// Fill the backlog until a connect hangs (proving the black hole).
+    pub fn start() -> BlackHole {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .expect("runtime");
+        let listener = {
+            let _enter = runtime.enter();
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            socket
+                .bind("127.0.0.1:0".parse().expect("addr"))
+                .expect("bind");
+            socket.listen(0).expect("listen")
+        };
+        let addr = listener.local_addr().expect("local addr");
+        let mut fill = Vec::new();
+        for _ in 0..16 {
+            match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+                Ok(stream) => fill.push(stream),
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    return BlackHole {
+                        addr,
+                        _fill: fill,
+                        _listener: listener,
+                        _runtime: runtime,
+                    }
+                }
+                Err(e) => panic!("filling the black hole's backlog: {e}"),
+            }
+        }
+        panic!("the backlog of {addr} never filled: connects to it do not hang on this system");
+    }
+}
