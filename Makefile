@@ -5,9 +5,10 @@
 #   make test   the whole test suite: format, lint, Rust unit and integration tests, C/C++
 #               tests under ASan+UBSan and valgrind, the Python package (pip install ./python
 #               into .venv, mypy --strict, pytest; tether.server against Debian's redis-server,
-#               installed if missing), interop and protocol tests against reference servers on Python
-#               `websockets` (venv created here) and Node `ws` (npm ci here), the C# binding
-#               for Unity under Debian's Mono (installed if missing)
+#               installed if missing; proxies against tinyproxy and microsocks, likewise),
+#               interop and protocol tests against reference servers on Python `websockets`
+#               (venv created here) and Node `ws` (npm ci here), the C# binding for Unity
+#               under Debian's Mono (installed if missing)
 # Both work on a fresh Debian machine with the Rust toolchain and Python 3.
 
 SHELL := /bin/bash
@@ -16,13 +17,13 @@ PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := tests/peers/node/node_modules/.installed
 
-.PHONY: demo test chaos fuzz bench venv fmt lint stress redis-server haproxy options-docs mono csharp-plugin csharp-package
+.PHONY: demo test chaos fuzz bench venv fmt lint stress redis-server haproxy proxies options-docs mono csharp-plugin csharp-package
 
 demo: redis-server haproxy
 	cargo run --release -q -p tether-core --example demo
 	bash scripts/demo-act2.sh
 
-test: $(VENV_STAMP) $(NODE_STAMP) redis-server haproxy
+test: $(VENV_STAMP) $(NODE_STAMP) redis-server haproxy proxies
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	python3 scripts/longfns.py --check core/src ffi/src python/src
@@ -93,6 +94,14 @@ csharp-plugin:
 
 csharp-package:
 	bash "bindings/csharp/Tools~/build-plugin.sh" --tarball target/unity
+
+# Debian's tinyproxy (HTTP CONNECT with BasicAuth) and microsocks (SOCKS5 with RFC 1929
+# auth), the real proxies of core/tests/proxy*.rs (they start their own on free ports, with
+# their own config in a temp dir); installed if missing, likewise. The tests fail without them.
+proxies:
+	@command -v tinyproxy >/dev/null && command -v microsocks >/dev/null || { \
+		echo "tinyproxy or microsocks missing: installing them"; \
+		apt-get update -qq && apt-get install -y -qq tinyproxy microsocks; }
 
 # The Node reference server's dependencies, from the committed lockfile.
 $(NODE_STAMP): tests/peers/node/package-lock.json

@@ -214,6 +214,15 @@ impl Client {
         self.shared.server_epoch()
     }
 
+    /// What the server chose on the last connection made: the subprotocol and the headers of
+    /// its 101 answer (and the proxy and TCP peer). `None` before the first connection. Set
+    /// before that connection's [`Event::State`] change to `Open`, so a handler seeing `Open`
+    /// or `Ready` reads this connection's values (or a later one's: compare
+    /// [`crate::ConnectionInfo::connection`]); it stays after the link is lost.
+    pub fn connection_info(&self) -> Option<crate::ConnectionInfo> {
+        self.shared.connection_info()
+    }
+
     /// The configuration the client runs with.
     pub fn config(&self) -> &Config {
         &self.config

@@ -157,6 +157,14 @@ pub struct Config {
     pub(crate) ack_retries: u32,
     pub(crate) handshake_timeout: Duration,
     pub(crate) app_ping: bool,
+    /// The proxy chosen at build (the `proxy` option or the environment); None: direct.
+    pub(crate) proxy: Option<crate::proxy::Proxy>,
+    /// Addresses pinned for the proxy's host with [`ConfigBuilder::resolve`].
+    pub(crate) proxy_resolve: Option<Vec<SocketAddr>>,
+    /// The client certificate and key (mutual TLS), parsed and checked.
+    pub(crate) client_identity: Option<crate::tls::ClientIdentity>,
+    /// Called before each connect attempt.
+    pub(crate) credentials: Option<crate::reach::ProviderSlot>,
 }
 
 impl Config {
@@ -256,6 +264,13 @@ pub struct ConfigBuilder {
     pub(crate) tls_roots_named: bool,
     /// `ca_pem` was set through the option table.
     pub(crate) ca_pem_set: bool,
+    /// None: from the environment; `"none"` (or empty): direct; else a proxy URL.
+    pub(crate) proxy: Option<String>,
+    pub(crate) client_cert_file: Option<PathBuf>,
+    pub(crate) client_cert_pem: Option<Vec<u8>>,
+    pub(crate) client_key_file: Option<PathBuf>,
+    pub(crate) client_key_pem: Option<Secret<Vec<u8>>>,
+    pub(crate) credentials: Option<crate::reach::ProviderSlot>,
 }
 
 /// Default limits, shared with the C and Python layers' documentation.
@@ -337,6 +352,12 @@ impl ConfigBuilder {
             overflow_timeout: None,
             tls_roots_named: false,
             ca_pem_set: false,
+            proxy: None,
+            client_cert_file: None,
+            client_cert_pem: None,
+            client_key_file: None,
+            client_key_pem: None,
+            credentials: None,
         }
     }
 
@@ -583,11 +604,56 @@ impl ConfigBuilder {
         self
     }
 
+    /// The proxy: `http://[user:password@]host[:port]` (HTTP `CONNECT`), `socks5://...` (SOCKS5,
+    /// this client resolves the server's name) or `socks5h://...` (SOCKS5, the proxy resolves
+    /// it), or `"none"` to connect directly. Not set (the default): from the environment
+    /// (`https_proxy` / `http_proxy` / `all_proxy` / `no_proxy`, see `docs/PROXIES.md`). An
+    /// explicit proxy is used for every host, whatever `no_proxy` says.
+    pub fn proxy(mut self, proxy: impl Into<String>) -> Self {
+        self.proxy = Some(proxy.into());
+        self
+    }
+
+    /// Mutual TLS: present this client certificate (PEM chain, leaf first) and private key
+    /// (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC) when the server asks for one. Read and checked
+    /// against each other at build.
+    pub fn client_cert_files(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.client_cert_file = Some(cert.into());
+        self.client_key_file = Some(key.into());
+        self
+    }
+
+    /// Mutual TLS from PEM text: see [`ConfigBuilder::client_cert_files`].
+    pub fn client_cert_pem(mut self, cert: impl Into<Vec<u8>>, key: impl Into<Vec<u8>>) -> Self {
+        self.client_cert_pem = Some(cert.into());
+        self.client_key_pem = Some(Secret(key.into()));
+        self
+    }
+
+    /// Fresh credentials on every connect attempt: `provider` is called before each one (the
+    /// first and every reconnect) and its headers and envelope token are used for that attempt
+    /// only. See [`crate::CredentialsProvider`] for where it runs and what its errors do.
+    pub fn credentials_provider(
+        mut self,
+        provider: impl Fn(&crate::ConnectAttempt) -> Result<crate::Credentials, String>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        self.credentials = Some(crate::reach::ProviderSlot {
+            provider: Arc::new(provider),
+            lock: Arc::default(),
+        });
+        self
+    }
+
     /// Validate everything and produce a [`Config`].
     pub fn build(self) -> Result<Config, ConfigError> {
         let url = parse_ws_url(&self.url)?;
         let headers = self.check_http()?;
-        let resolve = self.check_timing(&url)?;
+        let proxy = self.check_proxy(&url, &|name| std::env::var(name).ok())?;
+        let (resolve, proxy_resolve) = self.check_timing(&url, proxy.as_ref())?;
+        let client_identity = self.check_client_cert()?;
         let (max_outbound_message_size, overflow) = self.check_limits()?;
         let tls_roots = self.check_tls()?;
         let envelope = self.protocol == Protocol::Envelope;
@@ -643,7 +709,77 @@ impl ConfigBuilder {
             ack_retries: self.ack_retries,
             handshake_timeout: self.handshake_timeout,
             app_ping: envelope && self.app_ping.unwrap_or(true),
+            proxy,
+            proxy_resolve,
+            client_identity,
+            credentials: self.credentials,
         })
+    }
+
+    /// The proxy: the option if set, else the environment (`env` reads one variable).
+    pub(crate) fn check_proxy(
+        &self,
+        url: &url::Url,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<crate::proxy::Proxy>, ConfigError> {
+        match self.proxy.as_deref().map(str::trim) {
+            Some("" | "none") => Ok(None),
+            Some(explicit) => crate::proxy::parse(explicit, "the proxy option")
+                .map(Some)
+                .map_err(|problem| invalid("proxy", problem)),
+            None => crate::proxy::from_env(url, env).map_err(|(name, problem)| {
+                invalid(
+                    "proxy",
+                    format!("from environment variable {name}: {problem} (set proxy=\"none\" to ignore the environment)"),
+                )
+            }),
+        }
+    }
+
+    /// The client certificate and key: both or neither, from files or PEM text.
+    fn check_client_cert(&self) -> Result<Option<crate::tls::ClientIdentity>, ConfigError> {
+        let read = |option: &'static str, path: &PathBuf| {
+            std::fs::read(path)
+                .map_err(|e| invalid(option, format!("cannot read {}: {e}", path.display())))
+        };
+        let cert = match (&self.client_cert_file, &self.client_cert_pem) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "client_cert_pem",
+                    "give client_cert_file or client_cert_pem, not both".into(),
+                ))
+            }
+            (Some(path), None) => Some(("client_cert_file", read("client_cert_file", path)?)),
+            (None, Some(pem)) => Some(("client_cert_pem", pem.clone())),
+            (None, None) => None,
+        };
+        let key = match (&self.client_key_file, &self.client_key_pem) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "client_key_pem",
+                    "give client_key_file or client_key_pem, not both".into(),
+                ))
+            }
+            (Some(path), None) => Some(("client_key_file", read("client_key_file", path)?)),
+            (None, Some(pem)) => Some(("client_key_pem", pem.0.clone())),
+            (None, None) => None,
+        };
+        match (cert, key) {
+            (None, None) => Ok(None),
+            (Some((option, _)), None) => Err(invalid(
+                option,
+                "a client certificate needs its private key (client_key_file or client_key_pem)"
+                    .into(),
+            )),
+            (None, Some((option, _))) => Err(invalid(
+                option,
+                "a private key needs its client certificate (client_cert_file or client_cert_pem)"
+                    .into(),
+            )),
+            (Some((cert_option, cert)), Some((key_option, key))) => {
+                crate::tls::client_identity(&cert, &key, cert_option, key_option).map(Some)
+            }
+        }
     }
 
     /// Headers and subprotocols: valid HTTP.
@@ -674,8 +810,14 @@ impl ConfigBuilder {
         Ok(headers)
     }
 
-    /// Timeouts, Happy Eyeballs, the resolve override, backoff and heartbeat.
-    fn check_timing(&self, url: &url::Url) -> Result<Option<Vec<SocketAddr>>, ConfigError> {
+    /// Timeouts, Happy Eyeballs, the resolve override (for the URL's host and the proxy's),
+    /// backoff and heartbeat.
+    #[allow(clippy::type_complexity)]
+    fn check_timing(
+        &self,
+        url: &url::Url,
+        proxy: Option<&crate::proxy::Proxy>,
+    ) -> Result<(Option<Vec<SocketAddr>>, Option<Vec<SocketAddr>>), ConfigError> {
         positive("connect_timeout", self.connect_timeout)?;
         if let Some(delay) = self.happy_eyeballs_delay {
             if delay < MIN_HAPPY_EYEBALLS_DELAY {
@@ -696,7 +838,7 @@ impl ConfigBuilder {
                 ));
             }
         }
-        let resolve = resolve_override(url, &self.resolve)?;
+        let resolve = resolve_override(url, proxy, &self.resolve)?;
         positive("close_timeout", self.close_timeout)?;
         let r = &self.reconnect;
         positive("backoff_initial", r.initial_delay)?;
@@ -857,25 +999,40 @@ fn normalize_host(host: &str) -> String {
         .to_ascii_lowercase()
 }
 
-/// Parse the `resolve` entries: they must name the URL's host (the client never connects to
-/// another host, so any other entry is a mistake) and hold at least one valid address.
+/// Parse the `resolve` entries: they must name the URL's host or the proxy's (the client
+/// never connects to another host, so any other entry is a mistake) and hold at least one
+/// valid address. Returns the URL host's addresses and the proxy host's.
+#[allow(clippy::type_complexity)]
 fn resolve_override(
     url: &url::Url,
+    proxy: Option<&crate::proxy::Proxy>,
     entries: &[(String, Vec<String>)],
-) -> Result<Option<Vec<SocketAddr>>, ConfigError> {
-    if entries.is_empty() {
-        return Ok(None);
-    }
+) -> Result<(Option<Vec<SocketAddr>>, Option<Vec<SocketAddr>>), ConfigError> {
     let url_host = normalize_host(url.host_str().unwrap_or_default());
     let port = url.port_or_known_default().unwrap_or(80);
-    let mut out = Vec::new();
+    let proxy_host = proxy.map(|p| (normalize_host(&p.host), p.port));
+    let (mut for_url, mut for_proxy) = (Vec::new(), Vec::new());
     for (host, addrs) in entries {
-        if normalize_host(host) != url_host {
-            return Err(invalid(
-                "resolve",
-                format!("host {host:?} is not the URL's host {url_host:?}"),
-            ));
-        }
+        let host_n = normalize_host(host);
+        let (port, out) = if host_n == url_host {
+            (port, &mut for_url)
+        } else {
+            match &proxy_host {
+                Some((h, p)) if *h == host_n => (*p, &mut for_proxy),
+                _ => {
+                    return Err(invalid(
+                        "resolve",
+                        format!(
+                            "host {host:?} is not the URL's host {url_host:?}{}",
+                            proxy_host
+                                .as_ref()
+                                .map(|(h, _)| format!(" nor the proxy's {h:?}"))
+                                .unwrap_or_default()
+                        ),
+                    ))
+                }
+            }
+        };
         if addrs.is_empty() {
             return Err(invalid(
                 "resolve",
@@ -905,7 +1062,8 @@ fn resolve_override(
             }
         }
     }
-    Ok(Some(out))
+    let some = |v: Vec<SocketAddr>| (!v.is_empty()).then_some(v);
+    Ok((some(for_url), some(for_proxy)))
 }
 
 fn invalid(option: &'static str, problem: String) -> ConfigError {

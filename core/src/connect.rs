@@ -1,5 +1,5 @@
-//! Making one connection: resolve, TCP, TLS, HTTP upgrade, all under `connect_timeout`
-//! (tokio-tungstenite has no timeout of its own).
+//! Making one connection: credentials, resolve, TCP, the proxy's tunnel, TLS, HTTP upgrade,
+//! all under `connect_timeout` (tokio-tungstenite has no timeout of its own).
 //!
 //! TCP tries the host's addresses the Happy Eyeballs way (RFC 8305 §5): one at a time, the
 //! next started alongside when the previous has not connected within `happy_eyeballs_delay`
@@ -7,7 +7,7 @@
 //! connector remembers across attempts which address worked and which were slow or failed, so
 //! a retry starts with the one that worked and leaves a black hole for last.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -15,14 +15,18 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::http::header::{HeaderValue, LOCATION, SEC_WEBSOCKET_PROTOCOL};
+use tokio_tungstenite::tungstenite::http::header::{
+    HeaderName, HeaderValue, LOCATION, SEC_WEBSOCKET_PROTOCOL,
+};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::config::Config;
+use crate::config::{Config, Protocol};
 use crate::error::ConnectError;
 use crate::meter::{Metered, WriteMeter};
+use crate::proxy::{ProxyKind, Target};
+use crate::reach::{ConnectAttempt, ConnectionInfo};
 
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<Metered>>;
 
@@ -120,16 +124,36 @@ fn interleave_families(addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
     out
 }
 
+/// A connection made: the WebSocket, what was negotiated, and the envelope token to use.
+pub(crate) struct Connected {
+    pub(crate) ws: Ws,
+    /// `connection` is 0 here: the session numbers connections.
+    pub(crate) info: ConnectionInfo,
+    /// The provider's token for this attempt, or the configured one.
+    pub(crate) token: Option<String>,
+}
+
+/// What the credentials provider gave for one attempt, checked.
+#[derive(Default)]
+struct Fresh {
+    headers: Vec<(HeaderName, HeaderValue)>,
+    token: Option<String>,
+}
+
 impl Connector {
     pub(crate) fn new(config: Arc<Config>) -> Result<Self, crate::ConfigError> {
         let tls = if config.url.scheme() == "wss" {
             Some(crate::tls::client_config(
                 &config.tls_roots,
                 config.tls_insecure,
+                config.client_identity.as_ref(),
             )?)
         } else {
             None
         };
+        if let Some(proxy) = &config.proxy {
+            tracing::info!(proxy = %proxy.redacted_url(), source = %proxy.source, "connecting through a proxy");
+        }
         Ok(Connector {
             config,
             tls,
@@ -152,16 +176,109 @@ impl Connector {
             .max_frame_size(Some(c.max_inbound_frame_size))
     }
 
-    /// Connect once. Returns the stream and the subprotocol the server chose.
-    pub(crate) async fn connect(&self) -> Result<(Ws, Option<String>), ConnectError> {
+    /// Connect once: credentials, resolve, TCP (to the server or the proxy), the proxy's
+    /// tunnel, TLS, upgrade, all within `connect_timeout`.
+    pub(crate) async fn connect(
+        &self,
+        attempt: &ConnectAttempt,
+    ) -> Result<Connected, ConnectError> {
         let timeout = self.config.connect_timeout;
-        match tokio::time::timeout(timeout, self.connect_inner()).await {
+        match tokio::time::timeout(timeout, self.connect_inner(attempt)).await {
             Ok(result) => result,
             Err(_) => Err(ConnectError::Timeout(timeout)),
         }
     }
 
-    async fn connect_inner(&self) -> Result<(Ws, Option<String>), ConnectError> {
+    /// Run the credentials provider on a blocking thread, one call at a time.
+    async fn credentials(&self, attempt: &ConnectAttempt) -> Result<Fresh, ConnectError> {
+        let Some(slot) = self.config.credentials.clone() else {
+            return Ok(Fresh::default());
+        };
+        let attempt = attempt.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let _one_at_a_time = slot.lock.lock().unwrap_or_else(PoisonError::into_inner);
+            (slot.provider)(&attempt)
+        })
+        .await;
+        let given = match joined {
+            Ok(Ok(given)) => given,
+            Ok(Err(e)) => return Err(ConnectError::Credentials(e)),
+            Err(e) if e.is_panic() => {
+                return Err(ConnectError::Credentials("the provider panicked".into()))
+            }
+            Err(e) => return Err(ConnectError::Credentials(e.to_string())),
+        };
+        let mut fresh = Fresh::default();
+        for (name, value) in &given.headers {
+            let n = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| ConnectError::Credentials(format!("bad header name {name:?}: {e}")))?;
+            let v = HeaderValue::from_str(value).map_err(|e| {
+                ConnectError::Credentials(format!("bad value for header {name:?}: {e}"))
+            })?;
+            fresh.headers.push((n, v));
+        }
+        if given.token.is_some() && self.config.protocol != Protocol::Envelope {
+            return Err(ConnectError::Credentials(
+                "a token is only sent in envelope mode (protocol=\"envelope\"); return headers in raw mode".into(),
+            ));
+        }
+        fresh.token = given.token;
+        Ok(fresh)
+    }
+
+    /// Addresses for `host:port`: the pinned ones, or DNS. `what` prefixes errors.
+    async fn lookup(
+        pinned: Option<&Vec<SocketAddr>>,
+        host: &str,
+        port: u16,
+        what: &str,
+    ) -> Result<Vec<SocketAddr>, ConnectError> {
+        let addrs: Vec<_> = match pinned {
+            Some(pinned) => pinned.clone(),
+            None => tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|e| ConnectError::Resolve(format!("{what}{host}: {e}")))?
+                .collect(),
+        };
+        if addrs.is_empty() {
+            return Err(ConnectError::Resolve(format!("{what}{host}: no addresses")));
+        }
+        Ok(addrs)
+    }
+
+    /// TCP to the server, or through the proxy's tunnel to it.
+    async fn open_tcp(&self, host: &str, port: u16) -> Result<TcpStream, ConnectError> {
+        let c = &self.config;
+        let Some(proxy) = &c.proxy else {
+            let addrs = Self::lookup(c.resolve.as_ref(), host, port, "").await?;
+            return self.connect_tcp(addrs).await;
+        };
+        let name = proxy.name();
+        let addrs =
+            Self::lookup(c.proxy_resolve.as_ref(), &proxy.host, proxy.port, "proxy ").await?;
+        let mut tcp = self.connect_tcp(addrs).await.map_err(|e| match e {
+            ConnectError::Io(e) => ConnectError::Io(format!("proxy {name}: {e}")),
+            other => other,
+        })?;
+        // What the tunnel leads to: an address pinned with `resolve` (the first), the name
+        // for the proxy to resolve (HTTP, socks5h), or one this client resolved (socks5).
+        let pinned = c.resolve.as_ref().and_then(|a| a.first()).map(|a| a.ip());
+        let target = match (pinned, proxy.kind, host.parse::<IpAddr>()) {
+            (_, _, Ok(ip)) => Target::Ip(ip),
+            (Some(ip), _, _) => Target::Ip(ip),
+            (None, ProxyKind::Socks5, _) => {
+                let addrs = Self::lookup(None, host, port, "").await?;
+                Target::Ip(addrs[0].ip())
+            }
+            (None, _, _) => Target::Name(host.to_owned()),
+        };
+        tracing::debug!(proxy = %name, ?target, "opening a tunnel");
+        crate::proxy::tunnel(&mut tcp, proxy, &target, port).await?;
+        Ok(tcp)
+    }
+
+    async fn connect_inner(&self, attempt: &ConnectAttempt) -> Result<Connected, ConnectError> {
+        let fresh = self.credentials(attempt).await?;
         let url = &self.config.url;
         let port = url.port_or_known_default().unwrap_or(80);
         let host = match url.host() {
@@ -170,17 +287,8 @@ impl Connector {
             Some(url::Host::Ipv6(a)) => a.to_string(),
             None => return Err(ConnectError::Resolve("no host".into())),
         };
-        let addrs: Vec<_> = match &self.config.resolve {
-            Some(pinned) => pinned.clone(),
-            None => tokio::net::lookup_host((host.as_str(), port))
-                .await
-                .map_err(|e| ConnectError::Resolve(format!("{host}: {e}")))?
-                .collect(),
-        };
-        if addrs.is_empty() {
-            return Err(ConnectError::Resolve(format!("{host}: no addresses")));
-        }
-        let tcp = self.connect_tcp(addrs).await?;
+        let tcp = self.open_tcp(&host, port).await?;
+        let peer = tcp.peer_addr().ok();
         // Small messages must not wait for Nagle; batching is done by the session's flushes.
         tcp.set_nodelay(true)
             .map_err(|e| ConnectError::Io(e.to_string()))?;
@@ -195,34 +303,73 @@ impl Connector {
                 let tls_stream = tokio_rustls::TlsConnector::from(tls.clone())
                     .connect(name, tcp)
                     .await
-                    .map_err(|e| ConnectError::Tls(e.to_string()))?;
+                    .map_err(map_tls_error)?;
                 MaybeTlsStream::Rustls(tls_stream)
             }
         };
 
-        let mut request = url.as_str().into_client_request().map_err(|e| {
-            ConnectError::Handshake(format!("cannot build the upgrade request: {e}"))
-        })?;
-        for (name, value) in &self.config.headers {
-            request.headers_mut().append(name.clone(), value.clone());
-        }
-        if !self.config.subprotocols.is_empty() {
-            let offered = HeaderValue::from_str(&self.config.subprotocols.join(", "))
-                .map_err(|e| ConnectError::Handshake(format!("bad subprotocol list: {e}")))?;
-            request
-                .headers_mut()
-                .insert(SEC_WEBSOCKET_PROTOCOL, offered);
-        }
+        let request = self.request(fresh.headers)?;
         let (ws, response) =
             tokio_tungstenite::client_async_with_config(request, stream, Some(self.ws_config()))
                 .await
                 .map_err(map_handshake_error)?;
-        let protocol = response
+        let subprotocol = response
             .headers()
             .get(SEC_WEBSOCKET_PROTOCOL)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        Ok((ws, protocol))
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let info = ConnectionInfo {
+            connection: 0,
+            subprotocol,
+            headers,
+            proxy: self.config.proxy.as_ref().map(|p| p.name()),
+            peer,
+        };
+        let token = fresh
+            .token
+            .or_else(|| self.config.auth_token.as_ref().map(|t| t.0.clone()));
+        Ok(Connected { ws, info, token })
+    }
+
+    /// The upgrade request: configured headers, this attempt's (replacing same-named ones),
+    /// and the offered subprotocols.
+    fn request(
+        &self,
+        fresh: Vec<(HeaderName, HeaderValue)>,
+    ) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, ConnectError> {
+        let mut request = self
+            .config
+            .url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| {
+                ConnectError::Handshake(format!("cannot build the upgrade request: {e}"))
+            })?;
+        let headers = request.headers_mut();
+        for (name, value) in &self.config.headers {
+            if !fresh.iter().any(|(n, _)| n == name) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        for (name, value) in fresh {
+            headers.append(name, value);
+        }
+        if !self.config.subprotocols.is_empty() {
+            let offered = HeaderValue::from_str(&self.config.subprotocols.join(", "))
+                .map_err(|e| ConnectError::Handshake(format!("bad subprotocol list: {e}")))?;
+            headers.insert(SEC_WEBSOCKET_PROTOCOL, offered);
+        }
+        Ok(request)
     }
 }
 
@@ -305,6 +452,19 @@ fn limit_unsent(tcp: &TcpStream) {
     let _ = (tcp, NOTSENT_LOWAT);
 }
 
+/// A TLS failure is a [`ConnectError::Tls`] (final), also when rustls reports it through an
+/// I/O error. With TLS 1.3 a server that refuses the client certificate says so only after
+/// the client's handshake is done: its alert arrives as a read error during the upgrade.
+fn map_tls_error(e: std::io::Error) -> ConnectError {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(tls) => ConnectError::Tls(tls.to_string()),
+        None => ConnectError::Tls(e.to_string()),
+    }
+}
+
 fn map_handshake_error(e: WsError) -> ConnectError {
     match e {
         WsError::Http(response) => ConnectError::HttpStatus {
@@ -315,6 +475,13 @@ fn map_handshake_error(e: WsError) -> ConnectError {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
         },
+        WsError::Io(io)
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()) =>
+        {
+            map_tls_error(io)
+        }
         WsError::Io(io) => ConnectError::Io(io.to_string()),
         WsError::Tls(t) => ConnectError::Tls(t.to_string()),
         // The peer hung up mid-upgrade: a network failure (retryable), not a bad server.

@@ -123,6 +123,37 @@ pub enum ConnectError {
     /// unexpected subprotocol, garbage instead of HTTP, ...).
     #[error("WebSocket handshake failed: {0}")]
     Handshake(String),
+    /// The proxy refused the tunnel or did not speak its protocol. Network errors on the way
+    /// to the proxy are [`ConnectError::Io`] naming it.
+    #[error("proxy {proxy} {detail}")]
+    Proxy {
+        /// The proxy as `host:port`.
+        proxy: String,
+        /// What it answered, for the retry classifier.
+        refusal: ProxyRefusal,
+        /// The answer in words, for example `answered 407 Proxy Authentication Required`.
+        detail: String,
+    },
+    /// The credentials provider ([`crate::ConfigBuilder::credentials_provider`]) failed,
+    /// returned unusable headers, or panicked; the attempt was not made.
+    #[error("credentials provider failed: {0}")]
+    Credentials(String),
+}
+
+/// What a proxy answered when it refused a tunnel ([`ConnectError::Proxy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProxyRefusal {
+    /// HTTP `CONNECT` answered with this non-2xx status (407: proxy authentication required).
+    HttpStatus(u16),
+    /// SOCKS5 answered the connect request with this reply code (RFC 1928 §6).
+    SocksReply(u8),
+    /// SOCKS5: none of the offered authentication methods is acceptable to the proxy.
+    SocksNoAcceptableMethod,
+    /// SOCKS5: the user name and password were refused (RFC 1929).
+    SocksAuthFailed,
+    /// The answer was not the proxy protocol (not HTTP, not SOCKS5, too long).
+    Malformed,
 }
 
 /// Why a link ended (or could not be made). Carried by [`crate::Event::Disconnected`] and

@@ -50,6 +50,8 @@ pub mod log;
 mod meter;
 pub mod options;
 mod outbox;
+mod proxy;
+mod reach;
 mod resume;
 mod retry;
 pub mod runtime;
@@ -65,11 +67,13 @@ pub use config::{
 };
 pub use dispatch::DispatchError;
 pub use error::{
-    CloseError, ConfigError, ConnectError, DeliveryError, Disconnect, SendError, SendFailure,
+    CloseError, ConfigError, ConnectError, DeliveryError, Disconnect, ProxyRefusal, SendError,
+    SendFailure,
 };
 pub use event::{Event, IdRange, Message, MessageId, SessionReset, State, Stats, Text};
 pub use options::{OptionKind, OptionSpec, OptionValue};
 pub use outbox::{DeliveryStatus, Want};
+pub use reach::{ConnectAttempt, ConnectionInfo, Credentials, CredentialsProvider};
 pub use retry::{backoff_ceiling, backoff_delay, default_retry_decision, RetryDecision};
 
 /// A message fails with [`SendFailure::RefusedTooLarge`] once the server has closed this many

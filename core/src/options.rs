@@ -284,6 +284,15 @@ fn opt_d(v: Option<Duration>) -> OptionValue {
     v.map_or(OptionValue::Unset, d)
 }
 
+/// A client certificate or key is read back only as set (redacted) or not.
+fn presence(set: bool) -> OptionValue {
+    if set {
+        OptionValue::Redacted
+    } else {
+        OptionValue::Unset
+    }
+}
+
 const TLS_ROOTS: &[&str] = &["system", "webpki"];
 const OVERFLOW: &[&str] = &["reject", "drop_oldest", "wait"];
 const PROTOCOL: &[&str] = &["raw", "envelope"];
@@ -409,6 +418,34 @@ static TABLE: &[OptionSpec] = &[
         ),
         "DNS",
     ),
+    nullable(
+        default_note(
+            row(
+                "proxy",
+                "connection",
+                K::Text,
+                "tether_config_set_proxy",
+                "`http://[user:password@]host[:port]` (HTTP CONNECT), `socks5://...` (SOCKS5, the \
+                 client resolves the server's name), `socks5h://...` (SOCKS5, the proxy resolves \
+                 it), or `none` for a direct connection; unset, `https_proxy` / `http_proxy` / \
+                 `all_proxy` / `no_proxy` are read as curl does (docs/PROXIES.md). Read back \
+                 without the password",
+                |b, v| {
+                    b.proxy = text("proxy", v)?;
+                    Ok(())
+                },
+                |c| {
+                    OptionValue::Text(
+                        c.proxy
+                            .as_ref()
+                            .map_or_else(|| "none".to_owned(), |p| p.redacted_url()),
+                    )
+                },
+            ),
+            "from the environment",
+        ),
+        "from the environment",
+    ),
     // ----- TLS
     row(
         "tls_roots",
@@ -482,6 +519,68 @@ static TABLE: &[OptionSpec] = &[
         "accept any server certificate: tests only, it removes all protection TLS gives",
         put!(tls_insecure = flag("tls_insecure")),
         |c| OptionValue::Bool(c.tls_insecure),
+    ),
+    nullable(
+        row(
+            "client_cert_file",
+            "TLS",
+            K::Path,
+            "tether_config_set_client_cert_file",
+            "mutual TLS: a PEM file with the client certificate chain (leaf first), presented when \
+             the server asks; needs `client_key_file` or `client_key_pem`",
+            |b, v| {
+                b.client_cert_file = text("client_cert_file", v)?.map(PathBuf::from);
+                Ok(())
+            },
+            |c| presence(c.client_identity.is_some()),
+        ),
+        "none",
+    ),
+    nullable(
+        row(
+            "client_key_file",
+            "TLS",
+            K::Path,
+            "tether_config_set_client_key_file",
+            "mutual TLS: a PEM file with the client certificate's private key (PKCS#8, PKCS#1 RSA \
+             or SEC1 EC), checked against the certificate at build",
+            |b, v| {
+                b.client_key_file = text("client_key_file", v)?.map(PathBuf::from);
+                Ok(())
+            },
+            |c| presence(c.client_identity.is_some()),
+        ),
+        "none",
+    ),
+    nullable(
+        row(
+            "client_cert_pem",
+            "TLS",
+            K::Bytes,
+            "tether_config_set_client_cert_pem",
+            "mutual TLS: the client certificate chain as PEM text (instead of `client_cert_file`)",
+            |b, v| {
+                b.client_cert_pem = bytes("client_cert_pem", v)?;
+                Ok(())
+            },
+            |c| presence(c.client_identity.is_some()),
+        ),
+        "none",
+    ),
+    nullable(
+        row(
+            "client_key_pem",
+            "TLS",
+            K::Bytes,
+            "tether_config_set_client_key_pem",
+            "mutual TLS: the private key as PEM text (instead of `client_key_file`)",
+            |b, v| {
+                b.client_key_pem = bytes("client_key_pem", v)?.map(crate::config::Secret);
+                Ok(())
+            },
+            |c| presence(c.client_identity.is_some()),
+        ),
+        "none",
     ),
     // ----- reconnect
     row(

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::ReconnectPolicy;
-use crate::error::{ConnectError, Disconnect};
+use crate::error::{ConnectError, Disconnect, ProxyRefusal};
 
 /// The classifier's verdict on one disconnect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,8 +31,12 @@ pub enum RetryDecision {
 ///   server that does not speak WebSocket);
 /// * envelope mode: a `reject` marked final and a server that does not speak the protocol:
 ///   stop; a transient `reject` and a handshake timeout: retry;
-/// * network errors, timeouts, resolve failures, heartbeat timeouts, oversized inbound
-///   messages and protocol errors from the server: retry.
+/// * a proxy's refusal: as the same answer from the server (407 stops, 502/503 retry; SOCKS5
+///   refusals of the request or the credentials stop, its network failures retry), and a
+///   proxy that does not speak its protocol stops;
+/// * network errors (to the server or the proxy), timeouts, resolve failures, a failing
+///   credentials provider, heartbeat timeouts, oversized inbound messages and protocol errors
+///   from the server: retry.
 pub fn default_retry_decision(reason: &Disconnect) -> RetryDecision {
     use RetryDecision::{Retry, Stop};
     match reason {
@@ -47,7 +51,11 @@ pub fn default_retry_decision(reason: &Disconnect) -> RetryDecision {
                 _ => Stop,
             },
             ConnectError::Tls(_) | ConnectError::Handshake(_) => Stop,
-            ConnectError::Timeout(_) | ConnectError::Resolve(_) | ConnectError::Io(_) => Retry,
+            ConnectError::Proxy { refusal, .. } => proxy_decision(*refusal),
+            ConnectError::Timeout(_)
+            | ConnectError::Resolve(_)
+            | ConnectError::Io(_)
+            | ConnectError::Credentials(_) => Retry,
         },
         Disconnect::Rejected { is_final, .. } => {
             if *is_final {
@@ -62,6 +70,24 @@ pub fn default_retry_decision(reason: &Disconnect) -> RetryDecision {
         | Disconnect::HeartbeatTimeout(_)
         | Disconnect::InboundTooLarge { .. }
         | Disconnect::ProtocolError { .. } => Retry,
+    }
+}
+
+/// A proxy's refusal, classified like the server's own answers: an HTTP status as on the
+/// upgrade (407, like 401, stops; 502/503/504, an upstream the proxy cannot reach right now,
+/// retry); SOCKS5 "not allowed", "command/address type not supported" and refused credentials
+/// stop, its network failures (general failure, unreachable, refused, TTL) retry; an answer
+/// that is not the proxy protocol stops.
+fn proxy_decision(refusal: ProxyRefusal) -> RetryDecision {
+    use RetryDecision::{Retry, Stop};
+    match refusal {
+        ProxyRefusal::HttpStatus(408 | 429 | 500..=599) => Retry,
+        ProxyRefusal::SocksReply(1 | 3 | 4 | 5 | 6) => Retry,
+        ProxyRefusal::HttpStatus(_)
+        | ProxyRefusal::SocksReply(_)
+        | ProxyRefusal::SocksNoAcceptableMethod
+        | ProxyRefusal::SocksAuthFailed
+        | ProxyRefusal::Malformed => Stop,
     }
 }
 
@@ -185,6 +211,13 @@ mod tests {
             code,
             reason: String::new(),
         };
+        let proxy = |refusal| {
+            Disconnect::ConnectFailed(ConnectError::Proxy {
+                proxy: "p:1".into(),
+                refusal,
+                detail: String::new(),
+            })
+        };
         let http = |status| {
             Disconnect::ConnectFailed(ConnectError::HttpStatus {
                 status,
@@ -225,6 +258,18 @@ mod tests {
             ),
             (Disconnect::ConnectionLost("eof".into()), Retry),
             (Disconnect::HeartbeatTimeout(Duration::from_secs(1)), Retry),
+            (proxy(ProxyRefusal::HttpStatus(407)), Stop),
+            (proxy(ProxyRefusal::HttpStatus(403)), Stop),
+            (proxy(ProxyRefusal::HttpStatus(502)), Retry),
+            (proxy(ProxyRefusal::HttpStatus(503)), Retry),
+            (proxy(ProxyRefusal::SocksReply(2)), Stop),
+            (proxy(ProxyRefusal::SocksReply(5)), Retry),
+            (proxy(ProxyRefusal::SocksAuthFailed), Stop),
+            (proxy(ProxyRefusal::Malformed), Stop),
+            (
+                Disconnect::ConnectFailed(ConnectError::Credentials("down".into())),
+                Retry,
+            ),
         ];
         for (reason, want) in cases {
             assert_eq!(default_retry_decision(&reason), want, "{reason:?}");

@@ -8,6 +8,7 @@ use crate::error::SendFailure;
 use crate::event::{Event, MessageId, State, Stats};
 use crate::event_queue::EventSink;
 use crate::outbox::Outbox;
+use crate::reach::ConnectionInfo;
 
 /// Monotonic counters, updated by the session task, read by anyone.
 #[derive(Default)]
@@ -39,6 +40,8 @@ pub(crate) struct Shared {
     closed_notify: tokio::sync::Notify,
     /// Envelope mode, revision 2: the server epoch of the last welcome.
     server_epoch: Mutex<Option<String>>,
+    /// What the last connection negotiated.
+    connection_info: Mutex<Option<ConnectionInfo>>,
 }
 
 impl Shared {
@@ -52,7 +55,27 @@ impl Shared {
             closed_cv: Condvar::new(),
             closed_notify: tokio::sync::Notify::new(),
             server_epoch: Mutex::new(None),
+            connection_info: Mutex::new(None),
         }
+    }
+
+    /// Record a new connection's negotiated values (before its `Open` state event), numbered
+    /// one after the previous connection.
+    pub(crate) fn set_connection_info(&self, mut info: ConnectionInfo) {
+        let mut slot = self
+            .connection_info
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        info.connection = slot.as_ref().map_or(1, |prev| prev.connection + 1);
+        *slot = Some(info);
+    }
+
+    /// What the last connection negotiated, if one was made.
+    pub(crate) fn connection_info(&self) -> Option<ConnectionInfo> {
+        self.connection_info
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Record the server epoch of the welcome just accepted (once per handshake).

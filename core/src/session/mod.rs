@@ -33,6 +33,7 @@ use crate::error::{Disconnect, SendFailure};
 use crate::event::{Event, IdRange, Message, MessageId, State, Text};
 use crate::heartbeat::Heartbeat;
 use crate::outbox::{Batch, Expiry, Payload};
+use crate::reach::ConnectAttempt;
 use crate::resume::ResumeState;
 use crate::retry::{RetryState, RetryStep};
 use crate::shared::Shared;
@@ -119,21 +120,24 @@ impl Session {
         let policy = self.config.reconnect.clone();
         let mut retry = RetryState::default();
         let mut connected_before = false;
+        let mut attempt = ConnectAttempt::first();
         loop {
             self.shared.set_state(State::Connecting);
             let connected = tokio::select! {
-                result = self.connector.connect() => result,
+                result = self.connector.connect(&attempt) => result,
                 command = self.commands.recv() => return user_close(command),
             };
             let reason = match connected {
                 Err(e) => Disconnect::ConnectFailed(e),
-                Ok((ws, protocol)) => {
+                Ok(connected) => {
+                    let protocol = connected.info.subprotocol.clone();
                     tracing::info!(url = %self.config.url, ?protocol, "connected");
                     if std::mem::replace(&mut connected_before, true) {
                         let reconnects = &self.shared.counters.reconnects;
                         reconnects.fetch_add(1, Ordering::Relaxed);
                     }
-                    match self.serve(ws, &mut retry).await {
+                    self.shared.set_connection_info(connected.info);
+                    match self.serve(connected.ws, connected.token, &mut retry).await {
                         Ok(lost) => lost,
                         Err(end) => return end,
                     }
@@ -141,6 +145,7 @@ impl Session {
             };
             tracing::warn!(%reason, "disconnected");
             let step = retry.next(&policy, &reason, Instant::now());
+            attempt = ConnectAttempt::after(&step, connected_before, &reason);
             self.shared.events.emit(Event::Disconnected {
                 reason,
                 will_reconnect: matches!(step, RetryStep::Retry { .. }),
@@ -166,13 +171,19 @@ impl Session {
     async fn serve(
         &mut self,
         mut ws: Ws,
+        token: Option<String>,
         retry: &mut RetryState,
     ) -> Result<Disconnect, Disconnect> {
         self.shared.set_state(State::Open);
+        let hello = HelloParts {
+            resume: &self.resume,
+            last_server_id: self.last_server_id,
+            token: token.as_deref(),
+        };
         let handshake = match &self.codec {
             None => Ok(None),
             Some(codec) => tokio::select! {
-                result = handshake(codec, &self.config, &self.resume, self.last_server_id, &mut ws) => result.map(Some),
+                result = handshake(codec, &self.config, hello, &mut ws) => result.map(Some),
                 command = self.commands.recv() => return Err(user_close(command)),
             },
         };

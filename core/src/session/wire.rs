@@ -94,15 +94,26 @@ pub(crate) async fn drain(stream: &mut Stream) {
 
 /// Envelope mode: `hello` → `welcome` (or `reject`), within `handshake_timeout`. Returns the
 /// welcome: the highest client message id the server already has, and its epochs.
+/// What `hello` carries besides the session id.
+pub(crate) struct HelloParts<'a> {
+    pub(crate) resume: &'a ResumeState,
+    pub(crate) last_server_id: u64,
+    /// This attempt's token (the credentials provider's, or the configured one).
+    pub(crate) token: Option<&'a str>,
+}
+
 pub(crate) async fn handshake(
     codec: &Codec,
     config: &Config,
-    resume: &ResumeState,
-    last_server_id: u64,
+    hello: HelloParts<'_>,
     ws: &mut Ws,
 ) -> Result<Welcome, Disconnect> {
     let lost = |e: WsError| Disconnect::ConnectionLost(format!("during the handshake: {e}"));
-    let token = config.auth_token.as_ref().map(|t| t.0.as_str());
+    let HelloParts {
+        resume,
+        last_server_id,
+        token,
+    } = hello;
     let exchange = async {
         ws.send(resume.hello(&config.session_id, last_server_id, token))
             .await

@@ -42,7 +42,7 @@ use tokio_tungstenite::tungstenite::Message;
 pub use proxy::{Direction, Fault, Proxy};
 use runtime_thread::RuntimeThread;
 use server::{Command, Ctx, OutKind, Shared};
-pub use tls::{self_signed_identity, TlsIdentity};
+pub use tls::{client_identity, self_signed_identity, TlsIdentity};
 
 /// Default server-side limit on the size of an inbound message (64 MiB).
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
@@ -64,6 +64,12 @@ pub struct PeerOptions {
     /// means [`DEFAULT_MAX_MESSAGE_SIZE`]. A client exceeding it gets a
     /// close frame with code 1009.
     pub max_message_size: Option<usize>,
+    /// With TLS: require a client certificate signed by this CA (PEM); a client without one
+    /// or with another fails the TLS handshake (mutual TLS).
+    pub client_ca: Option<String>,
+    /// Accept each value of this request header once: an upgrade without it, or with a value
+    /// seen before, is refused with 401 (a server that takes a token only once).
+    pub single_use_header: Option<String>,
 }
 
 impl Default for PeerOptions {
@@ -74,6 +80,8 @@ impl Default for PeerOptions {
             echo: true,
             reject_upgrade: None,
             max_message_size: None,
+            client_ca: None,
+            single_use_header: None,
         }
     }
 }
@@ -165,6 +173,7 @@ impl Peer {
         let tls_acceptor = match &opts.tls {
             Some(identity) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(
                 identity,
+                opts.client_ca.as_deref(),
             )?)),
             None => None,
         };
@@ -172,7 +181,9 @@ impl Peer {
         let ws_config = WebSocketConfig::default()
             .max_message_size(Some(limit))
             .max_frame_size(Some(limit));
-        let shared = Arc::new(Shared::new(opts.echo, opts.reject_upgrade));
+        let mut shared = Shared::new(opts.echo, opts.reject_upgrade);
+        shared.single_use_header = opts.single_use_header.map(|h| h.to_ascii_lowercase());
+        let shared = Arc::new(shared);
         let thread_shared = shared.clone();
         let requested_port = opts.port;
         let runtime = RuntimeThread::start(

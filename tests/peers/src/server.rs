@@ -70,6 +70,10 @@ pub(crate) struct Shared {
     /// `true` while the peer is stalled. `watch` so that tasks can await
     /// changes; its sender is usable from any thread without a runtime.
     pub(crate) stall: watch::Sender<bool>,
+    /// [`crate::PeerOptions::single_use_header`], lower case.
+    pub(crate) single_use_header: Option<String>,
+    /// The values of that header seen so far.
+    pub(crate) seen_values: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Shared {
@@ -80,6 +84,8 @@ impl Shared {
             reject: Mutex::new(reject),
             last_request_headers: Mutex::new(Vec::new()),
             stall: watch::Sender::new(false),
+            single_use_header: None,
+            seen_values: Mutex::default(),
         }
     }
 
@@ -462,12 +468,33 @@ where
         if let Some(status) = callback_ctx.shared.reject_status() {
             return Err(rejection(status));
         }
+        if let Some(name) = &callback_ctx.shared.single_use_header {
+            let value = request
+                .headers()
+                .get(name.as_str())
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            let fresh = value.is_some_and(|v| {
+                callback_ctx
+                    .shared
+                    .seen_values
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(v)
+            });
+            if !fresh {
+                return Err(rejection(401));
+            }
+        }
         let conn = callback_ctx.shared.update(|s| {
             s.accepted += 1;
             s.open += 1;
             s.accepted
         });
         callback_slot.store(conn, Ordering::SeqCst);
+        // Which connection this is, for clients that read the 101 answer's headers.
+        response
+            .headers_mut()
+            .insert("x-tether-connection", HeaderValue::from(conn));
         if let Some(out) = callback_ctx.registry().channel_mut(id) {
             *out = Some(callback_out);
         }

@@ -139,6 +139,8 @@ struct State {
     bad_signatures: u64,
     /// (final, reason) for the next hello, set by `reject-next`.
     reject_next: Option<(bool, String)>,
+    /// The token required from now on, set by `token` (replaces `--token`).
+    token: Option<String>,
 }
 
 /// Every TCP connection, upgraded or not, by link id.
@@ -273,8 +275,9 @@ impl Shared {
             refuse(&state, link, Some((fin, &reason)), code, "rejected");
             return None;
         }
-        if let Some(token) = &self.opts.token {
-            if hello["token"].as_str() != Some(token) {
+        let required = state.token.clone().or_else(|| self.opts.token.clone());
+        if let Some(token) = &required {
+            if hello["token"].as_str() != Some(token.as_str()) {
                 refuse(&state, link, Some((true, "bad token")), 1008, "rejected");
                 return None;
             }
@@ -799,6 +802,12 @@ impl Server {
                     return "ERR usage: reject-next final|transient <reason>".into();
                 }
                 self.shared.lock().reject_next = Some((kind == "final", reason.to_owned()));
+            }
+            "token" => {
+                if rest.is_empty() {
+                    return "ERR usage: token <token>".into();
+                }
+                self.shared.lock().token = Some(rest.to_owned());
             }
             "send" => {
                 let (sid, text) = rest.split_once(' ').unwrap_or((rest, ""));
