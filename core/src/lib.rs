@@ -46,6 +46,7 @@ mod error;
 mod event;
 mod event_queue;
 mod heartbeat;
+mod kind;
 pub mod log;
 mod meter;
 pub mod options;
@@ -68,6 +69,7 @@ pub use error::{
     CloseError, ConfigError, ConnectError, DeliveryError, Disconnect, SendError, SendFailure,
 };
 pub use event::{Event, IdRange, Message, MessageId, SessionReset, State, Stats, Text};
+pub use kind::{Classify, ErrorKind};
 pub use options::{OptionKind, OptionSpec, OptionValue};
 pub use outbox::{DeliveryStatus, Want};
 pub use retry::{backoff_ceiling, backoff_delay, default_retry_decision, RetryDecision};

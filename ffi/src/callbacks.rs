@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tether_core::{Disconnect, Event, IdRange, Message, SessionReset, State};
 
-use crate::status::{disconnect_status, send_failure_status, tether_status};
+use tether_core::Classify;
+
+use crate::status::tether_status;
 use crate::util::c_string;
 
 /// Connection states (the values never change; see `tether_state_str`).
@@ -346,7 +348,7 @@ impl Dispatch {
             Event::Acked { id } => self.call(cb.on_acked, |f| unsafe { f(ud, id.0) }),
             Event::SendFailed { id, reason } => self.call(cb.on_send_failed, |f| {
                 let text = c_string(&reason.to_string());
-                unsafe { f(ud, id.0, send_failure_status(&reason), text.as_ptr()) }
+                unsafe { f(ud, id.0, reason.kind().into(), text.as_ptr()) }
             }),
             Event::InboundRejected { reason } => {
                 self.error(tether_status::TETHER_ERR_INBOUND_REJECTED, &reason)
@@ -355,8 +357,8 @@ impl Dispatch {
                 reason,
                 will_reconnect,
             } => {
-                if let Some(status) = disconnect_status(&reason) {
-                    self.error(status, &reason.to_string());
+                if let Some(kind) = reason.error_kind() {
+                    self.error(kind.into(), &reason.to_string());
                 }
                 self.call(cb.on_close, |f| {
                     let text = c_string(&close_reason(&reason));
@@ -394,10 +396,6 @@ impl Dispatch {
 /// The reason text for `on_close` / `on_closed`: the close frame's reason when one was
 /// exchanged, otherwise a description of what happened.
 fn close_reason(d: &Disconnect) -> String {
-    match d {
-        Disconnect::UserClose { reason, .. } | Disconnect::ServerClosed { reason, .. } => {
-            reason.clone()
-        }
-        other => other.to_string(),
-    }
+    d.close_reason()
+        .map_or_else(|| d.to_string(), str::to_owned)
 }

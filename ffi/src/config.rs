@@ -123,28 +123,23 @@ pub(crate) fn lookup(config: *const tether_config) -> Result<Arc<ConfigInner>, t
     CONFIGS.get(config.addr()).ok_or(TETHER_ERR_INVALID_HANDLE)
 }
 
-/// The shared body of the setters: look the config up, run `f`, record a failure.
+/// The shared body of the setters, at the boundary (a panic becomes `TETHER_ERR_PANIC`): look
+/// the config up (so a bad handle is reported before a bad argument), run `f`, record a failure.
 fn update(
     config: *mut tether_config,
     f: impl FnOnce(&mut ConfigState) -> Result<(), Fail>,
 ) -> tether_status {
-    let inner = match lookup(config) {
-        Ok(inner) => inner,
-        Err(status) => return status,
-    };
-    let result = f(&mut lock(&inner.state));
-    match result {
-        Ok(()) => TETHER_OK,
-        Err(fail) => inner.last_error.record(fail),
-    }
-}
-
-/// `update` at the boundary (a panic becomes `TETHER_ERR_PANIC`), for the setters' bodies.
-fn guarded(
-    config: *mut tether_config,
-    f: impl FnOnce(&mut ConfigState) -> Result<(), Fail>,
-) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, { update(config, f) })
+    ffi_boundary!(TETHER_ERR_PANIC, {
+        let inner = match lookup(config) {
+            Ok(inner) => inner,
+            Err(status) => return status,
+        };
+        let result = f(&mut lock(&inner.state));
+        match result {
+            Ok(()) => TETHER_OK,
+            Err(fail) => inner.last_error.record(fail),
+        }
+    })
 }
 
 /// A setter through the option table: `values` (run after the config is looked up, so a bad
@@ -153,7 +148,7 @@ fn set<const N: usize>(
     config: *mut tether_config,
     values: impl FnOnce() -> Result<[(&'static str, OptionValue); N], Fail>,
 ) -> tether_status {
-    guarded(config, |s| {
+    update(config, |s| {
         for (name, value) in values()? {
             s.builder.set(name, value).map_err(|e| Fail::from(&e))?;
         }
@@ -167,15 +162,10 @@ fn with_builder(
     config: *mut tether_config,
     f: impl FnOnce(ConfigBuilder) -> Result<ConfigBuilder, Fail>,
 ) -> tether_status {
-    guarded(config, |s| {
+    update(config, |s| {
         s.builder = f(s.builder.clone())?;
         Ok(())
     })
-}
-
-/// Record `fail` on the config (when it is a valid handle) and return its status.
-fn fail(config: *mut tether_config, fail: Fail) -> tether_status {
-    update(config, |_| Err(fail))
 }
 
 fn dur(millis: u64) -> OptionValue {
@@ -326,20 +316,18 @@ pub extern "C" fn tether_config_set_url(
     config: *mut tether_config,
     url: *const c_char,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        update(config, |s| {
-            // SAFETY: header contract: NULL or a NUL-terminated string live for the call.
-            let url = unsafe { str_arg(url, "url") }.map_err(|f| {
-                if f.status == TETHER_ERR_INVALID_ARGUMENT {
-                    Fail::new(TETHER_ERR_INVALID_URL, f.message)
-                } else {
-                    f
-                }
-            })?;
-            tether_core::parse_ws_url(url).map_err(|e| Fail::from(&e))?;
-            s.url = Some(url.to_owned());
-            Ok(())
-        })
+    update(config, |s| {
+        // SAFETY: header contract: NULL or a NUL-terminated string live for the call.
+        let url = unsafe { str_arg(url, "url") }.map_err(|f| {
+            if f.status == TETHER_ERR_INVALID_ARGUMENT {
+                Fail::new(TETHER_ERR_INVALID_URL, f.message)
+            } else {
+                f
+            }
+        })?;
+        tether_core::parse_ws_url(url).map_err(|e| Fail::from(&e))?;
+        s.url = Some(url.to_owned());
+        Ok(())
     })
 }
 
@@ -357,13 +345,10 @@ pub extern "C" fn tether_config_set_tls_roots(
     config: *mut tether_config,
     roots: c_int,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        let roots = match roots {
-            0 => TlsRoots::System,
-            1 => TlsRoots::WebPki,
-            other => return fail(config, bad_enum("tether_tls_roots", other)),
-        };
-        with_builder(config, |b| Ok(b.tls_roots(roots)))
+    with_builder(config, |b| match roots {
+        0 => Ok(b.tls_roots(TlsRoots::System)),
+        1 => Ok(b.tls_roots(TlsRoots::WebPki)),
+        other => Err(bad_enum("tether_tls_roots", other)),
     })
 }
 
@@ -406,14 +391,11 @@ pub extern "C" fn tether_config_set_overflow_policy(
     policy: c_int,
     wait_timeout_ms: u64,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        let policy = match policy {
-            0 => OverflowPolicy::Reject,
-            1 => OverflowPolicy::Wait(ms(wait_timeout_ms)),
-            2 => OverflowPolicy::DropOldest,
-            other => return fail(config, bad_enum("tether_overflow", other)),
-        };
-        with_builder(config, |b| Ok(b.overflow_policy(policy)))
+    with_builder(config, |b| match policy {
+        0 => Ok(b.overflow_policy(OverflowPolicy::Reject)),
+        1 => Ok(b.overflow_policy(OverflowPolicy::Wait(ms(wait_timeout_ms)))),
+        2 => Ok(b.overflow_policy(OverflowPolicy::DropOldest)),
+        other => Err(bad_enum("tether_overflow", other)),
     })
 }
 
@@ -432,15 +414,13 @@ pub extern "C" fn tether_config_set_dispatch(
     config: *mut tether_config,
     mode: c_int,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        update(config, |s| {
-            s.dispatch = match mode {
-                0 => tether_dispatch::TETHER_DISPATCH_THREAD,
-                1 => tether_dispatch::TETHER_DISPATCH_POLL,
-                other => return Err(bad_enum("tether_dispatch", other)),
-            };
-            Ok(())
-        })
+    update(config, |s| {
+        s.dispatch = match mode {
+            0 => tether_dispatch::TETHER_DISPATCH_THREAD,
+            1 => tether_dispatch::TETHER_DISPATCH_POLL,
+            other => return Err(bad_enum("tether_dispatch", other)),
+        };
+        Ok(())
     })
 }
 
@@ -455,12 +435,9 @@ pub extern "C" fn tether_config_set_dispatch(
 #[no_mangle]
 pub extern "C" fn tether_runtime_set_worker_threads(count: usize) -> tether_status {
     ffi_boundary!(TETHER_ERR_PANIC, {
-        use tether_core::runtime::{set_worker_threads, RuntimeError};
-        match set_worker_threads(count) {
+        match tether_core::runtime::set_worker_threads(count) {
             Ok(()) => TETHER_OK,
-            Err(RuntimeError::InvalidCount(_)) => TETHER_ERR_INVALID_ARGUMENT,
-            Err(RuntimeError::AlreadyStarted(_)) => TETHER_ERR_INVALID_STATE,
-            Err(_) => TETHER_ERR_INTERNAL,
+            Err(e) => tether_core::Classify::kind(&e).into(),
         }
     })
 }
