@@ -1,7 +1,7 @@
 //! The callbacks struct, and turning core events into callback calls (the same code runs on
 //! the dispatcher thread in callback mode and on the polling thread in poll mode).
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -52,16 +52,8 @@ impl From<State> for tether_state {
 #[no_mangle]
 pub extern "C" fn tether_state_str(state: c_int) -> *const c_char {
     ffi_boundary!(c"unknown".as_ptr(), {
-        let name: &CStr = match state {
-            0 => c"connecting",
-            1 => c"open",
-            2 => c"ready",
-            3 => c"closing",
-            4 => c"closed",
-            5 => c"reconnecting",
-            _ => c"unknown",
-        };
-        name.as_ptr()
+        let state = u8::try_from(state).ok().and_then(State::from_repr);
+        state.map_or(c"unknown", State::as_c_str).as_ptr()
     })
 }
 
