@@ -18,6 +18,9 @@ fi
 
 generate() {
     (cd "$ROOT/ffi" && "$CBINDGEN" --quiet --config cbindgen.toml --crate tether-ffi --output "$1")
+    # The option-table setters are made by a macro (table_setters! in ffi/src/config.rs), which
+    # cbindgen does not expand: their declarations and docs come from ffi/examples/c_setters.rs.
+    cargo run --quiet --manifest-path "$ROOT/Cargo.toml" -p tether-ffi --example c_setters >>"$1"
 }
 
 case "${1:-}" in

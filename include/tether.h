@@ -1011,105 +1011,6 @@ enum tether_status tether_config_validate(const struct tether_config *config);
 enum tether_status tether_config_set_url(struct tether_config *config, const char *url);
 
 /**
- * Add an HTTP header to the upgrade request (for example `Authorization`). Name and value
- * are checked when the config is built.
- *
- * Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
- * freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
- * `tether_config_last_error`. The value itself is checked when the config is built
- * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
- */
-enum tether_status tether_config_add_header(struct tether_config *config, const char *name, const char *value);
-
-/**
- * Offer a subprotocol (`Sec-WebSocket-Protocol`); may be called several times.
- *
- * Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
- * freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
- * `tether_config_last_error`. The value itself is checked when the config is built
- * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
- */
-enum tether_status tether_config_add_subprotocol(struct tether_config *config, const char *protocol);
-
-/**
- * Time allowed for TCP connect, TLS and the HTTP upgrade together. Default 10000 ms.
- *
- * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
- * config). The value itself is checked when the config is built (`tether_config_validate`,
- * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
- * `tether_config_last_error`).
- */
-enum tether_status tether_config_set_connect_timeout_ms(struct tether_config *config, uint64_t timeout_ms);
-
-/**
- * Happy Eyeballs (RFC 8305) connection attempt delay, in milliseconds. When the host has
- * several addresses (from DNS or `tether_config_add_resolve`), the first is tried; if it has
- * not connected within this delay the next is started alongside it (a refused address hands
- * over at once), and the first TCP connection to succeed wins. `connect_timeout` still bounds
- * the whole attempt. Default 250 ms.
- *
- * A value set here must be at least 10 ms (the RFC's floor) and below the connect timeout:
- * checked when the config is built (`tether_config_validate`, `tether_client_new`), which then
- * returns `TETHER_ERR_INVALID_CONFIG` naming `happy_eyeballs_delay`. Returns `TETHER_OK`, or
- * `TETHER_ERR_NULL_PARAMETER` / `TETHER_ERR_INVALID_HANDLE` for a bad `config`. Like every
- * config setter: configure a config from one thread at a time.
- *
- * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
- * config). The value itself is checked when the config is built (`tether_config_validate`,
- * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
- * `tether_config_last_error`).
- */
-enum tether_status tether_config_set_happy_eyeballs_delay_ms(struct tether_config *config, uint64_t delay_ms);
-
-/**
- * Connect to `address` for `host` instead of asking DNS (like curl's `--resolve`): pin a
- * name to known addresses, or test address fallback. Call it once per address, in the order
- * to try them (they are then tried the Happy Eyeballs way, see
- * `tether_config_set_happy_eyeballs_delay_ms`); once any is given, DNS is not asked at all.
- *
- * `host` must be the URL's host (compared without case; an IPv6 host with or without
- * brackets). `address` is an IP address (`"10.0.0.7"`, `"::1"`: the URL's port is used) or an
- * IP and port (`"10.0.0.7:8443"`, `"[::1]:8443"`); names are not accepted. The URL's host is
- * still what the upgrade request's `Host` header, the TLS server name and the certificate
- * check use.
- *
- * Both strings are NUL-terminated UTF-8, borrowed for the call only (copied). Returns
- * `TETHER_OK`; `TETHER_ERR_NULL_PARAMETER` if `config`, `host` or `address` is NULL;
- * `TETHER_ERR_INVALID_HANDLE` for a freed config; `TETHER_ERR_INVALID_ARGUMENT` if a string is
- * not UTF-8. The values themselves are checked when the config is built
- * (`tether_config_validate`, `tether_client_new`): another host than the URL's, or an
- * address that is not an IP (with a port other than 0), gives `TETHER_ERR_INVALID_CONFIG`
- * naming `resolve`, the reason in `tether_config_last_error`. Like every config setter:
- * configure a config from one thread at a time.
- *
- * Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
- * freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
- * `tether_config_last_error`. The value itself is checked when the config is built
- * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
- */
-enum tether_status tether_config_add_resolve(struct tether_config *config, const char *host, const char *address);
-
-/**
  * Which CAs `wss://` trusts: `TETHER_TLS_ROOTS_SYSTEM` (default) or `_WEBPKI`.
  *
  * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
@@ -1121,21 +1022,6 @@ enum tether_status tether_config_add_resolve(struct tether_config *config, const
  * the reason in `tether_config_last_error`.
  */
 enum tether_status tether_config_set_tls_roots(struct tether_config *config, int roots);
-
-/**
- * Trust only the CA certificates in this PEM file (read and parsed when the config is built;
- * takes precedence over the other TLS root settings).
- *
- * Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
- * freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
- * `tether_config_last_error`. The value itself is checked when the config is built
- * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
- */
-enum tether_status tether_config_set_tls_ca_file(struct tether_config *config, const char *path);
 
 /**
  * Trust only the CA certificates in this PEM text (`len` bytes, copied).
@@ -1152,122 +1038,6 @@ enum tether_status tether_config_set_tls_ca_file(struct tether_config *config, c
 enum tether_status tether_config_set_tls_ca_pem(struct tether_config *config, const uint8_t *pem, size_t len);
 
 /**
- * Accept any server certificate. For tests only: it removes all protection TLS gives.
- *
- * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
- * config). The value itself is checked when the config is built (`tether_config_validate`,
- * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
- * `tether_config_last_error`).
- */
-enum tether_status tether_config_set_danger_accept_invalid_certs(struct tether_config *config, bool accept);
-
-/**
- * Turn automatic reconnect on (default) or off.
- *
- * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
- * config). The value itself is checked when the config is built (`tether_config_validate`,
- * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
- * `tether_config_last_error`).
- */
-enum tether_status tether_config_set_reconnect_enabled(struct tether_config *config, bool enabled);
-
-/**
- * Backoff: the delay before attempt n is uniform in
- * `[0, min(max_ms, initial_ms * multiplier^(n-1))]`. Defaults 500 ms, 30000 ms, 2.0.
- *
- * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
- * config). The value itself is checked when the config is built (`tether_config_validate`,
- * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
- * `tether_config_last_error`).
- */
-enum tether_status tether_config_set_backoff(struct tether_config *config, uint64_t initial_ms, uint64_t max_ms, double multiplier);
-
-/**
- * Reconnect attempts allowed per outage; 0 (default) means unlimited.
- *
- * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
- * config). The value itself is checked when the config is built (`tether_config_validate`,
- * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
- * `tether_config_last_error`).
- */
-enum tether_status tether_config_set_max_reconnect_attempts(struct tether_config *config, uint32_t attempts);
-
-/**
- * Cap on the time spent retrying in one outage; 0 (default) means unlimited.
- *
- * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
- * config). The value itself is checked when the config is built (`tether_config_validate`,
- * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
- * `tether_config_last_error`).
- */
-enum tether_status tether_config_set_max_retry_duration_ms(struct tether_config *config, uint64_t duration_ms);
-
-/**
- * How long a connection must stay up before the backoff resets. Default 5000 ms.
- *
- * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
- * config). The value itself is checked when the config is built (`tether_config_validate`,
- * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
- * `tether_config_last_error`).
- */
-enum tether_status tether_config_set_min_uptime_ms(struct tether_config *config, uint64_t uptime_ms);
-
-/**
- * Heartbeat: a WebSocket ping every `interval_ms`; if nothing arrives within `timeout_ms`
- * of a ping, the link is dead and is reconnected. `interval_ms` 0 turns it off. Defaults
- * 15000 ms and 10000 ms.
- *
- * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
- * config). The value itself is checked when the config is built (`tether_config_validate`,
- * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
- * `tether_config_last_error`).
- */
-enum tether_status tether_config_set_heartbeat(struct tether_config *config, uint64_t interval_ms, uint64_t timeout_ms);
-
-/**
- * Outbox bounds, in messages and bytes (including the batch being written). Defaults 4096
- * messages and 16 MiB.
- *
- * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
- * config). The value itself is checked when the config is built (`tether_config_validate`,
- * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
- * `tether_config_last_error`).
- */
-enum tether_status tether_config_set_outbox_limits(struct tether_config *config, size_t max_messages, size_t max_bytes);
-
-/**
  * What sends do when the outbox is full: a `tether_overflow` value. `wait_timeout_ms` is
  * used by `TETHER_OVERFLOW_WAIT` only.
  *
@@ -1282,109 +1052,6 @@ enum tether_status tether_config_set_outbox_limits(struct tether_config *config,
 enum tether_status tether_config_set_overflow_policy(struct tether_config *config, int policy, uint64_t wait_timeout_ms);
 
 /**
- * Queue messages while not ready (default: true) or refuse them with
- * `TETHER_ERR_NOT_READY`.
- *
- * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
- * config). The value itself is checked when the config is built (`tether_config_validate`,
- * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
- * `tether_config_last_error`).
- */
-enum tether_status tether_config_set_queue_while_disconnected(struct tether_config *config, bool queue);
-
-/**
- * Largest message a send accepts, in bytes (default 4 MiB, or the outbox byte bound if
- * smaller; must not exceed it).
- *
- * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
- * config). The value itself is checked when the config is built (`tether_config_validate`,
- * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
- * `tether_config_last_error`).
- */
-enum tether_status tether_config_set_max_outbound_message_size(struct tether_config *config, size_t bytes);
-
-/**
- * Largest inbound message and frame, in bytes (default 16 MiB each). A bigger one closes
- * the link with 1009 (`on_error` with `TETHER_ERR_TOO_LARGE`).
- *
- * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
- * config). The value itself is checked when the config is built (`tether_config_validate`,
- * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
- * `tether_config_last_error`).
- */
-enum tether_status tether_config_set_max_inbound_size(struct tether_config *config, size_t message_bytes, size_t frame_bytes);
-
-/**
- * Time `tether_client_close` spends draining the outbox and closing. Default 5000 ms.
- * `tether_client_free` waits at most this plus 2 s.
- *
- * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
- * config). The value itself is checked when the config is built (`tether_config_validate`,
- * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
- * `tether_config_last_error`).
- */
-enum tether_status tether_config_set_close_timeout_ms(struct tether_config *config, uint64_t timeout_ms);
-
-/**
- * Inbound messages buffered for the application before the client stops reading the socket
- * (backpressure). Default 1024.
- *
- * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
- * config). The value itself is checked when the config is built (`tether_config_validate`,
- * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
- * `tether_config_last_error`).
- */
-enum tether_status tether_config_set_event_queue_capacity(struct tether_config *config, size_t capacity);
-
-/**
- * Socket read buffer size in bytes (at least 1024). Default 32 KiB.
- *
- * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
- * config). The value itself is checked when the config is built (`tether_config_validate`,
- * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
- * `tether_config_last_error`).
- */
-enum tether_status tether_config_set_read_buffer_size(struct tether_config *config, size_t bytes);
-
-/**
- * Bytes written per batch before one flush. Default 256 KiB.
- *
- * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
- * config). The value itself is checked when the config is built (`tether_config_validate`,
- * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
- * `tether_config_last_error`).
- */
-enum tether_status tether_config_set_write_batch_bytes(struct tether_config *config, size_t bytes);
-
-/**
  * How callbacks are delivered: a `tether_dispatch` value (default
  * `TETHER_DISPATCH_THREAD`).
  *
@@ -1397,125 +1064,6 @@ enum tether_status tether_config_set_write_batch_bytes(struct tether_config *con
  * the reason in `tether_config_last_error`.
  */
 enum tether_status tether_config_set_dispatch(struct tether_config *config, int mode);
-
-/**
- * Raw WebSocket (`TETHER_PROTOCOL_RAW`, default) or the Tether envelope with acks
- * (`TETHER_PROTOCOL_ENVELOPE`).
- *
- * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
- * config), `TETHER_ERR_INVALID_ARGUMENT` (not a value of the enum; the previous value is kept),
- * the reason in `tether_config_last_error`.
- */
-enum tether_status tether_config_set_protocol(struct tether_config *config, int protocol);
-
-/**
- * Envelope mode: the session id sent in the handshake (1 to 128 printable ASCII characters).
- * Default: random, new per client; stable across reconnects. Reusing it in a new process does
- * not resume the old process's messages (they lived in its memory): the server starts the
- * session over and `on_session_reset` reports `client_state_lost`.
- *
- * Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
- * freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
- * `tether_config_last_error`. The value itself is checked when the config is built
- * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
- */
-enum tether_status tether_config_set_session_id(struct tether_config *config, const char *id);
-
-/**
- * Envelope mode: the token sent in the handshake for the server to check.
- *
- * Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
- * freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
- * `tether_config_last_error`. The value itself is checked when the config is built
- * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
- */
-enum tether_status tether_config_set_auth_token(struct tether_config *config, const char *token);
-
-/**
- * Envelope mode: sign every message with HMAC-SHA256 under this key (`len` bytes, copied),
- * and refuse inbound messages without a valid signature.
- *
- * Ownership: borrows `config`; the `len` bytes at the pointer are borrowed for the call only
- * (copied).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL, or the pointer NULL with a non-zero `len`),
- * `TETHER_ERR_INVALID_HANDLE` (a freed config). The value itself is checked when the config is
- * built (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
- */
-enum tether_status tether_config_set_signing_key(struct tether_config *config, const uint8_t *key, size_t len);
-
-/**
- * Envelope mode: compress payloads of at least `bytes` bytes when that makes them smaller;
- * 0 (default) never compresses.
- *
- * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
- * config). The value itself is checked when the config is built (`tether_config_validate`,
- * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
- * `tether_config_last_error`).
- */
-enum tether_status tether_config_set_compression_threshold(struct tether_config *config, size_t bytes);
-
-/**
- * Envelope mode: wait `timeout_ms` for an ack before writing a message again, and report it
- * failed (`TETHER_ERR_ACK_TIMEOUT`) after `retries` such timeouts. Defaults 10000 ms, 2.
- *
- * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
- * config). The value itself is checked when the config is built (`tether_config_validate`,
- * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
- * `tether_config_last_error`).
- */
-enum tether_status tether_config_set_ack_timeout(struct tether_config *config, uint64_t timeout_ms, uint32_t retries);
-
-/**
- * Envelope mode: time allowed for the application handshake. Default 10000 ms.
- *
- * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
- * config). The value itself is checked when the config is built (`tether_config_validate`,
- * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
- * `tether_config_last_error`).
- */
-enum tether_status tether_config_set_handshake_timeout_ms(struct tether_config *config, uint64_t timeout_ms);
-
-/**
- * Envelope mode: also send app-level pings with each heartbeat (default: on in envelope
- * mode). Turning it on in raw mode is a config error.
- *
- * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
- * config). The value itself is checked when the config is built (`tether_config_validate`,
- * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
- * `tether_config_last_error`).
- */
-enum tether_status tether_config_set_app_ping(struct tether_config *config, bool on);
 
 /**
  * Set the number of worker threads of Tether's internal I/O runtime (1 to 64; default 1),
@@ -1658,3 +1206,511 @@ static inline tether_stats tether_stats_make(void) {
 #endif
 
 #endif  /* TETHER_H_SIZED */
+
+/* The setters of core's option table: generated by ffi/examples/c_setters.rs from the table_setters!
+ * rows of ffi/src/config.rs and core/src/options.rs. Do not edit: run ffi/gen-header.sh. */
+#ifndef TETHER_H_SETTERS
+#define TETHER_H_SETTERS
+
+#ifdef __cplusplus
+extern "C" {
+#endif  // __cplusplus
+
+/**
+ * Sets `headers` (default none): extra HTTP headers on the upgrade request (for example
+ * `Authorization`), checked at build.
+ *
+ * Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
+ * freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
+ * `tether_config_last_error`. The value itself is checked when the config is built
+ * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
+ */
+enum tether_status tether_config_add_header(struct tether_config *config, const char *name, const char *value);
+
+/**
+ * Offer a subprotocol (`Sec-WebSocket-Protocol`); may be called several times.
+ *
+ * Sets `subprotocols` (default none): offered `Sec-WebSocket-Protocol` values (HTTP tokens).
+ *
+ * Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
+ * freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
+ * `tether_config_last_error`. The value itself is checked when the config is built
+ * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
+ */
+enum tether_status tether_config_add_subprotocol(struct tether_config *config, const char *protocol);
+
+/**
+ * Sets `connect_timeout` (default 10000 ms): time allowed for TCP connect, TLS and the HTTP upgrade
+ * together.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
+ */
+enum tether_status tether_config_set_connect_timeout_ms(struct tether_config *config, uint64_t timeout_ms);
+
+/**
+ * Happy Eyeballs (RFC 8305) connection attempt delay, for hosts with several addresses (from DNS or
+ * `tether_config_add_resolve`); the first TCP connection to succeed wins.
+ *
+ * Sets `happy_eyeballs_delay` (default 250 ms): a host with several addresses: how long one address
+ * may try to connect before the next is started alongside it (RFC 8305; at least 10 ms and below
+ * `connect_timeout`); a refused address hands over at once, and a retry starts with the address
+ * that worked last.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
+ */
+enum tether_status tether_config_set_happy_eyeballs_delay_ms(struct tether_config *config, uint64_t delay_ms);
+
+/**
+ * Connect to `address` for `host` instead of asking DNS (like curl's `--resolve`): pin a name to
+ * known addresses, or test address fallback. Call it once per address, in the order to try them
+ * (they are then tried the Happy Eyeballs way, see `tether_config_set_happy_eyeballs_delay_ms`);
+ * once any is given, DNS is not asked at all.
+ *
+ * `host` must be the URL's host (compared without case; an IPv6 host with or without brackets).
+ * `address` is an IP address (`"10.0.0.7"`, `"::1"`: the URL's port is used) or an IP and port
+ * (`"10.0.0.7:8443"`, `"[::1]:8443"`); names are not accepted. The URL's host is still what the
+ * upgrade request's `Host` header, the TLS server name and the certificate check use. Another host
+ * than the URL's, or an address that is not an IP (with a port other than 0), is refused when the
+ * config is built.
+ *
+ * Sets `resolve` (default DNS): connect to these addresses instead of asking DNS, like curl's
+ * `--resolve`: host → IPs, with or without a port; the host must be the URL's, which the upgrade
+ * and TLS still use.
+ *
+ * Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
+ * freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
+ * `tether_config_last_error`. The value itself is checked when the config is built
+ * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
+ */
+enum tether_status tether_config_add_resolve(struct tether_config *config, const char *host, const char *address);
+
+/**
+ * Trust only the CA certificates in this PEM file (read and parsed when the config is built; takes
+ * precedence over the other TLS root settings).
+ *
+ * Sets `ca_file` (default none): trust only the CA certificates in this PEM file (read at build).
+ *
+ * Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
+ * freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
+ * `tether_config_last_error`. The value itself is checked when the config is built
+ * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
+ */
+enum tether_status tether_config_set_tls_ca_file(struct tether_config *config, const char *path);
+
+/**
+ * Sets `tls_insecure` (default `false`): accept any server certificate: tests only, it removes all
+ * protection TLS gives.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
+ */
+enum tether_status tether_config_set_danger_accept_invalid_certs(struct tether_config *config, bool accept);
+
+/**
+ * Sets `reconnect` (default `true`): reconnect automatically.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
+ */
+enum tether_status tether_config_set_reconnect_enabled(struct tether_config *config, bool enabled);
+
+/**
+ * Reconnect backoff.
+ *
+ * Sets:
+ * - `backoff_initial` from `initial_ms` (default 500 ms): bound of the first reconnect delay: the
+ *   delay before attempt n is uniform in [0, min(backoff_max, backoff_initial ×
+ *   backoff_multiplier^(n-1))].
+ * - `backoff_max` from `max_ms` (default 30000 ms): cap on any one reconnect delay.
+ * - `backoff_multiplier` from `multiplier` (default 2.0): growth of the delay bound per attempt (at
+ *   least 1.0).
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
+ */
+enum tether_status tether_config_set_backoff(struct tether_config *config, uint64_t initial_ms, uint64_t max_ms, double multiplier);
+
+/**
+ * Sets `max_reconnect_attempts` (default unlimited): reconnect attempts allowed per outage (0:
+ * unlimited).
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
+ */
+enum tether_status tether_config_set_max_reconnect_attempts(struct tether_config *config, uint32_t attempts);
+
+/**
+ * Sets `max_retry_duration` (default unlimited): cap on the time spent retrying in one outage (0:
+ * unlimited).
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
+ */
+enum tether_status tether_config_set_max_retry_duration_ms(struct tether_config *config, uint64_t duration_ms);
+
+/**
+ * Sets `min_uptime` (default 5000 ms): a link must stay up this long before the attempt counter and
+ * backoff reset.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
+ */
+enum tether_status tether_config_set_min_uptime_ms(struct tether_config *config, uint64_t uptime_ms);
+
+/**
+ * Heartbeat: a WebSocket ping every `interval_ms`; if nothing arrives within `timeout_ms` of a
+ * ping, the link is dead and is reconnected. `interval_ms` 0 turns it off.
+ *
+ * Sets:
+ * - `ping_interval` from `interval_ms` (default 15000 ms): send a WebSocket ping this often; a link
+ *   on which nothing arrives within `ping_interval + ping_timeout` is dead and is reconnected (the
+ *   deadline of a ping queued behind a large message starts once it is in the socket) (0: off).
+ * - `ping_timeout` from `timeout_ms` (default 10000 ms): time allowed for any frame to arrive after
+ *   a ping.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
+ */
+enum tether_status tether_config_set_heartbeat(struct tether_config *config, uint64_t interval_ms, uint64_t timeout_ms);
+
+/**
+ * Outbox bounds, in messages and bytes (including the batch being written).
+ *
+ * Sets:
+ * - `outbox_max_messages` from `max_messages` (default 4096): outbox bound by count (queued plus
+ *   being written).
+ * - `outbox_max_bytes` from `max_bytes` (default 16 MiB): outbox bound by bytes (queued plus being
+ *   written).
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
+ */
+enum tether_status tether_config_set_outbox_limits(struct tether_config *config, size_t max_messages, size_t max_bytes);
+
+/**
+ * Sets `queue_while_disconnected` (default `true`): queue messages while not ready; off: a send is
+ * refused as not ready.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
+ */
+enum tether_status tether_config_set_queue_while_disconnected(struct tether_config *config, bool queue);
+
+/**
+ * Sets `max_message_size` (default 4 MiB, or `outbox_max_bytes` if smaller): largest outbound
+ * message a send accepts, as it goes on the wire (envelope mode: the whole frame); at most
+ * `outbox_max_bytes`.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
+ */
+enum tether_status tether_config_set_max_outbound_message_size(struct tether_config *config, size_t bytes);
+
+/**
+ * Largest inbound message and frame, in bytes. A bigger one closes the link with 1009 (`on_error`
+ * with `TETHER_ERR_TOO_LARGE`).
+ *
+ * Sets:
+ * - `max_inbound_message_size` from `message_bytes` (default 16 MiB): largest inbound message: a
+ *   larger one closes the link with 1009.
+ * - `max_inbound_frame_size` from `frame_bytes` (default 16 MiB): largest inbound frame: a larger
+ *   one closes the link with 1009.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
+ */
+enum tether_status tether_config_set_max_inbound_size(struct tether_config *config, size_t message_bytes, size_t frame_bytes);
+
+/**
+ * Time `tether_client_close` spends draining the outbox and closing. `tether_client_free` waits at
+ * most this plus 2 s.
+ *
+ * Sets `close_timeout` (default 5000 ms): time `close` spends draining the outbox and completing
+ * the closing handshake.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
+ */
+enum tether_status tether_config_set_close_timeout_ms(struct tether_config *config, uint64_t timeout_ms);
+
+/**
+ * Sets `event_queue_capacity` (default 1024): inbound messages waiting for the application before
+ * the client stops reading the socket (backpressure).
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
+ */
+enum tether_status tether_config_set_event_queue_capacity(struct tether_config *config, size_t capacity);
+
+/**
+ * Sets `read_buffer_size` (default 32 KiB): socket read buffer in bytes (at least 1024).
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
+ */
+enum tether_status tether_config_set_read_buffer_size(struct tether_config *config, size_t bytes);
+
+/**
+ * Sets `write_batch_bytes` (default 256 KiB): bytes written per batch before one flush.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
+ */
+enum tether_status tether_config_set_write_batch_bytes(struct tether_config *config, size_t bytes);
+
+/**
+ * Raw WebSocket (`TETHER_PROTOCOL_RAW`, default) or the Tether envelope with acks
+ * (`TETHER_PROTOCOL_ENVELOPE`): a `tether_protocol` value.
+ *
+ * Sets `protocol` (default `raw`): `raw` WebSocket messages to any server, or `envelope`: the
+ * Tether protocol with acks, resend and de-duplication (docs/PROTOCOL.md; the server must speak
+ * it).
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config), `TETHER_ERR_INVALID_ARGUMENT` (not a value of the enum; the previous value is kept), the
+ * reason in `tether_config_last_error`. The value itself is checked when the config is built
+ * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option).
+ */
+enum tether_status tether_config_set_protocol(struct tether_config *config, int protocol);
+
+/**
+ * Sets `session_id` (default random, new per client): envelope mode: the session id sent in `hello`
+ * (1 to 128 printable ASCII characters), stable across reconnects. Reusing it in a new process does
+ * not resume the old one's messages (they lived in its memory): the server starts the session over
+ * and the new client reports a session reset with `client_state_lost`.
+ *
+ * Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
+ * freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
+ * `tether_config_last_error`. The value itself is checked when the config is built
+ * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
+ */
+enum tether_status tether_config_set_session_id(struct tether_config *config, const char *id);
+
+/**
+ * Sets `token` (default none): envelope mode: the token sent in `hello` for the server to check.
+ *
+ * Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
+ * freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
+ * `tether_config_last_error`. The value itself is checked when the config is built
+ * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
+ */
+enum tether_status tether_config_set_auth_token(struct tether_config *config, const char *token);
+
+/**
+ * Sets `signing_key` (default none): envelope mode: HMAC-SHA256 on every message, both ways
+ * (inbound messages without a valid signature are refused).
+ *
+ * Ownership: borrows `config`; the `len` bytes at the pointer are borrowed for the call only
+ * (copied).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL, or the pointer NULL with a non-zero `len`),
+ * `TETHER_ERR_INVALID_HANDLE` (a freed config). The value itself is checked when the config is
+ * built (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
+ */
+enum tether_status tether_config_set_signing_key(struct tether_config *config, const uint8_t *key, size_t len);
+
+/**
+ * Sets `compression_threshold` (default never): envelope mode: compress payloads of at least this
+ * many bytes (raw DEFLATE), when that makes them smaller (0: never).
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
+ */
+enum tether_status tether_config_set_compression_threshold(struct tether_config *config, size_t bytes);
+
+/**
+ * Envelope mode: wait `timeout_ms` for an ack before writing a message again, and report it failed
+ * (`TETHER_ERR_ACK_TIMEOUT`) after `retries` such timeouts.
+ *
+ * Sets:
+ * - `ack_timeout` from `timeout_ms` (default 10000 ms): envelope mode: time to wait for an ack
+ *   before writing a message again.
+ * - `ack_retries` from `retries` (default 2): envelope mode: ack timeouts a message may have before
+ *   it fails.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
+ */
+enum tether_status tether_config_set_ack_timeout(struct tether_config *config, uint64_t timeout_ms, uint32_t retries);
+
+/**
+ * Sets `handshake_timeout` (default 10000 ms): envelope mode: time allowed for `hello` →
+ * `welcome`.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
+ */
+enum tether_status tether_config_set_handshake_timeout_ms(struct tether_config *config, uint64_t timeout_ms);
+
+/**
+ * Sets `app_ping` (default on in envelope mode): envelope mode: also send app-level pings with each
+ * heartbeat (for the app RTT); turning it on in raw mode is an error.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
+ */
+enum tether_status tether_config_set_app_ping(struct tether_config *config, bool on);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
+
+#endif  /* TETHER_H_SETTERS */

@@ -80,13 +80,17 @@ pub fn stale() -> Vec<&'static str> {
         .collect()
 }
 
+/// Which binding's conventions a text follows.
 #[derive(Clone, Copy, PartialEq)]
-enum Binding {
+pub enum Binding {
+    /// Python: seconds, `None`.
     Python,
+    /// C: milliseconds, 0 for unset.
     C,
 }
 
-fn defaults() -> Config {
+/// The default config (for the defaults column).
+pub fn defaults() -> Config {
     match Config::builder("ws://127.0.0.1:1/").build() {
         Ok(c) => c,
         Err(e) => panic!("the default config must build: {e}"),
@@ -114,7 +118,8 @@ fn duration(d: Duration, b: Binding) -> String {
     }
 }
 
-fn default_text(spec: &OptionSpec, config: &Config, b: Binding) -> String {
+/// An option's default as the documentation states it (shared with ffi/examples/c_setters.rs).
+pub fn default_text(spec: &OptionSpec, config: &Config, b: Binding) -> String {
     if !spec.default_note.is_empty() {
         return spec.default_note.to_owned();
     }
@@ -137,7 +142,8 @@ fn default_text(spec: &OptionSpec, config: &Config, b: Binding) -> String {
     }
 }
 
-fn meaning(spec: &OptionSpec, b: Binding) -> String {
+/// An option's meaning: its doc, and what unset means in binding `b`.
+pub fn meaning(spec: &OptionSpec, b: Binding) -> String {
     let mut text = spec.doc.to_owned();
     if spec.nullable && spec.unset != "none" {
         let unset = match (b, spec.kind) {

@@ -265,6 +265,17 @@ impl Disconnect {
             | Disconnect::HandshakeTimeout(_) => 1006,
         }
     }
+
+    /// The reason text of the close frame that ended the link (the application's or the
+    /// server's), None when it ended without one.
+    pub fn close_reason(&self) -> Option<&str> {
+        match self {
+            Disconnect::UserClose { reason, .. } | Disconnect::ServerClosed { reason, .. } => {
+                Some(reason)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Why a message accepted by `send_*` will never be delivered. Each accepted message gets at

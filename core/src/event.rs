@@ -99,15 +99,26 @@ impl State {
         }
     }
 
+    /// The state with this number (its `repr(u8)` value, which C's `tether_state` shares), if
+    /// there is one.
+    pub fn from_repr(v: u8) -> Option<State> {
+        (v <= State::Reconnecting as u8).then(|| State::from_u8(v))
+    }
+
     /// The state's name, as used in logs and by the C and Python layers.
     pub fn as_str(self) -> &'static str {
+        self.as_c_str().to_str().unwrap_or_default()
+    }
+
+    /// The state's name as a static NUL-terminated string (what C's `tether_state_str` returns).
+    pub fn as_c_str(self) -> &'static std::ffi::CStr {
         match self {
-            State::Connecting => "connecting",
-            State::Open => "open",
-            State::Ready => "ready",
-            State::Closing => "closing",
-            State::Closed => "closed",
-            State::Reconnecting => "reconnecting",
+            State::Connecting => c"connecting",
+            State::Open => c"open",
+            State::Ready => c"ready",
+            State::Closing => c"closing",
+            State::Closed => c"closed",
+            State::Reconnecting => c"reconnecting",
         }
     }
 }
@@ -309,4 +320,20 @@ pub struct Stats {
     pub last_rtt: Option<Duration>,
     /// Envelope mode: round-trip time of the last answered app-level ping.
     pub last_app_rtt: Option<Duration>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_through_their_numbers_and_names() {
+        for v in 0..=5u8 {
+            let state = State::from_repr(v).expect("a state");
+            assert_eq!(state as u8, v);
+            assert_eq!(state.as_str().as_bytes(), state.as_c_str().to_bytes());
+        }
+        assert_eq!(State::from_repr(6), None);
+        assert_eq!(State::Reconnecting.as_str(), "reconnecting");
+    }
 }

@@ -46,6 +46,7 @@ mod error;
 mod event;
 mod event_queue;
 mod heartbeat;
+mod kind;
 pub mod log;
 mod meter;
 pub mod options;
@@ -71,6 +72,7 @@ pub use error::{
     SendFailure,
 };
 pub use event::{Event, IdRange, Message, MessageId, SessionReset, State, Stats, Text};
+pub use kind::{Classify, ErrorKind};
 pub use options::{OptionKind, OptionSpec, OptionValue};
 pub use outbox::{DeliveryStatus, Want};
 pub use reach::{ConnectAttempt, ConnectionInfo, Credentials, CredentialsProvider};

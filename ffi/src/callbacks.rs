@@ -1,13 +1,15 @@
 //! The callbacks struct, and turning core events into callback calls (the same code runs on
 //! the dispatcher thread in callback mode and on the polling thread in poll mode).
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tether_core::{Disconnect, Event, IdRange, Message, SessionReset, State};
 
-use crate::status::{disconnect_status, send_failure_status, tether_status};
+use tether_core::Classify;
+
+use crate::status::tether_status;
 use crate::util::c_string;
 
 /// Connection states (the values never change; see `tether_state_str`).
@@ -50,16 +52,8 @@ impl From<State> for tether_state {
 #[no_mangle]
 pub extern "C" fn tether_state_str(state: c_int) -> *const c_char {
     ffi_boundary!(c"unknown".as_ptr(), {
-        let name: &CStr = match state {
-            0 => c"connecting",
-            1 => c"open",
-            2 => c"ready",
-            3 => c"closing",
-            4 => c"closed",
-            5 => c"reconnecting",
-            _ => c"unknown",
-        };
-        name.as_ptr()
+        let state = u8::try_from(state).ok().and_then(State::from_repr);
+        state.map_or(c"unknown", State::as_c_str).as_ptr()
     })
 }
 
@@ -346,7 +340,7 @@ impl Dispatch {
             Event::Acked { id } => self.call(cb.on_acked, |f| unsafe { f(ud, id.0) }),
             Event::SendFailed { id, reason } => self.call(cb.on_send_failed, |f| {
                 let text = c_string(&reason.to_string());
-                unsafe { f(ud, id.0, send_failure_status(&reason), text.as_ptr()) }
+                unsafe { f(ud, id.0, reason.kind().into(), text.as_ptr()) }
             }),
             Event::InboundRejected { reason } => {
                 self.error(tether_status::TETHER_ERR_INBOUND_REJECTED, &reason)
@@ -355,8 +349,8 @@ impl Dispatch {
                 reason,
                 will_reconnect,
             } => {
-                if let Some(status) = disconnect_status(&reason) {
-                    self.error(status, &reason.to_string());
+                if let Some(kind) = reason.error_kind() {
+                    self.error(kind.into(), &reason.to_string());
                 }
                 self.call(cb.on_close, |f| {
                     let text = c_string(&close_reason(&reason));
@@ -394,10 +388,6 @@ impl Dispatch {
 /// The reason text for `on_close` / `on_closed`: the close frame's reason when one was
 /// exchanged, otherwise a description of what happened.
 fn close_reason(d: &Disconnect) -> String {
-    match d {
-        Disconnect::UserClose { reason, .. } | Disconnect::ServerClosed { reason, .. } => {
-            reason.clone()
-        }
-        other => other.to_string(),
-    }
+    d.close_reason()
+        .map_or_else(|| d.to_string(), str::to_owned)
 }

@@ -137,23 +137,26 @@ fn lookup(client: *const tether_client) -> Result<Arc<ClientInner>, tether_statu
 /// The frame of most exports: look the client up (a NULL or stale handle returns its status
 /// at once: there is no client to record a message on), run `body`, then either pass its
 /// value to `on_ok` (which writes the outputs) and return `TETHER_OK`, or record the failure
-/// as the client's last error and return its status.
+/// as the client's last error and return its status. A panic becomes `TETHER_ERR_PANIC` (the
+/// export's boundary).
 fn call<T>(
     client: *const tether_client,
     body: impl FnOnce(&ClientInner) -> Result<T, Fail>,
     on_ok: impl FnOnce(T),
 ) -> tether_status {
-    let inner = match lookup(client) {
-        Ok(inner) => inner,
-        Err(status) => return status,
-    };
-    match body(&inner) {
-        Ok(value) => {
-            on_ok(value);
-            TETHER_OK
+    ffi_boundary!(TETHER_ERR_PANIC, {
+        let inner = match lookup(client) {
+            Ok(inner) => inner,
+            Err(status) => return status,
+        };
+        match body(&inner) {
+            Ok(value) => {
+                on_ok(value);
+                TETHER_OK
+            }
+            Err(fail) => inner.last_error.record(fail),
         }
-        Err(fail) => inner.last_error.record(fail),
-    }
+    })
 }
 
 /// Create a client and start connecting in the background (this call does not block on the
@@ -189,71 +192,76 @@ pub extern "C" fn tether_client_new(
             Ok(cfg) => cfg,
             Err(status) => return status,
         };
-        if callbacks.is_null() || client_out.is_null() {
-            return cfg.last_error.record(Fail::new(
-                TETHER_ERR_NULL_PARAMETER,
-                "tether_client_new: callbacks and client_out must not be NULL",
-            ));
-        }
-        // SAFETY: non-NULL (checked), and the caller promises it points to a valid
-        // `tether_callbacks` of its `struct_size` for the call; it is plain data (function
-        // pointers), copied here.
-        let callbacks = match unsafe { sized::read_callbacks(callbacks) } {
-            Ok(callbacks) => callbacks,
-            Err(fail) => return cfg.last_error.record(fail),
-        };
-        let built = match cfg.build() {
-            Ok(built) => built,
-            Err(fail) => return cfg.last_error.record(fail),
-        };
-        let dispatch = Arc::new(Dispatch::new(callbacks, user_data, user_data_free));
-        let poll_mode = built.dispatch == tether_dispatch::TETHER_DISPATCH_POLL;
-        let inner = Arc::new(ClientInner {
-            client: RwLock::new(None),
-            dispatch: dispatch.clone(),
-            poll_mode,
-            max_outbound: built.config.max_outbound_message_size(),
-            last_error: LastError::default(),
-        });
-        let Some(token) = CLIENTS.insert(inner.clone()) else {
-            return cfg
-                .last_error
-                .record(Fail::new(TETHER_ERR_INTERNAL, "too many live clients"));
-        };
-        let delivery = if poll_mode {
-            EventDelivery::Poll
-        } else {
-            let d = dispatch.clone();
-            EventDelivery::callback(move |event| d.deliver(event))
-        };
-        // The core runs no callback before `connect` returns; the handle must be in
-        // `*client_out` by then, and calls made from a callback must find the core client:
-        // write the handle first (restored on failure, so outputs change only on success)
-        // and hold the slot's write lock until the client is in it.
-        // SAFETY: non-NULL (checked); the caller promises it is writable, hence readable as
-        // memory (read as MaybeUninit: it may be uninitialised).
-        let previous = unsafe { client_out.cast::<MaybeUninit<*mut tether_client>>().read() };
-        // SAFETY: as above.
-        unsafe { client_out.write(std::ptr::without_provenance_mut(token)) };
-        let mut slot = inner.client.write().unwrap_or_else(PoisonError::into_inner);
-        match Client::connect(built.config, delivery) {
-            Ok(client) => {
-                *slot = Some(Arc::new(client));
-                TETHER_OK
-            }
-            Err(e) => {
-                drop(slot);
-                drop(CLIENTS.remove(token));
-                // SAFETY: as above; puts back what was there.
-                unsafe {
-                    client_out
-                        .cast::<MaybeUninit<*mut tether_client>>()
-                        .write(previous)
-                };
-                cfg.last_error.record(Fail::from(&e))
-            }
+        let out = client_out.cast::<MaybeUninit<*mut tether_client>>();
+        let user_data = (user_data, user_data_free);
+        // SAFETY: the header contract for `callbacks` and `client_out` (NULL is checked).
+        match unsafe { new_client(&cfg, callbacks, user_data, out) } {
+            Ok(()) => TETHER_OK,
+            Err(fail) => cfg.last_error.record(fail),
         }
     })
+}
+
+/// The body of `tether_client_new` once the config is found (its failures are recorded on the
+/// config).
+///
+/// # Safety
+/// `callbacks` is NULL or a valid `tether_callbacks` of its `struct_size`; `out` is NULL or
+/// writable (so readable as memory; it may be uninitialised).
+unsafe fn new_client(
+    cfg: &config::ConfigInner,
+    callbacks: *const tether_callbacks,
+    (user_data, user_data_free): (*mut c_void, tether_user_data_free),
+    out: *mut MaybeUninit<*mut tether_client>,
+) -> Result<(), Fail> {
+    if callbacks.is_null() || out.is_null() {
+        return Err(Fail::new(
+            TETHER_ERR_NULL_PARAMETER,
+            "tether_client_new: callbacks and client_out must not be NULL",
+        ));
+    }
+    // SAFETY: non-NULL (checked), and valid for its `struct_size` by this function's contract;
+    // it is plain data (function pointers), copied here.
+    let callbacks = unsafe { sized::read_callbacks(callbacks) }?;
+    let built = cfg.build()?;
+    let dispatch = Arc::new(Dispatch::new(callbacks, user_data, user_data_free));
+    let poll_mode = built.dispatch == tether_dispatch::TETHER_DISPATCH_POLL;
+    let inner = Arc::new(ClientInner {
+        client: RwLock::new(None),
+        dispatch: dispatch.clone(),
+        poll_mode,
+        max_outbound: built.config.max_outbound_message_size(),
+        last_error: LastError::default(),
+    });
+    let token = CLIENTS.insert(inner.clone());
+    let token = token.ok_or_else(|| Fail::new(TETHER_ERR_INTERNAL, "too many live clients"))?;
+    let delivery = if poll_mode {
+        EventDelivery::Poll
+    } else {
+        EventDelivery::callback(move |event| dispatch.deliver(event))
+    };
+    // The core runs no callback before `connect` returns; the handle must be in `*client_out`
+    // by then, and calls made from a callback must find the core client: write the handle
+    // first (restored on failure, so outputs change only on success) and hold the slot's write
+    // lock until the client is in it.
+    // SAFETY: non-NULL (checked) and writable, so readable, by this function's contract.
+    let previous = unsafe { out.read() };
+    // SAFETY: as above.
+    unsafe { out.write(MaybeUninit::new(std::ptr::without_provenance_mut(token))) };
+    let mut slot = inner.client.write().unwrap_or_else(PoisonError::into_inner);
+    match Client::connect(built.config, delivery) {
+        Ok(client) => {
+            *slot = Some(Arc::new(client));
+            Ok(())
+        }
+        Err(e) => {
+            drop(slot);
+            drop(CLIENTS.remove(token));
+            // SAFETY: as above; puts back what was there.
+            unsafe { out.write(previous) };
+            Err(Fail::from(&e))
+        }
+    }
 }
 
 /// Close the client and release it. NULL and already-freed handles are ignored.
@@ -334,25 +342,23 @@ pub extern "C" fn tether_client_send_text(
     len: usize,
     id_out: *mut u64,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        call(
-            client,
-            |inner| {
-                check_buffer(text.cast(), len, inner.max_outbound)?;
-                // SAFETY: header contract: `len` readable bytes at `text` for the call.
-                let bytes = unsafe { bytes_arg(text.cast(), len, "text") }?;
-                let text = std::str::from_utf8(bytes).map_err(|e| {
-                    Fail::new(
-                        TETHER_ERR_INVALID_ARGUMENT,
-                        format!("text is not valid UTF-8: {e}"),
-                    )
-                })?;
-                inner.try_core(|c| c.send_text(text.to_owned()))
-            },
-            // SAFETY: header contract: `id_out` is NULL or writable.
-            |id| unsafe { write_opt(id_out, id.0) },
-        )
-    })
+    call(
+        client,
+        |inner| {
+            check_buffer(text.cast(), len, inner.max_outbound)?;
+            // SAFETY: header contract: `len` readable bytes at `text` for the call.
+            let bytes = unsafe { bytes_arg(text.cast(), len, "text") }?;
+            let text = std::str::from_utf8(bytes).map_err(|e| {
+                Fail::new(
+                    TETHER_ERR_INVALID_ARGUMENT,
+                    format!("text is not valid UTF-8: {e}"),
+                )
+            })?;
+            inner.try_core(|c| c.send_text(text.to_owned()))
+        },
+        // SAFETY: header contract: `id_out` is NULL or writable.
+        |id| unsafe { write_opt(id_out, id.0) },
+    )
 }
 
 /// Queue a binary message of `len` bytes at `data` (may be NULL when `len` is 0). Same
@@ -374,19 +380,17 @@ pub extern "C" fn tether_client_send_binary(
     len: usize,
     id_out: *mut u64,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        call(
-            client,
-            |inner| {
-                check_buffer(data, len, inner.max_outbound)?;
-                // SAFETY: header contract: `len` readable bytes at `data` for the call.
-                let bytes = unsafe { bytes_arg(data, len, "data") }?;
-                inner.try_core(|c| c.send_binary(bytes.to_vec()))
-            },
-            // SAFETY: header contract: `id_out` is NULL or writable.
-            |id| unsafe { write_opt(id_out, id.0) },
-        )
-    })
+    call(
+        client,
+        |inner| {
+            check_buffer(data, len, inner.max_outbound)?;
+            // SAFETY: header contract: `len` readable bytes at `data` for the call.
+            let bytes = unsafe { bytes_arg(data, len, "data") }?;
+            inner.try_core(|c| c.send_binary(bytes.to_vec()))
+        },
+        // SAFETY: header contract: `id_out` is NULL or writable.
+        |id| unsafe { write_opt(id_out, id.0) },
+    )
 }
 
 /// Releases a buffer handed over with `tether_client_send_binary_owned`: called with the
@@ -445,28 +449,26 @@ pub extern "C" fn tether_client_send_binary_owned(
     free_ctx: *mut c_void,
     id_out: *mut u64,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        // First, before anything that can fail or panic: from here on every way out drops
-        // `buffer` (or the `Bytes` made of it) exactly once, and its Drop calls `free_fn`.
-        // A panic unwinds through the closure that owns it, so `_PANIC` releases it too.
-        let buffer = OwnedBuffer {
-            data,
-            len,
-            free_fn,
-            free_ctx,
-        };
-        call(
-            client,
-            move |inner| {
-                check_buffer(buffer.data, buffer.len, inner.max_outbound)?;
-                // No copy: the Bytes points into the caller's buffer and owns `buffer`.
-                let bytes = Bytes::from_owner(buffer);
-                inner.try_core(|c| c.send_binary(bytes))
-            },
-            // SAFETY: header contract: `id_out` is NULL or writable.
-            |id| unsafe { write_opt(id_out, id.0) },
-        )
-    })
+    // First, before anything that can fail or panic: from here on every way out drops
+    // `buffer` (or the `Bytes` made of it) exactly once, and its Drop calls `free_fn`.
+    // A panic in `call` unwinds through the closure that owns it, so `_PANIC` releases it too.
+    let buffer = OwnedBuffer {
+        data,
+        len,
+        free_fn,
+        free_ctx,
+    };
+    call(
+        client,
+        move |inner| {
+            check_buffer(buffer.data, buffer.len, inner.max_outbound)?;
+            // No copy: the Bytes points into the caller's buffer and owns `buffer`.
+            let bytes = Bytes::from_owner(buffer);
+            inner.try_core(|c| c.send_binary(bytes))
+        },
+        // SAFETY: header contract: `id_out` is NULL or writable.
+        |id| unsafe { write_opt(id_out, id.0) },
+    )
 }
 
 /// A C buffer handed over by `tether_client_send_binary_owned`, released by its Drop.
@@ -549,21 +551,19 @@ pub extern "C" fn tether_client_close(
     code: u16,
     reason: *const c_char,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        call(
-            client,
-            |inner| {
-                let reason = if reason.is_null() {
-                    ""
-                } else {
-                    // SAFETY: header contract: a NUL-terminated string live for the call.
-                    unsafe { str_arg(reason, "reason") }?
-                };
-                inner.try_core(|c| c.close(code, reason))
-            },
-            |()| {},
-        )
-    })
+    call(
+        client,
+        |inner| {
+            let reason = if reason.is_null() {
+                ""
+            } else {
+                // SAFETY: header contract: a NUL-terminated string live for the call.
+                unsafe { str_arg(reason, "reason") }?
+            };
+            inner.try_core(|c| c.close(code, reason))
+        },
+        |()| {},
+    )
 }
 
 /// The current state.
@@ -596,41 +596,39 @@ pub extern "C" fn tether_client_stats(
     client: *const tether_client,
     stats_out: *mut tether_stats,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        call(
-            client,
-            |inner| {
-                required(stats_out, "stats_out")?;
-                // SAFETY: non-NULL (checked); the caller promises a valid `tether_stats`.
-                let size = unsafe { sized::stats_size(stats_out) }?;
-                inner.with_core(|c| (size, c.stats()))
-            },
-            |(size, s)| {
-                let out = tether_stats {
-                    struct_size: size,
-                    messages_sent: s.messages_sent,
-                    bytes_sent: s.bytes_sent,
-                    messages_received: s.messages_received,
-                    bytes_received: s.bytes_received,
-                    reconnects: s.reconnects,
-                    send_failures: s.send_failures,
-                    messages_acked: s.messages_acked,
-                    messages_resent: s.messages_resent,
-                    duplicates_dropped: s.duplicates_dropped,
-                    inbound_rejected: s.inbound_rejected,
-                    awaiting_ack: s.awaiting_ack,
-                    outbox_messages: s.outbox_messages,
-                    outbox_bytes: s.outbox_bytes,
-                    outbox_high_water_messages: s.outbox_high_water_messages,
-                    outbox_high_water_bytes: s.outbox_high_water_bytes,
-                    last_rtt_us: s.last_rtt.map_or(0, |d| to_us(d).max(1)),
-                    last_app_rtt_us: s.last_app_rtt.map_or(0, |d| to_us(d).max(1)),
-                };
-                // SAFETY: non-NULL (checked); the caller promises `struct_size` writable bytes.
-                unsafe { sized::write_stats(stats_out, out, size) }
-            },
-        )
-    })
+    call(
+        client,
+        |inner| {
+            required(stats_out, "stats_out")?;
+            // SAFETY: non-NULL (checked); the caller promises a valid `tether_stats`.
+            let size = unsafe { sized::stats_size(stats_out) }?;
+            inner.with_core(|c| (size, c.stats()))
+        },
+        |(size, s)| {
+            let out = tether_stats {
+                struct_size: size,
+                messages_sent: s.messages_sent,
+                bytes_sent: s.bytes_sent,
+                messages_received: s.messages_received,
+                bytes_received: s.bytes_received,
+                reconnects: s.reconnects,
+                send_failures: s.send_failures,
+                messages_acked: s.messages_acked,
+                messages_resent: s.messages_resent,
+                duplicates_dropped: s.duplicates_dropped,
+                inbound_rejected: s.inbound_rejected,
+                awaiting_ack: s.awaiting_ack,
+                outbox_messages: s.outbox_messages,
+                outbox_bytes: s.outbox_bytes,
+                outbox_high_water_messages: s.outbox_high_water_messages,
+                outbox_high_water_bytes: s.outbox_high_water_bytes,
+                last_rtt_us: s.last_rtt.map_or(0, |d| to_us(d).max(1)),
+                last_app_rtt_us: s.last_app_rtt.map_or(0, |d| to_us(d).max(1)),
+            };
+            // SAFETY: non-NULL (checked); the caller promises `struct_size` writable bytes.
+            unsafe { sized::write_stats(stats_out, out, size) }
+        },
+    )
 }
 
 /// Copy the message of the last failed call on this client into `buf` (`len` bytes) as a
@@ -780,22 +778,20 @@ pub extern "C" fn tether_client_wait_closed(
     client: *const tether_client,
     timeout_ms: u64,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        call(
-            client,
-            |inner| {
-                if inner.with_core(|c| c.wait_closed(ms(timeout_ms)))? {
-                    Ok(())
-                } else {
-                    Err(Fail::new(
-                        TETHER_ERR_TIMEOUT,
-                        "the client did not close within the timeout",
-                    ))
-                }
-            },
-            |()| {},
-        )
-    })
+    call(
+        client,
+        |inner| {
+            if inner.with_core(|c| c.wait_closed(ms(timeout_ms)))? {
+                Ok(())
+            } else {
+                Err(Fail::new(
+                    TETHER_ERR_TIMEOUT,
+                    "the client did not close within the timeout",
+                ))
+            }
+        },
+        |()| {},
+    )
 }
 
 /// Envelope mode: block until the server acknowledges message `id` (`TETHER_OK`), the
@@ -817,13 +813,11 @@ pub extern "C" fn tether_client_wait_acked(
     id: u64,
     timeout_ms: u64,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        call(
-            client,
-            |inner| inner.try_core(|c| c.wait_acked(MessageId(id), ms(timeout_ms))),
-            |()| {},
-        )
-    })
+    call(
+        client,
+        |inner| inner.try_core(|c| c.wait_acked(MessageId(id), ms(timeout_ms))),
+        |()| {},
+    )
 }
 
 /// Where message `id` stands now, written to `*delivery_out` (a `tether_delivery`). Never
@@ -839,26 +833,24 @@ pub extern "C" fn tether_client_delivery_status(
     id: u64,
     delivery_out: *mut tether_delivery,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        call(
-            client,
-            |inner| {
-                required(delivery_out, "delivery_out")?;
-                inner.with_core(|c| match c.delivery_status(MessageId(id)) {
-                    DeliveryStatus::Unknown => tether_delivery::TETHER_DELIVERY_UNKNOWN,
-                    DeliveryStatus::Queued => tether_delivery::TETHER_DELIVERY_QUEUED,
-                    DeliveryStatus::Written => tether_delivery::TETHER_DELIVERY_WRITTEN,
-                    DeliveryStatus::Acked => tether_delivery::TETHER_DELIVERY_ACKED,
-                    DeliveryStatus::Failed(_) => tether_delivery::TETHER_DELIVERY_FAILED,
-                    // Should core learn a new status, report it as unknown rather than break.
-                    #[allow(unreachable_patterns)]
-                    _ => tether_delivery::TETHER_DELIVERY_UNKNOWN,
-                })
-            },
-            // SAFETY: non-NULL (checked); the caller promises it is writable.
-            |d| unsafe { delivery_out.write(d) },
-        )
-    })
+    call(
+        client,
+        |inner| {
+            required(delivery_out, "delivery_out")?;
+            inner.with_core(|c| match c.delivery_status(MessageId(id)) {
+                DeliveryStatus::Unknown => tether_delivery::TETHER_DELIVERY_UNKNOWN,
+                DeliveryStatus::Queued => tether_delivery::TETHER_DELIVERY_QUEUED,
+                DeliveryStatus::Written => tether_delivery::TETHER_DELIVERY_WRITTEN,
+                DeliveryStatus::Acked => tether_delivery::TETHER_DELIVERY_ACKED,
+                DeliveryStatus::Failed(_) => tether_delivery::TETHER_DELIVERY_FAILED,
+                // Should core learn a new status, report it as unknown rather than break.
+                #[allow(unreachable_patterns)]
+                _ => tether_delivery::TETHER_DELIVERY_UNKNOWN,
+            })
+        },
+        // SAFETY: non-NULL (checked); the caller promises it is writable.
+        |d| unsafe { delivery_out.write(d) },
+    )
 }
 
 #[cfg(test)]

@@ -123,28 +123,23 @@ pub(crate) fn lookup(config: *const tether_config) -> Result<Arc<ConfigInner>, t
     CONFIGS.get(config.addr()).ok_or(TETHER_ERR_INVALID_HANDLE)
 }
 
-/// The shared body of the setters: look the config up, run `f`, record a failure.
+/// The shared body of the setters, at the boundary (a panic becomes `TETHER_ERR_PANIC`): look
+/// the config up (so a bad handle is reported before a bad argument), run `f`, record a failure.
 fn update(
     config: *mut tether_config,
     f: impl FnOnce(&mut ConfigState) -> Result<(), Fail>,
 ) -> tether_status {
-    let inner = match lookup(config) {
-        Ok(inner) => inner,
-        Err(status) => return status,
-    };
-    let result = f(&mut lock(&inner.state));
-    match result {
-        Ok(()) => TETHER_OK,
-        Err(fail) => inner.last_error.record(fail),
-    }
-}
-
-/// `update` at the boundary (a panic becomes `TETHER_ERR_PANIC`), for the setters' bodies.
-fn guarded(
-    config: *mut tether_config,
-    f: impl FnOnce(&mut ConfigState) -> Result<(), Fail>,
-) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, { update(config, f) })
+    ffi_boundary!(TETHER_ERR_PANIC, {
+        let inner = match lookup(config) {
+            Ok(inner) => inner,
+            Err(status) => return status,
+        };
+        let result = f(&mut lock(&inner.state));
+        match result {
+            Ok(()) => TETHER_OK,
+            Err(fail) => inner.last_error.record(fail),
+        }
+    })
 }
 
 /// A setter through the option table: `values` (run after the config is looked up, so a bad
@@ -153,7 +148,7 @@ fn set<const N: usize>(
     config: *mut tether_config,
     values: impl FnOnce() -> Result<[(&'static str, OptionValue); N], Fail>,
 ) -> tether_status {
-    guarded(config, |s| {
+    update(config, |s| {
         for (name, value) in values()? {
             s.builder.set(name, value).map_err(|e| Fail::from(&e))?;
         }
@@ -167,15 +162,10 @@ fn with_builder(
     config: *mut tether_config,
     f: impl FnOnce(ConfigBuilder) -> Result<ConfigBuilder, Fail>,
 ) -> tether_status {
-    guarded(config, |s| {
+    update(config, |s| {
         s.builder = f(s.builder.clone())?;
         Ok(())
     })
-}
-
-/// Record `fail` on the config (when it is a valid handle) and return its status.
-fn fail(config: *mut tether_config, fail: Fail) -> tether_status {
-    update(config, |_| Err(fail))
 }
 
 fn dur(millis: u64) -> OptionValue {
@@ -205,6 +195,12 @@ fn int_or_unset(n: usize) -> OptionValue {
 
 fn text(s: &str) -> OptionValue {
     OptionValue::Text(s.to_owned())
+}
+
+/// The option value for an enum int: the name at index `value` of `names`.
+fn choice(value: c_int, what: &str, names: &[&str]) -> Result<OptionValue, Fail> {
+    let name = usize::try_from(value).ok().and_then(|i| names.get(i));
+    name.map(|n| text(n)).ok_or_else(|| bad_enum(what, value))
 }
 
 fn bad_enum(what: &str, value: c_int) -> Fail {
@@ -320,155 +316,18 @@ pub extern "C" fn tether_config_set_url(
     config: *mut tether_config,
     url: *const c_char,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        update(config, |s| {
-            // SAFETY: header contract: NULL or a NUL-terminated string live for the call.
-            let url = unsafe { str_arg(url, "url") }.map_err(|f| {
-                if f.status == TETHER_ERR_INVALID_ARGUMENT {
-                    Fail::new(TETHER_ERR_INVALID_URL, f.message)
-                } else {
-                    f
-                }
-            })?;
-            tether_core::parse_ws_url(url).map_err(|e| Fail::from(&e))?;
-            s.url = Some(url.to_owned());
-            Ok(())
-        })
-    })
-}
-
-/// Add an HTTP header to the upgrade request (for example `Authorization`). Name and value
-/// are checked when the config is built.
-///
-/// Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
-/// freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
-/// `tether_config_last_error`. The value itself is checked when the config is built
-/// (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
-#[no_mangle]
-pub extern "C" fn tether_config_add_header(
-    config: *mut tether_config,
-    name: *const c_char,
-    value: *const c_char,
-) -> tether_status {
-    // SAFETY: header contract: NULL or NUL-terminated strings live for the call.
-    set(config, || {
-        let (name, value) = unsafe { (str_arg(name, "name")?, str_arg(value, "value")?) };
-        let pair = (name.to_owned(), value.to_owned());
-        Ok([("headers", OptionValue::Pairs(vec![pair]))])
-    })
-}
-
-/// Offer a subprotocol (`Sec-WebSocket-Protocol`); may be called several times.
-///
-/// Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
-/// freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
-/// `tether_config_last_error`. The value itself is checked when the config is built
-/// (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
-#[no_mangle]
-pub extern "C" fn tether_config_add_subprotocol(
-    config: *mut tether_config,
-    protocol: *const c_char,
-) -> tether_status {
-    // SAFETY: header contract: NULL or a NUL-terminated string live for the call.
-    set(config, || {
-        let protocol = unsafe { str_arg(protocol, "protocol") }?.to_owned();
-        Ok([("subprotocols", OptionValue::List(vec![protocol]))])
-    })
-}
-
-/// Time allowed for TCP connect, TLS and the HTTP upgrade together. Default 10000 ms.
-///
-/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
-/// config). The value itself is checked when the config is built (`tether_config_validate`,
-/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
-/// `tether_config_last_error`).
-#[no_mangle]
-pub extern "C" fn tether_config_set_connect_timeout_ms(
-    config: *mut tether_config,
-    timeout_ms: u64,
-) -> tether_status {
-    set(config, || Ok([("connect_timeout", dur(timeout_ms))]))
-}
-
-/// Happy Eyeballs (RFC 8305) connection attempt delay, in milliseconds. When the host has
-/// several addresses (from DNS or `tether_config_add_resolve`), the first is tried; if it has
-/// not connected within this delay the next is started alongside it (a refused address hands
-/// over at once), and the first TCP connection to succeed wins. `connect_timeout` still bounds
-/// the whole attempt. Default 250 ms.
-///
-/// A value set here must be at least 10 ms (the RFC's floor) and below the connect timeout:
-/// checked when the config is built (`tether_config_validate`, `tether_client_new`), which then
-/// returns `TETHER_ERR_INVALID_CONFIG` naming `happy_eyeballs_delay`. Returns `TETHER_OK`, or
-/// `TETHER_ERR_NULL_PARAMETER` / `TETHER_ERR_INVALID_HANDLE` for a bad `config`. Like every
-/// config setter: configure a config from one thread at a time.
-///
-/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
-/// config). The value itself is checked when the config is built (`tether_config_validate`,
-/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
-/// `tether_config_last_error`).
-#[no_mangle]
-pub extern "C" fn tether_config_set_happy_eyeballs_delay_ms(
-    config: *mut tether_config,
-    delay_ms: u64,
-) -> tether_status {
-    set(config, || Ok([("happy_eyeballs_delay", dur(delay_ms))]))
-}
-
-/// Connect to `address` for `host` instead of asking DNS (like curl's `--resolve`): pin a
-/// name to known addresses, or test address fallback. Call it once per address, in the order
-/// to try them (they are then tried the Happy Eyeballs way, see
-/// `tether_config_set_happy_eyeballs_delay_ms`); once any is given, DNS is not asked at all.
-///
-/// `host` must be the URL's host (compared without case; an IPv6 host with or without
-/// brackets). `address` is an IP address (`"10.0.0.7"`, `"::1"`: the URL's port is used) or an
-/// IP and port (`"10.0.0.7:8443"`, `"[::1]:8443"`); names are not accepted. The URL's host is
-/// still what the upgrade request's `Host` header, the TLS server name and the certificate
-/// check use.
-///
-/// Both strings are NUL-terminated UTF-8, borrowed for the call only (copied). Returns
-/// `TETHER_OK`; `TETHER_ERR_NULL_PARAMETER` if `config`, `host` or `address` is NULL;
-/// `TETHER_ERR_INVALID_HANDLE` for a freed config; `TETHER_ERR_INVALID_ARGUMENT` if a string is
-/// not UTF-8. The values themselves are checked when the config is built
-/// (`tether_config_validate`, `tether_client_new`): another host than the URL's, or an
-/// address that is not an IP (with a port other than 0), gives `TETHER_ERR_INVALID_CONFIG`
-/// naming `resolve`, the reason in `tether_config_last_error`. Like every config setter:
-/// configure a config from one thread at a time.
-///
-/// Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
-/// freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
-/// `tether_config_last_error`. The value itself is checked when the config is built
-/// (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
-#[no_mangle]
-pub extern "C" fn tether_config_add_resolve(
-    config: *mut tether_config,
-    host: *const c_char,
-    address: *const c_char,
-) -> tether_status {
-    // SAFETY: header contract: NULL or NUL-terminated strings live for the call.
-    set(config, || {
-        let (host, address) = unsafe { (str_arg(host, "host")?, str_arg(address, "address")?) };
-        let entry = (host.to_owned(), vec![address.to_owned()]);
-        Ok([("resolve", OptionValue::Resolve(vec![entry]))])
+    update(config, |s| {
+        // SAFETY: header contract: NULL or a NUL-terminated string live for the call.
+        let url = unsafe { str_arg(url, "url") }.map_err(|f| {
+            if f.status == TETHER_ERR_INVALID_ARGUMENT {
+                Fail::new(TETHER_ERR_INVALID_URL, f.message)
+            } else {
+                f
+            }
+        })?;
+        tether_core::parse_ws_url(url).map_err(|e| Fail::from(&e))?;
+        s.url = Some(url.to_owned());
+        Ok(())
     })
 }
 
@@ -486,35 +345,10 @@ pub extern "C" fn tether_config_set_tls_roots(
     config: *mut tether_config,
     roots: c_int,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        let roots = match roots {
-            0 => TlsRoots::System,
-            1 => TlsRoots::WebPki,
-            other => return fail(config, bad_enum("tether_tls_roots", other)),
-        };
-        with_builder(config, |b| Ok(b.tls_roots(roots)))
-    })
-}
-
-/// Trust only the CA certificates in this PEM file (read and parsed when the config is built;
-/// takes precedence over the other TLS root settings).
-///
-/// Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
-/// freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
-/// `tether_config_last_error`. The value itself is checked when the config is built
-/// (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
-#[no_mangle]
-pub extern "C" fn tether_config_set_tls_ca_file(
-    config: *mut tether_config,
-    path: *const c_char,
-) -> tether_status {
-    // SAFETY: header contract: NULL or a NUL-terminated string live for the call.
-    with_builder(config, |b| {
-        Ok(b.tls_ca_file(unsafe { str_arg(path, "path") }?))
+    with_builder(config, |b| match roots {
+        0 => Ok(b.tls_roots(TlsRoots::System)),
+        1 => Ok(b.tls_roots(TlsRoots::WebPki)),
+        other => Err(bad_enum("tether_tls_roots", other)),
     })
 }
 
@@ -541,178 +375,6 @@ pub extern "C" fn tether_config_set_tls_ca_pem(
     })
 }
 
-/// Accept any server certificate. For tests only: it removes all protection TLS gives.
-///
-/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
-/// config). The value itself is checked when the config is built (`tether_config_validate`,
-/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
-/// `tether_config_last_error`).
-#[no_mangle]
-pub extern "C" fn tether_config_set_danger_accept_invalid_certs(
-    config: *mut tether_config,
-    accept: bool,
-) -> tether_status {
-    set(config, || Ok([("tls_insecure", OptionValue::Bool(accept))]))
-}
-
-/// Turn automatic reconnect on (default) or off.
-///
-/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
-/// config). The value itself is checked when the config is built (`tether_config_validate`,
-/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
-/// `tether_config_last_error`).
-#[no_mangle]
-pub extern "C" fn tether_config_set_reconnect_enabled(
-    config: *mut tether_config,
-    enabled: bool,
-) -> tether_status {
-    set(config, || Ok([("reconnect", OptionValue::Bool(enabled))]))
-}
-
-/// Backoff: the delay before attempt n is uniform in
-/// `[0, min(max_ms, initial_ms * multiplier^(n-1))]`. Defaults 500 ms, 30000 ms, 2.0.
-///
-/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
-/// config). The value itself is checked when the config is built (`tether_config_validate`,
-/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
-/// `tether_config_last_error`).
-#[no_mangle]
-pub extern "C" fn tether_config_set_backoff(
-    config: *mut tether_config,
-    initial_ms: u64,
-    max_ms: u64,
-    multiplier: f64,
-) -> tether_status {
-    set(config, || {
-        Ok([
-            ("backoff_initial", dur(initial_ms)),
-            ("backoff_max", dur(max_ms)),
-            ("backoff_multiplier", OptionValue::Float(multiplier)),
-        ])
-    })
-}
-
-/// Reconnect attempts allowed per outage; 0 (default) means unlimited.
-///
-/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
-/// config). The value itself is checked when the config is built (`tether_config_validate`,
-/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
-/// `tether_config_last_error`).
-#[no_mangle]
-pub extern "C" fn tether_config_set_max_reconnect_attempts(
-    config: *mut tether_config,
-    attempts: u32,
-) -> tether_status {
-    set(config, || {
-        Ok([("max_reconnect_attempts", int_or_unset(attempts as usize))])
-    })
-}
-
-/// Cap on the time spent retrying in one outage; 0 (default) means unlimited.
-///
-/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
-/// config). The value itself is checked when the config is built (`tether_config_validate`,
-/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
-/// `tether_config_last_error`).
-#[no_mangle]
-pub extern "C" fn tether_config_set_max_retry_duration_ms(
-    config: *mut tether_config,
-    duration_ms: u64,
-) -> tether_status {
-    set(config, || {
-        Ok([("max_retry_duration", dur_or_unset(duration_ms))])
-    })
-}
-
-/// How long a connection must stay up before the backoff resets. Default 5000 ms.
-///
-/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
-/// config). The value itself is checked when the config is built (`tether_config_validate`,
-/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
-/// `tether_config_last_error`).
-#[no_mangle]
-pub extern "C" fn tether_config_set_min_uptime_ms(
-    config: *mut tether_config,
-    uptime_ms: u64,
-) -> tether_status {
-    set(config, || Ok([("min_uptime", dur(uptime_ms))]))
-}
-
-/// Heartbeat: a WebSocket ping every `interval_ms`; if nothing arrives within `timeout_ms`
-/// of a ping, the link is dead and is reconnected. `interval_ms` 0 turns it off. Defaults
-/// 15000 ms and 10000 ms.
-///
-/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
-/// config). The value itself is checked when the config is built (`tether_config_validate`,
-/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
-/// `tether_config_last_error`).
-#[no_mangle]
-pub extern "C" fn tether_config_set_heartbeat(
-    config: *mut tether_config,
-    interval_ms: u64,
-    timeout_ms: u64,
-) -> tether_status {
-    set(config, || {
-        Ok([
-            ("ping_interval", dur_or_unset(interval_ms)),
-            ("ping_timeout", dur(timeout_ms)),
-        ])
-    })
-}
-
-/// Outbox bounds, in messages and bytes (including the batch being written). Defaults 4096
-/// messages and 16 MiB.
-///
-/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
-/// config). The value itself is checked when the config is built (`tether_config_validate`,
-/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
-/// `tether_config_last_error`).
-#[no_mangle]
-pub extern "C" fn tether_config_set_outbox_limits(
-    config: *mut tether_config,
-    max_messages: usize,
-    max_bytes: usize,
-) -> tether_status {
-    set(config, || {
-        Ok([
-            ("outbox_max_messages", int(max_messages)),
-            ("outbox_max_bytes", int(max_bytes)),
-        ])
-    })
-}
-
 /// What sends do when the outbox is full: a `tether_overflow` value. `wait_timeout_ms` is
 /// used by `TETHER_OVERFLOW_WAIT` only.
 ///
@@ -729,154 +391,12 @@ pub extern "C" fn tether_config_set_overflow_policy(
     policy: c_int,
     wait_timeout_ms: u64,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        let policy = match policy {
-            0 => OverflowPolicy::Reject,
-            1 => OverflowPolicy::Wait(ms(wait_timeout_ms)),
-            2 => OverflowPolicy::DropOldest,
-            other => return fail(config, bad_enum("tether_overflow", other)),
-        };
-        with_builder(config, |b| Ok(b.overflow_policy(policy)))
+    with_builder(config, |b| match policy {
+        0 => Ok(b.overflow_policy(OverflowPolicy::Reject)),
+        1 => Ok(b.overflow_policy(OverflowPolicy::Wait(ms(wait_timeout_ms)))),
+        2 => Ok(b.overflow_policy(OverflowPolicy::DropOldest)),
+        other => Err(bad_enum("tether_overflow", other)),
     })
-}
-
-/// Queue messages while not ready (default: true) or refuse them with
-/// `TETHER_ERR_NOT_READY`.
-///
-/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
-/// config). The value itself is checked when the config is built (`tether_config_validate`,
-/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
-/// `tether_config_last_error`).
-#[no_mangle]
-pub extern "C" fn tether_config_set_queue_while_disconnected(
-    config: *mut tether_config,
-    queue: bool,
-) -> tether_status {
-    set(config, || {
-        Ok([("queue_while_disconnected", OptionValue::Bool(queue))])
-    })
-}
-
-/// Largest message a send accepts, in bytes (default 4 MiB, or the outbox byte bound if
-/// smaller; must not exceed it).
-///
-/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
-/// config). The value itself is checked when the config is built (`tether_config_validate`,
-/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
-/// `tether_config_last_error`).
-#[no_mangle]
-pub extern "C" fn tether_config_set_max_outbound_message_size(
-    config: *mut tether_config,
-    bytes: usize,
-) -> tether_status {
-    set(config, || Ok([("max_message_size", int(bytes))]))
-}
-
-/// Largest inbound message and frame, in bytes (default 16 MiB each). A bigger one closes
-/// the link with 1009 (`on_error` with `TETHER_ERR_TOO_LARGE`).
-///
-/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
-/// config). The value itself is checked when the config is built (`tether_config_validate`,
-/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
-/// `tether_config_last_error`).
-#[no_mangle]
-pub extern "C" fn tether_config_set_max_inbound_size(
-    config: *mut tether_config,
-    message_bytes: usize,
-    frame_bytes: usize,
-) -> tether_status {
-    set(config, || {
-        Ok([
-            ("max_inbound_message_size", int(message_bytes)),
-            ("max_inbound_frame_size", int(frame_bytes)),
-        ])
-    })
-}
-
-/// Time `tether_client_close` spends draining the outbox and closing. Default 5000 ms.
-/// `tether_client_free` waits at most this plus 2 s.
-///
-/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
-/// config). The value itself is checked when the config is built (`tether_config_validate`,
-/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
-/// `tether_config_last_error`).
-#[no_mangle]
-pub extern "C" fn tether_config_set_close_timeout_ms(
-    config: *mut tether_config,
-    timeout_ms: u64,
-) -> tether_status {
-    set(config, || Ok([("close_timeout", dur(timeout_ms))]))
-}
-
-/// Inbound messages buffered for the application before the client stops reading the socket
-/// (backpressure). Default 1024.
-///
-/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
-/// config). The value itself is checked when the config is built (`tether_config_validate`,
-/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
-/// `tether_config_last_error`).
-#[no_mangle]
-pub extern "C" fn tether_config_set_event_queue_capacity(
-    config: *mut tether_config,
-    capacity: usize,
-) -> tether_status {
-    set(config, || Ok([("event_queue_capacity", int(capacity))]))
-}
-
-/// Socket read buffer size in bytes (at least 1024). Default 32 KiB.
-///
-/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
-/// config). The value itself is checked when the config is built (`tether_config_validate`,
-/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
-/// `tether_config_last_error`).
-#[no_mangle]
-pub extern "C" fn tether_config_set_read_buffer_size(
-    config: *mut tether_config,
-    bytes: usize,
-) -> tether_status {
-    set(config, || Ok([("read_buffer_size", int(bytes))]))
-}
-
-/// Bytes written per batch before one flush. Default 256 KiB.
-///
-/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
-/// config). The value itself is checked when the config is built (`tether_config_validate`,
-/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
-/// `tether_config_last_error`).
-#[no_mangle]
-pub extern "C" fn tether_config_set_write_batch_bytes(
-    config: *mut tether_config,
-    bytes: usize,
-) -> tether_status {
-    set(config, || Ok([("write_batch_bytes", int(bytes))]))
 }
 
 /// How callbacks are delivered: a `tether_dispatch` value (default
@@ -894,189 +414,14 @@ pub extern "C" fn tether_config_set_dispatch(
     config: *mut tether_config,
     mode: c_int,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        update(config, |s| {
-            s.dispatch = match mode {
-                0 => tether_dispatch::TETHER_DISPATCH_THREAD,
-                1 => tether_dispatch::TETHER_DISPATCH_POLL,
-                other => return Err(bad_enum("tether_dispatch", other)),
-            };
-            Ok(())
-        })
+    update(config, |s| {
+        s.dispatch = match mode {
+            0 => tether_dispatch::TETHER_DISPATCH_THREAD,
+            1 => tether_dispatch::TETHER_DISPATCH_POLL,
+            other => return Err(bad_enum("tether_dispatch", other)),
+        };
+        Ok(())
     })
-}
-
-/// Raw WebSocket (`TETHER_PROTOCOL_RAW`, default) or the Tether envelope with acks
-/// (`TETHER_PROTOCOL_ENVELOPE`).
-///
-/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
-/// config), `TETHER_ERR_INVALID_ARGUMENT` (not a value of the enum; the previous value is kept),
-/// the reason in `tether_config_last_error`.
-#[no_mangle]
-pub extern "C" fn tether_config_set_protocol(
-    config: *mut tether_config,
-    protocol: c_int,
-) -> tether_status {
-    set(config, || match protocol {
-        0 | 1 => Ok([("protocol", text(["raw", "envelope"][protocol as usize]))]),
-        other => Err(bad_enum("tether_protocol", other)),
-    })
-}
-
-/// Envelope mode: the session id sent in the handshake (1 to 128 printable ASCII characters).
-/// Default: random, new per client; stable across reconnects. Reusing it in a new process does
-/// not resume the old process's messages (they lived in its memory): the server starts the
-/// session over and `on_session_reset` reports `client_state_lost`.
-///
-/// Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
-/// freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
-/// `tether_config_last_error`. The value itself is checked when the config is built
-/// (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
-#[no_mangle]
-pub extern "C" fn tether_config_set_session_id(
-    config: *mut tether_config,
-    id: *const c_char,
-) -> tether_status {
-    // SAFETY: header contract: NULL or a NUL-terminated string live for the call.
-    set(config, || {
-        Ok([("session_id", text(unsafe { str_arg(id, "id") }?))])
-    })
-}
-
-/// Envelope mode: the token sent in the handshake for the server to check.
-///
-/// Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
-/// freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
-/// `tether_config_last_error`. The value itself is checked when the config is built
-/// (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
-#[no_mangle]
-pub extern "C" fn tether_config_set_auth_token(
-    config: *mut tether_config,
-    token: *const c_char,
-) -> tether_status {
-    // SAFETY: header contract: NULL or a NUL-terminated string live for the call.
-    set(config, || {
-        Ok([("token", text(unsafe { str_arg(token, "token") }?))])
-    })
-}
-
-/// Envelope mode: sign every message with HMAC-SHA256 under this key (`len` bytes, copied),
-/// and refuse inbound messages without a valid signature.
-///
-/// Ownership: borrows `config`; the `len` bytes at the pointer are borrowed for the call only
-/// (copied).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL, or the pointer NULL with a non-zero `len`),
-/// `TETHER_ERR_INVALID_HANDLE` (a freed config). The value itself is checked when the config is
-/// built (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
-#[no_mangle]
-pub extern "C" fn tether_config_set_signing_key(
-    config: *mut tether_config,
-    key: *const u8,
-    len: usize,
-) -> tether_status {
-    // SAFETY: header contract: `len` readable bytes at `key` for the call.
-    set(config, || {
-        let key = unsafe { bytes_arg(key, len, "key") }?.to_vec();
-        Ok([("signing_key", OptionValue::Bytes(key))])
-    })
-}
-
-/// Envelope mode: compress payloads of at least `bytes` bytes when that makes them smaller;
-/// 0 (default) never compresses.
-///
-/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
-/// config). The value itself is checked when the config is built (`tether_config_validate`,
-/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
-/// `tether_config_last_error`).
-#[no_mangle]
-pub extern "C" fn tether_config_set_compression_threshold(
-    config: *mut tether_config,
-    bytes: usize,
-) -> tether_status {
-    set(config, || {
-        Ok([("compression_threshold", int_or_unset(bytes))])
-    })
-}
-
-/// Envelope mode: wait `timeout_ms` for an ack before writing a message again, and report it
-/// failed (`TETHER_ERR_ACK_TIMEOUT`) after `retries` such timeouts. Defaults 10000 ms, 2.
-///
-/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
-/// config). The value itself is checked when the config is built (`tether_config_validate`,
-/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
-/// `tether_config_last_error`).
-#[no_mangle]
-pub extern "C" fn tether_config_set_ack_timeout(
-    config: *mut tether_config,
-    timeout_ms: u64,
-    retries: u32,
-) -> tether_status {
-    set(config, || {
-        Ok([
-            ("ack_timeout", dur(timeout_ms)),
-            ("ack_retries", OptionValue::Int(retries.into())),
-        ])
-    })
-}
-
-/// Envelope mode: time allowed for the application handshake. Default 10000 ms.
-///
-/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
-/// config). The value itself is checked when the config is built (`tether_config_validate`,
-/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
-/// `tether_config_last_error`).
-#[no_mangle]
-pub extern "C" fn tether_config_set_handshake_timeout_ms(
-    config: *mut tether_config,
-    timeout_ms: u64,
-) -> tether_status {
-    set(config, || Ok([("handshake_timeout", dur(timeout_ms))]))
-}
-
-/// Envelope mode: also send app-level pings with each heartbeat (default: on in envelope
-/// mode). Turning it on in raw mode is a config error.
-///
-/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
-/// config). The value itself is checked when the config is built (`tether_config_validate`,
-/// `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
-/// `tether_config_last_error`).
-#[no_mangle]
-pub extern "C" fn tether_config_set_app_ping(
-    config: *mut tether_config,
-    on: bool,
-) -> tether_status {
-    set(config, || Ok([("app_ping", OptionValue::Bool(on))]))
 }
 
 /// Set the number of worker threads of Tether's internal I/O runtime (1 to 64; default 1),
@@ -1090,12 +435,179 @@ pub extern "C" fn tether_config_set_app_ping(
 #[no_mangle]
 pub extern "C" fn tether_runtime_set_worker_threads(count: usize) -> tether_status {
     ffi_boundary!(TETHER_ERR_PANIC, {
-        use tether_core::runtime::{set_worker_threads, RuntimeError};
-        match set_worker_threads(count) {
+        match tether_core::runtime::set_worker_threads(count) {
             Ok(()) => TETHER_OK,
-            Err(RuntimeError::InvalidCount(_)) => TETHER_ERR_INVALID_ARGUMENT,
-            Err(RuntimeError::AlreadyStarted(_)) => TETHER_ERR_INVALID_STATE,
-            Err(_) => TETHER_ERR_INTERNAL,
+            Err(e) => tether_core::Classify::kind(&e).into(),
         }
     })
+}
+
+/// A setter of the table below, as the header generator (`ffi/examples/c_setters.rs`) and the
+/// tests see it.
+#[doc(hidden)]
+pub struct TableSetter {
+    /// The C name.
+    pub name: &'static str,
+    /// The row's summary (its `///` lines).
+    pub doc: &'static str,
+    /// The arguments after `config`: (name, Rust type as written in the row).
+    pub args: &'static [(&'static str, &'static str)],
+    /// The option ids it sets, in argument order.
+    pub options: &'static [&'static str],
+}
+
+/// The setters that only hand their arguments to core's option table, one row each: the C
+/// name, the arguments after `config`, and the (option id => value) pairs. cbindgen does not
+/// expand macros: `ffi/gen-header.sh` appends their declarations from `TABLE_SETTERS`, with
+/// the row's summary, each option's doc and default from core's table, and the Ownership /
+/// Threads / Errors lines that follow from the argument types.
+macro_rules! table_setters {
+    ($(
+        $(#[doc = $doc:literal])*
+        fn $name:ident($($arg:ident: $ty:ty),*) { $($id:literal => $value:expr),+ $(,)? }
+    )*) => {
+        $(
+            $(#[doc = $doc])*
+            #[doc = ""]
+            #[doc = concat!("Sets", $(" `", $id, "`"),+, " of core's option table.")]
+            #[no_mangle]
+            #[allow(unused_unsafe)]
+            pub extern "C" fn $name(config: *mut tether_config, $($arg: $ty),*) -> tether_status {
+                // SAFETY: header contract: a string argument is NULL or NUL-terminated and a
+                // buffer NULL or `len` readable bytes, live and unmodified for the call.
+                set(config, || Ok([$(($id, unsafe { $value })),+]))
+            }
+        )*
+        /// Every setter of the table, in header order.
+        #[doc(hidden)]
+        pub const TABLE_SETTERS: &[TableSetter] = &[$(TableSetter {
+            name: stringify!($name),
+            doc: concat!($($doc, "\n"),*),
+            args: &[$((stringify!($arg), stringify!($ty))),*],
+            options: &[$($id),+],
+        }),*];
+    };
+}
+
+fn pairs(
+    name: *const c_char,
+    value: *const c_char,
+    what: [&str; 2],
+) -> Result<(String, String), Fail> {
+    // SAFETY: forwarded from the table setter's contract (both NULL or NUL-terminated).
+    let (name, value) = unsafe { (str_arg(name, what[0])?, str_arg(value, what[1])?) };
+    Ok((name.to_owned(), value.to_owned()))
+}
+
+table_setters! {
+    fn tether_config_add_header(name: *const c_char, value: *const c_char) {
+        "headers" => OptionValue::Pairs(vec![pairs(name, value, ["name", "value"])?]),
+    }
+    /// Offer a subprotocol (`Sec-WebSocket-Protocol`); may be called several times.
+    fn tether_config_add_subprotocol(protocol: *const c_char) {
+        "subprotocols" => OptionValue::List(vec![str_arg(protocol, "protocol")?.to_owned()]),
+    }
+    fn tether_config_set_connect_timeout_ms(timeout_ms: u64) {
+        "connect_timeout" => dur(timeout_ms),
+    }
+    /// Happy Eyeballs (RFC 8305) connection attempt delay, for hosts with several addresses
+    /// (from DNS or `tether_config_add_resolve`); the first TCP connection to succeed wins.
+    fn tether_config_set_happy_eyeballs_delay_ms(delay_ms: u64) {
+        "happy_eyeballs_delay" => dur(delay_ms),
+    }
+    /// Connect to `address` for `host` instead of asking DNS (like curl's `--resolve`): pin a
+    /// name to known addresses, or test address fallback. Call it once per address, in the order
+    /// to try them (they are then tried the Happy Eyeballs way, see
+    /// `tether_config_set_happy_eyeballs_delay_ms`); once any is given, DNS is not asked at all.
+    ///
+    /// `host` must be the URL's host (compared without case; an IPv6 host with or without
+    /// brackets). `address` is an IP address (`"10.0.0.7"`, `"::1"`: the URL's port is used) or an
+    /// IP and port (`"10.0.0.7:8443"`, `"[::1]:8443"`); names are not accepted. The URL's host is
+    /// still what the upgrade request's `Host` header, the TLS server name and the certificate
+    /// check use. Another host than the URL's, or an address that is not an IP (with a port
+    /// other than 0), is refused when the config is built.
+    fn tether_config_add_resolve(host: *const c_char, address: *const c_char) {
+        "resolve" => {
+            let (host, address) = pairs(host, address, ["host", "address"])?;
+            OptionValue::Resolve(vec![(host, vec![address])])
+        },
+    }
+    /// Trust only the CA certificates in this PEM file (read and parsed when the config is built;
+    /// takes precedence over the other TLS root settings).
+    fn tether_config_set_tls_ca_file(path: *const c_char) { "ca_file" => text(str_arg(path, "path")?) }
+    fn tether_config_set_danger_accept_invalid_certs(accept: bool) {
+        "tls_insecure" => OptionValue::Bool(accept),
+    }
+    fn tether_config_set_reconnect_enabled(enabled: bool) {
+        "reconnect" => OptionValue::Bool(enabled),
+    }
+    /// Reconnect backoff.
+    fn tether_config_set_backoff(initial_ms: u64, max_ms: u64, multiplier: f64) {
+        "backoff_initial" => dur(initial_ms),
+        "backoff_max" => dur(max_ms),
+        "backoff_multiplier" => OptionValue::Float(multiplier),
+    }
+    fn tether_config_set_max_reconnect_attempts(attempts: u32) {
+        "max_reconnect_attempts" => int_or_unset(attempts as usize),
+    }
+    fn tether_config_set_max_retry_duration_ms(duration_ms: u64) {
+        "max_retry_duration" => dur_or_unset(duration_ms),
+    }
+    fn tether_config_set_min_uptime_ms(uptime_ms: u64) { "min_uptime" => dur(uptime_ms) }
+    /// Heartbeat: a WebSocket ping every `interval_ms`; if nothing arrives within `timeout_ms`
+    /// of a ping, the link is dead and is reconnected. `interval_ms` 0 turns it off.
+    fn tether_config_set_heartbeat(interval_ms: u64, timeout_ms: u64) {
+        "ping_interval" => dur_or_unset(interval_ms),
+        "ping_timeout" => dur(timeout_ms),
+    }
+    /// Outbox bounds, in messages and bytes (including the batch being written).
+    fn tether_config_set_outbox_limits(max_messages: usize, max_bytes: usize) {
+        "outbox_max_messages" => int(max_messages),
+        "outbox_max_bytes" => int(max_bytes),
+    }
+    fn tether_config_set_queue_while_disconnected(queue: bool) {
+        "queue_while_disconnected" => OptionValue::Bool(queue),
+    }
+    fn tether_config_set_max_outbound_message_size(bytes: usize) {
+        "max_message_size" => int(bytes),
+    }
+    /// Largest inbound message and frame, in bytes. A bigger one closes the link with 1009
+    /// (`on_error` with `TETHER_ERR_TOO_LARGE`).
+    fn tether_config_set_max_inbound_size(message_bytes: usize, frame_bytes: usize) {
+        "max_inbound_message_size" => int(message_bytes),
+        "max_inbound_frame_size" => int(frame_bytes),
+    }
+    /// Time `tether_client_close` spends draining the outbox and closing.
+    /// `tether_client_free` waits at most this plus 2 s.
+    fn tether_config_set_close_timeout_ms(timeout_ms: u64) { "close_timeout" => dur(timeout_ms) }
+    fn tether_config_set_event_queue_capacity(capacity: usize) {
+        "event_queue_capacity" => int(capacity),
+    }
+    fn tether_config_set_read_buffer_size(bytes: usize) { "read_buffer_size" => int(bytes) }
+    fn tether_config_set_write_batch_bytes(bytes: usize) { "write_batch_bytes" => int(bytes) }
+    /// Raw WebSocket (`TETHER_PROTOCOL_RAW`, default) or the Tether envelope with acks
+    /// (`TETHER_PROTOCOL_ENVELOPE`): a `tether_protocol` value.
+    fn tether_config_set_protocol(protocol: c_int) {
+        "protocol" => choice(protocol, "tether_protocol", &["raw", "envelope"])?,
+    }
+    fn tether_config_set_session_id(id: *const c_char) { "session_id" => text(str_arg(id, "id")?) }
+    fn tether_config_set_auth_token(token: *const c_char) {
+        "token" => text(str_arg(token, "token")?),
+    }
+    fn tether_config_set_signing_key(key: *const u8, len: usize) {
+        "signing_key" => OptionValue::Bytes(bytes_arg(key, len, "key")?.to_vec()),
+    }
+    fn tether_config_set_compression_threshold(bytes: usize) {
+        "compression_threshold" => int_or_unset(bytes),
+    }
+    /// Envelope mode: wait `timeout_ms` for an ack before writing a message again, and report it
+    /// failed (`TETHER_ERR_ACK_TIMEOUT`) after `retries` such timeouts.
+    fn tether_config_set_ack_timeout(timeout_ms: u64, retries: u32) {
+        "ack_timeout" => dur(timeout_ms),
+        "ack_retries" => OptionValue::Int(retries.into()),
+    }
+    fn tether_config_set_handshake_timeout_ms(timeout_ms: u64) {
+        "handshake_timeout" => dur(timeout_ms),
+    }
+    fn tether_config_set_app_ping(on: bool) { "app_ping" => OptionValue::Bool(on) }
 }
