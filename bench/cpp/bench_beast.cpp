@@ -97,13 +97,15 @@ static void run_rr() {
 // The pipelined run: one writer chain and one reader chain on the io_context's thread.
 struct Pipe {
     ws_t &ws;
+    net::io_context &ioc;
     net::const_buffer out;
     beast::flat_buffer in;
     uint64_t deadline = 0, last = 0;
     uint64_t sent = 0, received = 0, bytes = 0;
     bool writing = false, stopping = false, done = false, reading = false;
 
-    Pipe(ws_t &w, const unsigned char *payload) : ws(w), out(payload, PA.size) {}
+    Pipe(ws_t &w, net::io_context &c, const unsigned char *payload)
+        : ws(w), ioc(c), out(payload, PA.size) {}
 
     void maybe_write() {
         if (writing || stopping) return;
@@ -139,12 +141,15 @@ struct Pipe {
     }
 
     bool check_done() {
-        if (stopping && !writing && received == sent) done = true;
+        if (!done && stopping && !writing && received == sent) {
+            done = true;
+            ioc.stop(); // ends this phase's ioc.run_for; the pending read stays queued
+        }
         return done;
     }
 
     // One phase: returns its start; `last` is the time of the last echo.
-    uint64_t run(net::io_context &ioc, double seconds) {
+    uint64_t run(double seconds) {
         uint64_t start = peer_now_ns();
         deadline = start + (uint64_t)(seconds * 1e9);
         sent = received = bytes = 0;
@@ -156,9 +161,8 @@ struct Pipe {
         }
         maybe_write();
         ioc.restart();
-        while (!done) {
-            if (ioc.run_one_for(std::chrono::seconds(20)) == 0) peer_die("run did not finish in time");
-        }
+        ioc.run_for(std::chrono::milliseconds((int64_t)((seconds + 20.0) * 1e3)));
+        if (!done) peer_die("run did not finish in time");
         return start;
     }
 };
@@ -167,10 +171,10 @@ static void run_pipe() {
     net::io_context ioc(1);
     auto ws = connect(ioc);
     unsigned char *payload = peer_payload(PA.size);
-    Pipe p(*ws, payload);
-    p.run(ioc, PA.warmup);
+    Pipe p(*ws, ioc, payload);
+    p.run(PA.warmup);
     peer_mark("start");
-    uint64_t start = p.run(ioc, PA.duration);
+    uint64_t start = p.run(PA.duration);
     peer_mark("end");
     peer_emit_pipe(CLIENT, p.received, p.bytes, p.last - start);
     // A read is pending: close asynchronously, which completes it.
