@@ -405,7 +405,7 @@ def machine() -> Dict[str, Any]:
         "tokio-tungstenite": locked("tokio-tungstenite"),
         "tokio": locked("tokio"),
         "fastwebsockets": locked("fastwebsockets"),
-        "libwebsockets": sh(["pkg-config", "--modversion", "libwebsockets"]) or "?",
+        "libwebsockets": sh(["pkg-config", "--modversion", "libwebsockets"]).rstrip("-") or "?",
         "boost": _boost_version(),
         "python_packages": dict(l.split(" ", 1) for l in pkgs.splitlines() if " " in l),
         "git": sh(["git", "-C", str(ROOT), "describe", "--always", "--dirty"]),
