@@ -968,7 +968,7 @@ class Report:
                      "tether-c-poll": "`tether_client_free` (poll mode)",
                      "tether-c-cb": "`tether_client_free` (callback mode: joins the dispatcher)",
                      "fastwebsockets": "fastwebsockets close frame + read to the server's close",
-                     "libwebsockets": "libwebsockets `lws_close_reason` + close until `CLIENT_CLOSED`",
+                     "libwebsockets": "libwebsockets `lws_close_reason` + `return -1` (closes once its close frame is out: does not wait for the server's)",
                      "beast": "Boost.Beast `ws.close()`"}
             for key, name in names.items():
                 ok = [x for x in self.d["free"] if x["client"] == key and "error" not in x]
