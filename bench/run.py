@@ -34,6 +34,8 @@ ROOT = BENCH.parent
 OUT = BENCH / "out"
 RELEASE = BENCH / "target" / "release"
 C_CLIENT = BENCH / "target" / "c" / "bench_tether"
+LWS_CLIENT = BENCH / "target" / "c" / "bench_lws"
+BEAST_CLIENT = BENCH / "target" / "cpp" / "bench_beast"
 VENV_PY = BENCH / ".venv" / "bin" / "python"
 PY_CLIENTS = BENCH / "python" / "clients.py"
 SERVER_BENCH = BENCH / "server_bench.py"
@@ -70,10 +72,11 @@ WORKLOADS = {
 class ClientSpec:
     key: str
     label: str
-    group: str  # rust, c, python-tether, python-other
+    group: str  # rust, c, cpp, python-tether, python-other
     cmd: Callable[[], List[str]]
     workloads: str  # which of a-d it runs
     available: Callable[[], Optional[str]]  # None if usable, else why not
+    extra: str = ""  # which of e (idle memory), f (closing) it runs
 
 
 def have(path: Path) -> Callable[[], Optional[str]]:
@@ -102,20 +105,28 @@ def py_client(name: str) -> Callable[[], List[str]]:
 
 CLIENTS = [
     ClientSpec("raw", "tokio-tungstenite (raw)", "rust",
-               lambda: [str(RELEASE / "bench-raw")], "abc", have(RELEASE / "bench-raw")),
+               lambda: [str(RELEASE / "bench-raw")], "abc", have(RELEASE / "bench-raw"), "ef"),
     ClientSpec("tether-rust", "Tether Rust (poll)", "rust",
                lambda: [str(RELEASE / "bench-tether"), "--mode", "poll"], "abcd",
-               have(RELEASE / "bench-tether")),
+               have(RELEASE / "bench-tether"), "ef"),
     ClientSpec("tether-rust-cb", "Tether Rust (callback)", "rust",
                lambda: [str(RELEASE / "bench-tether"), "--mode", "cb"], "abcd",
-               have(RELEASE / "bench-tether")),
+               have(RELEASE / "bench-tether"), "f"),
     ClientSpec("tether-rust-async", "Tether Rust (async, own runtime)", "rust",
                lambda: [str(RELEASE / "bench-tether"), "--mode", "async"], "abcd",
-               have(RELEASE / "bench-tether")),
+               have(RELEASE / "bench-tether"), "f"),
     ClientSpec("tether-c-cb", "Tether C (callback)", "c",
-               lambda: [str(C_CLIENT), "--mode", "cb"], "abcd", have(C_CLIENT)),
+               lambda: [str(C_CLIENT), "--mode", "cb"], "abcd", have(C_CLIENT), "f"),
     ClientSpec("tether-c-poll", "Tether C (poll)", "c",
-               lambda: [str(C_CLIENT), "--mode", "poll"], "abcd", have(C_CLIENT)),
+               lambda: [str(C_CLIENT), "--mode", "poll"], "abcd", have(C_CLIENT), "ef"),
+    # Peers a Rust, C or C++ user would pick instead (docs/BENCHMARKS.md, "The peers").
+    ClientSpec("fastwebsockets", "fastwebsockets (Rust)", "rust",
+               lambda: [str(RELEASE / "bench-fastwebsockets")], "abc",
+               have(RELEASE / "bench-fastwebsockets"), "ef"),
+    ClientSpec("libwebsockets", "libwebsockets (C)", "c",
+               lambda: [str(LWS_CLIENT)], "abc", have(LWS_CLIENT), "ef"),
+    ClientSpec("beast", "Boost.Beast (C++)", "cpp",
+               lambda: [str(BEAST_CLIENT)], "abc", have(BEAST_CLIENT), "ef"),
     ClientSpec("tether-py-sync", "Tether Python (sync)", "python-tether",
                py_client("tether-sync"), "abcd", python_has("tether")),
     ClientSpec("tether-py-async", "Tether Python (asyncio)", "python-tether",
@@ -393,9 +404,22 @@ def machine() -> Dict[str, Any]:
         "python": pyver,
         "tokio-tungstenite": locked("tokio-tungstenite"),
         "tokio": locked("tokio"),
+        "fastwebsockets": locked("fastwebsockets"),
+        "libwebsockets": sh(["pkg-config", "--modversion", "libwebsockets"]).rstrip("-") or "?",
+        "boost": _boost_version(),
         "python_packages": dict(l.split(" ", 1) for l in pkgs.splitlines() if " " in l),
         "git": sh(["git", "-C", str(ROOT), "describe", "--always", "--dirty"]),
     }
+
+
+def _boost_version() -> str:
+    """Boost's version from its header (BOOST_LIB_VERSION "1_74"), or "?"."""
+    try:
+        text = Path("/usr/include/boost/version.hpp").read_text()
+    except OSError:
+        return "?"
+    m = re.search(r'#define BOOST_LIB_VERSION "([^"]+)"', text)
+    return m.group(1).replace("_", ".") if m else "?"
 
 
 def load_note() -> str:
@@ -677,7 +701,7 @@ def main() -> None:
                     status = res.get("error") or _short(wk, res)
                     print(f"  run {r + 1}/{runs} ({wk}) {spec.label:26s} {status}", flush=True)
 
-        rust_c = [c for c in clients if c.key in ("raw", "tether-rust", "tether-c-poll")]
+        rust_c = [c for c in clients if "e" in c.extra]
         if "e" in wanted:
             limit = nofile - 200
             for n in idle_counts:
@@ -706,7 +730,7 @@ def main() -> None:
         if "f" in wanted:
             for r in range(min(runs, 3)):
                 for spec in clients:
-                    if spec.group not in ("rust", "c"):
+                    if "f" not in spec.extra:
                         continue
                     cmd = pin.client + spec.cmd() + ["--url", server.url, "--workload", "free",
                                                      "--iters", str(free_iters)]
@@ -822,7 +846,9 @@ class Report:
                  f"{m['warmup']} s warm-up; each cell is the median [min–max] over runs; each "
                  "ratio is computed within a run, then the median is taken")
         L.append(f"- Versions: {mi['rustc']}; tokio-tungstenite {mi['tokio-tungstenite']}, tokio "
-                 f"{mi['tokio']}; {mi['cc']}; Python {mi['python']}; "
+                 f"{mi['tokio']}, fastwebsockets {mi.get('fastwebsockets', '?')}; libwebsockets "
+                 f"{mi.get('libwebsockets', '?')}, Boost.Beast (Boost {mi.get('boost', '?')}); "
+                 f"{mi['cc']}; Python {mi['python']}; "
                  + ", ".join(f"{k} {v}" for k, v in mi["python_packages"].items())
                  + f"; tether at `{mi['git']}`")
         if m["missing"]:
@@ -933,13 +959,17 @@ class Report:
             L.append("## (f) closing a live connection\n")
             L.append("A connected, idle, Ready client is closed and released; time of the one call "
                      "(close handshake with the server included). The raw row is "
-                     "`close()` + reading to the end of the stream.\n")
+                     "`close()` + reading to the end of the stream; the peers' rows are their "
+                     "own close handshake.\n")
             L.append("| call | p50 µs | p90 µs | max µs |")
             L.append("|---|---:|---:|---:|")
             names = {"raw": "tokio-tungstenite `close` + drain", "tether-rust": "`Client::shutdown` (poll mode)",
                      "tether-rust-cb": "`Client::shutdown` (callback mode: joins the dispatcher)",
                      "tether-c-poll": "`tether_client_free` (poll mode)",
-                     "tether-c-cb": "`tether_client_free` (callback mode: joins the dispatcher)"}
+                     "tether-c-cb": "`tether_client_free` (callback mode: joins the dispatcher)",
+                     "fastwebsockets": "fastwebsockets close frame + read to the server's close",
+                     "libwebsockets": "libwebsockets `lws_close_reason` + `return -1` (closes once its close frame is out: does not wait for the server's)",
+                     "beast": "Boost.Beast `ws.close()`"}
             for key, name in names.items():
                 ok = [x for x in self.d["free"] if x["client"] == key and "error" not in x]
                 if ok:
@@ -987,6 +1017,15 @@ class Report:
                     extra = f"; {other} uses {med(cpu):.2f} × its CPU per message" if cpu else ""
                     rows.append([f"{label} ≥ {factor:g} × {other} on (b)", fmt_ratio(rs) + " ×" + extra,
                                  verdict(med(rs) >= factor)])
+        # The C API against the C and C++ peers on (b): ahead of each (ratio ≥ 1).
+        for key, label in (("tether-c-cb", "Tether C (callback)"), ("tether-c-poll", "Tether C (poll)")):
+            for other, name in (("libwebsockets", "libwebsockets"), ("beast", "Boost.Beast")):
+                rs = self.ratios("b", key, "rate", base_key=other)
+                if rs:
+                    cpu = self.ratios("b", key, "cpu_us_per_msg", inverse=True, base_key=other)
+                    extra = f"; {name} uses {med(cpu):.2f} × its CPU per message" if cpu else ""
+                    rows.append([f"{label} ahead of {name} on (b)", fmt_ratio(rs) + " ×" + extra,
+                                 verdict(med(rs) >= 1.0)])
         for key, name in (("tether-c-poll", "`tether_client_poll`"), ("tether-rust", "`poll_event`")):
             vals = [x["poll_ns"] for x in self.d["poll"] if x["client"] == key and "error" not in x]
             if vals:
@@ -1026,7 +1065,8 @@ class Report:
         if any(r["workload"] == "b" and "cpu_us_per_msg" in r for r in self.d["runs"]):
             panels.append(("b-cpu", Workload("b-cpu", "(b) client CPU time per message, all threads — lower is better",
                                              "µs per message", [])))
-        colors = {"rust": "#d35400", "c": "#2874a6", "python-tether": "#229954", "python-other": "#7f8c8d"}
+        colors = {"rust": "#d35400", "c": "#2874a6", "cpp": "#7d3c98", "python-tether": "#229954",
+                  "python-other": "#7f8c8d"}
         fig, axes = plt.subplots(len(panels), 1, figsize=(10, 3.2 * len(panels) + 0.8))
         if len(panels) == 1:
             axes = [axes]
@@ -1066,7 +1106,7 @@ class Report:
                         va="center", fontsize=7)
             ax.grid(axis="x", which="both", alpha=0.3)
         m = self.meta
-        fig.suptitle(f"Tether vs tokio-tungstenite and Python clients, same server, same run\n"
+        fig.suptitle(f"Tether vs tokio-tungstenite, Rust/C/C++ peers and Python clients, same server, same run\n"
                      f"{m['runs']} run(s); load average {m['load_start'].split()[0]} at the start; {m['pinning']}",
                      fontsize=9)
         fig.tight_layout()

@@ -13,9 +13,12 @@
 #
 # Builds what it needs first:
 #   - bench/ (standalone Cargo package: echo server, raw tokio-tungstenite client, Tether Rust
-#     client) into bench/target;
+#     client, fastwebsockets client) into bench/target;
 #   - the C API (cargo build --release -p tether-ffi -> target/release/libtether.a) and the C
 #     client bench/target/c/bench_tether, if ffi/ and include/tether.h are there;
+#   - the peers: bench-fastwebsockets (in bench/), bench/target/c/bench_lws (libwebsockets)
+#     and bench/target/cpp/bench_beast (Boost.Beast), with Debian's libwebsockets-dev,
+#     libboost-dev and libboost-system-dev installed if missing;
 #   - bench/.venv with bench/requirements.txt (pinned), and Tether's Python package
 #     (pip install ./python) if python/ is there;
 #   - Debian's redis-server for (g), installed if missing (as `make test` does).
@@ -80,6 +83,37 @@ if [ -z "$ONLY_SERVER" ]; then
     else
         rm -f "$BENCH/target/c/bench_tether"
         warn "no C API yet (include/tether.h, ffi/): C columns left out"
+    fi
+
+    # The C and C++ peers (docs/BENCHMARKS.md): libwebsockets and Boost.Beast from Debian,
+    # installed if their headers are missing (as redis-server above).
+    if [ ! -f /usr/include/libwebsockets.h ] || [ ! -f /usr/include/boost/beast.hpp ]; then
+        echo "libwebsockets-dev / Boost headers missing: installing libwebsockets-dev libboost-dev libboost-system-dev"
+        { apt-get update -qq && apt-get install -y -qq libwebsockets-dev libboost-dev libboost-system-dev; } \
+            >>"$BUILD_LOG" 2>&1 || warn "apt-get install of the C/C++ peers' packages failed"
+    fi
+    mkdir -p "$BENCH/target/c" "$BENCH/target/cpp"
+    step "libwebsockets peer (bench/c/bench_lws.c)"
+    # shellcheck disable=SC2046
+    if [ -f /usr/include/libwebsockets.h ] && cc -O2 -std=c11 -Wall -Wextra "$BENCH/c/bench_lws.c" \
+        $(pkg-config --cflags --libs libwebsockets 2>/dev/null || echo -lwebsockets) \
+        -o "$BENCH/target/c/bench_lws.new" >>"$BUILD_LOG" 2>&1; then
+        mv "$BENCH/target/c/bench_lws.new" "$BENCH/target/c/bench_lws"
+    else
+        rm -f "$BENCH/target/c/bench_lws"
+        warn "the libwebsockets client does not build: its columns are left out"
+    fi
+    step "Boost.Beast peer (bench/cpp/bench_beast.cpp)"
+    # Header-only in Boost 1.74; rebuilt only when the source is newer (about a minute).
+    if [ -f "$BENCH/target/cpp/bench_beast" ] && [ "$BENCH/target/cpp/bench_beast" -nt "$BENCH/cpp/bench_beast.cpp" ] \
+        && [ "$BENCH/target/cpp/bench_beast" -nt "$BENCH/c/peer_common.h" ]; then
+        :
+    elif [ -f /usr/include/boost/beast.hpp ] && c++ -O2 -std=c++17 -Wall -Wextra "$BENCH/cpp/bench_beast.cpp" \
+        -lpthread -o "$BENCH/target/cpp/bench_beast.new" >>"$BUILD_LOG" 2>&1; then
+        mv "$BENCH/target/cpp/bench_beast.new" "$BENCH/target/cpp/bench_beast"
+    else
+        rm -f "$BENCH/target/cpp/bench_beast"
+        warn "the Boost.Beast client does not build: its columns are left out"
     fi
 fi  # --only server
 
