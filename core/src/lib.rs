@@ -46,6 +46,7 @@ mod error;
 mod event;
 mod event_queue;
 mod heartbeat;
+mod kept;
 pub mod log;
 mod meter;
 pub mod options;
