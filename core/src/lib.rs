@@ -68,7 +68,7 @@ pub use dispatch::DispatchError;
 pub use error::{
     CloseError, ConfigError, ConnectError, DeliveryError, Disconnect, SendError, SendFailure,
 };
-pub use event::{Event, IdRange, Message, MessageId, SessionReset, State, Stats, Text};
+pub use event::{Event, EventKind, IdRange, Message, MessageId, SessionReset, State, Stats, Text};
 pub use options::{OptionKind, OptionSpec, OptionValue};
 pub use outbox::{DeliveryStatus, Want};
 pub use retry::{backoff_ceiling, backoff_delay, default_retry_decision, RetryDecision};
