@@ -13,34 +13,17 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyMapping, PyString, PyType};
 
-use tether_core::{options, Config, ConfigBuilder, OptionKind, OptionSpec, OptionValue};
+use tether_core::{options, Config, ConfigBuilder, EventKind, OptionKind, OptionSpec, OptionValue};
 use tether_core::{OverflowPolicy, Protocol};
 
 use crate::errors::{config_error, option_error};
-use crate::hub::{Callbacks, Kind};
+use crate::hub::{Callbacks, CALLBACKS};
 use crate::types;
-
-/// The binding's own keywords, beside the table's options (for "did you mean").
-const BINDING_OPTIONS: &[&str] = &[
-    "events",
-    "on_message",
-    "on_state",
-    "on_disconnected",
-    "on_reconnecting",
-    "on_written",
-    "on_acked",
-    "on_send_failed",
-    "on_closed",
-    "on_session_reset",
-    "on_event",
-];
 
 /// The outcome of parsing: a validated core config plus what the binding itself needs.
 pub(crate) struct Parsed {
     pub config: Config,
-    /// Messages queued for `recv()` before the dispatcher waits (= `event_queue_capacity`).
-    pub capacity: usize,
-    pub subscribed: u32,
+    pub subscribed: Vec<EventKind>,
     pub callbacks: Callbacks,
     pub overflow_wait: bool,
     pub envelope: bool,
@@ -52,7 +35,7 @@ pub(crate) fn parse(
     options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Parsed> {
     let mut b = ConfigBuilder::new(url);
-    let mut subscribed = 0u32;
+    let mut subscribed = Vec::new();
     let mut callbacks = Callbacks::default();
     for (key, v) in options.into_iter().flat_map(|o| o.iter()) {
         let key: String = key.extract()?;
@@ -60,30 +43,16 @@ pub(crate) fn parse(
         if let Some(spec) = options::find(name) {
             let value = convert(py, spec, &v)?;
             spec.apply(&mut b, value).map_err(config_error)?;
-            continue;
+        } else if name == "events" {
+            subscribed = events(py, &v)?;
+        } else if let Some(i) = CALLBACKS.iter().position(|(n, _)| *n == name) {
+            callbacks.0[i] = callback(name, &v)?;
+        } else {
+            return Err(unknown(name));
         }
-        let slot = match name {
-            "events" => {
-                subscribed = events(py, &v)?;
-                continue;
-            }
-            "on_message" => &mut callbacks.on_message,
-            "on_state" => &mut callbacks.on_state,
-            "on_disconnected" => &mut callbacks.on_disconnected,
-            "on_reconnecting" => &mut callbacks.on_reconnecting,
-            "on_written" => &mut callbacks.on_written,
-            "on_acked" => &mut callbacks.on_acked,
-            "on_send_failed" => &mut callbacks.on_send_failed,
-            "on_closed" => &mut callbacks.on_closed,
-            "on_session_reset" => &mut callbacks.on_session_reset,
-            "on_event" => &mut callbacks.on_event,
-            other => return Err(unknown(other)),
-        };
-        *slot = callback(name, &v)?;
     }
     let config = b.build().map_err(config_error)?;
     Ok(Parsed {
-        capacity: config.event_queue_capacity(),
         subscribed,
         callbacks,
         overflow_wait: matches!(config.overflow_policy(), OverflowPolicy::Wait(_)),
@@ -129,7 +98,8 @@ fn unknown(name: &str) -> PyErr {
     let best = options::all()
         .iter()
         .map(|o| o.name)
-        .chain(BINDING_OPTIONS.iter().copied())
+        .chain(CALLBACKS.iter().map(|(n, _)| *n))
+        .chain(["events"])
         .map(|n| (distance(name, n), n))
         .min()
         .filter(|(d, _)| *d <= 3);
@@ -312,54 +282,33 @@ fn callback(name: &str, v: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
 }
 
 /// `events=`: False/None (messages only), True (every event), or a collection of event classes.
-fn events(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<u32> {
-    if v.is_none() {
-        return Ok(0);
-    }
-    if v.is_instance_of::<PyBool>() {
-        return Ok(if v.extract::<bool>()? {
-            Kind::ALL_EVENTS
-        } else {
-            0
-        });
+fn events(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<Vec<EventKind>> {
+    let every = || EventKind::ALL.into_iter().filter(|k| *k != EventKind::Message);
+    if v.is_none() || v.is_instance_of::<PyBool>() {
+        return Ok(if v.is_truthy()? { every().collect() } else { Vec::new() });
     }
     let t = types::get(py)?;
-    let table: [(&Py<PyType>, u32); 10] = [
-        (&t.ev_state_changed, Kind::State.bit()),
-        (&t.ev_disconnected, Kind::Disconnected.bit()),
-        (&t.ev_reconnecting, Kind::Reconnecting.bit()),
-        (&t.ev_written, Kind::Written.bit()),
-        (&t.ev_acked, Kind::Acked.bit()),
-        (&t.ev_send_failed, Kind::SendFailed.bit()),
-        (&t.ev_inbound_rejected, Kind::InboundRejected.bit()),
-        (&t.ev_closed, Kind::Closed.bit()),
-        (&t.ev_session_reset, Kind::SessionReset.bit()),
-        (&t.ev_other, Kind::Other.bit()),
-    ];
     let bad = || {
         option_error(
             "events",
             "expected True, False, or a collection of event classes (tether.Disconnected, ...)",
         )
     };
-    let mut bits = 0;
+    let mut kinds = Vec::new();
     for item in v.try_iter().map_err(|_| bad())? {
         let item = item?;
         let cls = item.cast::<PyType>().map_err(|_| bad())?;
         if cls.is(t.ev_base.bind(py)) {
             // tether.Event, the base class: every event.
-            bits |= Kind::ALL_EVENTS;
-            continue;
-        }
-        match table.iter().find(|(c, _)| cls.is(c.bind(py))) {
-            Some((_, bit)) => bits |= bit,
-            None => {
-                return Err(option_error(
-                    "events",
-                    format!("{} is not a tether event class", cls.name()?),
-                ))
-            }
+            kinds.extend(every());
+        } else if let Some((_, kind)) = t.event_classes().find(|(c, _)| cls.is(c.bind(py))) {
+            kinds.extend(kind);
+        } else {
+            return Err(option_error(
+                "events",
+                format!("{} is not a tether event class", cls.name()?),
+            ));
         }
     }
-    Ok(bits)
+    Ok(kinds)
 }

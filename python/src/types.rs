@@ -7,6 +7,8 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
 
+use tether_core::EventKind;
+
 pub(crate) struct Types {
     // exceptions
     pub tether_error: Py<PyType>,
@@ -41,6 +43,25 @@ pub(crate) struct Types {
     pub json_dumps: Py<PyAny>,
     pub logger: Py<PyAny>,
     pub aio: Py<PyAny>,
+}
+
+impl Types {
+    /// The event classes and the kind each stands for (`OtherEvent`: none).
+    pub(crate) fn event_classes(&self) -> impl Iterator<Item = (&Py<PyType>, Option<EventKind>)> {
+        [
+            (&self.ev_state_changed, Some(EventKind::State)),
+            (&self.ev_disconnected, Some(EventKind::Disconnected)),
+            (&self.ev_reconnecting, Some(EventKind::Reconnecting)),
+            (&self.ev_written, Some(EventKind::Written)),
+            (&self.ev_acked, Some(EventKind::Acked)),
+            (&self.ev_send_failed, Some(EventKind::SendFailed)),
+            (&self.ev_inbound_rejected, Some(EventKind::InboundRejected)),
+            (&self.ev_closed, Some(EventKind::Closed)),
+            (&self.ev_session_reset, Some(EventKind::SessionReset)),
+            (&self.ev_other, None),
+        ]
+        .into_iter()
+    }
 }
 
 static TYPES: PyOnceLock<Types> = PyOnceLock::new();
