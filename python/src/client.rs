@@ -138,10 +138,9 @@ fn check_not_forked(py: Python<'_>) -> PyResult<()> {
     if *FIRST_PID.get_or_init(|| pid) == pid {
         return Ok(());
     }
-    let t = types::get(py)?;
     Err(errors::make(
         py,
-        &t.tether_error,
+        "TetherError",
         "this process was forked from one that had already created tether clients: Tether's \
          I/O threads do not survive fork(). Create clients only in the child (or use the \
          \"spawn\" start method of multiprocessing)"

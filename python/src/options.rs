@@ -18,7 +18,7 @@ use tether_core::{OverflowPolicy, Protocol};
 
 use crate::errors::{config_error, option_error};
 use crate::hub::{Callbacks, CALLBACKS};
-use crate::types;
+use crate::types::{self, EVENT_CLASSES};
 
 /// The outcome of parsing: a validated core config plus what the binding itself needs.
 pub(crate) struct Parsed {
@@ -283,9 +283,17 @@ fn callback(name: &str, v: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
 
 /// `events=`: False/None (messages only), True (every event), or a collection of event classes.
 fn events(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<Vec<EventKind>> {
-    let every = || EventKind::ALL.into_iter().filter(|k| *k != EventKind::Message);
+    let every = || {
+        EventKind::ALL
+            .into_iter()
+            .filter(|k| *k != EventKind::Message)
+    };
     if v.is_none() || v.is_instance_of::<PyBool>() {
-        return Ok(if v.is_truthy()? { every().collect() } else { Vec::new() });
+        return Ok(if v.is_truthy()? {
+            every().collect()
+        } else {
+            Vec::new()
+        });
     }
     let t = types::get(py)?;
     let bad = || {
@@ -298,10 +306,11 @@ fn events(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<Vec<EventKind>> {
     for item in v.try_iter().map_err(|_| bad())? {
         let item = item?;
         let cls = item.cast::<PyType>().map_err(|_| bad())?;
-        if cls.is(t.ev_base.bind(py)) {
+        let is = |name: &str| t.class(py, name).is_ok_and(|c| cls.is(c));
+        if is("Event") {
             // tether.Event, the base class: every event.
             kinds.extend(every());
-        } else if let Some((_, kind)) = t.event_classes().find(|(c, _)| cls.is(c.bind(py))) {
+        } else if let Some((_, kind)) = EVENT_CLASSES.iter().find(|(name, _)| is(name)) {
             kinds.extend(kind);
         } else {
             return Err(option_error(
