@@ -8,12 +8,12 @@ use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{
-    PyByteArray, PyBytes, PyDict, PyGenericAlias, PyMemoryView, PyString, PyTuple, PyType,
+    PyBool, PyByteArray, PyBytes, PyDict, PyGenericAlias, PyMemoryView, PyString, PyTuple, PyType,
 };
 use pyo3::PyTraverseError;
 
 use tether_core::{
-    Bytes, DeliveryError, DeliveryStatus, Disconnect, Event, EventDelivery, MessageId, State,
+    Bytes, DeliveryError, DeliveryStatus, Disconnect, Event, EventDelivery, MessageId, State, Want,
 };
 
 use crate::errors;
@@ -37,13 +37,6 @@ impl hub::Closable for Inner {
     fn close_for_exit(&self) {
         let _ = self.start_close(1000, "");
     }
-}
-
-/// What a receipt waits for.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Want {
-    Written = 0,
-    Acked = 1,
 }
 
 impl Inner {
@@ -776,20 +769,13 @@ impl Handle {
     /// Where receipt `id` stands for `want` (0 written, 1 acked): None while pending, True
     /// when done, or the exception to raise.
     fn outcome(&self, py: Python<'_>, id: u64, want: u8) -> Option<Py<PyAny>> {
-        let want = if want == 0 {
-            Want::Written
-        } else {
-            Want::Acked
-        };
+        let want = [Want::Written, Want::Acked][usize::from(want != 0)];
         let outcome = match self.inner.upgrade() {
             Some(inner) => inner.outcome(py, id, want)?,
             None => Err(errors::closed_error(py, None)),
         };
         Some(match outcome {
-            Ok(()) => true
-                .into_pyobject(py)
-                .map(|b| b.to_owned().into_any().unbind())
-                .unwrap_or_else(|_| py.None()),
+            Ok(()) => PyBool::new(py, true).to_owned().into_any().unbind(),
             Err(e) => e.into_value(py).into_any(),
         })
     }
