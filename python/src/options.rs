@@ -233,7 +233,7 @@ fn events(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<Vec<EventKind>> {
     for item in v.try_iter().map_err(|_| bad())? {
         let item = item?;
         let cls = item.cast::<PyType>().map_err(|_| bad())?;
-        let is = |name: &str| t.class(py, name).is_ok_and(|c| cls.is(c));
+        let is = |name: &str| t.class(py, name).is_ok_and(|c| cls.is(&c));
         if is("Event") {
             // tether.Event, the base class: every event.
             kinds.extend(every());

@@ -9,36 +9,6 @@ use pyo3::types::PyType;
 
 use tether_core::EventKind;
 
-/// The classes of `tether._types` this module uses, by name.
-const CLASSES: [&str; 26] = [
-    "TetherError",
-    "ConfigError",
-    "ConnectError",
-    "ClosedError",
-    "NotReadyError",
-    "QueueFullError",
-    "MessageTooLarge",
-    "DeliveryFailed",
-    "ProtocolError",
-    "NotSupportedError",
-    "InvalidArgument",
-    "Stats",
-    "DisconnectReason",
-    "FailureReason",
-    "Event",
-    "StateChanged",
-    "Disconnected",
-    "Reconnecting",
-    "Written",
-    "Acked",
-    "SendFailed",
-    "InboundRejected",
-    "Closed",
-    "SessionReset",
-    "OtherEvent",
-    "State",
-];
-
 /// The event classes and the kind each stands for (`OtherEvent`: none).
 pub(crate) const EVENT_CLASSES: [(&str, Option<EventKind>); 10] = [
     ("StateChanged", Some(EventKind::State)),
@@ -54,7 +24,8 @@ pub(crate) const EVENT_CLASSES: [(&str, Option<EventKind>); 10] = [
 ];
 
 pub(crate) struct Types {
-    classes: Vec<Py<PyType>>,
+    /// `tether._types`.
+    module: Py<PyAny>,
     /// `tether.State` members, in the order of `tether_core::State`'s discriminants.
     pub states: Vec<Py<PyAny>>,
     pub json_dumps: Py<PyAny>,
@@ -63,14 +34,9 @@ pub(crate) struct Types {
 }
 
 impl Types {
-    /// The class `name` of [`CLASSES`].
-    pub(crate) fn class<'py>(&self, py: Python<'py>, name: &str) -> PyResult<&Bound<'py, PyType>> {
-        match CLASSES.iter().position(|c| *c == name) {
-            Some(i) => Ok(self.classes[i].bind(py)),
-            None => Err(pyo3::exceptions::PySystemError::new_err(format!(
-                "tether._types.{name} is not registered"
-            ))),
-        }
+    /// The class `tether._types.<name>`.
+    pub(crate) fn class<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyType>> {
+        Ok(self.module.bind(py).getattr(name)?.cast_into::<PyType>()?)
     }
 }
 
@@ -93,10 +59,6 @@ pub(crate) fn _init(
     types: &Bound<'_, PyAny>,
     aio: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
-    let classes = CLASSES
-        .iter()
-        .map(|name| Ok(types.getattr(*name)?.cast_into::<PyType>()?.unbind()))
-        .collect::<PyResult<Vec<_>>>()?;
     let state = types.getattr("State")?;
     let states = [
         "connecting",
@@ -111,7 +73,7 @@ pub(crate) fn _init(
     .collect::<PyResult<Vec<_>>>()?;
     let logging = py.import("logging")?;
     let registered = Types {
-        classes,
+        module: types.clone().unbind(),
         states,
         json_dumps: py.import("json")?.getattr("dumps")?.unbind(),
         logger: logging.getattr("getLogger")?.call1(("tether",))?.unbind(),
