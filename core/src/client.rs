@@ -46,8 +46,9 @@ pub enum EventDelivery {
     /// [`Client::next_events`], ...), in order, as in poll mode (a binding whose `recv()`
     /// takes what no callback does). Inbound messages are buffered once: a kept message holds
     /// its room in `event_queue_capacity` until it is taken, so a reader that falls behind
-    /// pauses reading from the socket as in poll mode. Lifecycle as for `Callback`; once the
-    /// client is dropped nothing is kept any more.
+    /// pauses reading from the socket as in poll mode. Each kept event fires the change hook
+    /// ([`Client::set_change_hook`]; the wake hook is poll mode's). Lifecycle as for
+    /// `Callback`; once the client is dropped nothing is kept any more.
     Routed(Box<dyn FnMut(Event) -> Option<Event> + Send + 'static>),
 }
 
