@@ -12,10 +12,11 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::config::{Config, OverflowPolicy, Protocol};
 use crate::connect::Connector;
-use crate::dispatch::{self, DispatchError, Handlers};
+use crate::dispatch::{self, DispatchError, Handlers, RoutedHandler};
 use crate::error::{CloseError, ConfigError, DeliveryError, Disconnect, SendError, SendFailure};
 use crate::event::{Event, MessageId, State, Stats, Text};
 use crate::event_queue::{self, EventSource};
+use crate::kept::Kept;
 use crate::outbox::{DeliveryStatus, Outbox, Payload, Want};
 use crate::resume::ResumeState;
 use crate::runtime::{self, RuntimeError};
@@ -40,12 +41,26 @@ pub enum EventDelivery {
     /// client instead lets it deliver everything up to [`Event::Closed`] in the background.
     /// [`Client::in_handler`] tells whether the current thread is running it.
     Callback(Box<dyn FnMut(Event) + Send + 'static>),
+    /// Callback delivery where the handler may decline an event by handing it back
+    /// (`Some(event)`): it is then kept for the poll calls ([`Client::poll_events`],
+    /// [`Client::next_events`], ...), in order, as in poll mode (a binding whose `recv()`
+    /// takes what no callback does). Inbound messages are buffered once: a kept message holds
+    /// its room in `event_queue_capacity` until it is taken, so a reader that falls behind
+    /// pauses reading from the socket as in poll mode. Each kept event fires the change hook
+    /// ([`Client::set_change_hook`]; the wake hook is poll mode's). Lifecycle as for
+    /// `Callback`; once the client is dropped nothing is kept any more.
+    Routed(Box<dyn FnMut(Event) -> Option<Event> + Send + 'static>),
 }
 
 impl EventDelivery {
     /// Callback delivery from a closure.
     pub fn callback(handler: impl FnMut(Event) + Send + 'static) -> Self {
         EventDelivery::Callback(Box::new(handler))
+    }
+
+    /// Routed delivery from a closure.
+    pub fn routed(handler: impl FnMut(Event) -> Option<Event> + Send + 'static) -> Self {
+        EventDelivery::Routed(Box::new(handler))
     }
 }
 
@@ -84,6 +99,8 @@ pub struct Client {
     commands: UnboundedSender<Command>,
     /// Poll mode only.
     events: Option<EventSource>,
+    /// Routed mode only: what the handler handed back.
+    kept: Option<Arc<Kept>>,
     handlers: Arc<Handlers>,
     /// Callback mode: the dispatcher thread, until `shutdown` joins it.
     dispatcher: Mutex<Option<JoinHandle<()>>>,
@@ -146,15 +163,21 @@ impl Client {
         let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel();
 
         let handlers = Arc::new(Handlers::new());
-        let (events, dispatcher) = match delivery {
-            EventDelivery::Poll => (Some(source), None),
-            EventDelivery::Callback(handler) => {
-                let h = handlers.clone();
-                let thread = std::thread::Builder::new()
-                    .name("tether-dispatch".into())
-                    .spawn(move || dispatch::run_dispatcher(source, handler, &h))
-                    .map_err(|e| StartError::Thread(e.to_string()))?;
-                (None, Some(thread))
+        let (events, dispatcher, kept) = match delivery {
+            EventDelivery::Poll => (Some(source), None, None),
+            EventDelivery::Callback(mut handler) => {
+                let handler: RoutedHandler = Box::new(move |event| {
+                    handler(event);
+                    None
+                });
+                let thread = spawn_dispatcher(source, handler, &handlers, None, &shared)?;
+                (None, Some(thread), None)
+            }
+            EventDelivery::Routed(handler) => {
+                let kept = Arc::new(Kept::new(source.credit()));
+                let thread =
+                    spawn_dispatcher(source, handler, &handlers, Some(kept.clone()), &shared)?;
+                (None, Some(thread), Some(kept))
             }
         };
         let codec = (config.protocol == Protocol::Envelope).then(|| {
@@ -183,6 +206,7 @@ impl Client {
             config,
             commands,
             events,
+            kept,
             handlers,
             dispatcher: Mutex::new(dispatcher),
             epoch,
@@ -442,16 +466,24 @@ impl Client {
         self.shared.events.set_wake_hook(hook);
     }
 
-    /// Poll mode: the next pending event, without waiting. Always None in callback mode.
+    /// Poll mode: the next pending event, without waiting (routed mode: the next kept one).
+    /// Always None in callback mode.
     pub fn poll_event(&self) -> Option<Event> {
+        if let Some(kept) = &self.kept {
+            return take_one(kept, Duration::ZERO);
+        }
         let source = self.events.as_ref()?;
         let event = source.try_next()?;
         source.release(&event);
         Some(event)
     }
 
-    /// Poll mode: the next event, waiting up to `timeout`. Always None in callback mode.
+    /// Poll mode: the next event, waiting up to `timeout` (routed mode: the next kept one;
+    /// the wait ends early once the dispatcher is done). Always None in callback mode.
     pub fn next_event(&self, timeout: Duration) -> Option<Event> {
+        if let Some(kept) = &self.kept {
+            return take_one(kept, timeout);
+        }
         let source = self.events.as_ref()?;
         let event = source.next_timeout(timeout)?;
         source.release(&event);
@@ -460,8 +492,8 @@ impl Client {
 
     /// Poll mode: the next event, awaited without blocking the thread (any executor can poll
     /// it; it is what an application on the runtime given to [`Client::connect_on`] uses).
-    /// None in callback mode. After [`Event::Closed`] no event comes any more, so do not await
-    /// another one then.
+    /// None in the callback modes (routed included). After [`Event::Closed`] no event comes
+    /// any more, so do not await another one then.
     pub async fn recv_event(&self) -> Option<Event> {
         let source = self.events.as_ref()?;
         let event = source.next_async().await;
@@ -492,28 +524,27 @@ impl Client {
 
     /// Poll mode: move up to `max` pending events into `out` (appended, in order) without
     /// waiting; returns how many were moved. One call per frame of a game loop or per wake-up
-    /// of an event loop takes a whole batch for the price of one queue operation. Always 0 in
-    /// callback mode.
+    /// of an event loop takes a whole batch for the price of one queue operation. Routed mode:
+    /// the kept events. Always 0 in callback mode.
     pub fn poll_events(&self, out: &mut Vec<Event>, max: usize) -> usize {
-        match self.events.as_ref() {
-            Some(source) => source.take_into(out, max, Duration::ZERO),
-            None => 0,
-        }
+        self.next_events(out, max, Duration::ZERO)
     }
 
     /// Poll mode: like [`Client::poll_events`], but when nothing is pending wait up to
     /// `timeout` for the first event (then take it and whatever else is pending, up to `max`).
     pub fn next_events(&self, out: &mut Vec<Event>, max: usize, timeout: Duration) -> usize {
-        match self.events.as_ref() {
-            Some(source) => source.take_into(out, max, timeout),
-            None => 0,
+        match (&self.events, &self.kept) {
+            (Some(source), _) => source.take_into(out, max, timeout),
+            (None, Some(kept)) => kept.take_into(out, max, timeout),
+            (None, None) => 0,
         }
     }
 
     /// Install (or, with `None`, remove) a function called after every change an application
     /// may wait for: each batch of events emitted (in either delivery mode), each raise of a
-    /// pending [`Event::Written`] report, and the end of the client ([`Client::wait_closed`]
-    /// turning true). It carries no event: it is a cue to re-check [`Client::state`],
+    /// pending [`Event::Written`] report, each event kept in routed mode, and the end of the
+    /// client ([`Client::wait_closed`] turning true; in the callback modes also
+    /// [`Client::is_finished`]). It carries no event: it is a cue to re-check [`Client::state`],
     /// [`Client::delivery_status`] or the event queue, for waits that do not consume events
     /// (a binding's blocking waits, an event loop's wake-up). It runs on one of Tether's
     /// threads, often the I/O thread: it must be cheap and must never block.
@@ -533,10 +564,77 @@ impl Client {
         self.shared.events.close_reason()
     }
 
-    /// Poll mode: number of events waiting.
+    /// Poll mode: number of events waiting (routed mode: kept).
     pub fn pending_events(&self) -> usize {
-        self.events.as_ref().map_or(0, EventSource::pending)
+        match (&self.events, &self.kept) {
+            (Some(source), _) => source.pending(),
+            (None, Some(kept)) => kept.pending(),
+            (None, None) => 0,
+        }
     }
+
+    /// True once no handler runs and nothing changes any more: the client is closed and, in
+    /// the callback modes, the dispatcher thread has handled [`Event::Closed`] (its handler
+    /// call included). The change hook fires when it turns true. Events may still wait for
+    /// the poll calls ([`Client::pending_events`]).
+    pub fn is_finished(&self) -> bool {
+        if self.events.is_some() {
+            self.shared.wait_closed(Duration::ZERO)
+        } else {
+            self.handlers.is_finished()
+        }
+    }
+
+    /// The number of changes so far: it moves before each call of the change hook (see
+    /// [`Client::set_change_hook`]), whether a hook is installed or not.
+    pub fn changes(&self) -> u64 {
+        self.shared.events.changes()
+    }
+
+    /// Wait up to `timeout` for [`Client::changes`] to move past `seen` (a value it returned);
+    /// returns the count then. With [`Client::changes`] read before checking a condition,
+    /// this is a wait for any state, status or queue change that misses none.
+    pub fn wait_change(&self, seen: u64, timeout: Duration) -> u64 {
+        self.shared.events.wait_change(seen, timeout)
+    }
+
+    /// Stop pausing reads for room in `event_queue_capacity`: from now on inbound messages
+    /// queue without that bound. For a session that is ending while the application may never
+    /// take what is queued (a binding's `close()`): the closing handshake must still read the
+    /// server's close frame.
+    pub fn release_backpressure(&self) {
+        self.shared.events.stop_consuming();
+    }
+}
+
+fn take_one(kept: &Kept, wait: Duration) -> Option<Event> {
+    let mut out = Vec::with_capacity(1);
+    kept.take_into(&mut out, 1, wait);
+    out.pop()
+}
+
+/// Start the dispatcher thread of a callback mode. It fires the change hook through a weak
+/// reference, so that it never keeps the session's state alive.
+fn spawn_dispatcher(
+    source: EventSource,
+    handler: RoutedHandler,
+    handlers: &Arc<Handlers>,
+    kept: Option<Arc<Kept>>,
+    shared: &Arc<Shared>,
+) -> Result<JoinHandle<()>, StartError> {
+    let handlers = handlers.clone();
+    let weak = Arc::downgrade(shared);
+    let changed = move || {
+        if let Some(shared) = weak.upgrade() {
+            shared.events.fire_change_hook();
+        }
+    };
+    std::thread::Builder::new()
+        .name("tether-dispatch".into())
+        .spawn(move || {
+            dispatch::run_dispatcher(source, handler, &handlers, kept.as_deref(), &changed)
+        })
+        .map_err(|e| StartError::Thread(e.to_string()))
 }
 
 /// Resolves to a message's status once it reaches the wanted one or is final; see
@@ -595,6 +693,11 @@ impl Drop for Client {
     fn drop(&mut self) {
         // Graceful close in the background; the dispatcher exits after delivering Closed.
         let _ = self.close(1000, "");
+        // Routed mode: nobody can take kept events any more.
+        if let Some(kept) = &self.kept {
+            kept.close();
+            self.shared.events.stop_consuming();
+        }
     }
 }
 

@@ -3,8 +3,9 @@
 //! [`crate::Client::connect`] returned or after [`crate::Client::shutdown`] returned, and
 //! when an inbound message's credit goes back. Both delivery modes and both bindings use it:
 //!
-//! * callback mode: the dispatcher thread ([`run_dispatcher`]) runs the handler given to
-//!   [`crate::EventDelivery::Callback`];
+//! * callback modes: the dispatcher thread ([`run_dispatcher`]) runs the handler given to
+//!   [`crate::EventDelivery::Callback`] or [`crate::EventDelivery::Routed`] (whose handler
+//!   may hand an event back, kept for the poll calls in [`crate::kept`]);
 //! * poll mode: [`crate::Client::dispatch`] ([`dispatch`]) runs a handler on the caller's
 //!   thread, in chunks taken from the queue with one queue operation each.
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use crate::event::Event;
 use crate::event_queue::EventSource;
+use crate::kept::Kept;
 
 /// Most events [`crate::Client::dispatch`] takes from the queue at once: bounds the memory a
 /// dispatch keeps between calls, while the queue's lock is shared by this many events.
@@ -93,6 +95,9 @@ pub(crate) struct Handlers {
     stopped: AtomicBool,
     /// Poll mode: a dispatch is running.
     busy: AtomicBool,
+    /// Callback modes: the dispatcher thread is done (it handled `Closed`, or the producer
+    /// is gone); no handler runs any more.
+    finished: AtomicBool,
     /// Poll mode: the chunk being handled. Only the dispatch holding `busy` locks it, so it
     /// is never contended; it keeps its capacity from one dispatch to the next.
     chunk: Mutex<Vec<Event>>,
@@ -107,6 +112,7 @@ impl Handlers {
             gate: Mutex::new(()),
             stopped: AtomicBool::new(false),
             busy: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
             chunk: Mutex::new(Vec::new()),
         }
     }
@@ -132,6 +138,11 @@ impl Handlers {
         RUNNING
             .try_with(|r| r.borrow().contains(&self.id))
             .unwrap_or(false)
+    }
+
+    /// Callback modes: the dispatcher thread is done, its last handler call included.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::SeqCst)
     }
 
     /// A dispatch is running (on any thread).
@@ -170,26 +181,46 @@ impl Handlers {
     }
 }
 
+/// The handler of a dispatcher thread: it may hand an event back, to be kept for the
+/// application's poll calls ([`crate::EventDelivery::Routed`]).
+pub(crate) type RoutedHandler = Box<dyn FnMut(Event) -> Option<Event> + Send>;
+
 /// The dispatcher thread: wait for `Client::connect` to return, then deliver events serially
-/// until the terminal `Closed` (after a shutdown, without calling the handler).
+/// until the terminal `Closed` (after a shutdown, without calling the handler). An event the
+/// handler hands back goes to `kept` (a message with its inbound credit, returned when the
+/// application takes it), and `changed` runs (it fires the change hook); so it does at the
+/// end, once finished.
 pub(crate) fn run_dispatcher(
     source: EventSource,
-    mut handler: Box<dyn FnMut(Event) + Send>,
+    mut handler: RoutedHandler,
     handlers: &Handlers,
+    kept: Option<&Kept>,
+    changed: &dyn Fn(),
 ) {
     let _scope = Scope::enter(handlers.id);
     handlers.wait_started();
     while let Some(event) = source.next_blocking() {
         let last = matches!(event, Event::Closed { .. });
+        let mut back = None;
         let message = matches!(event, Event::Message(_));
-        handlers.run(&mut *handler, event);
-        if message {
-            source.return_credit();
+        handlers.run(&mut |e| back = handler(e), event);
+        match (back, kept) {
+            (Some(event), Some(kept)) => {
+                kept.push(event);
+                changed();
+            }
+            _ if message => source.return_credit(),
+            _ => {}
         }
         if last {
             break;
         }
     }
+    handlers.finished.store(true, Ordering::SeqCst);
+    if let Some(kept) = kept {
+        kept.finish();
+    }
+    changed();
 }
 
 /// Poll mode: [`crate::Client::dispatch`].
@@ -290,8 +321,9 @@ mod tests {
         let thread = std::thread::spawn(move || {
             let handler = Box::new(move |e: Event| {
                 let _ = tx.send(e);
+                None
             });
-            run_dispatcher(source, handler, &h);
+            run_dispatcher(source, handler, &h, None, &|| {});
         });
         // An event is pending, but the latch is closed: nothing arrives.
         assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
@@ -318,10 +350,62 @@ mod tests {
         });
         drop(sink);
         std::thread::spawn(move || {
-            run_dispatcher(source, Box::new(move |e| drop(tx.send(e))), &h);
+            let handler = Box::new(move |e| {
+                let _ = tx.send(e);
+                None
+            });
+            run_dispatcher(source, handler, &h, None, &|| {});
         })
         .join()
         .expect("ends");
         assert!(rx.try_recv().is_err(), "no handler call after stop");
+        assert!(handlers.is_finished());
+    }
+
+    #[test]
+    fn a_routed_dispatcher_keeps_what_the_handler_hands_back_with_its_credit() {
+        use crate::event::Message;
+        use std::sync::atomic::AtomicUsize;
+        let (sink, source) = channel(2);
+        let credit = source.credit();
+        let kept = Arc::new(Kept::new(credit.clone()));
+        let handlers = Arc::new(Handlers::new());
+        handlers.start();
+        // Two credits: both messages get in; the handler takes the state change and hands
+        // both messages back.
+        assert!(sink.try_inbound_credit() && sink.try_inbound_credit());
+        let text = |t: &str| Event::Message(Message::Text(t.into()));
+        sink.emit(text("a"));
+        sink.emit(Event::State {
+            from: State::Connecting,
+            to: State::Open,
+        });
+        sink.emit(text("b"));
+        sink.emit(Event::Closed {
+            reason: crate::Disconnect::UserClose {
+                code: 1000,
+                reason: String::new(),
+            },
+            undelivered: 0,
+        });
+        let changes = Arc::new(AtomicUsize::new(0));
+        let (h, k, c) = (handlers.clone(), kept.clone(), changes.clone());
+        std::thread::spawn(move || {
+            let handler = Box::new(|e: Event| matches!(e, Event::Message(_)).then_some(e));
+            let changed = move || {
+                c.fetch_add(1, Ordering::SeqCst);
+            };
+            run_dispatcher(source, handler, &h, Some(&k), &changed);
+        })
+        .join()
+        .expect("ends after Closed");
+        assert!(handlers.is_finished());
+        assert_eq!(changes.load(Ordering::SeqCst), 3, "two kept, one end");
+        // Still held: no credit until the application takes them.
+        assert_eq!(credit.available_permits(), 0);
+        let mut out = Vec::new();
+        assert_eq!(kept.take_into(&mut out, 10, Duration::ZERO), 2);
+        assert_eq!(out, [text("a"), text("b")]);
+        assert_eq!(credit.available_permits(), 2);
     }
 }

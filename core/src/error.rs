@@ -245,6 +245,27 @@ impl Disconnect {
         }
     }
 
+    /// A stable id of the variant ("user_close", "server_close", "connect_failed",
+    /// "connection_lost", "heartbeat_timeout", "inbound_too_large", "protocol_error",
+    /// "rejected", "handshake_timeout", "handshake_failed", "retries_exhausted"), for bindings
+    /// that report the kind as data (Python's `DisconnectReason.kind`); [`Disconnect::error_kind`]
+    /// is the failure classification.
+    pub fn kind_id(&self) -> &'static str {
+        match self {
+            Disconnect::UserClose { .. } => "user_close",
+            Disconnect::ServerClosed { .. } => "server_close",
+            Disconnect::ConnectFailed(_) => "connect_failed",
+            Disconnect::ConnectionLost(_) => "connection_lost",
+            Disconnect::HeartbeatTimeout(_) => "heartbeat_timeout",
+            Disconnect::InboundTooLarge { .. } => "inbound_too_large",
+            Disconnect::ProtocolError { .. } => "protocol_error",
+            Disconnect::Rejected { .. } => "rejected",
+            Disconnect::HandshakeTimeout(_) => "handshake_timeout",
+            Disconnect::HandshakeFailed(_) => "handshake_failed",
+            Disconnect::RetriesExhausted { .. } => "retries_exhausted",
+        }
+    }
+
     /// The WebSocket close code that best describes this disconnect, as reported to C
     /// (`on_close`) and Python: the real code when a close frame was exchanged, 1006 when the
     /// link broke without one (or never opened).
@@ -312,6 +333,21 @@ pub enum SendFailure {
         /// Links the server closed with 1009 while this message was in flight.
         attempts: u32,
     },
+}
+
+impl SendFailure {
+    /// A stable id of the variant ("dropped_oldest", "closed", "connection_failed",
+    /// "ack_timeout", "rejected", "too_large"), for bindings that report the kind as data.
+    pub fn kind_id(&self) -> &'static str {
+        match self {
+            SendFailure::DroppedOldest => "dropped_oldest",
+            SendFailure::Closed => "closed",
+            SendFailure::ConnectionFailed(_) => "connection_failed",
+            SendFailure::AckTimeout { .. } => "ack_timeout",
+            SendFailure::Rejected(_) => "rejected",
+            SendFailure::RefusedTooLarge { .. } => "too_large",
+        }
+    }
 }
 
 /// Why waiting for a message's delivery ended without an ack.

@@ -283,6 +283,67 @@ pub enum Event {
     },
 }
 
+/// The kind of an [`Event`], for code that routes or subscribes to events by kind (a
+/// binding's callbacks, an `events=` filter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// [`Event::State`].
+    State,
+    /// [`Event::Message`].
+    Message,
+    /// [`Event::Written`].
+    Written,
+    /// [`Event::Acked`].
+    Acked,
+    /// [`Event::InboundRejected`].
+    InboundRejected,
+    /// [`Event::SendFailed`].
+    SendFailed,
+    /// [`Event::SessionReset`].
+    SessionReset,
+    /// [`Event::Disconnected`].
+    Disconnected,
+    /// [`Event::Reconnecting`].
+    Reconnecting,
+    /// [`Event::Closed`].
+    Closed,
+}
+
+impl EventKind {
+    /// Every kind.
+    pub const ALL: [EventKind; 10] = [
+        EventKind::State,
+        EventKind::Message,
+        EventKind::Written,
+        EventKind::Acked,
+        EventKind::InboundRejected,
+        EventKind::SendFailed,
+        EventKind::SessionReset,
+        EventKind::Disconnected,
+        EventKind::Reconnecting,
+        EventKind::Closed,
+    ];
+}
+
+impl Event {
+    /// The event's kind.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Event::State { .. } => EventKind::State,
+            Event::Message(_) => EventKind::Message,
+            Event::Written { .. } => EventKind::Written,
+            Event::Acked { .. } => EventKind::Acked,
+            Event::InboundRejected { .. } => EventKind::InboundRejected,
+            Event::SendFailed { .. } => EventKind::SendFailed,
+            Event::SessionReset(_) => EventKind::SessionReset,
+            Event::Disconnected { .. } => EventKind::Disconnected,
+            Event::Reconnecting { .. } => EventKind::Reconnecting,
+            Event::Closed { .. } => EventKind::Closed,
+        }
+    }
+}
+
 /// A snapshot of the client's counters, readable at any time with `Client::stats`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -335,5 +396,21 @@ mod tests {
         }
         assert_eq!(State::from_repr(6), None);
         assert_eq!(State::Reconnecting.as_str(), "reconnecting");
+    }
+
+    #[test]
+    fn every_kind_is_listed_once_and_events_report_theirs() {
+        let mut kinds = EventKind::ALL.to_vec();
+        kinds.dedup();
+        assert_eq!(kinds.len(), EventKind::ALL.len());
+        let closed = Event::Closed {
+            reason: crate::Disconnect::HeartbeatTimeout(Duration::from_secs(1)),
+            undelivered: 0,
+        };
+        assert_eq!(closed.kind(), EventKind::Closed);
+        let written = Event::Written {
+            up_to: MessageId(1),
+        };
+        assert_eq!(written.kind(), EventKind::Written);
     }
 }

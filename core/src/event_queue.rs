@@ -22,7 +22,7 @@
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -87,6 +87,9 @@ pub(crate) struct EventSink {
     /// Wakes an asynchronous consumer ([`EventSource::next_async`]).
     ready: Arc<tokio::sync::Notify>,
     hook: Mutex<Option<ChangeHook>>,
+    /// Bumped before every change hook call; [`EventSink::wait_change`] sleeps on it.
+    changes: Mutex<u64>,
+    changed: Condvar,
     reasons: Mutex<Reasons>,
     wake: Arc<Wake>,
 }
@@ -151,6 +154,8 @@ pub(crate) fn channel(inbound_capacity: usize) -> (EventSink, EventSource) {
             queued: queued.clone(),
             ready: ready.clone(),
             hook: Mutex::new(None),
+            changes: Mutex::new(0),
+            changed: Condvar::new(),
             reasons: Mutex::new(Reasons::default()),
             wake: wake.clone(),
         },
@@ -217,8 +222,11 @@ impl EventSink {
         *lock(&self.hook) = hook;
     }
 
-    /// Call the change hook, if any (never with a lock of ours held).
+    /// Call the change hook, if any (never with a lock of ours held), after bumping the
+    /// change count and waking [`EventSink::wait_change`].
     pub(crate) fn fire_change_hook(&self) {
+        *lock(&self.changes) += 1;
+        self.changed.notify_all();
         let hook = lock(&self.hook).clone();
         if let Some(hook) = hook {
             // It runs on the session task or a sending thread: a panic must not end either.
@@ -226,6 +234,21 @@ impl EventSink {
                 tracing::error!("the change hook panicked; the client carries on");
             }
         }
+    }
+
+    /// How many changes there were so far (see [`EventSink::fire_change_hook`]).
+    pub(crate) fn changes(&self) -> u64 {
+        *lock(&self.changes)
+    }
+
+    /// Wait until the change count moved past `seen`, or `timeout`; returns the count then.
+    pub(crate) fn wait_change(&self, seen: u64, timeout: Duration) -> u64 {
+        let changes = lock(&self.changes);
+        let (changes, _) = self
+            .changed
+            .wait_timeout_while(changes, timeout, |n| *n == seen)
+            .unwrap_or_else(PoisonError::into_inner);
+        *changes
     }
 
     fn send(&self, count: usize, item: Item) {
@@ -379,6 +402,12 @@ impl EventSource {
         if matches!(event, Event::Message(_)) {
             self.return_credit();
         }
+    }
+
+    /// The inbound credits, for a queue that holds messages taken from this one until the
+    /// application takes them ([`crate::kept::Kept`]).
+    pub(crate) fn credit(&self) -> Arc<Semaphore> {
+        self.credit.clone()
     }
 
     /// Return one inbound credit.

@@ -46,6 +46,7 @@ mod error;
 mod event;
 mod event_queue;
 mod heartbeat;
+mod kept;
 mod kind;
 pub mod log;
 mod meter;
@@ -71,7 +72,7 @@ pub use error::{
     CloseError, ConfigError, ConnectError, DeliveryError, Disconnect, ProxyRefusal, SendError,
     SendFailure,
 };
-pub use event::{Event, IdRange, Message, MessageId, SessionReset, State, Stats, Text};
+pub use event::{Event, EventKind, IdRange, Message, MessageId, SessionReset, State, Stats, Text};
 pub use kind::{Classify, ErrorKind};
 pub use options::{OptionKind, OptionSpec, OptionValue};
 pub use outbox::{DeliveryStatus, Want};

@@ -68,7 +68,7 @@ pub enum OptionValue {
     Int(u64),
     /// For [`OptionKind::Number`].
     Float(f64),
-    /// For [`OptionKind::Duration`].
+    /// For [`OptionKind::Duration`] (also given as [`OptionValue::Float`] seconds).
     Duration(Duration),
     /// For [`OptionKind::Text`], [`OptionKind::Path`] and [`OptionKind::Choice`].
     Text(String),
@@ -153,6 +153,28 @@ pub fn find(name: &str) -> Option<&'static OptionSpec> {
     TABLE.iter().find(|o| o.name == name)
 }
 
+/// The candidate closest to a misspelt `name` (at most 3 edits away), for a "did you mean"
+/// hint: candidates are the table's ids plus a binding's own names.
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let distance = |b: &str| {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in name.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let cur = row[j + 1];
+                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+                prev = cur;
+            }
+        }
+        row[b.len()]
+    };
+    let table = TABLE.iter().map(|o| -> &'a str { o.name });
+    let best = table.chain(candidates).map(|c| (distance(c), c)).min()?;
+    (best.0 <= 3).then_some(best.1)
+}
+
 impl ConfigBuilder {
     /// Set the option `name` (a table id) to `value`: the generic setter bindings use.
     pub fn set(&mut self, name: &str, value: OptionValue) -> Result<(), ConfigError> {
@@ -206,6 +228,13 @@ macro_rules! put {
 fn dur(name: &'static str, v: OptionValue) -> Result<Duration, ConfigError> {
     match v {
         OptionValue::Duration(d) => Ok(d),
+        // A number of seconds, as a binding's user writes it.
+        OptionValue::Float(s) if !s.is_finite() || s < 0.0 => Err(invalid(
+            name,
+            format!("{s} is not a duration in seconds (a finite number >= 0)"),
+        )),
+        OptionValue::Float(s) => Duration::try_from_secs_f64(s)
+            .map_err(|_| invalid(name, format!("{s} seconds is too long"))),
         other => Err(shape(name, "a duration", &other)),
     }
 }
@@ -992,6 +1021,32 @@ static TABLE: &[OptionSpec] = &[
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn closest_suggests_a_near_name_and_durations_take_seconds() {
+        assert_eq!(super::closest("ping_intervl", []), Some("ping_interval"));
+        assert_eq!(
+            super::closest("on_mesage", ["on_message"]),
+            Some("on_message")
+        );
+        assert_eq!(super::closest("zzzzzzzzzzzz", ["on_message"]), None);
+        let mut b = crate::ConfigBuilder::new("ws://127.0.0.1:1/");
+        b.set("ping_timeout", OptionValue::Float(2.5))
+            .expect("seconds");
+        let c = b.build().expect("valid");
+        assert_eq!(
+            c.get("ping_timeout"),
+            Some(OptionValue::Duration(Duration::from_millis(2500)))
+        );
+        let mut b = crate::ConfigBuilder::new("ws://127.0.0.1:1/");
+        let err = b
+            .set("ping_timeout", OptionValue::Float(-1.0))
+            .expect_err("negative");
+        assert!(
+            err.to_string().contains("-1 is not a duration in seconds"),
+            "{err}"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -555,3 +555,99 @@ fn is_normal_is_the_one_definition_of_a_normal_end() {
         assert_eq!(d.is_normal(), normal, "{d:?}");
     }
 }
+
+/// Routed delivery: the handler takes some events and hands the others back; those wait for
+/// the poll calls, in order, and inbound messages are buffered once: with nobody taking the
+/// kept ones, the client holds at most `event_queue_capacity` messages and stops reading.
+/// Taking them resumes reading; the end is `is_finished` after the handler saw `Closed`, with
+/// a change counted.
+#[test]
+fn routed_delivery_keeps_what_the_handler_declines_and_buffers_messages_once() {
+    let peer = Peer::start();
+    let capacity = 8;
+    let (tx, rx) = mpsc::channel::<Event>();
+    let handler = move |event: Event| match event {
+        Event::Message(_) => Some(event),
+        other => {
+            let _ = tx.send(other);
+            None
+        }
+    };
+    let config = fast(&peer.url()).event_queue_capacity(capacity);
+    let client = Client::connect(
+        config.build().expect("valid"),
+        EventDelivery::routed(handler),
+    )
+    .expect("starts");
+    let total = 200;
+    for i in 0..total {
+        client.send_text(format!("m{i}")).expect("queued");
+    }
+    assert!(
+        wait_until(SOON, || client.pending_events() >= capacity),
+        "the kept queue fills"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let read = client.stats().messages_received;
+    assert!(
+        read <= capacity as u64 + 1,
+        "read {read} with room for {capacity}: messages must be buffered once"
+    );
+    assert!(client
+        .poll_event()
+        .is_some_and(|e| text(&e).as_deref() == Some("m0")));
+    let mut got = vec!["m0".to_owned()];
+    let mut out = Vec::new();
+    assert!(wait_until(SOON, || {
+        out.clear();
+        client.next_events(&mut out, 64, Duration::from_millis(100));
+        got.extend(out.iter().filter_map(text));
+        got.len() >= total
+    }));
+    assert_eq!(got, (0..total).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    assert!(rx.try_iter().any(|e| matches!(
+        e,
+        Event::State {
+            to: State::Ready,
+            ..
+        }
+    )));
+    // The end: the handler sees Closed, then the client is finished, with a change counted.
+    assert!(!client.is_finished());
+    let seen = client.changes();
+    client.close(1000, "").expect("closes");
+    assert!(wait_until(SOON, || client.is_finished()));
+    assert!(client.wait_change(seen, Duration::ZERO) > seen);
+    assert!(rx.try_iter().any(|e| matches!(e, Event::Closed { .. })));
+    assert_eq!(
+        client.next_event(Duration::from_secs(5)),
+        None,
+        "nothing kept, no wait"
+    );
+}
+
+/// `wait_change` wakes on a change and times out without one; `release_backpressure` lets a
+/// poll-mode client read on with nobody taking its events.
+#[test]
+fn wait_change_and_release_backpressure() {
+    let peer = Peer::start();
+    let client = poll_client(fast(&peer.url()).event_queue_capacity(4));
+    let seen = client.changes();
+    let later = client.wait_change(seen, SOON);
+    assert!(later > seen, "connecting is a change");
+    assert!(wait_until(SOON, || client.state() == State::Ready));
+    let now = client.changes();
+    assert_eq!(client.wait_change(now, Duration::from_millis(50)), now);
+    for i in 0..50 {
+        client.send_text(format!("m{i}")).expect("queued");
+    }
+    assert!(wait_until(SOON, || client.stats().messages_received >= 4));
+    client.release_backpressure();
+    assert!(
+        wait_until(SOON, || client.stats().messages_received == 50),
+        "reads on without a consumer"
+    );
+    assert!(!client.is_finished());
+    client.close(1000, "").expect("closes");
+    assert!(wait_until(SOON, || client.is_finished()));
+}

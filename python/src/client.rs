@@ -8,12 +8,12 @@ use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{
-    PyByteArray, PyBytes, PyDict, PyGenericAlias, PyMemoryView, PyString, PyTuple, PyType,
+    PyBool, PyByteArray, PyBytes, PyDict, PyGenericAlias, PyMemoryView, PyString, PyTuple, PyType,
 };
 use pyo3::PyTraverseError;
 
 use tether_core::{
-    Bytes, DeliveryError, DeliveryStatus, Disconnect, Event, EventDelivery, MessageId, State,
+    Bytes, DeliveryError, DeliveryStatus, Disconnect, Event, EventDelivery, MessageId, State, Want,
 };
 
 use crate::errors;
@@ -39,75 +39,44 @@ impl hub::Closable for Inner {
     }
 }
 
-/// What a receipt waits for.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Want {
-    Written = 0,
-    Acked = 1,
-}
-
 impl Inner {
-    /// Start a graceful close (never waits).
+    /// Start a graceful close (never waits). From now on the session only finishes what it
+    /// has: it stops holding inbound messages back for room the application may never make
+    /// (a full queue would keep the server's closing frame unread).
     pub(crate) fn start_close(&self, code: u16, reason: &str) -> PyResult<()> {
-        // From now on the session only finishes what it has: stop holding inbound messages
-        // back for room the application may never make (a full queue would keep the server's
-        // closing frame unread): the dispatcher's (Hub::unblock) or, in poll mode, the
-        // core's (a shutdown that waits for nothing; reading goes on).
-        self.hub.unblock();
         self.core.close(code, reason).map_err(errors::close_error)?;
-        if self.hub.polls() {
-            self.core.shutdown(Duration::ZERO);
-        }
+        self.core.release_backpressure();
         Ok(())
     }
 
-    /// True once nothing will change any more: the core is closed (poll mode), or the
-    /// `Closed` event has been fully handled, its callback included (callback mode).
+    /// True once nothing will change any more (the core's `is_finished`: closed, and in
+    /// callback mode the `Closed` event handled, its callback included).
     pub(crate) fn finished(&self) -> bool {
-        if self.hub.polls() {
-            self.core.wait_closed(Duration::ZERO)
-        } else {
-            self.hub.finished()
-        }
+        self.core.is_finished()
     }
 
-    /// Move up to `max` items for `recv()` into `out`, waiting up to `wait` for the first:
-    /// in poll mode from the core's queue (the one place inbound messages wait; events nobody
-    /// subscribed to are dropped here), in callback mode from the hub's. Returns true when
-    /// the client is finished and nothing is left to read. Call without the GIL to wait.
+    /// Move up to `max` items for `recv()` into `out`, waiting up to `wait` for the first,
+    /// from the core's queue (in callback mode, what no callback took; events nobody
+    /// subscribed to are dropped here). Returns true when the client is finished and nothing
+    /// is left to read. Call without the GIL to wait.
     pub(crate) fn take(&self, max: usize, wait: Duration, out: &mut Vec<Event>) -> bool {
-        let poll = self.hub.polls();
-        let mut deadline = None;
-        let mut got = Vec::new();
-        if poll {
-            got.extend(self.hub.take_peeked());
-        }
+        let deadline = Instant::now() + wait;
+        let mut got: Vec<Event> = self.hub.take_peeked().into_iter().collect();
         loop {
-            let seen = (!poll).then(|| self.hub.generation());
-            if poll {
-                let room = max.saturating_sub(got.len());
-                self.core.poll_events(&mut got, room);
-                out.extend(got.drain(..).filter(|e| self.hub.wanted(e)));
-            } else {
-                self.hub.drain(max, out);
-            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let room = max.saturating_sub(got.len());
+            let wait = if got.is_empty() { left } else { Duration::ZERO };
+            self.core.next_events(&mut got, room, wait);
+            out.extend(got.drain(..).filter(|e| self.hub.wanted(e)));
             if !out.is_empty() {
                 return false;
             }
             // Finished means every event was queued before: none pending, all were read.
-            if self.finished() && (!poll || self.core.pending_events() == 0) {
+            if self.finished() && self.core.pending_events() == 0 {
                 return true;
             }
-            let deadline = *deadline.get_or_insert_with(|| Instant::now() + wait);
-            let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
-            }
-            match seen {
-                Some(seen) => self.hub.wait_changed(seen, left),
-                None => {
-                    self.core.next_events(&mut got, max, left);
-                }
             }
         }
     }
@@ -162,10 +131,9 @@ fn check_not_forked(py: Python<'_>) -> PyResult<()> {
     if *FIRST_PID.get_or_init(|| pid) == pid {
         return Ok(());
     }
-    let t = types::get(py)?;
     Err(errors::make(
         py,
-        &t.tether_error,
+        "TetherError",
         "this process was forked from one that had already created tether clients: Tether's \
          I/O threads do not survive fork(). Create clients only in the child (or use the \
          \"spawn\" start method of multiprocessing)"
@@ -210,9 +178,8 @@ pub(crate) fn block_until<T>(
     mut check: impl FnMut(Python<'_>) -> PyResult<Option<T>>,
 ) -> PyResult<T> {
     let deadline = deadline(timeout)?;
-    let hub = &inner.hub;
     loop {
-        let seen = hub.generation();
+        let seen = inner.core.changes();
         if let Some(v) = check(py)? {
             return Ok(v);
         }
@@ -222,7 +189,7 @@ pub(crate) fn block_until<T>(
         let Some(slice) = next_slice(deadline) else {
             return Err(errors::timeout(format!("{what} timed out")));
         };
-        py.detach(|| hub.wait_changed(seen, slice));
+        py.detach(|| inner.core.wait_change(seen, slice));
         py.check_signals()?;
     }
 }
@@ -328,16 +295,12 @@ impl Client {
         check_not_forked(py)?;
         let parsed = options::parse(py, url, options)?;
         crate::log::refresh_level(py);
-        let hub = Arc::new(Hub::new(
-            parsed.capacity,
-            parsed.subscribed,
-            parsed.callbacks,
-        ));
+        let hub = Arc::new(Hub::new(parsed.subscribed, parsed.callbacks));
         let delivery = if hub.polls() {
             EventDelivery::Poll
         } else {
-            let dispatch_hub = hub.clone();
-            EventDelivery::callback(move |event| dispatch_hub.dispatch(event))
+            let routing_hub = hub.clone();
+            EventDelivery::routed(move |event| routing_hub.route(event))
         };
         let core =
             tether_core::Client::connect(parsed.config, delivery).map_err(errors::start_error)?;
@@ -659,14 +622,19 @@ impl Handle {
 
 #[pymethods]
 impl Handle {
+    /// The core's change count (0 once the client is gone).
     fn generation(&self) -> u64 {
-        self.hub.generation()
+        self.inner.upgrade().map_or(0, |i| i.core.changes())
     }
 
     /// Arm the bridge's one-shot wake-up for the next change after `seen`: 1 armed, 0 there
-    /// already was a change (re-check now), 2 no bridge any more (closed).
+    /// already was a change (re-check now), 2 no bridge any more (closed, or the client gone).
     fn arm(&self, seen: u64) -> u8 {
-        self.hub.arm(seen) as u8
+        let answer = match self.inner.upgrade() {
+            Some(inner) => self.hub.arm(seen, || inner.core.changes()),
+            None => hub::Arm::Gone,
+        };
+        answer as u8
     }
 
     fn bridge(&self, py: Python<'_>) -> Option<Py<PyAny>> {
@@ -705,22 +673,20 @@ impl Handle {
         self.hub.set_wake_pipe(None);
     }
 
-    /// Something to read, or finished (`drain` would find something, or nothing ever). In
-    /// poll mode it takes the first item from the core to know (events nobody subscribed to
-    /// are dropped on the way, so they wake no reader): the next read returns it first.
+    /// Something to read, or finished (`drain` would find something, or nothing ever). It
+    /// takes the first item from the core to know (events nobody subscribed to are dropped on
+    /// the way, so they wake no reader): the next read returns it first.
     fn readable(&self) -> bool {
         let Some(inner) = self.inner.upgrade() else {
             return true;
         };
-        if self.hub.has_items() {
+        if self.hub.has_peeked() {
             return true;
         }
-        if self.hub.polls() {
-            while let Some(event) = inner.core.poll_event() {
-                if self.hub.wanted(&event) {
-                    self.hub.set_peeked(event);
-                    return true;
-                }
+        while let Some(event) = inner.core.poll_event() {
+            if self.hub.wanted(&event) {
+                self.hub.set_peeked(event);
+                return true;
             }
         }
         inner.finished()
@@ -754,7 +720,7 @@ impl Handle {
     /// (`closed_error()` builds the exception).
     fn finished(&self) -> Option<bool> {
         let inner = self.inner.upgrade()?;
-        let left = self.hub.has_items() || (self.hub.polls() && inner.core.pending_events() > 0);
+        let left = self.hub.has_peeked() || inner.core.pending_events() > 0;
         (inner.finished() && !left).then(|| ends_quietly(inner.close_reason().as_ref()))
     }
 
@@ -803,20 +769,13 @@ impl Handle {
     /// Where receipt `id` stands for `want` (0 written, 1 acked): None while pending, True
     /// when done, or the exception to raise.
     fn outcome(&self, py: Python<'_>, id: u64, want: u8) -> Option<Py<PyAny>> {
-        let want = if want == 0 {
-            Want::Written
-        } else {
-            Want::Acked
-        };
+        let want = [Want::Written, Want::Acked][usize::from(want != 0)];
         let outcome = match self.inner.upgrade() {
             Some(inner) => inner.outcome(py, id, want)?,
             None => Err(errors::closed_error(py, None)),
         };
         Some(match outcome {
-            Ok(()) => true
-                .into_pyobject(py)
-                .map(|b| b.to_owned().into_any().unbind())
-                .unwrap_or_else(|_| py.None()),
+            Ok(()) => PyBool::new(py, true).to_owned().into_any().unbind(),
             Err(e) => e.into_value(py).into_any(),
         })
     }

@@ -22,7 +22,6 @@
 
 use pyo3::exceptions::PyTimeoutError;
 use pyo3::prelude::*;
-use pyo3::types::PyType;
 
 use tether_core::runtime::RuntimeError;
 use tether_core::{
@@ -30,18 +29,18 @@ use tether_core::{
     StartError,
 };
 
-use crate::convert;
+use crate::convert::{self, obj};
 use crate::types;
 
-/// Build `cls(message)` and set `attrs` on it.
+/// Build `tether.<class>(message)` and set `attrs` on it.
 pub(crate) fn make(
     py: Python<'_>,
-    cls: &Py<PyType>,
+    class: &str,
     message: String,
     attrs: &[(&str, Py<PyAny>)],
 ) -> PyErr {
     let build = || -> PyResult<PyErr> {
-        let exc = cls.bind(py).call1((message.clone(),))?;
+        let exc = types::get(py)?.class(py, class)?.call1((message,))?;
         for (name, value) in attrs {
             exc.setattr(*name, value)?;
         }
@@ -50,11 +49,9 @@ pub(crate) fn make(
     build().unwrap_or_else(|e| e)
 }
 
-fn with_types(f: impl for<'py> FnOnce(Python<'py>, &types::Types) -> PyErr) -> PyErr {
-    Python::attach(|py| match types::get(py) {
-        Ok(t) => f(py, t),
-        Err(e) => e,
-    })
+/// `tether.<class>(message)`, from a thread that may not hold the GIL.
+fn raise(class: &str, message: String) -> PyErr {
+    Python::attach(|py| make(py, class, message, &[]))
 }
 
 /// `ConfigError` → `tether.ConfigError` (a `ValueError`) with `.option`: the core's text and
@@ -62,7 +59,7 @@ fn with_types(f: impl for<'py> FnOnce(Python<'py>, &types::Types) -> PyErr) -> P
 pub(crate) fn config_error(e: ConfigError) -> PyErr {
     match e.option() {
         Some(option) => config_message(option, e.to_string()),
-        None => with_types(|py, t| make(py, &t.config_error, e.to_string(), &[])),
+        None => raise("ConfigError", e.to_string()),
     }
 }
 
@@ -76,12 +73,9 @@ pub(crate) fn option_error(option: &str, problem: impl std::fmt::Display) -> PyE
 
 /// A `ConfigError` with this exact message, naming `option`.
 pub(crate) fn config_message(option: &str, message: String) -> PyErr {
-    with_types(|py, t| {
-        let name = option
-            .into_pyobject(py)
-            .map(|s| s.into_any().unbind())
-            .unwrap_or_else(|_| py.None());
-        make(py, &t.config_error, message, &[("option", name)])
+    Python::attach(|py| match obj(py, option) {
+        Ok(name) => make(py, "ConfigError", message, &[("option", name)]),
+        Err(e) => e,
     })
 }
 
@@ -90,103 +84,85 @@ pub(crate) fn start_error(e: StartError) -> PyErr {
     match e {
         StartError::Config(c) => config_error(c),
         StartError::Runtime(r) => runtime_error(r),
-        other => with_types(|py, t| make(py, &t.tether_error, other.to_string(), &[])),
+        other => raise("TetherError", other.to_string()),
     }
 }
 
 /// `RuntimeError` (worker thread count) → `InvalidArgument` or `TetherError`.
 pub(crate) fn runtime_error(e: RuntimeError) -> PyErr {
-    with_types(|py, t| match e {
-        RuntimeError::InvalidCount(_) => make(py, &t.invalid_argument, e.to_string(), &[]),
-        other => make(py, &t.tether_error, other.to_string(), &[]),
-    })
+    let class = match e {
+        RuntimeError::InvalidCount(_) => "InvalidArgument",
+        _ => "TetherError",
+    };
+    raise(class, e.to_string())
 }
 
-/// `SendError` → the exception `send` raises.
+/// `SendError` → the exception `send` raises, with the sizes as attributes.
 pub(crate) fn send_error(e: SendError) -> PyErr {
-    with_types(|py, t| {
-        let msg = e.to_string();
-        match e {
-            SendError::Closed => make(py, &t.closed_error, msg, &[]),
-            SendError::NotReady => make(py, &t.not_ready_error, msg, &[]),
-            SendError::QueueFull { messages, bytes } => make(
-                py,
-                &t.queue_full_error,
-                msg,
-                &[
-                    ("messages", int(py, messages as u64)),
-                    ("bytes", int(py, bytes as u64)),
-                ],
+    Python::attach(|py| {
+        let (class, attrs) = match &e {
+            SendError::Closed => ("ClosedError", vec![]),
+            SendError::NotReady => ("NotReadyError", vec![]),
+            SendError::QueueFull { messages, bytes } => (
+                "QueueFullError",
+                vec![("messages", *messages), ("bytes", *bytes)],
             ),
-            SendError::TooLarge { size, limit } => make(
-                py,
-                &t.message_too_large,
-                msg,
-                &[
-                    ("size", int(py, size as u64)),
-                    ("limit", int(py, limit as u64)),
-                ],
-            ),
-            other => make(py, &t.tether_error, other.to_string(), &[]),
-        }
+            SendError::TooLarge { size, limit } => {
+                ("MessageTooLarge", vec![("size", *size), ("limit", *limit)])
+            }
+            _ => ("TetherError", vec![]),
+        };
+        let attrs: Vec<_> = attrs
+            .into_iter()
+            .map(|(k, v)| (k, int(py, v as u64)))
+            .collect();
+        make(py, class, e.to_string(), &attrs)
     })
 }
 
 /// `CloseError` → `InvalidArgument` (a `ValueError`).
 pub(crate) fn close_error(e: CloseError) -> PyErr {
-    with_types(|py, t| make(py, &t.invalid_argument, e.to_string(), &[]))
+    raise("InvalidArgument", e.to_string())
 }
 
 /// A message that will never be delivered → `DeliveryFailed` with `.id` and `.reason`.
 pub(crate) fn delivery_failed(py: Python<'_>, id: MessageId, failure: &SendFailure) -> PyErr {
-    match types::get(py) {
-        Ok(t) => {
-            let reason = convert::failure_reason(py, failure).unwrap_or_else(|_| py.None());
-            make(
-                py,
-                &t.delivery_failed,
-                format!("message {id} was not delivered: {failure}"),
-                &[("id", int(py, id.0)), ("reason", reason)],
-            )
-        }
-        Err(e) => e,
-    }
+    let reason = convert::failure_reason(py, failure).unwrap_or_else(|_| py.None());
+    make(
+        py,
+        "DeliveryFailed",
+        format!("message {id} was not delivered: {failure}"),
+        &[("id", int(py, id.0)), ("reason", reason)],
+    )
 }
 
 /// `DeliveryError` from `wait_acked` → `DeliveryFailed`, `NotSupportedError`, `TimeoutError`.
 pub(crate) fn delivery_error(py: Python<'_>, id: MessageId, e: DeliveryError) -> PyErr {
-    let t = match types::get(py) {
-        Ok(t) => t,
-        Err(e) => return e,
-    };
     match e {
         DeliveryError::Failed(failure) => delivery_failed(py, id, &failure),
         DeliveryError::NotSupported => not_supported(py),
         DeliveryError::Timeout => timeout(format!("message {id}: timed out waiting for the ack")),
         DeliveryError::Unknown => make(
             py,
-            &t.tether_error,
+            "TetherError",
             format!(
                 "message id {id} is unknown to this client (never issued, or too old to remember)"
             ),
             &[],
         ),
-        other => make(py, &t.tether_error, other.to_string(), &[]),
+        other => make(py, "TetherError", other.to_string(), &[]),
     }
 }
 
 pub(crate) fn not_supported(py: Python<'_>) -> PyErr {
-    match types::get(py) {
-        Ok(t) => make(
-            py,
-            &t.not_supported_error,
-            "acks need protocol=\"envelope\" (a server that speaks the Tether protocol); in raw mode \
-             use receipt.wait_written(), which tells that the message was written to the socket"
-                .to_owned(),
-            &[],
-        ),
-        Err(e) => e,
-    }
+    make(
+        py,
+        "NotSupportedError",
+        "acks need protocol=\"envelope\" (a server that speaks the Tether protocol); in raw mode \
+         use receipt.wait_written(), which tells that the message was written to the socket"
+            .to_owned(),
+        &[],
+    )
 }
 
 pub(crate) fn timeout(message: String) -> PyErr {
@@ -194,33 +170,30 @@ pub(crate) fn timeout(message: String) -> PyErr {
 }
 
 /// The exception class that describes a client that ended for `reason`.
-fn disconnect_class<'t>(t: &'t types::Types, reason: &Disconnect) -> &'t Py<PyType> {
+fn disconnect_class(reason: &Disconnect) -> &'static str {
     match reason {
-        Disconnect::UserClose { .. } | Disconnect::ServerClosed { .. } => &t.closed_error,
+        Disconnect::UserClose { .. } | Disconnect::ServerClosed { .. } => "ClosedError",
         Disconnect::ConnectFailed(_)
         | Disconnect::ConnectionLost(_)
         | Disconnect::HeartbeatTimeout(_)
         | Disconnect::Rejected { .. }
         | Disconnect::HandshakeTimeout(_)
-        | Disconnect::HandshakeFailed(_) => &t.connect_error,
-        Disconnect::InboundTooLarge { .. } => &t.message_too_large,
-        Disconnect::ProtocolError { .. } => &t.protocol_error,
-        Disconnect::RetriesExhausted { last, .. } => disconnect_class(t, last),
-        _ => &t.tether_error,
+        | Disconnect::HandshakeFailed(_) => "ConnectError",
+        Disconnect::InboundTooLarge { .. } => "MessageTooLarge",
+        Disconnect::ProtocolError { .. } => "ProtocolError",
+        Disconnect::RetriesExhausted { last, .. } => disconnect_class(last),
+        _ => "TetherError",
     }
 }
 
 /// The specific exception for a client that closed for good because of `reason`
 /// (`ConnectError`, `ProtocolError`, `MessageTooLarge`, `ClosedError`), with `.reason`.
 pub(crate) fn disconnect_error(py: Python<'_>, reason: &Disconnect, context: &str) -> PyErr {
-    let t = match types::get(py) {
-        Ok(t) => t,
-        Err(e) => return e,
-    };
     let info = convert::disconnect_reason(py, reason).unwrap_or_else(|_| py.None());
+    let class = disconnect_class(reason);
     make(
         py,
-        disconnect_class(t, reason),
+        class,
         format!("{context}: {reason}"),
         &[("reason", info)],
     )
@@ -229,21 +202,13 @@ pub(crate) fn disconnect_error(py: Python<'_>, reason: &Disconnect, context: &st
 /// `ClosedError` for a call on a client that has closed for good; `.reason` says why and,
 /// when the cause was not a close, `__cause__` is the specific error (`ConnectError`, ...).
 pub(crate) fn closed_error(py: Python<'_>, reason: Option<&Disconnect>) -> PyErr {
-    let t = match types::get(py) {
-        Ok(t) => t,
-        Err(e) => return e,
-    };
     let Some(reason) = reason else {
-        return make(py, &t.closed_error, "the client is closed".to_owned(), &[]);
+        return make(py, "ClosedError", "the client is closed".to_owned(), &[]);
     };
     let info = convert::disconnect_reason(py, reason).unwrap_or_else(|_| py.None());
-    let err = make(
-        py,
-        &t.closed_error,
-        format!("the client is closed: {reason}"),
-        &[("reason", info)],
-    );
-    if !std::ptr::eq(disconnect_class(t, reason), &t.closed_error) {
+    let message = format!("the client is closed: {reason}");
+    let err = make(py, "ClosedError", message, &[("reason", info)]);
+    if disconnect_class(reason) != "ClosedError" {
         err.set_cause(py, Some(disconnect_error(py, reason, "cause")));
     }
     err
@@ -258,7 +223,5 @@ pub(crate) fn in_callback(what: &str) -> PyErr {
 }
 
 fn int(py: Python<'_>, v: u64) -> Py<PyAny> {
-    v.into_pyobject(py)
-        .map(|o| o.into_any().unbind())
-        .unwrap_or_else(|_| py.None())
+    obj(py, v).unwrap_or_else(|_| py.None())
 }

@@ -1,152 +1,69 @@
-//! The hub: what the waits of one Python client share besides the core client.
+//! The hub: what the Python side of one client keeps besides the core client.
 //!
-//! * The core calls [`Hub::changed`] (its change hook, see `Client::start`) after every batch
-//!   of events and at the end. The hub bumps a generation counter, wakes the threads blocked
-//!   in a wait (GIL released) and fires the armed asyncio wake-up (one byte written to the
-//!   bridge's wake-up socket, no GIL). Waits then re-check the core itself: its state, a
-//!   message's delivery status, its event queue. So no wait takes events it does not return,
-//!   and in poll mode (no callbacks) inbound messages wait in one place, the core's queue.
-//! * Callback mode (the client has callbacks): the core's dispatcher thread calls
-//!   [`Hub::dispatch`] for each event. The user's callback for its kind runs (taking the GIL
-//!   only around the call; an exception is logged to the `tether` logger and the client
-//!   carries on); an event no callback takes (a message without `on_message`, an `events=`
-//!   kind) is queued for `recv()`, bounded by `capacity` (the dispatcher waits for room).
+//! * Callback mode: the core delivers events routed (`EventDelivery::Routed`) on its
+//!   dispatcher thread, to [`Hub::route`]: the user's callback for the event's kind runs
+//!   (taking the GIL only around the call; an exception is logged to the `tether` logger and
+//!   the client carries on); an event no callback takes but `recv()` wants (a message without
+//!   `on_message`, an `events=` kind) goes back to the core, which keeps it for `recv()` (a
+//!   message keeps its room in `event_queue_capacity`: inbound messages are buffered once).
+//! * The core calls [`Hub::changed`] (its change hook) after every change: it fires the armed
+//!   asyncio wake-up (one byte written to the bridge's wake-up socket, no GIL). Blocking waits
+//!   sleep on the core's change count (`Client::wait_change`) and re-check the core.
 //!
 //! Lock discipline: `st` is never held while taking the GIL or running Python code, so a thread
 //! that holds the GIL may always take it.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::PyTraverseError;
 
-use tether_core::Event;
+use tether_core::{Event, EventKind};
 
 use crate::{convert, types, with_python};
 
-/// Event kinds, as bits of the `events=` subscription.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Kind {
-    Message = 0,
-    State = 1,
-    Disconnected = 2,
-    Reconnecting = 3,
-    Written = 4,
-    Acked = 5,
-    SendFailed = 6,
-    InboundRejected = 7,
-    Closed = 8,
-    Other = 9,
-    SessionReset = 10,
-}
+/// The callback keywords and the kind each takes; `on_event` (last) takes every kind without
+/// a callback of its own, except messages.
+pub(crate) const CALLBACKS: [(&str, Option<EventKind>); 10] = [
+    ("on_message", Some(EventKind::Message)),
+    ("on_state", Some(EventKind::State)),
+    ("on_disconnected", Some(EventKind::Disconnected)),
+    ("on_reconnecting", Some(EventKind::Reconnecting)),
+    ("on_written", Some(EventKind::Written)),
+    ("on_acked", Some(EventKind::Acked)),
+    ("on_send_failed", Some(EventKind::SendFailed)),
+    ("on_closed", Some(EventKind::Closed)),
+    ("on_session_reset", Some(EventKind::SessionReset)),
+    ("on_event", None),
+];
 
-impl Kind {
-    pub(crate) fn of(e: &Event) -> Kind {
-        match e {
-            Event::Message(_) => Kind::Message,
-            Event::State { .. } => Kind::State,
-            Event::Disconnected { .. } => Kind::Disconnected,
-            Event::Reconnecting { .. } => Kind::Reconnecting,
-            Event::Written { .. } => Kind::Written,
-            Event::Acked { .. } => Kind::Acked,
-            Event::SendFailed { .. } => Kind::SendFailed,
-            Event::InboundRejected { .. } => Kind::InboundRejected,
-            Event::Closed { .. } => Kind::Closed,
-            Event::SessionReset(_) => Kind::SessionReset,
-            _ => Kind::Other,
-        }
-    }
-
-    pub(crate) fn bit(self) -> u32 {
-        1 << (self as u32)
-    }
-
-    /// All event kinds (not messages).
-    pub(crate) const ALL_EVENTS: u32 = 0b111_1111_1110;
-}
-
-/// The user's callbacks (`on_message=`, ...). Immutable once the client is built.
+/// The user's callbacks, in the order of [`CALLBACKS`]. Immutable once the client is built.
 #[derive(Default)]
-pub(crate) struct Callbacks {
-    pub on_message: Option<Py<PyAny>>,
-    pub on_state: Option<Py<PyAny>>,
-    pub on_disconnected: Option<Py<PyAny>>,
-    pub on_reconnecting: Option<Py<PyAny>>,
-    pub on_written: Option<Py<PyAny>>,
-    pub on_acked: Option<Py<PyAny>>,
-    pub on_send_failed: Option<Py<PyAny>>,
-    pub on_closed: Option<Py<PyAny>>,
-    pub on_session_reset: Option<Py<PyAny>>,
-    /// Every event kind without a callback of its own (not messages).
-    pub on_event: Option<Py<PyAny>>,
-}
+pub(crate) struct Callbacks(pub [Option<Py<PyAny>>; CALLBACKS.len()]);
 
 impl Callbacks {
-    fn for_kind(&self, kind: Kind) -> Option<(&'static str, &Py<PyAny>)> {
-        let specific = match kind {
-            Kind::Message => return self.on_message.as_ref().map(|c| ("on_message", c)),
-            Kind::State => self.on_state.as_ref().map(|c| ("on_state", c)),
-            Kind::Disconnected => self
-                .on_disconnected
-                .as_ref()
-                .map(|c| ("on_disconnected", c)),
-            Kind::Reconnecting => self
-                .on_reconnecting
-                .as_ref()
-                .map(|c| ("on_reconnecting", c)),
-            Kind::Written => self.on_written.as_ref().map(|c| ("on_written", c)),
-            Kind::Acked => self.on_acked.as_ref().map(|c| ("on_acked", c)),
-            Kind::SendFailed => self.on_send_failed.as_ref().map(|c| ("on_send_failed", c)),
-            Kind::Closed => self.on_closed.as_ref().map(|c| ("on_closed", c)),
-            Kind::SessionReset => self
-                .on_session_reset
-                .as_ref()
-                .map(|c| ("on_session_reset", c)),
-            Kind::InboundRejected | Kind::Other => None,
-        };
-        specific.or_else(|| self.on_event.as_ref().map(|c| ("on_event", c)))
+    fn for_kind(&self, kind: EventKind) -> Option<(&'static str, &Py<PyAny>)> {
+        let own = CALLBACKS.iter().position(|(_, k)| *k == Some(kind));
+        let on_event = (kind != EventKind::Message).then_some(CALLBACKS.len() - 1);
+        [own, on_event]
+            .into_iter()
+            .flatten()
+            .find_map(|i| Some((CALLBACKS[i].0, self.0[i].as_ref()?)))
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.all().iter().all(|c| c.is_none())
-    }
-
-    fn all(&self) -> [&Option<Py<PyAny>>; 10] {
-        [
-            &self.on_message,
-            &self.on_state,
-            &self.on_disconnected,
-            &self.on_reconnecting,
-            &self.on_written,
-            &self.on_acked,
-            &self.on_send_failed,
-            &self.on_closed,
-            &self.on_session_reset,
-            &self.on_event,
-        ]
+        self.0.iter().all(Option::is_none)
     }
 }
 
+#[derive(Default)]
 struct HubState {
-    /// Callback mode: the events no callback takes, for `recv()`.
-    queue: VecDeque<Event>,
-    /// Poll mode: the item an asyncio readiness check took from the core to learn that there
-    /// is one (read first by the next `recv()`).
+    /// The item an asyncio readiness check took from the core to learn that there is one
+    /// (read first by the next `recv()`).
     peeked: Option<Event>,
-    queued_messages: usize,
-    /// Bumped on every change a wait may care about; waits sleep until it moves.
-    generation: u64,
-    /// Threads sleeping on `changed` (notify only when someone sleeps).
-    sleepers: usize,
-    /// Callback mode: the `Closed` event was fully handled, its callback included.
-    finished: bool,
-    /// The Python client is gone: stop queueing and never block.
+    /// The Python client is gone: no bridge is installed any more.
     detached: bool,
-    /// The session is ending: the dispatcher no longer waits for room.
-    unblocked: bool,
     /// The asyncio bridge wants one wake-up at the next change.
     waker_armed: bool,
     /// The asyncio bridge (`tether._aio._Bridge`), whose `_wake_threadsafe` is the waker
@@ -159,13 +76,9 @@ struct HubState {
 
 pub(crate) struct Hub {
     st: Mutex<HubState>,
-    changed: Condvar,
-    space: Condvar,
-    /// Callback mode: messages queued for `recv()` before the dispatcher waits.
-    capacity: usize,
-    /// `events=` subscription bits.
-    subscribed: u32,
-    /// No callbacks: the core runs in poll mode and `recv()` reads its queue.
+    /// The `events=` subscription: the kinds besides messages that `recv()` returns.
+    subscribed: Vec<EventKind>,
+    /// No callbacks: the core runs in poll mode.
     poll: bool,
 }
 
@@ -178,26 +91,14 @@ pub(crate) enum Arm {
 }
 
 impl Hub {
-    pub(crate) fn new(capacity: usize, subscribed: u32, callbacks: Callbacks) -> Hub {
+    pub(crate) fn new(subscribed: Vec<EventKind>, callbacks: Callbacks) -> Hub {
         let poll = callbacks.is_empty();
+        let st = HubState {
+            callbacks: (!poll).then(|| Arc::new(callbacks)),
+            ..HubState::default()
+        };
         Hub {
-            st: Mutex::new(HubState {
-                queue: VecDeque::new(),
-                peeked: None,
-                queued_messages: 0,
-                generation: 0,
-                sleepers: 0,
-                finished: false,
-                detached: false,
-                unblocked: false,
-                waker_armed: false,
-                bridge: None,
-                wake_pipe: None,
-                callbacks: (!poll).then(|| Arc::new(callbacks)),
-            }),
-            changed: Condvar::new(),
-            space: Condvar::new(),
-            capacity: capacity.max(1),
+            st: Mutex::new(st),
             subscribed,
             poll,
         }
@@ -209,31 +110,39 @@ impl Hub {
         self.st.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// True in poll mode (no callbacks): `recv()` reads the core's queue.
+    /// True in poll mode (no callbacks).
     pub(crate) fn polls(&self) -> bool {
         self.poll
     }
 
     /// Whether `recv()` returns `event`: a message, or an event of a subscribed kind.
     pub(crate) fn wanted(&self, event: &Event) -> bool {
-        let kind = Kind::of(event);
-        kind == Kind::Message || self.subscribed & kind.bit() != 0
+        let kind = event.kind();
+        kind == EventKind::Message || self.subscribed.contains(&kind)
     }
 
-    /// Something changed (the core's hook, or the queue of callback mode): wake the waits, and
-    /// the asyncio side if armed. `closed`: nothing will change any more; the asyncio side is
-    /// then woken (always with a wake-up socket, so that the bridge stops watching it) and let
-    /// go of (holding it would keep a cycle hub → bridge → handle → hub).
+    /// Callback mode: run the callback for `event`, or hand it back for `recv()` if wanted.
+    /// Runs on the core's dispatcher thread, in event order.
+    pub(crate) fn route(&self, event: Event) -> Option<Event> {
+        let callbacks = self.lock().callbacks.clone();
+        match callbacks.as_ref().and_then(|c| c.for_kind(event.kind())) {
+            Some((name, callback)) => {
+                call_user(name, callback, &event);
+                None
+            }
+            None => self.wanted(&event).then_some(event),
+        }
+    }
+
+    /// Something changed (the core's hook): wake the asyncio side if armed. `closed`: nothing
+    /// will change any more; the asyncio side is then woken (always with a wake-up socket, so
+    /// that the bridge stops watching it) and let go of (holding it would keep a cycle hub →
+    /// bridge → handle → hub).
     pub(crate) fn changed(&self, closed: bool) {
         let mut st = self.lock();
-        st.generation += 1;
         let armed = std::mem::take(&mut st.waker_armed);
         let fire = st.bridge.is_some() && (armed || (closed && st.wake_pipe.is_some()));
-        let notify = st.sleepers > 0;
         drop(st);
-        if notify {
-            self.changed.notify_all();
-        }
         if fire {
             self.fire_waker();
         }
@@ -243,114 +152,18 @@ impl Hub {
         }
     }
 
-    /// Callback mode: route one event. Runs on the core's dispatcher thread, in event order.
-    pub(crate) fn dispatch(&self, event: Event) {
-        let kind = Kind::of(&event);
-        let mut st = self.lock();
-        let callbacks = st.callbacks.clone();
-        let callback = callbacks.as_ref().and_then(|c| c.for_kind(kind));
-        let mut event = Some(event);
-        if callback.is_none() && event.as_ref().is_some_and(|e| self.wanted(e)) {
-            while kind == Kind::Message
-                && st.queued_messages >= self.capacity
-                && !st.detached
-                && !st.unblocked
-            {
-                st = self.space.wait(st).unwrap_or_else(|p| p.into_inner());
-            }
-            if let (Some(e), false) = (event.take(), st.detached) {
-                Self::enqueue(&mut st, e);
-            }
-            drop(st);
-            self.changed(false);
-        } else {
-            drop(st);
-        }
-        if let (Some((name, callback)), Some(event)) = (callback, &event) {
-            call_user(name, callback, event);
-        }
-        if kind == Kind::Closed {
-            // The last event, callback included, is done: `close()` may return now (no
-            // callback runs after it), and the asyncio side learns it.
-            self.lock().finished = true;
-            self.changed(true);
-        }
-    }
-
-    /// Put an event at the back of the queue read by `recv()`.
-    fn enqueue(st: &mut HubState, event: Event) {
-        match event {
-            // Written reports are cumulative: one waiting at the back of the queue is raised
-            // instead of adding another (as the core does in its own queue).
-            Event::Written { up_to } => match st.queue.back_mut() {
-                Some(Event::Written { up_to: last }) => *last = up_to,
-                _ => st.queue.push_back(Event::Written { up_to }),
-            },
-            other => {
-                st.queued_messages += usize::from(matches!(other, Event::Message(_)));
-                st.queue.push_back(other);
-            }
-        }
-    }
-
-    /// Callback mode: take up to `max` queued events into `out`.
-    pub(crate) fn drain(&self, max: usize, out: &mut Vec<Event>) {
-        let mut st = self.lock();
-        let n = max.min(st.queue.len());
-        let st = &mut *st;
-        let before = st.queued_messages;
-        for event in st.queue.drain(..n) {
-            st.queued_messages -= usize::from(matches!(event, Event::Message(_)));
-            out.push(event);
-        }
-        if st.queued_messages != before {
-            self.space.notify_all();
-        }
-    }
-
-    pub(crate) fn has_items(&self) -> bool {
-        let st = self.lock();
-        !st.queue.is_empty() || st.peeked.is_some()
-    }
-
-    /// Poll mode: take the peeked item, if any.
+    /// Take the peeked item, if any.
     pub(crate) fn take_peeked(&self) -> Option<Event> {
         self.lock().peeked.take()
     }
 
-    /// Poll mode: keep `event` for the next `recv()`.
+    /// Keep `event` for the next `recv()`.
     pub(crate) fn set_peeked(&self, event: Event) {
         self.lock().peeked = Some(event);
     }
 
-    /// Callback mode: true once the `Closed` event has been fully handled.
-    pub(crate) fn finished(&self) -> bool {
-        self.lock().finished
-    }
-
-    pub(crate) fn generation(&self) -> u64 {
-        self.lock().generation
-    }
-
-    /// Sleep until the generation moves past `seen`, or `timeout`. Call without the GIL.
-    pub(crate) fn wait_changed(&self, seen: u64, timeout: Duration) {
-        let mut st = self.lock();
-        if st.generation != seen {
-            return;
-        }
-        st.sleepers += 1;
-        let (mut st, _) = self
-            .changed
-            .wait_timeout_while(st, timeout, |s| s.generation == seen)
-            .unwrap_or_else(|p| p.into_inner());
-        st.sleepers -= 1;
-    }
-
-    /// The session is ending: let the dispatcher run through what is left without waiting
-    /// for `recv()` to make room.
-    pub(crate) fn unblock(&self) {
-        self.lock().unblocked = true;
-        self.space.notify_all();
+    pub(crate) fn has_peeked(&self) -> bool {
+        self.lock().peeked.is_some()
     }
 
     fn fire_waker(&self) {
@@ -397,15 +210,16 @@ impl Hub {
         self.lock().bridge.as_ref().map(|b| b.clone_ref(py))
     }
 
-    /// Ask for one wake-up at the next change after generation `seen`: `Armed`; `Moved` if it
-    /// already moved (re-check at once); `Gone` if no bridge is installed any more (closed:
-    /// every condition can be decided now).
-    pub(crate) fn arm(&self, seen: u64) -> Arm {
+    /// Ask for one wake-up at the next change after the core's change count `seen` (`now`
+    /// reads it; under our lock, and the core counts before it calls the hook, so no change is
+    /// missed): `Armed`; `Moved` if it already moved (re-check at once); `Gone` if no bridge
+    /// is installed any more (closed: every condition can be decided now).
+    pub(crate) fn arm(&self, seen: u64, now: impl FnOnce() -> u64) -> Arm {
         let mut st = self.lock();
         if st.bridge.is_none() {
             return Arm::Gone;
         }
-        if st.generation != seen {
+        if now() != seen {
             return Arm::Moved;
         }
         st.waker_armed = true;
@@ -416,20 +230,13 @@ impl Hub {
 
     /// The Python client is gone: drop the Python objects we hold (callbacks; the bridge once
     /// `closed`, else it stays until the close this starts, so that waits elsewhere are
-    /// answered), stop queueing, and never make the dispatcher wait again. Returns the objects
-    /// so the caller drops them while attached.
+    /// answered). Returns the objects so the caller drops them while attached.
     pub(crate) fn detach(&self, closed: bool) -> (Option<Arc<Callbacks>>, Option<Py<PyAny>>) {
         let mut st = self.lock();
         st.detached = true;
-        st.queue.clear();
         st.peeked = None;
-        st.queued_messages = 0;
         let bridge = if closed { st.bridge.take() } else { None };
-        let taken = (st.callbacks.take(), bridge);
-        drop(st);
-        self.space.notify_all();
-        self.changed.notify_all();
-        taken
+        (st.callbacks.take(), bridge)
     }
 
     /// GC support: visit the Python objects held (only from the owning `Client`).
@@ -439,10 +246,8 @@ impl Hub {
         let Ok(st) = self.st.try_lock() else {
             return Ok(());
         };
-        if let Some(cb) = &st.callbacks {
-            for c in cb.all() {
-                visit.call(c)?;
-            }
+        for c in st.callbacks.iter().flat_map(|cb| cb.0.iter()) {
+            visit.call(c)?;
         }
         visit.call(&st.bridge)?;
         Ok(())

@@ -5,9 +5,10 @@
 //!
 //! * [`client::Client`]: the Python `tether.Client`, a handle on a core client. Without
 //!   callbacks the core runs in poll mode and `recv()`/iteration read its queue; with
-//!   callbacks its dispatcher thread feeds the [`hub`], which calls them (and queues for
-//!   `recv()` what no callback takes). Every other wait (ready, close, receipts, the asyncio
-//!   bridge in `tether/_aio.py`) re-checks the core when its change hook fires.
+//!   callbacks its dispatcher thread hands each event to the [`hub`], which calls the
+//!   callback for its kind or gives the event back to the core (routed delivery), which
+//!   keeps it for `recv()`. Every other wait (ready, close, receipts, the asyncio bridge in
+//!   `tether/_aio.py`) sleeps on the core's change count and re-checks the core.
 //! * [`receipt::Receipt`]: the message id `send` returns, with ways to wait for the ack.
 //! * [`options`]: `**options` → `tether_core::ConfigBuilder`, with errors that name the option.
 //! * [`errors`] and [`convert`]: the one mapping from core errors and events to the Python

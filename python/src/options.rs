@@ -8,39 +8,21 @@
 //! `docs/PYTHON.md` and the `ClientOptions` TypedDict in `tether/_types.py` are generated from
 //! the same table (`cargo run -p tether-core --example options_doc -- --write`).
 
-use std::time::Duration;
-
 use pyo3::prelude::*;
+use pyo3::type_object::PyTypeCheck;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyMapping, PyString, PyType};
 
-use tether_core::{options, Config, ConfigBuilder, OptionKind, OptionSpec, OptionValue};
+use tether_core::{options, Config, ConfigBuilder, EventKind, OptionKind, OptionSpec, OptionValue};
 use tether_core::{OverflowPolicy, Protocol};
 
 use crate::errors::{config_error, option_error};
-use crate::hub::{Callbacks, Kind};
-use crate::types;
-
-/// The binding's own keywords, beside the table's options (for "did you mean").
-const BINDING_OPTIONS: &[&str] = &[
-    "events",
-    "on_message",
-    "on_state",
-    "on_disconnected",
-    "on_reconnecting",
-    "on_written",
-    "on_acked",
-    "on_send_failed",
-    "on_closed",
-    "on_session_reset",
-    "on_event",
-];
+use crate::hub::{Callbacks, CALLBACKS};
+use crate::types::{self, EVENT_CLASSES};
 
 /// The outcome of parsing: a validated core config plus what the binding itself needs.
 pub(crate) struct Parsed {
     pub config: Config,
-    /// Messages queued for `recv()` before the dispatcher waits (= `event_queue_capacity`).
-    pub capacity: usize,
-    pub subscribed: u32,
+    pub subscribed: Vec<EventKind>,
     pub callbacks: Callbacks,
     pub overflow_wait: bool,
     pub envelope: bool,
@@ -52,7 +34,7 @@ pub(crate) fn parse(
     options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Parsed> {
     let mut b = ConfigBuilder::new(url);
-    let mut subscribed = 0u32;
+    let mut subscribed = Vec::new();
     let mut callbacks = Callbacks::default();
     for (key, v) in options.into_iter().flat_map(|o| o.iter()) {
         let key: String = key.extract()?;
@@ -60,30 +42,16 @@ pub(crate) fn parse(
         if let Some(spec) = options::find(name) {
             let value = convert(py, spec, &v)?;
             spec.apply(&mut b, value).map_err(config_error)?;
-            continue;
+        } else if name == "events" {
+            subscribed = events(py, &v)?;
+        } else if let Some(i) = CALLBACKS.iter().position(|(n, _)| *n == name) {
+            callbacks.0[i] = callback(name, &v)?;
+        } else {
+            return Err(unknown(name));
         }
-        let slot = match name {
-            "events" => {
-                subscribed = events(py, &v)?;
-                continue;
-            }
-            "on_message" => &mut callbacks.on_message,
-            "on_state" => &mut callbacks.on_state,
-            "on_disconnected" => &mut callbacks.on_disconnected,
-            "on_reconnecting" => &mut callbacks.on_reconnecting,
-            "on_written" => &mut callbacks.on_written,
-            "on_acked" => &mut callbacks.on_acked,
-            "on_send_failed" => &mut callbacks.on_send_failed,
-            "on_closed" => &mut callbacks.on_closed,
-            "on_session_reset" => &mut callbacks.on_session_reset,
-            "on_event" => &mut callbacks.on_event,
-            other => return Err(unknown(other)),
-        };
-        *slot = callback(name, &v)?;
     }
     let config = b.build().map_err(config_error)?;
     Ok(Parsed {
-        capacity: config.event_queue_capacity(),
         subscribed,
         callbacks,
         overflow_wait: matches!(config.overflow_policy(), OverflowPolicy::Wait(_)),
@@ -92,27 +60,29 @@ pub(crate) fn parse(
     })
 }
 
-/// A Python value → the core's value for `spec` (a shape error names the option).
+/// A Python value → the core's value for `spec` (a shape error names the option; ranges are
+/// the core's check, durations included: they go as a number of seconds).
 fn convert(py: Python<'_>, spec: &OptionSpec, v: &Bound<'_, PyAny>) -> PyResult<OptionValue> {
     let name = spec.name;
     if spec.nullable && v.is_none() {
         return Ok(OptionValue::Unset);
     }
     Ok(match spec.kind {
-        OptionKind::Bool => OptionValue::Bool(boolean(name, v)?),
-        OptionKind::Count => OptionValue::Int(uint(name, v)? as u64),
-        OptionKind::Number => OptionValue::Float(number(name, v)?),
-        OptionKind::Duration => OptionValue::Duration(seconds(name, v)?),
+        OptionKind::Bool => OptionValue::Bool(typed::<PyBool, _>(name, v, "True or False")?),
+        OptionKind::Count => OptionValue::Int(count(name, v)?),
+        OptionKind::Number | OptionKind::Duration => OptionValue::Float(number(name, v)?),
         OptionKind::Text | OptionKind::Choice(_) => OptionValue::Text(string(name, v)?),
         OptionKind::Path => {
-            let path = py
-                .import("os")?
-                .getattr("fspath")?
+            let fspath = py.import("os")?.getattr("fspath")?;
+            let path = fspath
                 .call1((v,))
                 .map_err(|_| option_error(name, "expected a path (str or os.PathLike)"))?;
             OptionValue::Text(string(name, &path)?)
         }
-        OptionKind::Bytes => OptionValue::Bytes(bytes_or_str(name, v)?),
+        OptionKind::Bytes => match v.cast::<PyBytes>() {
+            Ok(b) => OptionValue::Bytes(b.as_bytes().to_vec()),
+            Err(_) => OptionValue::Text(typed::<PyString, _>(name, v, "bytes or str")?),
+        },
         OptionKind::TextList => OptionValue::List(strings(name, v)?),
         OptionKind::Headers => OptionValue::Pairs(pairs(name, v)?),
         OptionKind::Resolve => OptionValue::Resolve(resolve_entries(name, v)?),
@@ -126,15 +96,9 @@ fn convert(py: Python<'_>, spec: &OptionSpec, v: &Bound<'_, PyAny>) -> PyResult<
 }
 
 fn unknown(name: &str) -> PyErr {
-    let best = options::all()
-        .iter()
-        .map(|o| o.name)
-        .chain(BINDING_OPTIONS.iter().copied())
-        .map(|n| (distance(name, n), n))
-        .min()
-        .filter(|(d, _)| *d <= 3);
-    let hint = match best {
-        Some((_, n)) => format!(" (did you mean `{n}`?)"),
+    let ours = CALLBACKS.iter().map(|(n, _)| *n).chain(["events"]);
+    let hint = match options::closest(name, ours) {
+        Some(n) => format!(" (did you mean `{n}`?)"),
         None => String::new(),
     };
     crate::errors::config_message(
@@ -145,97 +109,47 @@ fn unknown(name: &str) -> PyErr {
     )
 }
 
-/// Levenshtein distance, for "did you mean".
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
+/// "expected `what`, got <type of v>".
+fn expected(name: &str, what: &str, v: &Bound<'_, PyAny>) -> PyErr {
+    let got = v
+        .get_type()
+        .name()
+        .map_or_else(|_| "?".into(), |n| n.to_string());
+    option_error(name, format!("expected {what}, got {got}"))
 }
 
-fn type_name(v: &Bound<'_, PyAny>) -> String {
-    v.get_type()
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "?".into())
+/// `v` as a `T` if it is an instance of `P` (exactly the Python type asked for).
+fn typed<P: PyTypeCheck, T: for<'a, 'py> FromPyObject<'a, 'py>>(
+    name: &str,
+    v: &Bound<'_, PyAny>,
+    what: &str,
+) -> PyResult<T> {
+    if !v.is_instance_of::<P>() {
+        return Err(expected(name, what, v));
+    }
+    v.extract::<T>().map_err(Into::into)
 }
 
 fn number(name: &str, v: &Bound<'_, PyAny>) -> PyResult<f64> {
     if v.is_instance_of::<PyBool>()
         || !(v.is_instance_of::<PyInt>() || v.is_instance_of::<PyFloat>())
     {
-        return Err(option_error(
-            name,
-            format!("expected a number, got {}", type_name(v)),
-        ));
+        return Err(expected(name, "a number", v));
     }
     v.extract::<f64>()
         .map_err(|_| option_error(name, "expected a number"))
 }
 
-/// A duration in seconds (int or float, finite, >= 0).
-pub(crate) fn seconds(name: &str, v: &Bound<'_, PyAny>) -> PyResult<Duration> {
-    let s = number(name, v)?;
-    if !s.is_finite() || s < 0.0 {
-        return Err(option_error(
-            name,
-            format!("{s} is not a duration in seconds (a finite number >= 0)"),
-        ));
-    }
-    Duration::try_from_secs_f64(s)
-        .map_err(|_| option_error(name, format!("{s} seconds is too long")))
-}
-
-fn uint(name: &str, v: &Bound<'_, PyAny>) -> PyResult<usize> {
+fn count(name: &str, v: &Bound<'_, PyAny>) -> PyResult<u64> {
     if v.is_instance_of::<PyBool>() || !v.is_instance_of::<PyInt>() {
-        return Err(option_error(
-            name,
-            format!("expected an int, got {}", type_name(v)),
-        ));
+        return Err(expected(name, "an int", v));
     }
-    v.extract::<usize>()
+    v.extract::<u64>()
         .map_err(|_| option_error(name, format!("{v} is not a count (an int >= 0)")))
 }
 
-fn boolean(name: &str, v: &Bound<'_, PyAny>) -> PyResult<bool> {
-    if !v.is_instance_of::<PyBool>() {
-        return Err(option_error(
-            name,
-            format!("expected True or False, got {}", type_name(v)),
-        ));
-    }
-    v.extract::<bool>()
-}
-
 fn string(name: &str, v: &Bound<'_, PyAny>) -> PyResult<String> {
-    if !v.is_instance_of::<PyString>() {
-        return Err(option_error(
-            name,
-            format!("expected a str, got {}", type_name(v)),
-        ));
-    }
-    v.extract::<String>()
-}
-
-fn bytes_or_str(name: &str, v: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
-    if let Ok(b) = v.cast::<PyBytes>() {
-        return Ok(b.as_bytes().to_vec());
-    }
-    if v.is_instance_of::<PyString>() {
-        return Ok(v.extract::<String>()?.into_bytes());
-    }
-    Err(option_error(
-        name,
-        format!("expected bytes or str, got {}", type_name(v)),
-    ))
+    typed::<PyString, _>(name, v, "a str")
 }
 
 fn strings(name: &str, v: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
@@ -245,30 +159,17 @@ fn strings(name: &str, v: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
             "expected a list of str, not a single str",
         ));
     }
-    let mut out = Vec::new();
-    for item in v.try_iter().map_err(|_| {
-        option_error(
-            name,
-            format!("expected a list of str, got {}", type_name(v)),
-        )
-    })? {
-        out.push(string(name, &item?)?);
-    }
-    Ok(out)
+    let items = v
+        .try_iter()
+        .map_err(|_| expected(name, "a list of str", v))?;
+    items.map(|item| string(name, &item?)).collect()
 }
 
 /// `resolve=`: a mapping of host to a list of addresses (`{"example.com": ["10.0.0.7"]}`);
 /// which host and which addresses are valid is the core's check.
 fn resolve_entries(name: &str, v: &Bound<'_, PyAny>) -> PyResult<Vec<(String, Vec<String>)>> {
-    let m = v.cast::<PyMapping>().map_err(|_| {
-        option_error(
-            name,
-            format!(
-                "expected a dict of host to a list of addresses, got {}",
-                type_name(v)
-            ),
-        )
-    })?;
+    let what = "a dict of host to a list of addresses";
+    let m = v.cast::<PyMapping>().map_err(|_| expected(name, what, v))?;
     let mut out = Vec::new();
     for item in m.items()?.try_iter()? {
         let (host, addrs): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
@@ -279,18 +180,17 @@ fn resolve_entries(name: &str, v: &Bound<'_, PyAny>) -> PyResult<Vec<(String, Ve
 
 /// Headers: a mapping, or an iterable of (name, value) pairs (for repeated names).
 fn pairs(name: &str, v: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
-    let items = if let Ok(m) = v.cast::<PyMapping>() {
-        m.items()?.into_any()
-    } else {
-        v.clone()
+    let items = match v.cast::<PyMapping>() {
+        Ok(m) => m.items()?.into_any(),
+        Err(_) => v.clone(),
     };
-    let mut out = Vec::new();
     let bad = || {
         option_error(
             name,
             "expected a dict of str to str, or a list of (name, value) pairs",
         )
     };
+    let mut out = Vec::new();
     for item in items.try_iter().map_err(|_| bad())? {
         let (k, val): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract().map_err(|_| bad())?;
         out.push((string(name, &k)?, string(name, &val)?));
@@ -303,63 +203,48 @@ fn callback(name: &str, v: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
         return Ok(None);
     }
     if !v.is_callable() {
-        return Err(option_error(
-            name,
-            format!("expected a callable, got {}", type_name(v)),
-        ));
+        return Err(expected(name, "a callable", v));
     }
     Ok(Some(v.clone().unbind()))
 }
 
 /// `events=`: False/None (messages only), True (every event), or a collection of event classes.
-fn events(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<u32> {
-    if v.is_none() {
-        return Ok(0);
-    }
-    if v.is_instance_of::<PyBool>() {
-        return Ok(if v.extract::<bool>()? {
-            Kind::ALL_EVENTS
+fn events(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<Vec<EventKind>> {
+    let every = || {
+        EventKind::ALL
+            .into_iter()
+            .filter(|k| *k != EventKind::Message)
+    };
+    if v.is_none() || v.is_instance_of::<PyBool>() {
+        return Ok(if v.is_truthy()? {
+            every().collect()
         } else {
-            0
+            Vec::new()
         });
     }
     let t = types::get(py)?;
-    let table: [(&Py<PyType>, u32); 10] = [
-        (&t.ev_state_changed, Kind::State.bit()),
-        (&t.ev_disconnected, Kind::Disconnected.bit()),
-        (&t.ev_reconnecting, Kind::Reconnecting.bit()),
-        (&t.ev_written, Kind::Written.bit()),
-        (&t.ev_acked, Kind::Acked.bit()),
-        (&t.ev_send_failed, Kind::SendFailed.bit()),
-        (&t.ev_inbound_rejected, Kind::InboundRejected.bit()),
-        (&t.ev_closed, Kind::Closed.bit()),
-        (&t.ev_session_reset, Kind::SessionReset.bit()),
-        (&t.ev_other, Kind::Other.bit()),
-    ];
     let bad = || {
         option_error(
             "events",
             "expected True, False, or a collection of event classes (tether.Disconnected, ...)",
         )
     };
-    let mut bits = 0;
+    let mut kinds = Vec::new();
     for item in v.try_iter().map_err(|_| bad())? {
         let item = item?;
         let cls = item.cast::<PyType>().map_err(|_| bad())?;
-        if cls.is(t.ev_base.bind(py)) {
+        let is = |name: &str| t.class(py, name).is_ok_and(|c| cls.is(&c));
+        if is("Event") {
             // tether.Event, the base class: every event.
-            bits |= Kind::ALL_EVENTS;
-            continue;
-        }
-        match table.iter().find(|(c, _)| cls.is(c.bind(py))) {
-            Some((_, bit)) => bits |= bit,
-            None => {
-                return Err(option_error(
-                    "events",
-                    format!("{} is not a tether event class", cls.name()?),
-                ))
-            }
+            kinds.extend(every());
+        } else if let Some((_, kind)) = EVENT_CLASSES.iter().find(|(name, _)| is(name)) {
+            kinds.extend(kind);
+        } else {
+            return Err(option_error(
+                "events",
+                format!("{} is not a tether event class", cls.name()?),
+            ));
         }
     }
-    Ok(bits)
+    Ok(kinds)
 }

@@ -6,9 +6,9 @@ use pyo3::basic::CompareOp;
 use pyo3::prelude::*;
 use pyo3::types::PyInt;
 
-use tether_core::{DeliveryStatus, MessageId};
+use tether_core::{DeliveryStatus, MessageId, Want};
 
-use crate::client::{block_until, Handle, Inner, Want};
+use crate::client::{block_until, Handle, Inner};
 use crate::errors;
 use crate::types;
 
@@ -35,9 +35,10 @@ impl Receipt {
     fn future<'py>(&self, py: Python<'py>, want: Want) -> PyResult<Bound<'py, PyAny>> {
         let t = types::get(py)?;
         let handle = Handle::for_inner(&self.inner(py)?);
-        t.aio
-            .bind(py)
-            .call_method1("_receipt_future", (handle, self.id, want as u8))
+        t.aio.bind(py).call_method1(
+            "_receipt_future",
+            (handle, self.id, u8::from(want == Want::Acked)),
+        )
     }
 
     /// Block (GIL released) until the message reaches `want` or never will.

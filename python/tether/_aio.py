@@ -1,10 +1,10 @@
 """asyncio support: :class:`AsyncClient`, awaitable receipts, and ``async with`` on ``Client``.
 
 How events reach the event loop without blocking it, and without a thread per ``await``:
-the core reports every change (a batch of events, a status raised, the end) to the native hub,
-which bumps a generation counter. A per-client, per-loop :class:`_Bridge` keeps the futures
-that coroutines wait on (``recv``, ``wait_ready``, ``close``, receipts). When it has any, it
-*arms* a one-shot wake-up in the hub; the next change fires it, and the bridge, now on the
+the core counts every change (a batch of events, a status raised, the end) and reports it to
+the native hub. A per-client, per-loop :class:`_Bridge` keeps the futures that coroutines wait
+on (``recv``, ``wait_ready``, ``close``, receipts). When it has any, it *arms* a one-shot
+wake-up in the hub for the next change after the count it saw; that change fires it, and the bridge, now on the
 loop, settles every future whose condition holds (reading the core's queue, state and delivery
 statuses) and re-arms if some are left. The wake-up is one byte written to a socket the loop
 watches (``loop.add_reader``): no GIL is needed for it. Where the loop cannot watch a socket it
