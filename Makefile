@@ -15,7 +15,7 @@ PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := tests/peers/node/node_modules/.installed
 
-.PHONY: demo test chaos fuzz bench venv fmt lint stress redis-server haproxy options-docs
+.PHONY: demo test wheel chaos fuzz bench venv fmt lint stress redis-server haproxy options-docs
 
 demo: redis-server haproxy
 	cargo run --release -q -p tether-core --example demo
@@ -29,6 +29,13 @@ test: $(VENV_STAMP) $(NODE_STAMP) redis-server haproxy
 	TETHER_PYTHON="$(abspath $(PY))" TETHER_REQUIRE_INTEROP=1 cargo test --workspace
 	bash tests/c/run.sh
 	bash python/tests/run.sh
+	bash tests/wheel/run.sh
+
+# The Python package as distributed, into dist/: one abi3 wheel (CPython >= 3.9, tagged
+# manylinux_2_17: glibc 2.17 or later, linked with zig from PyPI `ziglang`) and the sdist
+# (scripts/wheel.sh; docs/PYTHON.md, "Packaging"). `make test` checks both (tests/wheel).
+wheel:
+	bash scripts/wheel.sh
 
 # The chaos soak alone, with its report tables (TETHER_CHAOS_LONG=1 for the 1,000,000-message run).
 chaos: $(VENV_STAMP) $(NODE_STAMP)
