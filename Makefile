@@ -3,10 +3,11 @@
 #               streaming acked messages through cuts, resets, a stall and a restart; act 2:
 #               two tether.server instances with Redis behind HAProxy, one killed mid-stream)
 #   make test   the whole test suite: format, lint, Rust unit and integration tests, C/C++
-#               tests under ASan+UBSan and valgrind, the Python package (pip install ./python
-#               into .venv, mypy --strict, pytest; tether.server against Debian's redis-server,
+#               tests under ASan+UBSan and valgrind, the Python package (its wheel, make wheel,
+#               in .venv, mypy --strict, pytest; tether.server against Debian's redis-server,
 #               installed if missing), interop and protocol tests against reference servers on Python
-#               `websockets` (venv created here) and Node `ws` (npm ci here)
+#               `websockets` (venv created here) and Node `ws` (npm ci here), the wheel of
+#               `make wheel` installed in a fresh venv without Rust (tests/wheel)
 # Both work on a fresh Debian machine with the Rust toolchain and Python 3.
 
 SHELL := /bin/bash
