@@ -3,11 +3,12 @@
 #               streaming acked messages through cuts, resets, a stall and a restart; act 2:
 #               two tether.server instances with Redis behind HAProxy, one killed mid-stream)
 #   make test   the whole test suite: format, lint, Rust unit and integration tests, C/C++
-#               tests under ASan+UBSan and valgrind, the Python package (pip install ./python
-#               into .venv, mypy --strict, pytest; tether.server against Debian's redis-server,
+#               tests under ASan+UBSan and valgrind, the Python package (its wheel, make wheel,
+#               in .venv, mypy --strict, pytest; tether.server against Debian's redis-server,
 #               installed if missing; proxies against tinyproxy and microsocks, likewise),
 #               interop and protocol tests against reference servers on Python `websockets`
-#               (venv created here) and Node `ws` (npm ci here), the C# binding for Unity
+#               (venv created here) and Node `ws` (npm ci here), the wheel of `make wheel`
+#               installed in a fresh venv without Rust (tests/wheel), the C# binding for Unity
 #               under Debian's Mono (installed if missing)
 # Both work on a fresh Debian machine with the Rust toolchain and Python 3.
 
@@ -17,7 +18,7 @@ PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := tests/peers/node/node_modules/.installed
 
-.PHONY: demo test chaos fuzz bench venv fmt lint stress redis-server haproxy proxies options-docs mono csharp-plugin csharp-package
+.PHONY: demo test wheel chaos fuzz bench venv fmt lint stress redis-server haproxy proxies options-docs mono csharp-plugin csharp-package
 
 demo: redis-server haproxy
 	cargo run --release -q -p tether-core --example demo
@@ -31,7 +32,14 @@ test: $(VENV_STAMP) $(NODE_STAMP) redis-server haproxy proxies
 	TETHER_PYTHON="$(abspath $(PY))" TETHER_REQUIRE_INTEROP=1 cargo test --workspace
 	bash tests/c/run.sh
 	bash python/tests/run.sh
+	bash tests/wheel/run.sh
 	bash tests/csharp/run.sh
+
+# The Python package as distributed, into dist/: one abi3 wheel (CPython >= 3.9, tagged
+# manylinux_2_17: glibc 2.17 or later, linked with zig from PyPI `ziglang`) and the sdist
+# (scripts/wheel.sh; docs/PYTHON.md, "Packaging"). `make test` checks both (tests/wheel).
+wheel:
+	bash scripts/wheel.sh
 
 # The chaos soak alone, with its report tables (TETHER_CHAOS_LONG=1 for the 1,000,000-message run).
 chaos: $(VENV_STAMP) $(NODE_STAMP)

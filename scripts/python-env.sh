@@ -23,15 +23,16 @@ tether_requirements() {
     fi
 }
 
-# tether_package VENV [MODULE]: `pip install ./python` into the venv (maturin, a release build as
-# users get it), skipped when nothing the package is built from changed since the last install
-# and MODULE (default `tether`) imports. maturin must come from the venv (pinned in the
-# requirements), hence --no-build-isolation and the venv first on PATH. Prints "up to date" when
-# skipped; returns pip's status otherwise.
+# tether_package VENV [MODULE]: Tether's wheel into the venv: scripts/wheel.sh (`make wheel`:
+# maturin, a release build as users get it, into dist/) and `pip install` of that wheel, so the
+# venv runs the very file that is distributed and tests/wheel checks (one extension build for
+# both). Skipped when nothing the package is built from changed since the last install and
+# MODULE (default `tether`) imports. Prints "up to date" when skipped; returns the build's or
+# pip's status otherwise.
 tether_package() {
     local venv="$1" module="${2:-tether}" stamp="$1/.tether-ws-installed" changed=""
     local sources=(python/src python/tether python/Cargo.toml python/pyproject.toml
-        core/src core/Cargo.toml Cargo.toml Cargo.lock)
+        core/src core/Cargo.toml Cargo.toml Cargo.lock scripts/wheel.sh scripts/wheel-requirements.txt)
     if [ -f "$stamp" ] && "$venv/bin/python" -c "import $module" 2>/dev/null; then
         changed=$(find "${sources[@]}" -newer "$stamp" -print -quit 2>/dev/null || true)
     else
@@ -43,8 +44,10 @@ tether_package() {
     fi
     # The stamp is taken before the build, so an edit made during it triggers the next one.
     touch "$stamp.new"
-    if PATH="$venv/bin:$PATH" VIRTUAL_ENV="$venv" "$venv/bin/python" -m pip install -q \
-        --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps ./python; then
+    local wheels
+    if bash scripts/wheel.sh && wheels=(dist/tether_ws-*.whl) && [ "${#wheels[@]}" = 1 ] &&
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall \
+            --no-deps --no-index "${wheels[0]}"; then
         mv "$stamp.new" "$stamp"
     else
         rm -f "$stamp.new"

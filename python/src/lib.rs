@@ -84,7 +84,7 @@ fn set_worker_threads(count: usize) -> PyResult<()> {
     tether_core::runtime::set_worker_threads(count).map_err(errors::runtime_error)
 }
 
-#[pymodule]
+#[pymodule(gil_used = false)] // no GIL on free-threaded builds: docs/PYTHON.md
 fn _tether(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<client::Client>()?;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Python package's whole check, run from the repository root with no arguments:
 #   1. the root venv .venv (created if missing) with python/requirements-dev.txt (pinned);
-#   2. the package built and installed the way a user does it: `pip install ./python`
-#      (maturin; skipped when nothing it is built from changed since the last install);
+#   2. the package built and installed the way a user gets it: the wheel of `make wheel`
+#      (scripts/wheel.sh, into dist/), `pip install`ed (skipped when nothing it is built from
+#      changed since the last install; tests/wheel/run.sh checks that same wheel);
 #   3. the Rust test peer (target/debug/tether-peer);
 #   4. mypy --strict on python/examples and the package; stubtest on the native module;
 #   5. pytest on python/tests (tether.server's tests start Debian's redis-server, installed here
@@ -34,7 +35,7 @@ export VIRTUAL_ENV="$VENV"
 
 tether_requirements "$VENV" python/requirements-dev.txt
 
-step "pip install ./python"
+step "make wheel, pip install dist/tether_ws-*.whl"
 tether_package "$VENV"
 
 step "tether-peer, tether-ref-server"
