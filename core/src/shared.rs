@@ -166,7 +166,19 @@ impl Shared {
     }
 
     /// Wait until the session has ended; true if it has.
+    ///
+    /// The `Closed` event is queued a moment before the end is marked (so that whoever wakes
+    /// here finds it to poll), and its reason is noted before it is queued: once that reason is
+    /// there, a caller may already hold the event, and "not closed" would contradict it, so
+    /// the wait covers that moment whatever `timeout` says (bounded, should the caller be a
+    /// hook running inside that very emit).
     pub(crate) fn wait_closed(&self, timeout: Duration) -> bool {
+        const CLOSING_MOMENT: Duration = Duration::from_secs(1);
+        let timeout = if self.events.close_reason().is_some() {
+            timeout.max(CLOSING_MOMENT)
+        } else {
+            timeout
+        };
         let deadline = Instant::now() + timeout;
         let mut closed = self.closed.lock().unwrap_or_else(|p| p.into_inner());
         while !*closed {
@@ -209,5 +221,47 @@ impl Shared {
             last_rtt: nanos(&c.last_rtt_nanos),
             last_app_rtt: nanos(&c.last_app_rtt_nanos),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::OverflowPolicy;
+    use crate::event_queue;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_caller_holding_the_closed_event_is_never_told_not_closed() {
+        let (sink, _source) = event_queue::channel(16);
+        let outbox = Outbox::new(16, 1 << 20, OverflowPolicy::Reject, false);
+        let shared = Arc::new(Shared::new(outbox, sink));
+        // The session's order: the Closed event goes out, then the end is marked.
+        shared.events.emit(crate::Event::Closed {
+            reason: crate::Disconnect::UserClose {
+                code: 1000,
+                reason: String::new(),
+            },
+            undelivered: 0,
+        });
+        let marker = {
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                shared.mark_closed();
+            })
+        };
+        // Someone who already got that event asks without waiting: the answer is yes.
+        assert!(shared.wait_closed(Duration::ZERO));
+        marker.join().expect("marker thread");
+    }
+
+    #[test]
+    fn not_closed_without_the_closed_event() {
+        let (sink, _source) = event_queue::channel(16);
+        let outbox = Outbox::new(16, 1 << 20, OverflowPolicy::Reject, false);
+        let shared = Shared::new(outbox, sink);
+        assert!(!shared.wait_closed(Duration::ZERO));
+        assert!(!shared.wait_closed(Duration::from_millis(20)));
     }
 }
