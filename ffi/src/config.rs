@@ -500,6 +500,9 @@ fn pairs(
 }
 
 table_setters! {
+    /// The proxy to connect through (`http://`, `socks5://`, `socks5h://`, with optional
+    /// `user:password@`), or `"none"` for a direct connection. Unset: the environment decides.
+    fn tether_config_set_proxy(proxy: *const c_char) { "proxy" => text(str_arg(proxy, "proxy")?) }
     fn tether_config_add_header(name: *const c_char, value: *const c_char) {
         "headers" => OptionValue::Pairs(vec![pairs(name, value, ["name", "value"])?]),
     }
@@ -535,6 +538,22 @@ table_setters! {
     /// Trust only the CA certificates in this PEM file (read and parsed when the config is built;
     /// takes precedence over the other TLS root settings).
     fn tether_config_set_tls_ca_file(path: *const c_char) { "ca_file" => text(str_arg(path, "path")?) }
+    /// Mutual TLS: the client certificate chain from this PEM file (read when the config is built).
+    fn tether_config_set_client_cert_file(path: *const c_char) {
+        "client_cert_file" => text(str_arg(path, "path")?),
+    }
+    /// Mutual TLS: the client certificate's private key from this PEM file.
+    fn tether_config_set_client_key_file(path: *const c_char) {
+        "client_key_file" => text(str_arg(path, "path")?),
+    }
+    /// Mutual TLS: the client certificate chain as PEM text (`len` bytes, copied).
+    fn tether_config_set_client_cert_pem(pem: *const u8, len: usize) {
+        "client_cert_pem" => OptionValue::Bytes(bytes_arg(pem, len, "pem")?.to_vec()),
+    }
+    /// Mutual TLS: the client certificate's private key as PEM text (`len` bytes, copied).
+    fn tether_config_set_client_key_pem(pem: *const u8, len: usize) {
+        "client_key_pem" => OptionValue::Bytes(bytes_arg(pem, len, "pem")?.to_vec()),
+    }
     fn tether_config_set_danger_accept_invalid_certs(accept: bool) {
         "tls_insecure" => OptionValue::Bool(accept),
     }
