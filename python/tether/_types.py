@@ -343,11 +343,16 @@ class ClientOptions(TypedDict, total=False):
     connect_timeout: float
     happy_eyeballs_delay: float
     resolve: Optional[Mapping[str, Sequence[str]]]
+    proxy: Optional[str]
     # TLS
     tls_roots: Literal["system", "webpki"]
     ca_file: Union[str, os.PathLike[str], None]
     ca_pem: Union[bytes, str, None]
     tls_insecure: bool
+    client_cert_file: Union[str, os.PathLike[str], None]
+    client_key_file: Union[str, os.PathLike[str], None]
+    client_cert_pem: Union[bytes, str, None]
+    client_key_pem: Union[bytes, str, None]
     # reconnect
     reconnect: bool
     backoff_initial: float
