@@ -98,7 +98,7 @@ pub(crate) struct ClientInner {
 
 impl ClientInner {
     /// Run `f` on the core client, or fail with CLOSED if it is being freed.
-    fn with_core<R>(&self, f: impl FnOnce(&Client) -> R) -> Result<R, Fail> {
+    pub(crate) fn with_core<R>(&self, f: impl FnOnce(&Client) -> R) -> Result<R, Fail> {
         let guard: RwLockReadGuard<'_, Option<Arc<Client>>> =
             self.client.read().unwrap_or_else(PoisonError::into_inner);
         match guard.as_deref() {
@@ -139,7 +139,7 @@ fn lookup(client: *const tether_client) -> Result<Arc<ClientInner>, tether_statu
 /// value to `on_ok` (which writes the outputs) and return `TETHER_OK`, or record the failure
 /// as the client's last error and return its status. A panic becomes `TETHER_ERR_PANIC` (the
 /// export's boundary).
-fn call<T>(
+pub(crate) fn call<T>(
     client: *const tether_client,
     body: impl FnOnce(&ClientInner) -> Result<T, Fail>,
     on_ok: impl FnOnce(T),

@@ -70,12 +70,14 @@ pub enum tether_protocol {
     TETHER_PROTOCOL_ENVELOPE = 1,
 }
 
-struct ConfigState {
+pub(crate) struct ConfigState {
     url: Option<String>,
     /// The values set so far (options never set keep core's defaults); its URL is replaced
     /// by `url` at build.
     builder: ConfigBuilder,
     dispatch: tether_dispatch,
+    /// The C credentials provider, given to core at build.
+    pub(crate) provider: Option<crate::reach::CProvider>,
 }
 
 pub(crate) struct ConfigInner {
@@ -100,7 +102,12 @@ impl ConfigInner {
                 "no URL: call tether_config_set_url first",
             ));
         };
-        let config = s.builder.clone().url(url.clone()).build().map_err(|e| {
+        let builder = s.builder.clone().url(url.clone());
+        let builder = match s.provider {
+            Some(p) => p.install(builder),
+            None => builder,
+        };
+        let config = builder.build().map_err(|e| {
             let mut fail = Fail::from(&e);
             if let Some(spec) = e.option().and_then(options::find) {
                 fail.message += &format!(" (set with {})", spec.c_setter);
@@ -125,7 +132,7 @@ pub(crate) fn lookup(config: *const tether_config) -> Result<Arc<ConfigInner>, t
 
 /// The shared body of the setters, at the boundary (a panic becomes `TETHER_ERR_PANIC`): look
 /// the config up (so a bad handle is reported before a bad argument), run `f`, record a failure.
-fn update(
+pub(crate) fn update(
     config: *mut tether_config,
     f: impl FnOnce(&mut ConfigState) -> Result<(), Fail>,
 ) -> tether_status {
@@ -225,6 +232,7 @@ pub extern "C" fn tether_config_new() -> *mut tether_config {
                 url: None,
                 builder: ConfigBuilder::new(""),
                 dispatch: tether_dispatch::TETHER_DISPATCH_THREAD,
+                provider: None,
             }),
             last_error: LastError::default(),
         });
