@@ -440,6 +440,32 @@ typedef enum tether_protocol {
 } tether_protocol;
 
 /**
+ * Which text `tether_client_connection_info` copies.
+ */
+typedef enum tether_info {
+    /**
+     * The subprotocol the server chose; empty if none.
+     */
+    TETHER_INFO_SUBPROTOCOL = 0,
+    /**
+     * The name of the 101 answer's header at `index` (lower case).
+     */
+    TETHER_INFO_HEADER_NAME = 1,
+    /**
+     * The value of the 101 answer's header at `index`.
+     */
+    TETHER_INFO_HEADER_VALUE = 2,
+    /**
+     * The proxy the connection went through (`host:port`); empty if none.
+     */
+    TETHER_INFO_PROXY = 3,
+    /**
+     * The TCP peer (`ip:port`: the server, or the proxy); empty if unknown.
+     */
+    TETHER_INFO_PEER = 4,
+} tether_info;
+
+/**
  * A resilient WebSocket client (opaque). Create with `tether_client_new`, free with
  * `tether_client_free`. The pointer is a handle, not an address: never dereference it.
  */

@@ -64,6 +64,7 @@ command -v pkg-config >/dev/null || missing+=(pkg-config)
 command -v valgrind >/dev/null || missing+=(valgrind)
 command -v gcc >/dev/null || missing+=(gcc)
 command -v g++ >/dev/null || missing+=(g++)
+command -v microsocks >/dev/null || missing+=(microsocks) # test_reach.c
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing from Debian: ${missing[*]}"
     sudo=""
