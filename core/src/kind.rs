@@ -4,7 +4,9 @@
 //! variants, so a new variant is classified here, once, and every binding follows.
 
 use crate::client::StartError;
-use crate::error::{CloseError, ConfigError, ConnectError, DeliveryError, Disconnect, SendError, SendFailure};
+use crate::error::{
+    CloseError, ConfigError, ConnectError, DeliveryError, Disconnect, SendError, SendFailure,
+};
 use crate::runtime::RuntimeError;
 
 /// What kind of failure it is ([`Classify::kind`], [`Disconnect::error_kind`]).

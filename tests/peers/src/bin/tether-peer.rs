@@ -99,7 +99,10 @@ fn tls_identity(args: &Args) -> Result<Option<TlsIdentity>, String> {
 /// A fresh client identity written to `prefix.crt` / `prefix.key`; returns its CA's PEM.
 fn write_client_identity(prefix: &str) -> Result<String, String> {
     let (identity, ca_pem) = client_identity();
-    for (ext, pem) in [("crt", &identity.cert_chain_pem), ("key", &identity.key_pem)] {
+    for (ext, pem) in [
+        ("crt", &identity.cert_chain_pem),
+        ("key", &identity.key_pem),
+    ] {
         let path = format!("{prefix}.{ext}");
         std::fs::write(&path, pem).map_err(|e| format!("cannot write {path}: {e}"))?;
     }
