@@ -4,6 +4,7 @@
 //! variants, so a new variant is classified here, once, and every binding follows.
 
 use crate::client::StartError;
+use crate::dispatch::DispatchError;
 use crate::error::{
     CloseError, ConfigError, ConnectError, DeliveryError, Disconnect, SendError, SendFailure,
 };
@@ -63,6 +64,11 @@ pub enum ErrorKind {
     /// A connection attempt was not made: the credentials provider failed
     /// ([`crate::ConnectError::Credentials`]). Retried with backoff.
     Credentials,
+    /// A call from inside one of the same client's handlers that may not be made there, or
+    /// while another thread makes it ([`crate::DispatchError::Reentered`] / `Busy`).
+    Reentrant,
+    /// The call needs another delivery mode ([`crate::DispatchError::CallbackMode`]).
+    WrongMode,
 }
 
 /// An error with an [`ErrorKind`]; every error a client call returns is one.
@@ -141,6 +147,15 @@ impl Classify for SendFailure {
     }
 }
 
+impl Classify for DispatchError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            DispatchError::Reentered | DispatchError::Busy => ErrorKind::Reentrant,
+            DispatchError::CallbackMode => ErrorKind::WrongMode,
+        }
+    }
+}
+
 impl Classify for ConnectError {
     fn kind(&self) -> ErrorKind {
         match self {
@@ -204,6 +219,8 @@ mod tests {
         assert_eq!(gave_up.error_kind(), Some(ErrorKind::RetriesExhausted));
         let refused = Disconnect::ConnectFailed(crate::ConnectError::Credentials("no".into()));
         assert_eq!(refused.error_kind(), Some(ErrorKind::Credentials));
+        assert_eq!(DispatchError::Busy.kind(), ErrorKind::Reentrant);
+        assert_eq!(DispatchError::CallbackMode.kind(), ErrorKind::WrongMode);
         let io = Disconnect::ConnectFailed(crate::ConnectError::Io("refused".into()));
         assert_eq!(io.error_kind(), Some(ErrorKind::ConnectFailed));
     }
