@@ -5,7 +5,7 @@ use std::mem::MaybeUninit;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
-use tether_core::{Bytes, Client, DeliveryStatus, DispatchError, EventDelivery, MessageId, State};
+use tether_core::{Bytes, Client, DeliveryStatus, EventDelivery, MessageId, State};
 
 use crate::callbacks::{tether_callbacks, tether_state, tether_user_data_free, Dispatch};
 use crate::config::{self, tether_config, tether_dispatch};
@@ -128,10 +128,7 @@ impl ClientInner {
 static CLIENTS: Registry<ClientInner> = Registry::new(TAG_CLIENT);
 
 fn lookup(client: *const tether_client) -> Result<Arc<ClientInner>, tether_status> {
-    if client.is_null() {
-        return Err(TETHER_ERR_NULL_PARAMETER);
-    }
-    CLIENTS.get(client.addr()).ok_or(TETHER_ERR_INVALID_HANDLE)
+    CLIENTS.lookup(client)
 }
 
 /// The frame of most exports: look the client up (a NULL or stale handle returns its status
@@ -724,19 +721,9 @@ fn poll(
             // A reference, not the read lock: a callback may free the client.
             let core = inner.core()?;
             core.dispatch(max_events, wait, &mut |event| inner.dispatch.deliver(event))
-                .map_err(|e| match e {
-                    DispatchError::Reentered => Fail::new(
-                        TETHER_ERR_REENTRANT,
-                        "tether_client_poll called from inside one of the same client's callbacks",
-                    ),
-                    DispatchError::Busy => Fail::new(
-                        TETHER_ERR_REENTRANT,
-                        "tether_client_poll called while another thread polls the same client",
-                    ),
-                    _ => Fail::new(
-                        TETHER_ERR_WRONG_MODE,
-                        "tether_client_poll needs TETHER_DISPATCH_POLL; this client runs its callbacks on a dispatcher thread",
-                    ),
+                .map_err(|e| {
+                    let fail = Fail::from(&e);
+                    Fail::new(fail.status, format!("tether_client_poll: {}", fail.message))
                 })
         },
         // SAFETY: header contract: `ran_out` is NULL or writable.

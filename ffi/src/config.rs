@@ -124,10 +124,7 @@ impl ConfigInner {
 pub(crate) static CONFIGS: Registry<ConfigInner> = Registry::new(TAG_CONFIG);
 
 pub(crate) fn lookup(config: *const tether_config) -> Result<Arc<ConfigInner>, tether_status> {
-    if config.is_null() {
-        return Err(TETHER_ERR_NULL_PARAMETER);
-    }
-    CONFIGS.get(config.addr()).ok_or(TETHER_ERR_INVALID_HANDLE)
+    CONFIGS.lookup(config)
 }
 
 /// The shared body of the setters, at the boundary (a panic becomes `TETHER_ERR_PANIC`): look

@@ -194,6 +194,8 @@ impl From<ErrorKind> for tether_status {
             ErrorKind::AckTimeout => TETHER_ERR_ACK_TIMEOUT,
             ErrorKind::Proxy => TETHER_ERR_PROXY,
             ErrorKind::Credentials => TETHER_ERR_CREDENTIALS,
+            ErrorKind::Reentrant => TETHER_ERR_REENTRANT,
+            ErrorKind::WrongMode => TETHER_ERR_WRONG_MODE,
             // Internal, and a kind this version does not know yet.
             _ => TETHER_ERR_INTERNAL,
         }
