@@ -127,10 +127,6 @@ impl ClientInner {
 
 static CLIENTS: Registry<ClientInner> = Registry::new(TAG_CLIENT);
 
-fn lookup(client: *const tether_client) -> Result<Arc<ClientInner>, tether_status> {
-    CLIENTS.lookup(client)
-}
-
 /// The frame of most exports: look the client up (a NULL or stale handle returns its status
 /// at once: there is no client to record a message on), run `body`, then either pass its
 /// value to `on_ok` (which writes the outputs) and return `TETHER_OK`, or record the failure
@@ -141,18 +137,12 @@ pub(crate) fn call<T>(
     body: impl FnOnce(&ClientInner) -> Result<T, Fail>,
     on_ok: impl FnOnce(T),
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        let inner = match lookup(client) {
-            Ok(inner) => inner,
-            Err(status) => return status,
-        };
-        match body(&inner) {
-            Ok(value) => {
-                on_ok(value);
-                TETHER_OK
-            }
-            Err(fail) => inner.last_error.record(fail),
+    CLIENTS.call(client, |inner| match body(&inner) {
+        Ok(value) => {
+            on_ok(value);
+            TETHER_OK
         }
+        Err(fail) => inner.last_error.record(fail),
     })
 }
 
@@ -184,11 +174,7 @@ pub extern "C" fn tether_client_new(
     user_data_free: tether_user_data_free,
     client_out: *mut *mut tether_client,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        let cfg = match config::lookup(config) {
-            Ok(cfg) => cfg,
-            Err(status) => return status,
-        };
+    config::CONFIGS.call(config, |cfg| {
         let out = client_out.cast::<MaybeUninit<*mut tether_client>>();
         let user_data = (user_data, user_data_free);
         // SAFETY: the header contract for `callbacks` and `client_out` (NULL is checked).
@@ -571,7 +557,8 @@ pub extern "C" fn tether_client_close(
 #[no_mangle]
 pub extern "C" fn tether_client_state(client: *const tether_client) -> tether_state {
     ffi_boundary!(tether_state::TETHER_STATE_CLOSED, {
-        lookup(client)
+        CLIENTS
+            .lookup(client)
             .ok()
             .and_then(|inner| inner.with_core(|c| c.state()).ok())
             .unwrap_or(State::Closed)
@@ -648,13 +635,10 @@ pub extern "C" fn tether_client_last_error(
     len: usize,
     needed_out: *mut usize,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        match lookup(client) {
-            // SAFETY: header contract: `buf` NULL or writable for `len` bytes, `needed_out`
-            // NULL or writable.
-            Ok(inner) => unsafe { inner.last_error.copy_to(buf, len, needed_out) },
-            Err(status) => status,
-        }
+    // SAFETY: header contract: `buf` NULL or writable for `len` bytes, `needed_out` NULL or
+    // writable.
+    CLIENTS.call(client, |inner| unsafe {
+        inner.last_error.copy_to(buf, len, needed_out)
     })
 }
 

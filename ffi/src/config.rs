@@ -123,21 +123,13 @@ impl ConfigInner {
 
 pub(crate) static CONFIGS: Registry<ConfigInner> = Registry::new(TAG_CONFIG);
 
-pub(crate) fn lookup(config: *const tether_config) -> Result<Arc<ConfigInner>, tether_status> {
-    CONFIGS.lookup(config)
-}
-
 /// The shared body of the setters, at the boundary (a panic becomes `TETHER_ERR_PANIC`): look
 /// the config up (so a bad handle is reported before a bad argument), run `f`, record a failure.
 pub(crate) fn update(
     config: *mut tether_config,
     f: impl FnOnce(&mut ConfigState) -> Result<(), Fail>,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        let inner = match lookup(config) {
-            Ok(inner) => inner,
-            Err(status) => return status,
-        };
+    CONFIGS.call(config, |inner| {
         let result = f(&mut lock(&inner.state));
         match result {
             Ok(()) => TETHER_OK,
@@ -271,13 +263,10 @@ pub extern "C" fn tether_config_last_error(
     len: usize,
     needed_out: *mut usize,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        match lookup(config) {
-            // SAFETY: the caller promises `buf` is NULL or writable for `len` bytes and
-            // `needed_out` NULL or writable (header contract).
-            Ok(inner) => unsafe { inner.last_error.copy_to(buf, len, needed_out) },
-            Err(status) => status,
-        }
+    // SAFETY: the caller promises `buf` is NULL or writable for `len` bytes and `needed_out`
+    // NULL or writable (header contract).
+    CONFIGS.call(config, |inner| unsafe {
+        inner.last_error.copy_to(buf, len, needed_out)
     })
 }
 
@@ -293,15 +282,9 @@ pub extern "C" fn tether_config_last_error(
 /// `TETHER_ERR_INVALID_CONFIG` (the reason in `tether_config_last_error`).
 #[no_mangle]
 pub extern "C" fn tether_config_validate(config: *const tether_config) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        let inner = match lookup(config) {
-            Ok(inner) => inner,
-            Err(status) => return status,
-        };
-        match inner.build() {
-            Ok(_) => TETHER_OK,
-            Err(fail) => inner.last_error.record(fail),
-        }
+    CONFIGS.call(config, |inner| match inner.build() {
+        Ok(_) => TETHER_OK,
+        Err(fail) => inner.last_error.record(fail),
     })
 }
 

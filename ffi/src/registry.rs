@@ -59,6 +59,22 @@ impl<T> Registry<T> {
         self.get(handle.addr()).ok_or(TETHER_ERR_INVALID_HANDLE)
     }
 
+    /// The frame of an export on a handle: look it up (a NULL or stale handle returns its
+    /// status: there is no object to record a message on) and run `f`, at the boundary (a
+    /// panic becomes `TETHER_ERR_PANIC`).
+    pub(crate) fn call<H>(
+        &self,
+        handle: *const H,
+        f: impl FnOnce(Arc<T>) -> tether_status,
+    ) -> tether_status {
+        ffi_boundary!(TETHER_ERR_PANIC, {
+            match self.lookup(handle) {
+                Ok(value) => f(value),
+                Err(status) => status,
+            }
+        })
+    }
+
     /// The live object behind `token`, if any.
     pub(crate) fn get(&self, token: usize) -> Option<Arc<T>> {
         self.with(token, Arc::clone)
