@@ -290,10 +290,8 @@ impl Dispatch {
     /// Call `f` with the callback `cb` unless it is NULL or the client was freed from an
     /// earlier callback for the same event.
     fn call<F>(&self, cb: Option<F>, f: impl FnOnce(F)) {
-        if let Some(cb) = cb {
-            if !self.freed_in_callback.load(Ordering::SeqCst) {
-                f(cb);
-            }
+        if let Some(cb) = cb.filter(|_| !self.freed_in_callback.load(Ordering::SeqCst)) {
+            f(cb);
         }
     }
 
