@@ -263,6 +263,16 @@ typedef enum tether_status {
      * envelope) and not delivered; the link stays up.
      */
     TETHER_ERR_INBOUND_REJECTED = 28,
+    /**
+     * Asynchronous: a connection attempt failed at the proxy (it refused the tunnel, e.g.
+     * HTTP 407, or did not speak its protocol); the message names the proxy and its answer.
+     */
+    TETHER_ERR_PROXY = 29,
+    /**
+     * Asynchronous: the credentials provider failed (returned non-OK, or misbehaved), so
+     * the attempt was not made; it is retried with backoff. The message has its text.
+     */
+    TETHER_ERR_CREDENTIALS = 30,
 } tether_status;
 
 /**
@@ -430,6 +440,32 @@ typedef enum tether_protocol {
 } tether_protocol;
 
 /**
+ * Which text `tether_client_connection_info` copies.
+ */
+typedef enum tether_info {
+    /**
+     * The subprotocol the server chose; empty if none.
+     */
+    TETHER_INFO_SUBPROTOCOL = 0,
+    /**
+     * The name of the 101 answer's header at `index` (lower case).
+     */
+    TETHER_INFO_HEADER_NAME = 1,
+    /**
+     * The value of the 101 answer's header at `index`.
+     */
+    TETHER_INFO_HEADER_VALUE = 2,
+    /**
+     * The proxy the connection went through (`host:port`); empty if none.
+     */
+    TETHER_INFO_PROXY = 3,
+    /**
+     * The TCP peer (`ip:port`: the server, or the proxy); empty if unknown.
+     */
+    TETHER_INFO_PEER = 4,
+} tether_info;
+
+/**
  * A resilient WebSocket client (opaque). Create with `tether_client_new`, free with
  * `tether_client_free`. The pointer is a handle, not an address: never dereference it.
  */
@@ -441,6 +477,12 @@ typedef struct tether_client tether_client;
  * several clients, and may be freed as soon as `tether_client_new` returned.
  */
 typedef struct tether_config tether_config;
+
+/**
+ * The credentials of one connect attempt, being filled by a `tether_credentials_provider`
+ * (opaque). Valid only during that call: never keep it.
+ */
+typedef struct tether_credentials tether_credentials;
 
 /**
  * Envelope mode: a side of the session lost its state (see `on_session_reset` and
@@ -681,6 +723,18 @@ typedef struct tether_stats {
  * borrowed for the call only.
  */
 typedef void (*tether_log_callback)(void *user_data, enum tether_log_level level, const char *target, const char *message);
+
+/**
+ * Called before every connect attempt (the first, `attempt` 0, and each reconnect, `attempt`
+ * from 1 in each outage; `reconnect` tells whether a connection was up before) on one of
+ * Tether's threads, never twice at once for one client; it may block (the time counts
+ * against the connect timeout). It fills `credentials` with `tether_credentials_add_header`
+ * (a header replaces a configured one of the same name, for this attempt) and
+ * `tether_credentials_set_token` (envelope mode: the `hello` token), and returns `TETHER_OK`;
+ * any other value fails the attempt (`on_error` with `TETHER_ERR_CREDENTIALS`, then retried
+ * with backoff), with the text of `tether_credentials_set_error` if it was called.
+ */
+typedef int (*tether_credentials_provider)(void *user_data, uint32_t attempt, bool reconnect, struct tether_credentials *credentials);
 
 #ifdef __cplusplus
 extern "C" {
@@ -1101,6 +1155,77 @@ enum tether_status tether_runtime_set_worker_threads(size_t count);
 enum tether_status tether_set_log_callback(tether_log_callback callback, void *user_data, int max_level);
 
 /**
+ * Call a credentials provider before every connect attempt (see `tether_credentials_provider`)
+ * for fresh headers and an envelope token, like SignalR's `accessTokenFactory`. NULL removes
+ * it. The config keeps `provider` and `user_data`; so does every client made from it.
+ *
+ * Ownership: `user_data` stays yours; keep it valid while any client made from this config
+ * lives (Tether never frees it).
+ * Threads: configure a config from one thread at a time; the provider runs on one of Tether's
+ * threads, never twice at once for one client (clients made from one config may call it
+ * concurrently).
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config).
+ */
+enum tether_status tether_config_set_credentials_provider(struct tether_config *config, tether_credentials_provider provider, void *user_data);
+
+/**
+ * From inside a provider: add a header to this attempt's upgrade request.
+ *
+ * Ownership: `name` and `value` are borrowed for the call (copied).
+ * Threads: only inside the provider call that received `credentials`, on its thread.
+ * Errors: `TETHER_ERR_NULL_PARAMETER`, `TETHER_ERR_INVALID_ARGUMENT` (not UTF-8). A header
+ * that may not be sent fails the attempt with `TETHER_ERR_CREDENTIALS`.
+ */
+enum tether_status tether_credentials_add_header(struct tether_credentials *credentials, const char *name, const char *value);
+
+/**
+ * From inside a provider: the envelope `hello` token for this attempt (instead of the
+ * configured one).
+ *
+ * Ownership: `token` is borrowed for the call (copied).
+ * Threads: only inside the provider call that received `credentials`, on its thread.
+ * Errors: `TETHER_ERR_NULL_PARAMETER`, `TETHER_ERR_INVALID_ARGUMENT` (not UTF-8).
+ */
+enum tether_status tether_credentials_set_token(struct tether_credentials *credentials, const char *token);
+
+/**
+ * From inside a provider that is about to return a failure: the text the failure reports
+ * (`on_error` with `TETHER_ERR_CREDENTIALS`).
+ *
+ * Ownership: `message` is borrowed for the call (copied).
+ * Threads: only inside the provider call that received `credentials`, on its thread.
+ * Errors: `TETHER_ERR_NULL_PARAMETER`, `TETHER_ERR_INVALID_ARGUMENT` (not UTF-8).
+ */
+enum tether_status tether_credentials_set_error(struct tether_credentials *credentials, const char *message);
+
+/**
+ * What the server chose on the last connection made: copies the text `what` (a
+ * `tether_info`; `index` selects the header for the header kinds, else ignored) into `buf` as
+ * a NUL-terminated string, as `tether_client_last_error` does. The values are set before that
+ * connection's `on_open` and stay after the link is lost.
+ *
+ * Ownership: copies into your `buf`; `*needed_out` (may be NULL) gets the size needed.
+ * Threads: any thread, concurrently, and from inside callbacks.
+ * Errors: `TETHER_ERR_BUFFER_TOO_SMALL` (a truncated copy), `TETHER_ERR_NOT_READY` (no
+ * connection made yet), `TETHER_ERR_INVALID_ARGUMENT` (`what` or `index` out of range),
+ * `TETHER_ERR_NULL_PARAMETER`, `TETHER_ERR_INVALID_HANDLE`, `TETHER_ERR_CLOSED` (being freed).
+ */
+enum tether_status tether_client_connection_info(const struct tether_client *client, int what, size_t index, char *buf, size_t len, size_t *needed_out);
+
+/**
+ * The last connection's number (1 for the client's first, one more per connection made) to
+ * `*connection_out` and the number of headers of its 101 answer to `*header_count_out` (both
+ * may be NULL).
+ *
+ * Ownership: writes your outputs on success.
+ * Threads: any thread, concurrently, and from inside callbacks.
+ * Errors: `TETHER_ERR_NOT_READY` (no connection made yet), `TETHER_ERR_NULL_PARAMETER`,
+ * `TETHER_ERR_INVALID_HANDLE`, `TETHER_ERR_CLOSED` (being freed).
+ */
+enum tether_status tether_client_connection_counts(const struct tether_client *client, uint64_t *connection_out, size_t *header_count_out);
+
+/**
  * A short, static, NUL-terminated English description of a status code. Takes an `int` so
  * that any value is safe to pass: unknown values give "unknown status". Never NULL; the
  * string must not be freed.
@@ -1217,6 +1342,26 @@ extern "C" {
 #endif  // __cplusplus
 
 /**
+ * The proxy to connect through (`http://`, `socks5://`, `socks5h://`, with optional
+ * `user:password@`), or `"none"` for a direct connection. Unset: the environment decides.
+ *
+ * Sets `proxy` (default from the environment): `http://[user:password@]host[:port]` (HTTP CONNECT),
+ * `socks5://...` (SOCKS5, the client resolves the server's name), `socks5h://...` (SOCKS5, the
+ * proxy resolves it), or `none` for a direct connection; unset, `https_proxy` / `http_proxy` /
+ * `all_proxy` / `no_proxy` are read as curl does (docs/PROXIES.md). Read back without the password.
+ *
+ * Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
+ * freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
+ * `tether_config_last_error`. The value itself is checked when the config is built
+ * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
+ */
+enum tether_status tether_config_set_proxy(struct tether_config *config, const char *proxy);
+
+/**
  * Sets `headers` (default none): extra HTTP headers on the upgrade request (for example
  * `Authorization`), checked at build.
  *
@@ -1326,6 +1471,74 @@ enum tether_status tether_config_add_resolve(struct tether_config *config, const
  * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
  */
 enum tether_status tether_config_set_tls_ca_file(struct tether_config *config, const char *path);
+
+/**
+ * Mutual TLS: the client certificate chain from this PEM file (read when the config is built).
+ *
+ * Sets `client_cert_file` (default none): mutual TLS: a PEM file with the client certificate chain
+ * (leaf first), presented when the server asks; needs `client_key_file` or `client_key_pem`.
+ *
+ * Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
+ * freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
+ * `tether_config_last_error`. The value itself is checked when the config is built
+ * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
+ */
+enum tether_status tether_config_set_client_cert_file(struct tether_config *config, const char *path);
+
+/**
+ * Mutual TLS: the client certificate's private key from this PEM file.
+ *
+ * Sets `client_key_file` (default none): mutual TLS: a PEM file with the client certificate's
+ * private key (PKCS#8, PKCS#1 RSA or SEC1 EC), checked against the certificate at build.
+ *
+ * Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
+ * freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
+ * `tether_config_last_error`. The value itself is checked when the config is built
+ * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
+ */
+enum tether_status tether_config_set_client_key_file(struct tether_config *config, const char *path);
+
+/**
+ * Mutual TLS: the client certificate chain as PEM text (`len` bytes, copied).
+ *
+ * Sets `client_cert_pem` (default none): mutual TLS: the client certificate chain as PEM text
+ * (instead of `client_cert_file`).
+ *
+ * Ownership: borrows `config`; the `len` bytes at the pointer are borrowed for the call only
+ * (copied).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL, or the pointer NULL with a non-zero `len`),
+ * `TETHER_ERR_INVALID_HANDLE` (a freed config). The value itself is checked when the config is
+ * built (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
+ */
+enum tether_status tether_config_set_client_cert_pem(struct tether_config *config, const uint8_t *pem, size_t len);
+
+/**
+ * Mutual TLS: the client certificate's private key as PEM text (`len` bytes, copied).
+ *
+ * Sets `client_key_pem` (default none): mutual TLS: the private key as PEM text (instead of
+ * `client_key_file`).
+ *
+ * Ownership: borrows `config`; the `len` bytes at the pointer are borrowed for the call only
+ * (copied).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL, or the pointer NULL with a non-zero `len`),
+ * `TETHER_ERR_INVALID_HANDLE` (a freed config). The value itself is checked when the config is
+ * built (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
+ */
+enum tether_status tether_config_set_client_key_pem(struct tether_config *config, const uint8_t *pem, size_t len);
 
 /**
  * Sets `tls_insecure` (default `false`): accept any server certificate: tests only, it removes all

@@ -4,7 +4,10 @@
 //! variants, so a new variant is classified here, once, and every binding follows.
 
 use crate::client::StartError;
-use crate::error::{CloseError, ConfigError, DeliveryError, Disconnect, SendError, SendFailure};
+use crate::dispatch::DispatchError;
+use crate::error::{
+    CloseError, ConfigError, ConnectError, DeliveryError, Disconnect, SendError, SendFailure,
+};
 use crate::runtime::RuntimeError;
 
 /// What kind of failure it is ([`Classify::kind`], [`Disconnect::error_kind`]).
@@ -55,6 +58,17 @@ pub enum ErrorKind {
     Dropped,
     /// Envelope mode: no ack after the configured attempts.
     AckTimeout,
+    /// A connection attempt failed at the proxy: it refused the tunnel or did not speak its
+    /// protocol ([`crate::ConnectError::Proxy`]).
+    Proxy,
+    /// A connection attempt was not made: the credentials provider failed
+    /// ([`crate::ConnectError::Credentials`]). Retried with backoff.
+    Credentials,
+    /// A call from inside one of the same client's handlers that may not be made there, or
+    /// while another thread makes it ([`crate::DispatchError::Reentered`] / `Busy`).
+    Reentrant,
+    /// The call needs another delivery mode ([`crate::DispatchError::CallbackMode`]).
+    WrongMode,
 }
 
 /// An error with an [`ErrorKind`]; every error a client call returns is one.
@@ -133,13 +147,32 @@ impl Classify for SendFailure {
     }
 }
 
+impl Classify for DispatchError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            DispatchError::Reentered | DispatchError::Busy => ErrorKind::Reentrant,
+            DispatchError::CallbackMode => ErrorKind::WrongMode,
+        }
+    }
+}
+
+impl Classify for ConnectError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ConnectError::Proxy { .. } => ErrorKind::Proxy,
+            ConnectError::Credentials(_) => ErrorKind::Credentials,
+            _ => ErrorKind::ConnectFailed,
+        }
+    }
+}
+
 impl Disconnect {
     /// The kind of an abnormal end, None for a normal one ([`Disconnect::is_normal`]): what a
     /// binding reports as an error when a link ends.
     pub fn error_kind(&self) -> Option<ErrorKind> {
         Some(match self {
             d if d.is_normal() => return None,
-            Disconnect::ConnectFailed(_) => ErrorKind::ConnectFailed,
+            Disconnect::ConnectFailed(e) => e.kind(),
             Disconnect::UserClose { .. }
             | Disconnect::ConnectionLost(_)
             | Disconnect::ServerClosed { .. } => ErrorKind::ConnectionLost,
@@ -184,6 +217,12 @@ mod tests {
             last: Box::new(server(1011)),
         };
         assert_eq!(gave_up.error_kind(), Some(ErrorKind::RetriesExhausted));
+        let refused = Disconnect::ConnectFailed(crate::ConnectError::Credentials("no".into()));
+        assert_eq!(refused.error_kind(), Some(ErrorKind::Credentials));
+        assert_eq!(DispatchError::Busy.kind(), ErrorKind::Reentrant);
+        assert_eq!(DispatchError::CallbackMode.kind(), ErrorKind::WrongMode);
+        let io = Disconnect::ConnectFailed(crate::ConnectError::Io("refused".into()));
+        assert_eq!(io.error_kind(), Some(ErrorKind::ConnectFailed));
     }
 
     #[test]

@@ -28,8 +28,13 @@ fn every_c_setter_is_in_the_header_and_every_header_setter_in_the_table() {
             spec.c_setter
         );
     }
-    // C's own setters: the URL (checked at once) and the dispatch mode (the C layer's).
-    let own = ["tether_config_set_url", "tether_config_set_dispatch"];
+    // C's own setters: the URL (checked at once), the dispatch mode (the C layer's) and the
+    // credentials provider (a callback, not a value).
+    let own = [
+        "tether_config_set_url",
+        "tether_config_set_dispatch",
+        "tether_config_set_credentials_provider",
+    ];
     let mut seen = 0;
     for line in header.lines() {
         let Some((_, rest)) = line.split_once("tether_status tether_config_") else {

@@ -4,13 +4,14 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use tether_core::{Disconnect, Event, IdRange, Message, SessionReset, State};
 
 use tether_core::Classify;
 
 use crate::status::tether_status;
-use crate::util::c_string;
+use crate::util::{c_string, lock};
 
 /// Connection states (the values never change; see `tether_state_str`).
 #[repr(C)]
@@ -235,11 +236,11 @@ static EMPTY: [u8; 1] = [0];
 pub(crate) struct Dispatch {
     callbacks: tether_callbacks,
     user_data: UserData,
-    user_data_free: tether_user_data_free,
+    /// Taken by the one `finalize` that runs it.
+    user_data_free: Mutex<tether_user_data_free>,
     /// Set when the client was freed from inside one of its callbacks: no further callback
     /// for the same event, and finalize once the callback returns.
     freed_in_callback: AtomicBool,
-    finalized: AtomicBool,
 }
 
 impl Dispatch {
@@ -251,9 +252,8 @@ impl Dispatch {
         Dispatch {
             callbacks,
             user_data: UserData(user_data),
-            user_data_free,
+            user_data_free: Mutex::new(user_data_free),
             freed_in_callback: AtomicBool::new(false),
-            finalized: AtomicBool::new(false),
         }
     }
 
@@ -265,13 +265,11 @@ impl Dispatch {
 
     /// Run `user_data_free`, exactly once over the client's life.
     pub(crate) fn finalize(&self) {
-        if self.finalized.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        if let Some(free) = self.user_data_free {
+        let free = lock(&self.user_data_free).take();
+        if let Some(free) = free {
             let user_data = self.user_data.0;
             // SAFETY: the application gave us this finalizer for this pointer; it runs once
-            // (the swap above), after the last callback.
+            // (taken above), after the last callback.
             let _ = catch_unwind(AssertUnwindSafe(|| unsafe { free(user_data) }));
         }
     }
@@ -290,10 +288,8 @@ impl Dispatch {
     /// Call `f` with the callback `cb` unless it is NULL or the client was freed from an
     /// earlier callback for the same event.
     fn call<F>(&self, cb: Option<F>, f: impl FnOnce(F)) {
-        if let Some(cb) = cb {
-            if !self.freed_in_callback.load(Ordering::SeqCst) {
-                f(cb);
-            }
+        if let Some(cb) = cb.filter(|_| !self.freed_in_callback.load(Ordering::SeqCst)) {
+            f(cb);
         }
     }
 

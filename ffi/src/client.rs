@@ -5,7 +5,7 @@ use std::mem::MaybeUninit;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
-use tether_core::{Bytes, Client, DeliveryStatus, DispatchError, EventDelivery, MessageId, State};
+use tether_core::{Bytes, Client, DeliveryStatus, EventDelivery, MessageId, State};
 
 use crate::callbacks::{tether_callbacks, tether_state, tether_user_data_free, Dispatch};
 use crate::config::{self, tether_config, tether_dispatch};
@@ -98,7 +98,7 @@ pub(crate) struct ClientInner {
 
 impl ClientInner {
     /// Run `f` on the core client, or fail with CLOSED if it is being freed.
-    fn with_core<R>(&self, f: impl FnOnce(&Client) -> R) -> Result<R, Fail> {
+    pub(crate) fn with_core<R>(&self, f: impl FnOnce(&Client) -> R) -> Result<R, Fail> {
         let guard: RwLockReadGuard<'_, Option<Arc<Client>>> =
             self.client.read().unwrap_or_else(PoisonError::into_inner);
         match guard.as_deref() {
@@ -127,35 +127,22 @@ impl ClientInner {
 
 static CLIENTS: Registry<ClientInner> = Registry::new(TAG_CLIENT);
 
-fn lookup(client: *const tether_client) -> Result<Arc<ClientInner>, tether_status> {
-    if client.is_null() {
-        return Err(TETHER_ERR_NULL_PARAMETER);
-    }
-    CLIENTS.get(client.addr()).ok_or(TETHER_ERR_INVALID_HANDLE)
-}
-
 /// The frame of most exports: look the client up (a NULL or stale handle returns its status
 /// at once: there is no client to record a message on), run `body`, then either pass its
 /// value to `on_ok` (which writes the outputs) and return `TETHER_OK`, or record the failure
 /// as the client's last error and return its status. A panic becomes `TETHER_ERR_PANIC` (the
 /// export's boundary).
-fn call<T>(
+pub(crate) fn call<T>(
     client: *const tether_client,
     body: impl FnOnce(&ClientInner) -> Result<T, Fail>,
     on_ok: impl FnOnce(T),
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        let inner = match lookup(client) {
-            Ok(inner) => inner,
-            Err(status) => return status,
-        };
-        match body(&inner) {
-            Ok(value) => {
-                on_ok(value);
-                TETHER_OK
-            }
-            Err(fail) => inner.last_error.record(fail),
+    CLIENTS.call(client, |inner| match body(&inner) {
+        Ok(value) => {
+            on_ok(value);
+            TETHER_OK
         }
+        Err(fail) => inner.last_error.record(fail),
     })
 }
 
@@ -187,11 +174,7 @@ pub extern "C" fn tether_client_new(
     user_data_free: tether_user_data_free,
     client_out: *mut *mut tether_client,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        let cfg = match config::lookup(config) {
-            Ok(cfg) => cfg,
-            Err(status) => return status,
-        };
+    config::CONFIGS.call(config, |cfg| {
         let out = client_out.cast::<MaybeUninit<*mut tether_client>>();
         let user_data = (user_data, user_data_free);
         // SAFETY: the header contract for `callbacks` and `client_out` (NULL is checked).
@@ -574,7 +557,8 @@ pub extern "C" fn tether_client_close(
 #[no_mangle]
 pub extern "C" fn tether_client_state(client: *const tether_client) -> tether_state {
     ffi_boundary!(tether_state::TETHER_STATE_CLOSED, {
-        lookup(client)
+        CLIENTS
+            .lookup(client)
             .ok()
             .and_then(|inner| inner.with_core(|c| c.state()).ok())
             .unwrap_or(State::Closed)
@@ -651,13 +635,10 @@ pub extern "C" fn tether_client_last_error(
     len: usize,
     needed_out: *mut usize,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        match lookup(client) {
-            // SAFETY: header contract: `buf` NULL or writable for `len` bytes, `needed_out`
-            // NULL or writable.
-            Ok(inner) => unsafe { inner.last_error.copy_to(buf, len, needed_out) },
-            Err(status) => status,
-        }
+    // SAFETY: header contract: `buf` NULL or writable for `len` bytes, `needed_out` NULL or
+    // writable.
+    CLIENTS.call(client, |inner| unsafe {
+        inner.last_error.copy_to(buf, len, needed_out)
     })
 }
 
@@ -724,19 +705,9 @@ fn poll(
             // A reference, not the read lock: a callback may free the client.
             let core = inner.core()?;
             core.dispatch(max_events, wait, &mut |event| inner.dispatch.deliver(event))
-                .map_err(|e| match e {
-                    DispatchError::Reentered => Fail::new(
-                        TETHER_ERR_REENTRANT,
-                        "tether_client_poll called from inside one of the same client's callbacks",
-                    ),
-                    DispatchError::Busy => Fail::new(
-                        TETHER_ERR_REENTRANT,
-                        "tether_client_poll called while another thread polls the same client",
-                    ),
-                    _ => Fail::new(
-                        TETHER_ERR_WRONG_MODE,
-                        "tether_client_poll needs TETHER_DISPATCH_POLL; this client runs its callbacks on a dispatcher thread",
-                    ),
+                .map_err(|e| {
+                    let fail = Fail::from(&e);
+                    Fail::new(fail.status, format!("tether_client_poll: {}", fail.message))
                 })
         },
         // SAFETY: header contract: `ran_out` is NULL or writable.

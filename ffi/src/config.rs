@@ -70,12 +70,14 @@ pub enum tether_protocol {
     TETHER_PROTOCOL_ENVELOPE = 1,
 }
 
-struct ConfigState {
+pub(crate) struct ConfigState {
     url: Option<String>,
     /// The values set so far (options never set keep core's defaults); its URL is replaced
     /// by `url` at build.
     builder: ConfigBuilder,
     dispatch: tether_dispatch,
+    /// The C credentials provider, given to core at build.
+    pub(crate) provider: Option<crate::reach::CProvider>,
 }
 
 pub(crate) struct ConfigInner {
@@ -100,7 +102,12 @@ impl ConfigInner {
                 "no URL: call tether_config_set_url first",
             ));
         };
-        let config = s.builder.clone().url(url.clone()).build().map_err(|e| {
+        let builder = s.builder.clone().url(url.clone());
+        let builder = match s.provider {
+            Some(p) => p.install(builder),
+            None => builder,
+        };
+        let config = builder.build().map_err(|e| {
             let mut fail = Fail::from(&e);
             if let Some(spec) = e.option().and_then(options::find) {
                 fail.message += &format!(" (set with {})", spec.c_setter);
@@ -116,24 +123,13 @@ impl ConfigInner {
 
 pub(crate) static CONFIGS: Registry<ConfigInner> = Registry::new(TAG_CONFIG);
 
-pub(crate) fn lookup(config: *const tether_config) -> Result<Arc<ConfigInner>, tether_status> {
-    if config.is_null() {
-        return Err(TETHER_ERR_NULL_PARAMETER);
-    }
-    CONFIGS.get(config.addr()).ok_or(TETHER_ERR_INVALID_HANDLE)
-}
-
 /// The shared body of the setters, at the boundary (a panic becomes `TETHER_ERR_PANIC`): look
 /// the config up (so a bad handle is reported before a bad argument), run `f`, record a failure.
-fn update(
+pub(crate) fn update(
     config: *mut tether_config,
     f: impl FnOnce(&mut ConfigState) -> Result<(), Fail>,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        let inner = match lookup(config) {
-            Ok(inner) => inner,
-            Err(status) => return status,
-        };
+    CONFIGS.call(config, |inner| {
         let result = f(&mut lock(&inner.state));
         match result {
             Ok(()) => TETHER_OK,
@@ -225,6 +221,7 @@ pub extern "C" fn tether_config_new() -> *mut tether_config {
                 url: None,
                 builder: ConfigBuilder::new(""),
                 dispatch: tether_dispatch::TETHER_DISPATCH_THREAD,
+                provider: None,
             }),
             last_error: LastError::default(),
         });
@@ -266,13 +263,10 @@ pub extern "C" fn tether_config_last_error(
     len: usize,
     needed_out: *mut usize,
 ) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        match lookup(config) {
-            // SAFETY: the caller promises `buf` is NULL or writable for `len` bytes and
-            // `needed_out` NULL or writable (header contract).
-            Ok(inner) => unsafe { inner.last_error.copy_to(buf, len, needed_out) },
-            Err(status) => status,
-        }
+    // SAFETY: the caller promises `buf` is NULL or writable for `len` bytes and `needed_out`
+    // NULL or writable (header contract).
+    CONFIGS.call(config, |inner| unsafe {
+        inner.last_error.copy_to(buf, len, needed_out)
     })
 }
 
@@ -288,15 +282,9 @@ pub extern "C" fn tether_config_last_error(
 /// `TETHER_ERR_INVALID_CONFIG` (the reason in `tether_config_last_error`).
 #[no_mangle]
 pub extern "C" fn tether_config_validate(config: *const tether_config) -> tether_status {
-    ffi_boundary!(TETHER_ERR_PANIC, {
-        let inner = match lookup(config) {
-            Ok(inner) => inner,
-            Err(status) => return status,
-        };
-        match inner.build() {
-            Ok(_) => TETHER_OK,
-            Err(fail) => inner.last_error.record(fail),
-        }
+    CONFIGS.call(config, |inner| match inner.build() {
+        Ok(_) => TETHER_OK,
+        Err(fail) => inner.last_error.record(fail),
     })
 }
 
@@ -500,6 +488,9 @@ fn pairs(
 }
 
 table_setters! {
+    /// The proxy to connect through (`http://`, `socks5://`, `socks5h://`, with optional
+    /// `user:password@`), or `"none"` for a direct connection. Unset: the environment decides.
+    fn tether_config_set_proxy(proxy: *const c_char) { "proxy" => text(str_arg(proxy, "proxy")?) }
     fn tether_config_add_header(name: *const c_char, value: *const c_char) {
         "headers" => OptionValue::Pairs(vec![pairs(name, value, ["name", "value"])?]),
     }
@@ -535,6 +526,22 @@ table_setters! {
     /// Trust only the CA certificates in this PEM file (read and parsed when the config is built;
     /// takes precedence over the other TLS root settings).
     fn tether_config_set_tls_ca_file(path: *const c_char) { "ca_file" => text(str_arg(path, "path")?) }
+    /// Mutual TLS: the client certificate chain from this PEM file (read when the config is built).
+    fn tether_config_set_client_cert_file(path: *const c_char) {
+        "client_cert_file" => text(str_arg(path, "path")?),
+    }
+    /// Mutual TLS: the client certificate's private key from this PEM file.
+    fn tether_config_set_client_key_file(path: *const c_char) {
+        "client_key_file" => text(str_arg(path, "path")?),
+    }
+    /// Mutual TLS: the client certificate chain as PEM text (`len` bytes, copied).
+    fn tether_config_set_client_cert_pem(pem: *const u8, len: usize) {
+        "client_cert_pem" => OptionValue::Bytes(bytes_arg(pem, len, "pem")?.to_vec()),
+    }
+    /// Mutual TLS: the client certificate's private key as PEM text (`len` bytes, copied).
+    fn tether_config_set_client_key_pem(pem: *const u8, len: usize) {
+        "client_key_pem" => OptionValue::Bytes(bytes_arg(pem, len, "pem")?.to_vec()),
+    }
     fn tether_config_set_danger_accept_invalid_certs(accept: bool) {
         "tls_insecure" => OptionValue::Bool(accept),
     }

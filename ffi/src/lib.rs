@@ -46,6 +46,7 @@ mod callbacks;
 mod client;
 mod config;
 mod log;
+mod reach;
 mod registry;
 mod sized;
 mod status;
@@ -65,6 +66,7 @@ pub use client::{
 };
 pub use config::*;
 pub use log::{tether_log_callback, tether_log_level, tether_set_log_callback};
+pub use reach::*;
 pub use status::{tether_status, tether_status_str};
 pub use version::*;
 

@@ -22,12 +22,13 @@ pub(crate) const CALLBACKS_MIN_SIZE: usize = offset_of!(tether_callbacks, on_ses
 pub(crate) const STATS_MIN_SIZE: usize =
     offset_of!(tether_stats, last_app_rtt_us) + size_of::<u64>();
 
-/// The caller's `struct_size`, checked against the first version's size.
+/// The caller's `struct_size`, checked against the first version's size; `what` names the
+/// argument and `name` the struct (`tether_<name>`, initialised by `TETHER_<NAME>_INIT`).
 ///
 /// # Safety
 /// `ptr` is non-NULL and points to at least a readable, aligned `size_t` (the struct's first
 /// field).
-unsafe fn caller_size<T>(ptr: *const T, what: &str, min: usize, init: &str) -> Result<usize, Fail> {
+unsafe fn caller_size<T>(ptr: *const T, what: &str, name: &str, min: usize) -> Result<usize, Fail> {
     // SAFETY: by this function's contract; `struct_size` is the first field of a `repr(C)`
     // struct, so it sits at offset 0 with the struct's (at least `usize`) alignment.
     let size = unsafe { ptr.cast::<usize>().read() };
@@ -36,7 +37,9 @@ unsafe fn caller_size<T>(ptr: *const T, what: &str, min: usize, init: &str) -> R
             TETHER_ERR_INVALID_ARGUMENT,
             format!(
                 "{what}->struct_size is {size}, smaller than the first version of the struct \
-                 ({min} bytes): set it to sizeof the struct ({init})"
+                 ({min} bytes): set it to sizeof the struct (TETHER_{}_INIT or \
+                 tether_{name}_init())",
+                name.to_uppercase()
             ),
         ));
     }
@@ -52,14 +55,7 @@ pub(crate) unsafe fn read_callbacks(
     ptr: *const tether_callbacks,
 ) -> Result<tether_callbacks, Fail> {
     // SAFETY: forwarded from this function's contract.
-    let size = unsafe {
-        caller_size(
-            ptr,
-            "callbacks",
-            CALLBACKS_MIN_SIZE,
-            "TETHER_CALLBACKS_INIT or tether_callbacks_init()",
-        )
-    }?;
+    let size = unsafe { caller_size(ptr, "callbacks", "callbacks", CALLBACKS_MIN_SIZE) }?;
     let n = size.min(size_of::<tether_callbacks>());
     let mut out = MaybeUninit::<tether_callbacks>::zeroed();
     // SAFETY: `n` bytes are readable at `ptr` (the caller's struct_size, capped at ours) and
@@ -78,14 +74,7 @@ pub(crate) unsafe fn read_callbacks(
 /// `ptr` is non-NULL and its `struct_size` field is readable.
 pub(crate) unsafe fn stats_size(ptr: *const tether_stats) -> Result<usize, Fail> {
     // SAFETY: forwarded from this function's contract.
-    unsafe {
-        caller_size(
-            ptr,
-            "stats_out",
-            STATS_MIN_SIZE,
-            "TETHER_STATS_INIT or tether_stats_init()",
-        )
-    }
+    unsafe { caller_size(ptr, "stats_out", "stats", STATS_MIN_SIZE) }
 }
 
 /// Write `value` to the caller's struct: the `size` bytes that fit (its `struct_size` is kept).

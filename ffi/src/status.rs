@@ -83,12 +83,18 @@ pub enum tether_status {
     /// Asynchronous, envelope mode: an inbound frame was refused (bad signature, malformed
     /// envelope) and not delivered; the link stays up.
     TETHER_ERR_INBOUND_REJECTED = 28,
+    /// Asynchronous: a connection attempt failed at the proxy (it refused the tunnel, e.g.
+    /// HTTP 407, or did not speak its protocol); the message names the proxy and its answer.
+    TETHER_ERR_PROXY = 29,
+    /// Asynchronous: the credentials provider failed (returned non-OK, or misbehaved), so
+    /// the attempt was not made; it is retried with backoff. The message has its text.
+    TETHER_ERR_CREDENTIALS = 30,
 }
 
 use tether_status::*;
 
 /// The short static description of each status, indexed by its number.
-const DESCRIPTIONS: [&CStr; 29] = [
+const DESCRIPTIONS: [&CStr; 31] = [
     c"ok",
     c"a required pointer parameter was NULL",
     c"internal error: Tether panicked (this is a bug)",
@@ -118,6 +124,8 @@ const DESCRIPTIONS: [&CStr; 29] = [
     c"dropped from a full outbox",
     c"no ack from the server",
     c"inbound message rejected",
+    c"refused by the proxy",
+    c"credentials provider failed",
 ];
 
 /// A short, static, NUL-terminated English description of a status code. Takes an `int` so
@@ -184,6 +192,10 @@ impl From<ErrorKind> for tether_status {
             ErrorKind::ConnectionFailed => TETHER_ERR_CONNECTION_FAILED,
             ErrorKind::Dropped => TETHER_ERR_DROPPED,
             ErrorKind::AckTimeout => TETHER_ERR_ACK_TIMEOUT,
+            ErrorKind::Proxy => TETHER_ERR_PROXY,
+            ErrorKind::Credentials => TETHER_ERR_CREDENTIALS,
+            ErrorKind::Reentrant => TETHER_ERR_REENTRANT,
+            ErrorKind::WrongMode => TETHER_ERR_WRONG_MODE,
             // Internal, and a kind this version does not know yet.
             _ => TETHER_ERR_INTERNAL,
         }
@@ -196,7 +208,7 @@ mod tests {
 
     #[test]
     fn every_status_has_a_description() {
-        assert_eq!(DESCRIPTIONS.len(), TETHER_ERR_INBOUND_REJECTED as usize + 1);
+        assert_eq!(DESCRIPTIONS.len(), TETHER_ERR_CREDENTIALS as usize + 1);
         for i in 0..DESCRIPTIONS.len() {
             let text = tether_status_str(i as c_int);
             // SAFETY: tether_status_str returns a static NUL-terminated string.
@@ -207,7 +219,7 @@ mod tests {
 
     #[test]
     fn unknown_values_are_safe() {
-        for v in [-1, 29, 1000, c_int::MIN, c_int::MAX] {
+        for v in [-1, 31, 1000, c_int::MIN, c_int::MAX] {
             // SAFETY: as above.
             let text = unsafe { CStr::from_ptr(tether_status_str(v)) };
             assert_eq!(text, c"unknown status");

@@ -98,15 +98,9 @@ pub(crate) fn c_string(s: &str) -> CString {
 pub(crate) struct LastError(Mutex<String>);
 
 impl LastError {
-    pub(crate) fn set(&self, message: &str) {
-        let mut m = lock(&self.0);
-        m.clear();
-        m.push_str(message);
-    }
-
     /// Record `fail` and return its status (the usual tail of an export).
     pub(crate) fn record(&self, fail: Fail) -> tether_status {
-        self.set(&fail.message);
+        *lock(&self.0) = fail.message;
         fail.status
     }
 

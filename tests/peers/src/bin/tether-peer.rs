@@ -2,7 +2,7 @@
 //! for cross-language tests.
 //!
 //! ```text
-//! tether-peer [--port N] [--tls-cert FILE --tls-key FILE] [--tls-self-signed CA_OUT_FILE]
+//! tether-peer [--port N] [--tls-cert FILE --tls-key FILE] [--tls-self-signed CA_OUT_FILE] [--mtls-client-out PREFIX]
 //! ```
 //!
 //! Prints exactly one line `PORT <n>` once listening, then reads one command
@@ -31,16 +31,19 @@
 use std::process::ExitCode;
 
 use tether_test_peers::stdin_commands::serve_stdin_commands;
-use tether_test_peers::{self_signed_identity, Peer, PeerOptions, TlsIdentity};
+use tether_test_peers::{client_identity, self_signed_identity, Peer, PeerOptions, TlsIdentity};
 
 const USAGE: &str =
-    "usage: tether-peer [--port N] [--tls-cert FILE --tls-key FILE] [--tls-self-signed CA_OUT_FILE]";
+    "usage: tether-peer [--port N] [--tls-cert FILE --tls-key FILE] [--tls-self-signed CA_OUT_FILE] [--mtls-client-out PREFIX]";
 
 struct Args {
     port: u16,
     tls_cert: Option<String>,
     tls_key: Option<String>,
     self_signed_ca_out: Option<String>,
+    /// Require a client certificate: a fresh client CA is trusted, and a client certificate
+    /// it signed is written to `PREFIX.crt` and its key to `PREFIX.key` (for mTLS tests).
+    mtls_client_out: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -49,6 +52,7 @@ fn parse_args() -> Result<Args, String> {
         tls_cert: None,
         tls_key: None,
         self_signed_ca_out: None,
+        mtls_client_out: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -61,6 +65,7 @@ fn parse_args() -> Result<Args, String> {
             "--tls-cert" => args.tls_cert = Some(value("--tls-cert")?),
             "--tls-key" => args.tls_key = Some(value("--tls-key")?),
             "--tls-self-signed" => args.self_signed_ca_out = Some(value("--tls-self-signed")?),
+            "--mtls-client-out" => args.mtls_client_out = Some(value("--mtls-client-out")?),
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -89,6 +94,19 @@ fn tls_identity(args: &Args) -> Result<Option<TlsIdentity>, String> {
             "use either --tls-cert with --tls-key, or --tls-self-signed\n{USAGE}"
         )),
     }
+}
+
+/// A fresh client identity written to `prefix.crt` / `prefix.key`; returns its CA's PEM.
+fn write_client_identity(prefix: &str) -> Result<String, String> {
+    let (identity, ca_pem) = client_identity();
+    for (ext, pem) in [
+        ("crt", &identity.cert_chain_pem),
+        ("key", &identity.key_pem),
+    ] {
+        let path = format!("{prefix}.{ext}");
+        std::fs::write(&path, pem).map_err(|e| format!("cannot write {path}: {e}"))?;
+    }
+    Ok(ca_pem)
 }
 
 fn on_off(arg: &str) -> Result<bool, String> {
@@ -173,9 +191,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let client_ca = match args.mtls_client_out.as_deref().map(write_client_identity) {
+        Some(Err(msg)) => {
+            eprintln!("{msg}");
+            return ExitCode::from(2);
+        }
+        Some(Ok(ca)) => Some(ca),
+        None => None,
+    };
     let peer = match Peer::try_start_with(PeerOptions {
         port: args.port,
         tls,
+        client_ca,
         ..PeerOptions::default()
     }) {
         Ok(peer) => peer,
