@@ -57,6 +57,8 @@ namespace Tether
                     return new TetherTimeoutException(status, message);
                 case TetherStatus.ConnectFailed:
                 case TetherStatus.RetriesExhausted:
+                case TetherStatus.Proxy:
+                case TetherStatus.Credentials:
                     return new TetherConnectException(status, message);
                 case TetherStatus.ConnectionLost:
                 case TetherStatus.HeartbeatTimeout:

@@ -68,6 +68,10 @@ namespace Tether
         AckTimeout = 27,
         /// <summary>Asynchronous, envelope mode: an inbound frame was refused; the link stays up.</summary>
         InboundRejected = 28,
+        /// <summary>A proxy refused or failed the connection; the message names the proxy and its answer.</summary>
+        Proxy = 29,
+        /// <summary>The credentials provider failed an attempt (retried like a failed connect).</summary>
+        Credentials = 30,
     }
 
     /// <summary>tether_state: where the connection stands.</summary>
