@@ -524,6 +524,13 @@ impl Client {
         })
     }
 
+    /// What the last connection negotiated (a `tether.ConnectionInfo`), None before the first.
+    #[getter]
+    fn connection_info(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        let info = self.inner.core.connection_info();
+        info.map(|i| convert::connection_info(py, &i)).transpose()
+    }
+
     /// A snapshot of the counters (a `tether.Stats`).
     fn stats(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         convert::stats(py, &self.inner.core.stats())

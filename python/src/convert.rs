@@ -5,7 +5,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 use pyo3::BoundObject;
 
-use tether_core::{ConnectError, Disconnect, Event, IdRange, Message, SendFailure, State, Stats};
+use tether_core::{ConnectAttempt, ConnectError, ConnectionInfo, Disconnect, Event, IdRange};
+use tether_core::{Message, SendFailure, State, Stats};
 
 use crate::types;
 
@@ -158,4 +159,30 @@ pub(crate) fn stats(py: Python<'_>, s: &Stats) -> PyResult<Py<PyAny>> {
     fields.push(("last_rtt", secs(s.last_rtt)?));
     fields.push(("last_app_rtt", secs(s.last_app_rtt)?));
     build(py, "Stats", &fields)
+}
+
+/// `ConnectionInfo` → `tether.ConnectionInfo` (the peer as `ip:port`).
+pub(crate) fn connection_info(py: Python<'_>, i: &ConnectionInfo) -> PyResult<Py<PyAny>> {
+    let fields = [
+        ("connection", obj(py, i.connection)?),
+        ("subprotocol", obj(py, i.subprotocol.as_deref())?),
+        ("headers", obj(py, PyTuple::new(py, &i.headers)?)?),
+        ("proxy", obj(py, i.proxy.as_deref())?),
+        ("peer", obj(py, i.peer.map(|p| p.to_string()))?),
+    ];
+    build(py, "ConnectionInfo", &fields)
+}
+
+/// `ConnectAttempt` → `tether.ConnectAttempt`, what the `credentials=` callable is given.
+pub(crate) fn connect_attempt(py: Python<'_>, a: &ConnectAttempt) -> PyResult<Py<PyAny>> {
+    let last = match &a.last_failure {
+        Some(d) => disconnect_reason(py, d)?,
+        None => py.None(),
+    };
+    let fields = [
+        ("attempt", obj(py, a.attempt)?),
+        ("reconnect", obj(py, a.reconnect)?),
+        ("last_failure", last),
+    ];
+    build(py, "ConnectAttempt", &fields)
 }
