@@ -57,16 +57,14 @@ impl Inner {
 
     /// Move up to `max` items for `recv()` into `out`, waiting up to `wait` for the first,
     /// from the core's queue (in callback mode, what no callback took; events nobody
-    /// subscribed to are dropped here). Returns true when the client is finished and nothing
-    /// is left to read. Call without the GIL to wait.
+    /// subscribed to are dropped here, all that come before the first item). Returns true
+    /// when the client is finished and nothing is left to read. Call without the GIL to wait.
     pub(crate) fn take(&self, max: usize, wait: Duration, out: &mut Vec<Event>) -> bool {
         let deadline = Instant::now() + wait;
-        let mut got: Vec<Event> = self.hub.take_peeked().into_iter().collect();
+        let mut got = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let room = max.saturating_sub(got.len());
-            let wait = if got.is_empty() { left } else { Duration::ZERO };
-            self.core.next_events(&mut got, room, wait);
+            let dropped = self.core.next_events(&mut got, max, left) > 0;
             out.extend(got.drain(..).filter(|e| self.hub.wanted(e)));
             if !out.is_empty() {
                 return false;
@@ -75,7 +73,7 @@ impl Inner {
             if self.finished() && self.core.pending_events() == 0 {
                 return true;
             }
-            if left.is_zero() {
+            if left.is_zero() && !dropped {
                 return false;
             }
         }
@@ -680,23 +678,12 @@ impl Handle {
         self.hub.set_wake_pipe(None);
     }
 
-    /// Something to read, or finished (`drain` would find something, or nothing ever). It
-    /// takes the first item from the core to know (events nobody subscribed to are dropped on
-    /// the way, so they wake no reader): the next read returns it first.
+    /// Something to read, or finished (`drain` would find something, or nothing ever). An
+    /// event nobody subscribed to counts too: the `drain` it wakes drops it.
     fn readable(&self) -> bool {
-        let Some(inner) = self.inner.upgrade() else {
-            return true;
-        };
-        if self.hub.has_peeked() {
-            return true;
-        }
-        while let Some(event) = inner.core.poll_event() {
-            if self.hub.wanted(&event) {
-                self.hub.set_peeked(event);
-                return true;
-            }
-        }
-        inner.finished()
+        self.inner
+            .upgrade()
+            .is_none_or(|i| i.core.pending_events() > 0 || i.finished())
     }
 
     /// Ready, or closed for good (`ready()` then answers or raises).
@@ -727,8 +714,8 @@ impl Handle {
     /// (`closed_error()` builds the exception).
     fn finished(&self) -> Option<bool> {
         let inner = self.inner.upgrade()?;
-        let left = self.hub.has_peeked() || inner.core.pending_events() > 0;
-        (inner.finished() && !left).then(|| ends_quietly(inner.close_reason().as_ref()))
+        (inner.finished() && inner.core.pending_events() == 0)
+            .then(|| ends_quietly(inner.close_reason().as_ref()))
     }
 
     fn closed_error(&self, py: Python<'_>) -> Py<PyAny> {
@@ -785,10 +772,6 @@ impl Handle {
             Ok(()) => PyBool::new(py, true).to_owned().into_any().unbind(),
             Err(e) => e.into_value(py).into_any(),
         })
-    }
-
-    fn stats(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        convert::stats(py, &self.inner(py)?.core.stats())
     }
 }
 

@@ -59,9 +59,6 @@ impl Callbacks {
 
 #[derive(Default)]
 struct HubState {
-    /// The item an asyncio readiness check took from the core to learn that there is one
-    /// (read first by the next `recv()`).
-    peeked: Option<Event>,
     /// The Python client is gone: no bridge is installed any more.
     detached: bool,
     /// The asyncio bridge wants one wake-up at the next change.
@@ -152,20 +149,6 @@ impl Hub {
         }
     }
 
-    /// Take the peeked item, if any.
-    pub(crate) fn take_peeked(&self) -> Option<Event> {
-        self.lock().peeked.take()
-    }
-
-    /// Keep `event` for the next `recv()`.
-    pub(crate) fn set_peeked(&self, event: Event) {
-        self.lock().peeked = Some(event);
-    }
-
-    pub(crate) fn has_peeked(&self) -> bool {
-        self.lock().peeked.is_some()
-    }
-
     fn fire_waker(&self) {
         let pipe = self.lock().wake_pipe.clone();
         if let Some(pipe) = pipe {
@@ -234,7 +217,6 @@ impl Hub {
     pub(crate) fn detach(&self, closed: bool) -> (Option<Arc<Callbacks>>, Option<Py<PyAny>>) {
         let mut st = self.lock();
         st.detached = true;
-        st.peeked = None;
         let bridge = if closed { st.bridge.take() } else { None };
         (st.callbacks.take(), bridge)
     }

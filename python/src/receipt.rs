@@ -4,7 +4,7 @@ use std::sync::{Arc, Weak};
 
 use pyo3::basic::CompareOp;
 use pyo3::prelude::*;
-use pyo3::types::PyInt;
+use pyo3::types::{PyBool, PyInt};
 
 use tether_core::{DeliveryStatus, MessageId, Want};
 
@@ -131,32 +131,18 @@ impl Receipt {
         self.id
     }
 
+    /// Compares like the id as an `int` (with receipts and ints; bool is no id).
     fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp) -> PyResult<Py<PyAny>> {
         let py = other.py();
-        let other_id = if let Ok(r) = other.cast::<Receipt>() {
-            r.get().id
-        } else if other.is_instance_of::<PyInt>() && !other.is_instance_of::<pyo3::types::PyBool>()
-        {
-            match other.extract::<u64>() {
-                Ok(v) => v,
-                // A negative or huge int never equals an id.
-                Err(_) => {
-                    return Ok(match op {
-                        CompareOp::Eq => false.into_pyobject(py)?.to_owned().into_any().unbind(),
-                        CompareOp::Ne => true.into_pyobject(py)?.to_owned().into_any().unbind(),
-                        _ => py.NotImplemented(),
-                    })
-                }
+        let other = match other.cast::<Receipt>() {
+            Ok(r) => r.get().id.into_pyobject(py)?.into_any(),
+            Err(_) if other.is_instance_of::<PyInt>() && !other.is_instance_of::<PyBool>() => {
+                other.clone()
             }
-        } else {
-            return Ok(py.NotImplemented());
+            Err(_) => return Ok(py.NotImplemented()),
         };
-        Ok(op
-            .matches(self.id.cmp(&other_id))
-            .into_pyobject(py)?
-            .to_owned()
-            .into_any()
-            .unbind())
+        let me = self.id.into_pyobject(py)?;
+        Ok(me.rich_compare(other, op)?.unbind())
     }
 
     fn __repr__(&self) -> String {
