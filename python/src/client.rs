@@ -167,11 +167,12 @@ fn next_slice(deadline: Option<Instant>) -> Option<Duration> {
 }
 
 /// Wait until `check` answers, sleeping without the GIL until the core reports a change and
-/// checking for signals (Ctrl-C) between slices. Consumes no events.
+/// checking for signals (Ctrl-C) between slices; `TimeoutError(timed_out())` when `timeout`
+/// runs out. Consumes no events.
 pub(crate) fn block_until<T>(
     py: Python<'_>,
     inner: &Inner,
-    timeout: Option<f64>,
+    (timeout, timed_out): (Option<f64>, impl FnOnce() -> String),
     what: &str,
     mut check: impl FnMut(Python<'_>) -> PyResult<Option<T>>,
 ) -> PyResult<T> {
@@ -185,7 +186,7 @@ pub(crate) fn block_until<T>(
             return Err(errors::in_callback(what));
         }
         let Some(slice) = next_slice(deadline) else {
-            return Err(errors::timeout(format!("{what} timed out")));
+            return Err(errors::timeout(timed_out()));
         };
         py.detach(|| inner.core.wait_change(seen, slice));
         py.check_signals()?;
@@ -473,26 +474,27 @@ impl Client {
     #[pyo3(signature = (timeout=None))]
     fn wait_ready(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
         let inner = &self.inner;
-        let result = block_until(py, inner, timeout, "wait_ready()", |py| {
-            match inner.not_ready_error(py) {
+        let timed_out = || {
+            let why = inner.core.last_disconnect();
+            let why = why
+                .map(|d| format!("; last failure: {d}"))
+                .unwrap_or_default();
+            let state = inner.core.state();
+            format!(
+                "not ready within {}s (state: {state}){why}",
+                timeout.unwrap_or_default()
+            )
+        };
+        block_until(
+            py,
+            inner,
+            (timeout, timed_out),
+            "wait_ready()",
+            |py| match inner.not_ready_error(py) {
                 Some(e) => Err(e),
                 None => Ok((inner.core.state() == State::Ready).then_some(())),
-            }
-        });
-        match result {
-            Err(e) if e.is_instance_of::<pyo3::exceptions::PyTimeoutError>(py) => {
-                let why = match inner.core.last_disconnect() {
-                    Some(d) => format!("; last failure: {d}"),
-                    None => String::new(),
-                };
-                Err(errors::timeout(format!(
-                    "not ready within {}s (state: {}){why}",
-                    timeout.unwrap_or_default(),
-                    inner.core.state()
-                )))
-            }
-            other => other,
-        }
+            },
+        )
     }
 
     /// Close gracefully: refuse new sends, drain the outbox (up to `close_timeout`), send a
@@ -510,15 +512,9 @@ impl Client {
         }
         // Wait for the Closed event to be fully handled (its callback included): after this
         // returns no callback of this client runs any more.
-        block_until(py, inner, timeout, "close()", |_| {
+        let timed_out = || "close() timed out; the close goes on in the background".into();
+        block_until(py, inner, (timeout, timed_out), "close()", |_| {
             Ok(inner.finished().then_some(()))
-        })
-        .map_err(|e| {
-            if e.is_instance_of::<pyo3::exceptions::PyTimeoutError>(py) {
-                errors::timeout("close() timed out; the close goes on in the background".into())
-            } else {
-                e
-            }
         })
     }
 
@@ -655,21 +651,13 @@ impl Handle {
     /// Wake the bridge through a new socket from now on: returns its read end for the event
     /// loop to watch (`loop.add_reader`), or None where there is no such socket (not Unix).
     fn wake_pipe(&self) -> PyResult<Option<WakeReader>> {
-        #[cfg(unix)]
-        {
-            let (reader, writer) = std::os::unix::net::UnixStream::pair()
-                .map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
-            for s in [&reader, &writer] {
-                s.set_nonblocking(true)
-                    .map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
+        match tether_core::wake::wake_pipe() {
+            Ok((reader, writer)) => {
+                self.hub.set_wake_pipe(Some(Arc::new(writer)));
+                Ok(Some(WakeReader(reader)))
             }
-            self.hub
-                .set_wake_pipe(Some(Arc::new(hub::WakeWriter { stream: writer })));
-            Ok(Some(WakeReader { stream: reader }))
-        }
-        #[cfg(not(unix))]
-        {
-            Ok(None)
+            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => Ok(None),
+            Err(e) => Err(pyo3::exceptions::PyOSError::new_err(e.to_string())),
         }
     }
 
@@ -777,36 +765,16 @@ impl Handle {
 
 /// The read end of an asyncio bridge's wake-up socket (see `Handle.wake_pipe`).
 #[pyclass(module = "tether._tether", name = "_WakeReader", frozen)]
-pub(crate) struct WakeReader {
-    #[cfg(unix)]
-    stream: std::os::unix::net::UnixStream,
-}
+pub(crate) struct WakeReader(tether_core::wake::WakeReader);
 
 #[pymethods]
 impl WakeReader {
     fn fileno(&self) -> i64 {
-        #[cfg(unix)]
-        {
-            use std::os::fd::AsRawFd;
-            i64::from(self.stream.as_raw_fd())
-        }
-        #[cfg(not(unix))]
-        {
-            -1
-        }
+        self.0.fd()
     }
 
     /// Read every pending wake-up byte (never blocks).
     fn drain(&self) {
-        #[cfg(unix)]
-        {
-            use std::io::Read;
-            let mut buf = [0u8; 256];
-            while let Ok(n) = (&self.stream).read(&mut buf) {
-                if n < buf.len() {
-                    break;
-                }
-            }
-        }
+        self.0.drain();
     }
 }

@@ -135,25 +135,8 @@ pub(crate) fn event(py: Python<'_>, e: &Event) -> PyResult<Py<PyAny>> {
 /// `Stats` → `tether.Stats` (durations in seconds, `None` when not measured yet).
 pub(crate) fn stats(py: Python<'_>, s: &Stats) -> PyResult<Py<PyAny>> {
     let secs = |d: Option<std::time::Duration>| obj(py, d.map(|d| d.as_secs_f64()));
-    let counters = [
-        ("messages_sent", s.messages_sent),
-        ("bytes_sent", s.bytes_sent),
-        ("messages_received", s.messages_received),
-        ("bytes_received", s.bytes_received),
-        ("reconnects", s.reconnects),
-        ("send_failures", s.send_failures),
-        ("messages_acked", s.messages_acked),
-        ("messages_resent", s.messages_resent),
-        ("duplicates_dropped", s.duplicates_dropped),
-        ("inbound_rejected", s.inbound_rejected),
-        ("awaiting_ack", s.awaiting_ack),
-        ("outbox_messages", s.outbox_messages),
-        ("outbox_bytes", s.outbox_bytes),
-        ("outbox_high_water_messages", s.outbox_high_water_messages),
-        ("outbox_high_water_bytes", s.outbox_high_water_bytes),
-    ];
     let mut fields = Vec::new();
-    for (name, v) in counters {
+    for (name, v) in s.counters() {
         fields.push((name, obj(py, v)?));
     }
     fields.push(("last_rtt", secs(s.last_rtt)?));

@@ -19,6 +19,7 @@ use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::PyTraverseError;
 
+use tether_core::wake::WakeWriter;
 use tether_core::{Event, EventKind};
 
 use crate::{convert, types, with_python};
@@ -240,24 +241,6 @@ impl Hub {
         let mut st = self.lock();
         st.waker_armed = false;
         (st.callbacks.take(), st.bridge.take())
-    }
-}
-
-/// The write end of an asyncio bridge's wake-up socket (non-blocking). Unix only; elsewhere
-/// the bridge is woken with `call_soon_threadsafe`.
-pub(crate) struct WakeWriter {
-    #[cfg(unix)]
-    pub(crate) stream: std::os::unix::net::UnixStream,
-}
-
-impl WakeWriter {
-    fn wake(&self) {
-        #[cfg(unix)]
-        {
-            use std::io::Write;
-            // A full socket already holds a wake-up the loop has not read: nothing to add.
-            let _ = (&self.stream).write(&[1]);
-        }
     }
 }
 

@@ -44,7 +44,12 @@ impl Receipt {
     /// Block (GIL released) until the message reaches `want` or never will.
     fn block(&self, py: Python<'_>, timeout: Option<f64>, what: &str, want: Want) -> PyResult<()> {
         let inner = self.inner(py)?;
-        block_until(py, &inner, timeout, what, |py| {
+        let id = MessageId(self.id);
+        let timed_out = || match want {
+            Want::Acked => format!("message {id}: timed out waiting for the ack"),
+            _ => format!("{what} timed out"),
+        };
+        block_until(py, &inner, (timeout, timed_out), what, |py| {
             inner.outcome(py, self.id, want).transpose()
         })
     }
@@ -83,16 +88,6 @@ impl Receipt {
             return Err(errors::in_callback("Receipt.wait()"));
         }
         self.block(py, timeout, "Receipt.wait()", Want::Acked)
-            .map_err(|e| {
-                if e.is_instance_of::<pyo3::exceptions::PyTimeoutError>(py) {
-                    errors::timeout(format!(
-                        "message {}: timed out waiting for the ack",
-                        MessageId(self.id)
-                    ))
-                } else {
-                    e
-                }
-            })
     }
 
     /// Block until the message has been written to the socket (both modes), up to `timeout`
