@@ -13,7 +13,7 @@ use pyo3::types::{
 use pyo3::PyTraverseError;
 
 use tether_core::{
-    Bytes, DeliveryError, DeliveryStatus, Disconnect, Event, EventDelivery, MessageId, State, Want,
+    Bytes, DeliveryStatus, Disconnect, Event, EventDelivery, MessageId, State, Want,
 };
 
 use crate::errors;
@@ -33,9 +33,14 @@ pub(crate) struct Inner {
     pub overflow_wait: bool,
 }
 
-impl hub::Closable for Inner {
-    fn close_for_exit(&self) {
-        let _ = self.start_close(1000, "");
+/// Every live client, so that `atexit` can start closing them.
+static LIVE: std::sync::Mutex<Vec<Weak<Inner>>> = std::sync::Mutex::new(Vec::new());
+
+/// Start closing every client that is still alive (at exit; never waits).
+pub(crate) fn close_all_live() {
+    let live = std::mem::take(&mut *LIVE.lock().unwrap_or_else(|p| p.into_inner()));
+    for inner in live.iter().filter_map(Weak::upgrade) {
+        let _ = inner.start_close(1000, "");
     }
 }
 
@@ -44,7 +49,7 @@ impl Inner {
     /// has: it stops holding inbound messages back for room the application may never make
     /// (a full queue would keep the server's closing frame unread).
     pub(crate) fn start_close(&self, code: u16, reason: &str) -> PyResult<()> {
-        self.core.close(code, reason).map_err(errors::close_error)?;
+        self.core.close(code, reason).map_err(errors::classified)?;
         self.core.release_backpressure();
         Ok(())
     }
@@ -95,9 +100,7 @@ impl Inner {
                     .wait_closed(Duration::ZERO)
                     .then(|| Err(errors::closed_error(py, None)))
             }
-            (DeliveryStatus::Unknown, _) => {
-                Some(Err(errors::delivery_error(py, mid, DeliveryError::Unknown)))
-            }
+            (DeliveryStatus::Unknown, _) => Some(Err(errors::unknown_id(py, mid))),
         }
     }
 
@@ -142,28 +145,17 @@ fn check_not_forked(py: Python<'_>) -> PyResult<()> {
 
 /// A timeout argument in seconds: None (no limit) or a finite number >= 0.
 pub(crate) fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
-    match timeout {
-        None => Ok(None),
-        Some(t) if t.is_finite() && t >= 0.0 => Ok(Some(
-            Instant::now()
-                + Duration::try_from_secs_f64(t)
-                    .map_err(|_| PyValueError::new_err("timeout is too large"))?,
-        )),
-        Some(t) => Err(PyValueError::new_err(format!(
-            "timeout must be None or a number of seconds >= 0, got {t}"
-        ))),
-    }
+    let Some(t) = timeout else { return Ok(None) };
+    // Refuses negative, NaN, infinite and too large values.
+    let bad = || PyValueError::new_err(format!("timeout must be None or seconds >= 0, got {t}"));
+    let d = Duration::try_from_secs_f64(t).map_err(|_| bad())?;
+    Ok(Some(Instant::now().checked_add(d).ok_or_else(bad)?))
 }
 
 /// The time left before `deadline`, capped at one slice; `None` once it has passed.
 fn next_slice(deadline: Option<Instant>) -> Option<Duration> {
-    match deadline {
-        None => Some(SLICE),
-        Some(d) => {
-            let now = Instant::now();
-            (now < d).then(|| (d - now).min(SLICE))
-        }
-    }
+    let left = deadline.map_or(SLICE, |d| d.saturating_duration_since(Instant::now()));
+    (!left.is_zero()).then(|| left.min(SLICE))
 }
 
 /// Wait until `check` answers, sleeping without the GIL until the core reports a change and
@@ -295,7 +287,7 @@ impl Client {
         let parsed = options::parse(py, url, options)?;
         crate::log::refresh_level(py);
         let hub = Arc::new(Hub::new(parsed.subscribed, parsed.callbacks));
-        let delivery = if hub.polls() {
+        let delivery = if hub.poll {
             EventDelivery::Poll
         } else {
             let routing_hub = hub.clone();
@@ -315,18 +307,24 @@ impl Client {
         inner.core.set_change_hook(Some(Arc::new(move || {
             hub.changed(weak.upgrade().is_none_or(|i| i.finished()))
         })));
-        let weak: Weak<dyn hub::Closable> = Arc::downgrade(&inner) as Weak<dyn hub::Closable>;
-        hub::register_live(weak);
+        let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+        live.retain(|w| w.strong_count() > 0);
+        live.push(Arc::downgrade(&inner));
+        drop(live);
         Ok(inner)
     }
 
     pub(crate) fn send_payload(&self, py: Python<'_>, payload: Payload) -> PyResult<Receipt> {
         let inner = &self.inner;
-        let sent = match payload {
-            Payload::Text(t) if inner.overflow_wait => py.detach(|| inner.core.send_text(t)),
-            Payload::Binary(b) if inner.overflow_wait => py.detach(|| inner.core.send_binary(b)),
+        let send = || match payload {
             Payload::Text(t) => inner.core.send_text(t),
             Payload::Binary(b) => inner.core.send_binary(b),
+        };
+        // `overflow="wait"` may block until there is room: without the GIL.
+        let sent = if inner.overflow_wait {
+            py.detach(send)
+        } else {
+            send()
         };
         let id = sent.map_err(errors::send_error)?;
         Ok(Receipt::new(id.0, Arc::downgrade(inner)))
@@ -539,17 +537,11 @@ impl Client {
         let wait = self.inner.core.close_bound().as_secs_f64();
         match self.close(py, 1000, "", Some(wait)) {
             Err(e) if e.is_instance_of::<pyo3::exceptions::PyTimeoutError>(py) => {
-                if let Ok(t) = types::get(py) {
-                    let _ = t.logger.call_method1(
-                        py,
-                        "warning",
-                        (
-                            "close of %s did not finish within %.1fs; it goes on in the background",
-                            &self.url,
-                            wait,
-                        ),
-                    );
-                }
+                let url = &self.url;
+                let message = format!(
+                    "close of {url} did not finish within {wait:.1}s; it goes on in the background"
+                );
+                hub::log(py, "warning", &message);
                 Ok(false)
             }
             Err(e) => Err(e),

@@ -13,7 +13,7 @@
 //! ├── DeliveryFailed                     SendFailure (via DeliveryError::Failed or a receipt)
 //! ├── ProtocolError                      Disconnect::ProtocolError
 //! └── NotSupportedError                  DeliveryError::NotSupported (acks in raw mode)
-//! TimeoutError (builtin)                 DeliveryError::Timeout, and every timed wait
+//! TimeoutError (builtin)                 every timed wait
 //! ```
 //!
 //! Every `match` here has a catch-all arm for the core's `#[non_exhaustive]` enums: a variant
@@ -23,8 +23,7 @@
 use pyo3::exceptions::PyTimeoutError;
 use pyo3::prelude::*;
 
-use tether_core::runtime::RuntimeError;
-use tether_core::{Classify, CloseError, ConfigError, DeliveryError, Disconnect, ErrorKind};
+use tether_core::{Classify, ConfigError, Disconnect, ErrorKind};
 use tether_core::{MessageId, SendError, SendFailure, StartError};
 
 use crate::convert::{self, obj};
@@ -67,8 +66,9 @@ fn class(kind: ErrorKind) -> &'static str {
     }
 }
 
-/// The exception for `e`, of the class of its kind, with the core's text.
-fn classified(e: impl Classify) -> PyErr {
+/// The exception for `e`, of the class of its kind, with the core's text (`CloseError` →
+/// `InvalidArgument`, `RuntimeError` → `InvalidArgument` or `TetherError`, ...).
+pub(crate) fn classified(e: impl Classify) -> PyErr {
     raise(class(e.kind()), e.to_string())
 }
 
@@ -110,11 +110,6 @@ pub(crate) fn start_error(e: StartError) -> PyErr {
     }
 }
 
-/// `RuntimeError` (worker thread count) → `InvalidArgument` or `TetherError`.
-pub(crate) fn runtime_error(e: RuntimeError) -> PyErr {
-    classified(e)
-}
-
 /// `SendError` → the exception `send` raises, with the sizes as attributes.
 pub(crate) fn send_error(e: SendError) -> PyErr {
     Python::attach(|py| {
@@ -130,11 +125,6 @@ pub(crate) fn send_error(e: SendError) -> PyErr {
     })
 }
 
-/// `CloseError` → `InvalidArgument` (a `ValueError`).
-pub(crate) fn close_error(e: CloseError) -> PyErr {
-    classified(e)
-}
-
 /// A message that will never be delivered → `DeliveryFailed` with `.id` and `.reason`.
 pub(crate) fn delivery_failed(py: Python<'_>, id: MessageId, failure: &SendFailure) -> PyErr {
     let reason = convert::failure_reason(py, failure).unwrap_or_else(|_| py.None());
@@ -146,22 +136,11 @@ pub(crate) fn delivery_failed(py: Python<'_>, id: MessageId, failure: &SendFailu
     )
 }
 
-/// `DeliveryError` from `wait_acked` → `DeliveryFailed`, `NotSupportedError`, `TimeoutError`.
-pub(crate) fn delivery_error(py: Python<'_>, id: MessageId, e: DeliveryError) -> PyErr {
-    match e {
-        DeliveryError::Failed(failure) => delivery_failed(py, id, &failure),
-        DeliveryError::NotSupported => not_supported(py),
-        DeliveryError::Timeout => timeout(format!("message {id}: timed out waiting for the ack")),
-        DeliveryError::Unknown => make(
-            py,
-            "TetherError",
-            format!(
-                "message id {id} is unknown to this client (never issued, or too old to remember)"
-            ),
-            &[],
-        ),
-        other => make(py, "TetherError", other.to_string(), &[]),
-    }
+/// A receipt whose id the core does not know → `TetherError`.
+pub(crate) fn unknown_id(py: Python<'_>, id: MessageId) -> PyErr {
+    let message =
+        format!("message id {id} is unknown to this client (never issued, or too old to remember)");
+    make(py, "TetherError", message, &[])
 }
 
 pub(crate) fn not_supported(py: Python<'_>) -> PyErr {

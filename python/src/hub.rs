@@ -77,7 +77,7 @@ pub(crate) struct Hub {
     /// The `events=` subscription: the kinds besides messages that `recv()` returns.
     subscribed: Vec<EventKind>,
     /// No callbacks: the core runs in poll mode.
-    poll: bool,
+    pub(crate) poll: bool,
 }
 
 /// Answer of [`Hub::arm`].
@@ -106,11 +106,6 @@ impl Hub {
         // A panic while holding the lock cannot leave the state inconsistent in a way that
         // matters more than losing the client: carry on with the data.
         self.st.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// True in poll mode (no callbacks).
-    pub(crate) fn polls(&self) -> bool {
-        self.poll
     }
 
     /// Whether `recv()` returns `event`: a message, or an event of a subscribed kind.
@@ -161,7 +156,7 @@ impl Hub {
             if let Some(bridge) = bridge {
                 if let Err(e) = bridge.call_method0(py, "_wake_threadsafe") {
                     // The loop is closed or gone: nothing is waiting any more.
-                    log_debug(py, &format!("asyncio wake-up failed: {e}"));
+                    log(py, "debug", &format!("asyncio wake-up failed: {e}"));
                 }
             }
         });
@@ -274,29 +269,9 @@ pub(crate) fn log_exception(py: Python<'_>, name: &str, err: PyErr) {
     }
 }
 
-fn log_debug(py: Python<'_>, message: &str) {
+/// Log `message` to the `tether` logger at `level` ("debug", "warning", ...).
+pub(crate) fn log(py: Python<'_>, level: &str, message: &str) {
     if let Ok(t) = types::get(py) {
-        let _ = t.logger.call_method1(py, "debug", ("%s", message));
-    }
-}
-
-/// Registry of live clients, so that `atexit` can start closing them.
-static LIVE: Mutex<Vec<std::sync::Weak<dyn Closable>>> = Mutex::new(Vec::new());
-
-/// What `close_all_live` needs from a client.
-pub(crate) trait Closable: Send + Sync {
-    fn close_for_exit(&self);
-}
-
-pub(crate) fn register_live(c: std::sync::Weak<dyn Closable>) {
-    let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
-    live.retain(|w| w.strong_count() > 0);
-    live.push(c);
-}
-
-pub(crate) fn close_all_live() {
-    let live = std::mem::take(&mut *LIVE.lock().unwrap_or_else(|p| p.into_inner()));
-    for c in live.iter().filter_map(|w| w.upgrade()) {
-        c.close_for_exit();
+        let _ = t.logger.call_method1(py, level, ("%s", message));
     }
 }

@@ -6,7 +6,7 @@ use pyo3::basic::CompareOp;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyInt};
 
-use tether_core::{DeliveryStatus, MessageId, Want};
+use tether_core::{MessageId, Want};
 
 use crate::client::{block_until, Handle, Inner};
 use crate::errors;
@@ -67,16 +67,11 @@ impl Receipt {
     /// client is gone).
     #[getter]
     fn status(&self) -> &'static str {
-        let Some(inner) = self.inner.upgrade() else {
-            return "unknown";
-        };
-        match inner.core.delivery_status(MessageId(self.id)) {
-            DeliveryStatus::Queued => "queued",
-            DeliveryStatus::Written => "written",
-            DeliveryStatus::Acked => "acked",
-            DeliveryStatus::Failed(_) => "failed",
-            _ => "unknown",
-        }
+        let status = self
+            .inner
+            .upgrade()
+            .map(|i| i.core.delivery_status(MessageId(self.id)));
+        status.map_or("unknown", |s| s.as_str())
     }
 
     /// Block until the server acknowledges the message (envelope mode), up to `timeout`
