@@ -383,9 +383,52 @@ pub struct Stats {
     pub last_app_rtt: Option<Duration>,
 }
 
+impl Stats {
+    /// Every counter with its field name, in declaration order (the durations `last_rtt` and
+    /// `last_app_rtt` are not counters): for bindings and exporters that name them.
+    pub fn counters(&self) -> [(&'static str, u64); 15] {
+        [
+            ("messages_sent", self.messages_sent),
+            ("bytes_sent", self.bytes_sent),
+            ("messages_received", self.messages_received),
+            ("bytes_received", self.bytes_received),
+            ("reconnects", self.reconnects),
+            ("send_failures", self.send_failures),
+            ("messages_acked", self.messages_acked),
+            ("messages_resent", self.messages_resent),
+            ("duplicates_dropped", self.duplicates_dropped),
+            ("inbound_rejected", self.inbound_rejected),
+            ("awaiting_ack", self.awaiting_ack),
+            ("outbox_messages", self.outbox_messages),
+            ("outbox_bytes", self.outbox_bytes),
+            (
+                "outbox_high_water_messages",
+                self.outbox_high_water_messages,
+            ),
+            ("outbox_high_water_bytes", self.outbox_high_water_bytes),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stats_counters_are_named_like_their_fields() {
+        let stats = Stats {
+            bytes_sent: 7,
+            outbox_high_water_bytes: 9,
+            ..Stats::default()
+        };
+        let counters = stats.counters();
+        assert_eq!(counters[1], ("bytes_sent", 7));
+        assert_eq!(counters[14], ("outbox_high_water_bytes", 9));
+        let debug = format!("{stats:?}");
+        for (name, value) in counters {
+            assert!(debug.contains(&format!("{name}: {value}")), "{name}");
+        }
+    }
 
     #[test]
     fn states_round_trip_through_their_numbers_and_names() {

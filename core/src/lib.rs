@@ -60,6 +60,7 @@ pub mod runtime;
 mod session;
 mod shared;
 mod tls;
+pub mod wake;
 
 pub use bytes::Bytes;
 pub use client::{AckFuture, Client, EventDelivery, StartError, StatusFuture};

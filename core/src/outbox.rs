@@ -82,6 +82,20 @@ pub enum DeliveryStatus {
     Unknown,
 }
 
+impl DeliveryStatus {
+    /// The status's name, as the bindings show it: `queued`, `written`, `acked`, `failed` or
+    /// `unknown`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DeliveryStatus::Queued => "queued",
+            DeliveryStatus::Written => "written",
+            DeliveryStatus::Acked => "acked",
+            DeliveryStatus::Failed(_) => "failed",
+            DeliveryStatus::Unknown => "unknown",
+        }
+    }
+}
+
 /// What a wait for a message's status waits for ([`crate::Client::wait_status`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Want {
@@ -717,6 +731,20 @@ fn full(inner: &Inner) -> SendError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delivery_statuses_have_binding_names() {
+        let failed = DeliveryStatus::Failed(SendFailure::DroppedOldest);
+        let names = [
+            DeliveryStatus::Queued,
+            DeliveryStatus::Acked,
+            failed,
+            DeliveryStatus::Unknown,
+        ]
+        .map(|s| s.as_str());
+        assert_eq!(names, ["queued", "acked", "failed", "unknown"]);
+        assert_eq!(DeliveryStatus::Written.as_str(), "written");
+    }
     use std::sync::Arc;
 
     fn text(s: &str) -> Payload {

@@ -13,7 +13,7 @@ use pyo3::types::{
 use pyo3::PyTraverseError;
 
 use tether_core::{
-    Bytes, DeliveryError, DeliveryStatus, Disconnect, Event, EventDelivery, MessageId, State, Want,
+    Bytes, DeliveryStatus, Disconnect, Event, EventDelivery, MessageId, State, Want,
 };
 
 use crate::errors;
@@ -33,9 +33,14 @@ pub(crate) struct Inner {
     pub overflow_wait: bool,
 }
 
-impl hub::Closable for Inner {
-    fn close_for_exit(&self) {
-        let _ = self.start_close(1000, "");
+/// Every live client, so that `atexit` can start closing them.
+static LIVE: std::sync::Mutex<Vec<Weak<Inner>>> = std::sync::Mutex::new(Vec::new());
+
+/// Start closing every client that is still alive (at exit; never waits).
+pub(crate) fn close_all_live() {
+    let live = std::mem::take(&mut *LIVE.lock().unwrap_or_else(|p| p.into_inner()));
+    for inner in live.iter().filter_map(Weak::upgrade) {
+        let _ = inner.start_close(1000, "");
     }
 }
 
@@ -44,7 +49,7 @@ impl Inner {
     /// has: it stops holding inbound messages back for room the application may never make
     /// (a full queue would keep the server's closing frame unread).
     pub(crate) fn start_close(&self, code: u16, reason: &str) -> PyResult<()> {
-        self.core.close(code, reason).map_err(errors::close_error)?;
+        self.core.close(code, reason).map_err(errors::classified)?;
         self.core.release_backpressure();
         Ok(())
     }
@@ -57,16 +62,14 @@ impl Inner {
 
     /// Move up to `max` items for `recv()` into `out`, waiting up to `wait` for the first,
     /// from the core's queue (in callback mode, what no callback took; events nobody
-    /// subscribed to are dropped here). Returns true when the client is finished and nothing
-    /// is left to read. Call without the GIL to wait.
+    /// subscribed to are dropped here, all that come before the first item). Returns true
+    /// when the client is finished and nothing is left to read. Call without the GIL to wait.
     pub(crate) fn take(&self, max: usize, wait: Duration, out: &mut Vec<Event>) -> bool {
         let deadline = Instant::now() + wait;
-        let mut got: Vec<Event> = self.hub.take_peeked().into_iter().collect();
+        let mut got = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let room = max.saturating_sub(got.len());
-            let wait = if got.is_empty() { left } else { Duration::ZERO };
-            self.core.next_events(&mut got, room, wait);
+            let dropped = self.core.next_events(&mut got, max, left) > 0;
             out.extend(got.drain(..).filter(|e| self.hub.wanted(e)));
             if !out.is_empty() {
                 return false;
@@ -75,7 +78,7 @@ impl Inner {
             if self.finished() && self.core.pending_events() == 0 {
                 return true;
             }
-            if left.is_zero() {
+            if left.is_zero() && !dropped {
                 return false;
             }
         }
@@ -97,9 +100,7 @@ impl Inner {
                     .wait_closed(Duration::ZERO)
                     .then(|| Err(errors::closed_error(py, None)))
             }
-            (DeliveryStatus::Unknown, _) => {
-                Some(Err(errors::delivery_error(py, mid, DeliveryError::Unknown)))
-            }
+            (DeliveryStatus::Unknown, _) => Some(Err(errors::unknown_id(py, mid))),
         }
     }
 
@@ -144,36 +145,26 @@ fn check_not_forked(py: Python<'_>) -> PyResult<()> {
 
 /// A timeout argument in seconds: None (no limit) or a finite number >= 0.
 pub(crate) fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
-    match timeout {
-        None => Ok(None),
-        Some(t) if t.is_finite() && t >= 0.0 => Ok(Some(
-            Instant::now()
-                + Duration::try_from_secs_f64(t)
-                    .map_err(|_| PyValueError::new_err("timeout is too large"))?,
-        )),
-        Some(t) => Err(PyValueError::new_err(format!(
-            "timeout must be None or a number of seconds >= 0, got {t}"
-        ))),
-    }
+    let Some(t) = timeout else { return Ok(None) };
+    // Refuses negative, NaN, infinite and too large values.
+    let bad = || PyValueError::new_err(format!("timeout must be None or seconds >= 0, got {t}"));
+    let d = Duration::try_from_secs_f64(t).map_err(|_| bad())?;
+    Ok(Some(Instant::now().checked_add(d).ok_or_else(bad)?))
 }
 
 /// The time left before `deadline`, capped at one slice; `None` once it has passed.
 fn next_slice(deadline: Option<Instant>) -> Option<Duration> {
-    match deadline {
-        None => Some(SLICE),
-        Some(d) => {
-            let now = Instant::now();
-            (now < d).then(|| (d - now).min(SLICE))
-        }
-    }
+    let left = deadline.map_or(SLICE, |d| d.saturating_duration_since(Instant::now()));
+    (!left.is_zero()).then(|| left.min(SLICE))
 }
 
 /// Wait until `check` answers, sleeping without the GIL until the core reports a change and
-/// checking for signals (Ctrl-C) between slices. Consumes no events.
+/// checking for signals (Ctrl-C) between slices; `TimeoutError(timed_out())` when `timeout`
+/// runs out. Consumes no events.
 pub(crate) fn block_until<T>(
     py: Python<'_>,
     inner: &Inner,
-    timeout: Option<f64>,
+    (timeout, timed_out): (Option<f64>, impl FnOnce() -> String),
     what: &str,
     mut check: impl FnMut(Python<'_>) -> PyResult<Option<T>>,
 ) -> PyResult<T> {
@@ -187,7 +178,7 @@ pub(crate) fn block_until<T>(
             return Err(errors::in_callback(what));
         }
         let Some(slice) = next_slice(deadline) else {
-            return Err(errors::timeout(format!("{what} timed out")));
+            return Err(errors::timeout(timed_out()));
         };
         py.detach(|| inner.core.wait_change(seen, slice));
         py.check_signals()?;
@@ -296,7 +287,7 @@ impl Client {
         let parsed = options::parse(py, url, options)?;
         crate::log::refresh_level(py);
         let hub = Arc::new(Hub::new(parsed.subscribed, parsed.callbacks));
-        let delivery = if hub.polls() {
+        let delivery = if hub.poll {
             EventDelivery::Poll
         } else {
             let routing_hub = hub.clone();
@@ -316,18 +307,24 @@ impl Client {
         inner.core.set_change_hook(Some(Arc::new(move || {
             hub.changed(weak.upgrade().is_none_or(|i| i.finished()))
         })));
-        let weak: Weak<dyn hub::Closable> = Arc::downgrade(&inner) as Weak<dyn hub::Closable>;
-        hub::register_live(weak);
+        let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+        live.retain(|w| w.strong_count() > 0);
+        live.push(Arc::downgrade(&inner));
+        drop(live);
         Ok(inner)
     }
 
     pub(crate) fn send_payload(&self, py: Python<'_>, payload: Payload) -> PyResult<Receipt> {
         let inner = &self.inner;
-        let sent = match payload {
-            Payload::Text(t) if inner.overflow_wait => py.detach(|| inner.core.send_text(t)),
-            Payload::Binary(b) if inner.overflow_wait => py.detach(|| inner.core.send_binary(b)),
+        let send = || match payload {
             Payload::Text(t) => inner.core.send_text(t),
             Payload::Binary(b) => inner.core.send_binary(b),
+        };
+        // `overflow="wait"` may block until there is room: without the GIL.
+        let sent = if inner.overflow_wait {
+            py.detach(send)
+        } else {
+            send()
         };
         let id = sent.map_err(errors::send_error)?;
         Ok(Receipt::new(id.0, Arc::downgrade(inner)))
@@ -475,26 +472,27 @@ impl Client {
     #[pyo3(signature = (timeout=None))]
     fn wait_ready(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
         let inner = &self.inner;
-        let result = block_until(py, inner, timeout, "wait_ready()", |py| {
-            match inner.not_ready_error(py) {
+        let timed_out = || {
+            let why = inner.core.last_disconnect();
+            let why = why
+                .map(|d| format!("; last failure: {d}"))
+                .unwrap_or_default();
+            let state = inner.core.state();
+            format!(
+                "not ready within {}s (state: {state}){why}",
+                timeout.unwrap_or_default()
+            )
+        };
+        block_until(
+            py,
+            inner,
+            (timeout, timed_out),
+            "wait_ready()",
+            |py| match inner.not_ready_error(py) {
                 Some(e) => Err(e),
                 None => Ok((inner.core.state() == State::Ready).then_some(())),
-            }
-        });
-        match result {
-            Err(e) if e.is_instance_of::<pyo3::exceptions::PyTimeoutError>(py) => {
-                let why = match inner.core.last_disconnect() {
-                    Some(d) => format!("; last failure: {d}"),
-                    None => String::new(),
-                };
-                Err(errors::timeout(format!(
-                    "not ready within {}s (state: {}){why}",
-                    timeout.unwrap_or_default(),
-                    inner.core.state()
-                )))
-            }
-            other => other,
-        }
+            },
+        )
     }
 
     /// Close gracefully: refuse new sends, drain the outbox (up to `close_timeout`), send a
@@ -512,16 +510,17 @@ impl Client {
         }
         // Wait for the Closed event to be fully handled (its callback included): after this
         // returns no callback of this client runs any more.
-        block_until(py, inner, timeout, "close()", |_| {
+        let timed_out = || "close() timed out; the close goes on in the background".into();
+        block_until(py, inner, (timeout, timed_out), "close()", |_| {
             Ok(inner.finished().then_some(()))
         })
-        .map_err(|e| {
-            if e.is_instance_of::<pyo3::exceptions::PyTimeoutError>(py) {
-                errors::timeout("close() timed out; the close goes on in the background".into())
-            } else {
-                e
-            }
-        })
+    }
+
+    /// What the last connection negotiated (a `tether.ConnectionInfo`), None before the first.
+    #[getter]
+    fn connection_info(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        let info = self.inner.core.connection_info();
+        info.map(|i| convert::connection_info(py, &i)).transpose()
     }
 
     /// A snapshot of the counters (a `tether.Stats`).
@@ -538,17 +537,11 @@ impl Client {
         let wait = self.inner.core.close_bound().as_secs_f64();
         match self.close(py, 1000, "", Some(wait)) {
             Err(e) if e.is_instance_of::<pyo3::exceptions::PyTimeoutError>(py) => {
-                if let Ok(t) = types::get(py) {
-                    let _ = t.logger.call_method1(
-                        py,
-                        "warning",
-                        (
-                            "close of %s did not finish within %.1fs; it goes on in the background",
-                            &self.url,
-                            wait,
-                        ),
-                    );
-                }
+                let url = &self.url;
+                let message = format!(
+                    "close of {url} did not finish within {wait:.1}s; it goes on in the background"
+                );
+                hub::log(py, "warning", &message);
                 Ok(false)
             }
             Err(e) => Err(e),
@@ -650,21 +643,13 @@ impl Handle {
     /// Wake the bridge through a new socket from now on: returns its read end for the event
     /// loop to watch (`loop.add_reader`), or None where there is no such socket (not Unix).
     fn wake_pipe(&self) -> PyResult<Option<WakeReader>> {
-        #[cfg(unix)]
-        {
-            let (reader, writer) = std::os::unix::net::UnixStream::pair()
-                .map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
-            for s in [&reader, &writer] {
-                s.set_nonblocking(true)
-                    .map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
+        match tether_core::wake::wake_pipe() {
+            Ok((reader, writer)) => {
+                self.hub.set_wake_pipe(Some(Arc::new(writer)));
+                Ok(Some(WakeReader(reader)))
             }
-            self.hub
-                .set_wake_pipe(Some(Arc::new(hub::WakeWriter { stream: writer })));
-            Ok(Some(WakeReader { stream: reader }))
-        }
-        #[cfg(not(unix))]
-        {
-            Ok(None)
+            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => Ok(None),
+            Err(e) => Err(pyo3::exceptions::PyOSError::new_err(e.to_string())),
         }
     }
 
@@ -673,23 +658,12 @@ impl Handle {
         self.hub.set_wake_pipe(None);
     }
 
-    /// Something to read, or finished (`drain` would find something, or nothing ever). It
-    /// takes the first item from the core to know (events nobody subscribed to are dropped on
-    /// the way, so they wake no reader): the next read returns it first.
+    /// Something to read, or finished (`drain` would find something, or nothing ever). An
+    /// event nobody subscribed to counts too: the `drain` it wakes drops it.
     fn readable(&self) -> bool {
-        let Some(inner) = self.inner.upgrade() else {
-            return true;
-        };
-        if self.hub.has_peeked() {
-            return true;
-        }
-        while let Some(event) = inner.core.poll_event() {
-            if self.hub.wanted(&event) {
-                self.hub.set_peeked(event);
-                return true;
-            }
-        }
-        inner.finished()
+        self.inner
+            .upgrade()
+            .is_none_or(|i| i.core.pending_events() > 0 || i.finished())
     }
 
     /// Ready, or closed for good (`ready()` then answers or raises).
@@ -720,8 +694,8 @@ impl Handle {
     /// (`closed_error()` builds the exception).
     fn finished(&self) -> Option<bool> {
         let inner = self.inner.upgrade()?;
-        let left = self.hub.has_peeked() || inner.core.pending_events() > 0;
-        (inner.finished() && !left).then(|| ends_quietly(inner.close_reason().as_ref()))
+        (inner.finished() && inner.core.pending_events() == 0)
+            .then(|| ends_quietly(inner.close_reason().as_ref()))
     }
 
     fn closed_error(&self, py: Python<'_>) -> Py<PyAny> {
@@ -779,44 +753,20 @@ impl Handle {
             Err(e) => e.into_value(py).into_any(),
         })
     }
-
-    fn stats(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        convert::stats(py, &self.inner(py)?.core.stats())
-    }
 }
 
 /// The read end of an asyncio bridge's wake-up socket (see `Handle.wake_pipe`).
 #[pyclass(module = "tether._tether", name = "_WakeReader", frozen)]
-pub(crate) struct WakeReader {
-    #[cfg(unix)]
-    stream: std::os::unix::net::UnixStream,
-}
+pub(crate) struct WakeReader(tether_core::wake::WakeReader);
 
 #[pymethods]
 impl WakeReader {
     fn fileno(&self) -> i64 {
-        #[cfg(unix)]
-        {
-            use std::os::fd::AsRawFd;
-            i64::from(self.stream.as_raw_fd())
-        }
-        #[cfg(not(unix))]
-        {
-            -1
-        }
+        self.0.fd()
     }
 
     /// Read every pending wake-up byte (never blocks).
     fn drain(&self) {
-        #[cfg(unix)]
-        {
-            use std::io::Read;
-            let mut buf = [0u8; 256];
-            while let Ok(n) = (&self.stream).read(&mut buf) {
-                if n < buf.len() {
-                    break;
-                }
-            }
-        }
+        self.0.drain();
     }
 }

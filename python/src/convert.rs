@@ -5,7 +5,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 use pyo3::BoundObject;
 
-use tether_core::{ConnectError, Disconnect, Event, IdRange, Message, SendFailure, State, Stats};
+use tether_core::{ConnectAttempt, ConnectError, ConnectionInfo, Disconnect, Event, IdRange};
+use tether_core::{Message, SendFailure, State, Stats};
 
 use crate::types;
 
@@ -134,28 +135,37 @@ pub(crate) fn event(py: Python<'_>, e: &Event) -> PyResult<Py<PyAny>> {
 /// `Stats` → `tether.Stats` (durations in seconds, `None` when not measured yet).
 pub(crate) fn stats(py: Python<'_>, s: &Stats) -> PyResult<Py<PyAny>> {
     let secs = |d: Option<std::time::Duration>| obj(py, d.map(|d| d.as_secs_f64()));
-    let counters = [
-        ("messages_sent", s.messages_sent),
-        ("bytes_sent", s.bytes_sent),
-        ("messages_received", s.messages_received),
-        ("bytes_received", s.bytes_received),
-        ("reconnects", s.reconnects),
-        ("send_failures", s.send_failures),
-        ("messages_acked", s.messages_acked),
-        ("messages_resent", s.messages_resent),
-        ("duplicates_dropped", s.duplicates_dropped),
-        ("inbound_rejected", s.inbound_rejected),
-        ("awaiting_ack", s.awaiting_ack),
-        ("outbox_messages", s.outbox_messages),
-        ("outbox_bytes", s.outbox_bytes),
-        ("outbox_high_water_messages", s.outbox_high_water_messages),
-        ("outbox_high_water_bytes", s.outbox_high_water_bytes),
-    ];
     let mut fields = Vec::new();
-    for (name, v) in counters {
+    for (name, v) in s.counters() {
         fields.push((name, obj(py, v)?));
     }
     fields.push(("last_rtt", secs(s.last_rtt)?));
     fields.push(("last_app_rtt", secs(s.last_app_rtt)?));
     build(py, "Stats", &fields)
+}
+
+/// `ConnectionInfo` → `tether.ConnectionInfo` (the peer as `ip:port`).
+pub(crate) fn connection_info(py: Python<'_>, i: &ConnectionInfo) -> PyResult<Py<PyAny>> {
+    let fields = [
+        ("connection", obj(py, i.connection)?),
+        ("subprotocol", obj(py, i.subprotocol.as_deref())?),
+        ("headers", obj(py, PyTuple::new(py, &i.headers)?)?),
+        ("proxy", obj(py, i.proxy.as_deref())?),
+        ("peer", obj(py, i.peer.map(|p| p.to_string()))?),
+    ];
+    build(py, "ConnectionInfo", &fields)
+}
+
+/// `ConnectAttempt` → `tether.ConnectAttempt`, what the `credentials=` callable is given.
+pub(crate) fn connect_attempt(py: Python<'_>, a: &ConnectAttempt) -> PyResult<Py<PyAny>> {
+    let last = match &a.last_failure {
+        Some(d) => disconnect_reason(py, d)?,
+        None => py.None(),
+    };
+    let fields = [
+        ("attempt", obj(py, a.attempt)?),
+        ("reconnect", obj(py, a.reconnect)?),
+        ("last_failure", last),
+    ];
+    build(py, "ConnectAttempt", &fields)
 }

@@ -13,7 +13,7 @@
 //! ├── DeliveryFailed                     SendFailure (via DeliveryError::Failed or a receipt)
 //! ├── ProtocolError                      Disconnect::ProtocolError
 //! └── NotSupportedError                  DeliveryError::NotSupported (acks in raw mode)
-//! TimeoutError (builtin)                 DeliveryError::Timeout, and every timed wait
+//! TimeoutError (builtin)                 every timed wait
 //! ```
 //!
 //! Every `match` here has a catch-all arm for the core's `#[non_exhaustive]` enums: a variant
@@ -23,11 +23,8 @@
 use pyo3::exceptions::PyTimeoutError;
 use pyo3::prelude::*;
 
-use tether_core::runtime::RuntimeError;
-use tether_core::{
-    CloseError, ConfigError, DeliveryError, Disconnect, MessageId, SendError, SendFailure,
-    StartError,
-};
+use tether_core::{Classify, ConfigError, Disconnect, ErrorKind};
+use tether_core::{MessageId, SendError, SendFailure, StartError};
 
 use crate::convert::{self, obj};
 use crate::types;
@@ -47,6 +44,32 @@ pub(crate) fn make(
         Ok(PyErr::from_value(exc))
     };
     build().unwrap_or_else(|e| e)
+}
+
+/// The exception class for a failure of `kind` (the core's one classification).
+fn class(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidUrl | ErrorKind::InvalidConfig => "ConfigError",
+        ErrorKind::InvalidArgument => "InvalidArgument",
+        ErrorKind::Closed => "ClosedError",
+        ErrorKind::NotReady => "NotReadyError",
+        ErrorKind::QueueFull => "QueueFullError",
+        ErrorKind::TooLarge => "MessageTooLarge",
+        ErrorKind::NotSupported => "NotSupportedError",
+        ErrorKind::Protocol => "ProtocolError",
+        ErrorKind::ConnectFailed
+        | ErrorKind::ConnectionLost
+        | ErrorKind::HeartbeatTimeout
+        | ErrorKind::Handshake
+        | ErrorKind::Rejected => "ConnectError",
+        _ => "TetherError",
+    }
+}
+
+/// The exception for `e`, of the class of its kind, with the core's text (`CloseError` →
+/// `InvalidArgument`, `RuntimeError` → `InvalidArgument` or `TetherError`, ...).
+pub(crate) fn classified(e: impl Classify) -> PyErr {
+    raise(class(e.kind()), e.to_string())
 }
 
 /// `tether.<class>(message)`, from a thread that may not hold the GIL.
@@ -83,46 +106,23 @@ pub(crate) fn config_message(option: &str, message: String) -> PyErr {
 pub(crate) fn start_error(e: StartError) -> PyErr {
     match e {
         StartError::Config(c) => config_error(c),
-        StartError::Runtime(r) => runtime_error(r),
-        other => raise("TetherError", other.to_string()),
+        other => classified(other),
     }
-}
-
-/// `RuntimeError` (worker thread count) → `InvalidArgument` or `TetherError`.
-pub(crate) fn runtime_error(e: RuntimeError) -> PyErr {
-    let class = match e {
-        RuntimeError::InvalidCount(_) => "InvalidArgument",
-        _ => "TetherError",
-    };
-    raise(class, e.to_string())
 }
 
 /// `SendError` → the exception `send` raises, with the sizes as attributes.
 pub(crate) fn send_error(e: SendError) -> PyErr {
     Python::attach(|py| {
-        let (class, attrs) = match &e {
-            SendError::Closed => ("ClosedError", vec![]),
-            SendError::NotReady => ("NotReadyError", vec![]),
-            SendError::QueueFull { messages, bytes } => (
-                "QueueFullError",
-                vec![("messages", *messages), ("bytes", *bytes)],
-            ),
-            SendError::TooLarge { size, limit } => {
-                ("MessageTooLarge", vec![("size", *size), ("limit", *limit)])
+        let attrs = match &e {
+            SendError::QueueFull { messages, bytes } => {
+                [("messages", *messages), ("bytes", *bytes)]
             }
-            _ => ("TetherError", vec![]),
+            SendError::TooLarge { size, limit } => [("size", *size), ("limit", *limit)],
+            _ => return classified(e),
         };
-        let attrs: Vec<_> = attrs
-            .into_iter()
-            .map(|(k, v)| (k, int(py, v as u64)))
-            .collect();
-        make(py, class, e.to_string(), &attrs)
+        let attrs = attrs.map(|(k, v)| (k, int(py, v as u64)));
+        make(py, class(e.kind()), e.to_string(), &attrs)
     })
-}
-
-/// `CloseError` → `InvalidArgument` (a `ValueError`).
-pub(crate) fn close_error(e: CloseError) -> PyErr {
-    raise("InvalidArgument", e.to_string())
 }
 
 /// A message that will never be delivered → `DeliveryFailed` with `.id` and `.reason`.
@@ -136,22 +136,11 @@ pub(crate) fn delivery_failed(py: Python<'_>, id: MessageId, failure: &SendFailu
     )
 }
 
-/// `DeliveryError` from `wait_acked` → `DeliveryFailed`, `NotSupportedError`, `TimeoutError`.
-pub(crate) fn delivery_error(py: Python<'_>, id: MessageId, e: DeliveryError) -> PyErr {
-    match e {
-        DeliveryError::Failed(failure) => delivery_failed(py, id, &failure),
-        DeliveryError::NotSupported => not_supported(py),
-        DeliveryError::Timeout => timeout(format!("message {id}: timed out waiting for the ack")),
-        DeliveryError::Unknown => make(
-            py,
-            "TetherError",
-            format!(
-                "message id {id} is unknown to this client (never issued, or too old to remember)"
-            ),
-            &[],
-        ),
-        other => make(py, "TetherError", other.to_string(), &[]),
-    }
+/// A receipt whose id the core does not know → `TetherError`.
+pub(crate) fn unknown_id(py: Python<'_>, id: MessageId) -> PyErr {
+    let message =
+        format!("message id {id} is unknown to this client (never issued, or too old to remember)");
+    make(py, "TetherError", message, &[])
 }
 
 pub(crate) fn not_supported(py: Python<'_>) -> PyErr {
@@ -170,19 +159,13 @@ pub(crate) fn timeout(message: String) -> PyErr {
 }
 
 /// The exception class that describes a client that ended for `reason`.
+/// (A close by either side, whatever its code, is a `ClosedError`; giving up is the class of
+/// the last failure.)
 fn disconnect_class(reason: &Disconnect) -> &'static str {
     match reason {
         Disconnect::UserClose { .. } | Disconnect::ServerClosed { .. } => "ClosedError",
-        Disconnect::ConnectFailed(_)
-        | Disconnect::ConnectionLost(_)
-        | Disconnect::HeartbeatTimeout(_)
-        | Disconnect::Rejected { .. }
-        | Disconnect::HandshakeTimeout(_)
-        | Disconnect::HandshakeFailed(_) => "ConnectError",
-        Disconnect::InboundTooLarge { .. } => "MessageTooLarge",
-        Disconnect::ProtocolError { .. } => "ProtocolError",
         Disconnect::RetriesExhausted { last, .. } => disconnect_class(last),
-        _ => "TetherError",
+        other => other.error_kind().map_or("TetherError", class),
     }
 }
 

@@ -19,6 +19,7 @@ use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::PyTraverseError;
 
+use tether_core::wake::WakeWriter;
 use tether_core::{Event, EventKind};
 
 use crate::{convert, types, with_python};
@@ -59,9 +60,6 @@ impl Callbacks {
 
 #[derive(Default)]
 struct HubState {
-    /// The item an asyncio readiness check took from the core to learn that there is one
-    /// (read first by the next `recv()`).
-    peeked: Option<Event>,
     /// The Python client is gone: no bridge is installed any more.
     detached: bool,
     /// The asyncio bridge wants one wake-up at the next change.
@@ -79,7 +77,7 @@ pub(crate) struct Hub {
     /// The `events=` subscription: the kinds besides messages that `recv()` returns.
     subscribed: Vec<EventKind>,
     /// No callbacks: the core runs in poll mode.
-    poll: bool,
+    pub(crate) poll: bool,
 }
 
 /// Answer of [`Hub::arm`].
@@ -108,11 +106,6 @@ impl Hub {
         // A panic while holding the lock cannot leave the state inconsistent in a way that
         // matters more than losing the client: carry on with the data.
         self.st.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// True in poll mode (no callbacks).
-    pub(crate) fn polls(&self) -> bool {
-        self.poll
     }
 
     /// Whether `recv()` returns `event`: a message, or an event of a subscribed kind.
@@ -152,20 +145,6 @@ impl Hub {
         }
     }
 
-    /// Take the peeked item, if any.
-    pub(crate) fn take_peeked(&self) -> Option<Event> {
-        self.lock().peeked.take()
-    }
-
-    /// Keep `event` for the next `recv()`.
-    pub(crate) fn set_peeked(&self, event: Event) {
-        self.lock().peeked = Some(event);
-    }
-
-    pub(crate) fn has_peeked(&self) -> bool {
-        self.lock().peeked.is_some()
-    }
-
     fn fire_waker(&self) {
         let pipe = self.lock().wake_pipe.clone();
         if let Some(pipe) = pipe {
@@ -177,7 +156,7 @@ impl Hub {
             if let Some(bridge) = bridge {
                 if let Err(e) = bridge.call_method0(py, "_wake_threadsafe") {
                     // The loop is closed or gone: nothing is waiting any more.
-                    log_debug(py, &format!("asyncio wake-up failed: {e}"));
+                    log(py, "debug", &format!("asyncio wake-up failed: {e}"));
                 }
             }
         });
@@ -234,7 +213,6 @@ impl Hub {
     pub(crate) fn detach(&self, closed: bool) -> (Option<Arc<Callbacks>>, Option<Py<PyAny>>) {
         let mut st = self.lock();
         st.detached = true;
-        st.peeked = None;
         let bridge = if closed { st.bridge.take() } else { None };
         (st.callbacks.take(), bridge)
     }
@@ -258,24 +236,6 @@ impl Hub {
         let mut st = self.lock();
         st.waker_armed = false;
         (st.callbacks.take(), st.bridge.take())
-    }
-}
-
-/// The write end of an asyncio bridge's wake-up socket (non-blocking). Unix only; elsewhere
-/// the bridge is woken with `call_soon_threadsafe`.
-pub(crate) struct WakeWriter {
-    #[cfg(unix)]
-    pub(crate) stream: std::os::unix::net::UnixStream,
-}
-
-impl WakeWriter {
-    fn wake(&self) {
-        #[cfg(unix)]
-        {
-            use std::io::Write;
-            // A full socket already holds a wake-up the loop has not read: nothing to add.
-            let _ = (&self.stream).write(&[1]);
-        }
     }
 }
 
@@ -309,29 +269,9 @@ pub(crate) fn log_exception(py: Python<'_>, name: &str, err: PyErr) {
     }
 }
 
-fn log_debug(py: Python<'_>, message: &str) {
+/// Log `message` to the `tether` logger at `level` ("debug", "warning", ...).
+pub(crate) fn log(py: Python<'_>, level: &str, message: &str) {
     if let Ok(t) = types::get(py) {
-        let _ = t.logger.call_method1(py, "debug", ("%s", message));
-    }
-}
-
-/// Registry of live clients, so that `atexit` can start closing them.
-static LIVE: Mutex<Vec<std::sync::Weak<dyn Closable>>> = Mutex::new(Vec::new());
-
-/// What `close_all_live` needs from a client.
-pub(crate) trait Closable: Send + Sync {
-    fn close_for_exit(&self);
-}
-
-pub(crate) fn register_live(c: std::sync::Weak<dyn Closable>) {
-    let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
-    live.retain(|w| w.strong_count() > 0);
-    live.push(c);
-}
-
-pub(crate) fn close_all_live() {
-    let live = std::mem::take(&mut *LIVE.lock().unwrap_or_else(|p| p.into_inner()));
-    for c in live.iter().filter_map(|w| w.upgrade()) {
-        c.close_for_exit();
+        let _ = t.logger.call_method1(py, level, ("%s", message));
     }
 }

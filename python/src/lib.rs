@@ -69,7 +69,7 @@ pub(crate) fn with_python<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Optio
 fn _atexit(py: Python<'_>) {
     FINALIZING.store(true, Ordering::SeqCst);
     py.detach(|| {
-        hub::close_all_live();
+        client::close_all_live();
         let deadline = Instant::now() + Duration::from_secs(5);
         while ATTACHING.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
@@ -81,7 +81,7 @@ fn _atexit(py: Python<'_>) {
 /// Only before the first client is created.
 #[pyfunction]
 fn set_worker_threads(count: usize) -> PyResult<()> {
-    tether_core::runtime::set_worker_threads(count).map_err(errors::runtime_error)
+    tether_core::runtime::set_worker_threads(count).map_err(errors::classified)
 }
 
 #[pymodule(gil_used = false)] // no GIL on free-threaded builds: docs/PYTHON.md

@@ -13,10 +13,11 @@ use pyo3::type_object::PyTypeCheck;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyMapping, PyString, PyType};
 
 use tether_core::{options, Config, ConfigBuilder, EventKind, OptionKind, OptionSpec, OptionValue};
-use tether_core::{OverflowPolicy, Protocol};
+use tether_core::{ConnectAttempt, Credentials, OverflowPolicy, Protocol};
 
+use crate::convert;
 use crate::errors::{config_error, option_error};
-use crate::hub::{Callbacks, CALLBACKS};
+use crate::hub::{log_exception, Callbacks, CALLBACKS};
 use crate::types::{self, EVENT_CLASSES};
 
 /// The outcome of parsing: a validated core config plus what the binding itself needs.
@@ -44,6 +45,10 @@ pub(crate) fn parse(
             spec.apply(&mut b, value).map_err(config_error)?;
         } else if name == "events" {
             subscribed = events(py, &v)?;
+        } else if name == "credentials" {
+            if let Some(f) = callback(name, &v)? {
+                b = b.credentials_provider(move |a| provider(&f, a));
+            }
         } else if let Some(i) = CALLBACKS.iter().position(|(n, _)| *n == name) {
             callbacks.0[i] = callback(name, &v)?;
         } else {
@@ -96,7 +101,8 @@ fn convert(py: Python<'_>, spec: &OptionSpec, v: &Bound<'_, PyAny>) -> PyResult<
 }
 
 fn unknown(name: &str) -> PyErr {
-    let ours = CALLBACKS.iter().map(|(n, _)| *n).chain(["events"]);
+    let ours = CALLBACKS.iter().map(|(n, _)| *n);
+    let ours = ours.chain(["events", "credentials"]);
     let hint = match options::closest(name, ours) {
         Some(n) => format!(" (did you mean `{n}`?)"),
         None => String::new(),
@@ -247,4 +253,50 @@ fn events(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<Vec<EventKind>> {
         }
     }
     Ok(kinds)
+}
+
+/// `credentials=`: call the Python callable for one attempt (on the core's worker thread,
+/// attached only for the call). What it raises, or returns that is not credentials, is logged
+/// and fails the attempt (the core retries it).
+fn provider(f: &Py<PyAny>, attempt: &ConnectAttempt) -> Result<Credentials, String> {
+    let called = crate::with_python(|py| {
+        let answer = convert::connect_attempt(py, attempt)
+            .and_then(|a| f.call1(py, (a,)))
+            .and_then(|c| credentials(c.bind(py)));
+        answer.map_err(|e| {
+            let text = e.to_string();
+            log_exception(py, "credentials", e);
+            text
+        })
+    });
+    called.unwrap_or_else(|| Err("the interpreter is shutting down".into()))
+}
+
+/// A `tether.Credentials` mapping (`headers`, `token`), or None (nothing for this attempt).
+fn credentials(v: &Bound<'_, PyAny>) -> PyResult<Credentials> {
+    let mut out = Credentials::new();
+    if v.is_none() {
+        return Ok(out);
+    }
+    let m = v.cast::<PyMapping>().map_err(|_| {
+        expected(
+            "credentials",
+            "a dict with \"headers\" and/or \"token\", or None",
+            v,
+        )
+    })?;
+    for item in m.items()?.try_iter()? {
+        let (key, value): (String, Bound<'_, PyAny>) = item?.extract()?;
+        match key.as_str() {
+            "headers" => out.headers = pairs("credentials", &value)?,
+            "token" => out.token = Some(string("credentials", &value)?),
+            other => {
+                return Err(option_error(
+                    "credentials",
+                    format!("unknown key {other:?}"),
+                ))
+            }
+        }
+    }
+    Ok(out)
 }

@@ -4,9 +4,9 @@ use std::sync::{Arc, Weak};
 
 use pyo3::basic::CompareOp;
 use pyo3::prelude::*;
-use pyo3::types::PyInt;
+use pyo3::types::{PyBool, PyInt};
 
-use tether_core::{DeliveryStatus, MessageId, Want};
+use tether_core::{MessageId, Want};
 
 use crate::client::{block_until, Handle, Inner};
 use crate::errors;
@@ -44,7 +44,12 @@ impl Receipt {
     /// Block (GIL released) until the message reaches `want` or never will.
     fn block(&self, py: Python<'_>, timeout: Option<f64>, what: &str, want: Want) -> PyResult<()> {
         let inner = self.inner(py)?;
-        block_until(py, &inner, timeout, what, |py| {
+        let id = MessageId(self.id);
+        let timed_out = || match want {
+            Want::Acked => format!("message {id}: timed out waiting for the ack"),
+            _ => format!("{what} timed out"),
+        };
+        block_until(py, &inner, (timeout, timed_out), what, |py| {
             inner.outcome(py, self.id, want).transpose()
         })
     }
@@ -62,16 +67,11 @@ impl Receipt {
     /// client is gone).
     #[getter]
     fn status(&self) -> &'static str {
-        let Some(inner) = self.inner.upgrade() else {
-            return "unknown";
-        };
-        match inner.core.delivery_status(MessageId(self.id)) {
-            DeliveryStatus::Queued => "queued",
-            DeliveryStatus::Written => "written",
-            DeliveryStatus::Acked => "acked",
-            DeliveryStatus::Failed(_) => "failed",
-            _ => "unknown",
-        }
+        let status = self
+            .inner
+            .upgrade()
+            .map(|i| i.core.delivery_status(MessageId(self.id)));
+        status.map_or("unknown", |s| s.as_str())
     }
 
     /// Block until the server acknowledges the message (envelope mode), up to `timeout`
@@ -83,16 +83,6 @@ impl Receipt {
             return Err(errors::in_callback("Receipt.wait()"));
         }
         self.block(py, timeout, "Receipt.wait()", Want::Acked)
-            .map_err(|e| {
-                if e.is_instance_of::<pyo3::exceptions::PyTimeoutError>(py) {
-                    errors::timeout(format!(
-                        "message {}: timed out waiting for the ack",
-                        MessageId(self.id)
-                    ))
-                } else {
-                    e
-                }
-            })
     }
 
     /// Block until the message has been written to the socket (both modes), up to `timeout`
@@ -131,32 +121,18 @@ impl Receipt {
         self.id
     }
 
+    /// Compares like the id as an `int` (with receipts and ints; bool is no id).
     fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp) -> PyResult<Py<PyAny>> {
         let py = other.py();
-        let other_id = if let Ok(r) = other.cast::<Receipt>() {
-            r.get().id
-        } else if other.is_instance_of::<PyInt>() && !other.is_instance_of::<pyo3::types::PyBool>()
-        {
-            match other.extract::<u64>() {
-                Ok(v) => v,
-                // A negative or huge int never equals an id.
-                Err(_) => {
-                    return Ok(match op {
-                        CompareOp::Eq => false.into_pyobject(py)?.to_owned().into_any().unbind(),
-                        CompareOp::Ne => true.into_pyobject(py)?.to_owned().into_any().unbind(),
-                        _ => py.NotImplemented(),
-                    })
-                }
+        let other = match other.cast::<Receipt>() {
+            Ok(r) => r.get().id.into_pyobject(py)?.into_any(),
+            Err(_) if other.is_instance_of::<PyInt>() && !other.is_instance_of::<PyBool>() => {
+                other.clone()
             }
-        } else {
-            return Ok(py.NotImplemented());
+            Err(_) => return Ok(py.NotImplemented()),
         };
-        Ok(op
-            .matches(self.id.cmp(&other_id))
-            .into_pyobject(py)?
-            .to_owned()
-            .into_any()
-            .unbind())
+        let me = self.id.into_pyobject(py)?;
+        Ok(me.rich_compare(other, op)?.unbind())
     }
 
     fn __repr__(&self) -> String {

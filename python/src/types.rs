@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
 
-use tether_core::EventKind;
+use tether_core::{EventKind, State};
 
 /// The event classes and the kind each stands for (`OtherEvent`: none).
 pub(crate) const EVENT_CLASSES: [(&str, Option<EventKind>); 10] = [
@@ -60,17 +60,10 @@ pub(crate) fn _init(
     aio: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
     let state = types.getattr("State")?;
-    let states = [
-        "connecting",
-        "open",
-        "ready",
-        "closing",
-        "closed",
-        "reconnecting",
-    ]
-    .iter()
-    .map(|name| Ok(state.call1((*name,))?.unbind()))
-    .collect::<PyResult<Vec<_>>>()?;
+    let states = (0..)
+        .map_while(State::from_repr)
+        .map(|s| Ok(state.call1((s.as_str(),))?.unbind()))
+        .collect::<PyResult<Vec<_>>>()?;
     let logging = py.import("logging")?;
     let registered = Types {
         module: types.clone().unbind(),

@@ -29,6 +29,12 @@ if ! command -v redis-server >/dev/null; then
     apt-get update -qq && apt-get install -y -qq redis-server
 fi
 export TETHER_REQUIRE_REDIS=1
+# test_reach.py goes through real proxies: Debian's tinyproxy and microsocks (as `make proxies`).
+if ! command -v tinyproxy >/dev/null || ! command -v microsocks >/dev/null; then
+    echo "tinyproxy or microsocks missing: installing them"
+    apt-get update -qq && apt-get install -y -qq tinyproxy microsocks || {
+        echo "cannot install tinyproxy and microsocks (needed by test_reach.py)" >&2; exit 1; }
+fi
 # maturin's build backend runs the `maturin` executable: the venv's must come first.
 export PATH="$VENV/bin:$PATH"
 export VIRTUAL_ENV="$VENV"

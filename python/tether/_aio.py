@@ -34,7 +34,7 @@ from typing import (
 )
 
 from . import _tether
-from ._types import ConfigError, Data, Event, NotSupportedError, State, Stats
+from ._types import ConfigError, ConnectionInfo, Data, Event, NotSupportedError, State, Stats
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -370,6 +370,11 @@ class AsyncClient(Generic[_T]):
         """Envelope mode: the server's stream epoch from the last welcome (None before the
         first one, and with a revision-1 server)."""
         return self._client.server_epoch
+
+    @property
+    def connection_info(self) -> Optional[ConnectionInfo]:
+        """What the last connection negotiated; see :attr:`tether.Client.connection_info`."""
+        return self._client.connection_info
 
     def stats(self) -> Stats:
         """A snapshot of the counters."""

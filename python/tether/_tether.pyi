@@ -21,7 +21,7 @@ from typing import (
 
 from typing_extensions import Self, Unpack
 
-from ._types import ClientOptions, Data, Event, State, Stats
+from ._types import ClientOptions, ConnectionInfo, Data, Event, State, Stats
 
 _T = TypeVar("_T")
 
@@ -87,6 +87,10 @@ class Client(Generic[_T]):
         for good first."""
     def close(self, code: int = 1000, reason: str = "", timeout: Optional[float] = None) -> None:
         """Close gracefully (drain, close handshake) and wait up to ``timeout`` seconds."""
+    @property
+    def connection_info(self) -> Optional[ConnectionInfo]:
+        """What the last connection negotiated (subprotocol, 101 headers, proxy, peer); None
+        before the first connection."""
     def stats(self) -> Stats: ...
     def __enter__(self) -> Self: ...
     def __exit__(self, *exc: object) -> bool: ...
@@ -144,7 +148,6 @@ class _Handle:
     def is_closed(self) -> bool: ...
     def start_close(self, code: int = 1000, reason: str = "") -> None: ...
     def outcome(self, id: int, want: int) -> Optional[object]: ...
-    def stats(self) -> Stats: ...
 
 @final
 class _WakeReader:

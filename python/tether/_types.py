@@ -53,6 +53,9 @@ __all__ = [
     "ProtocolError",
     "NotSupportedError",
     "ClientOptions",
+    "ConnectionInfo",
+    "ConnectAttempt",
+    "Credentials",
 ]
 
 #: A message payload: ``str`` for a text message, ``bytes`` for a binary one.
@@ -261,6 +264,48 @@ class Stats:
     last_app_rtt: Optional[float]
 
 
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """What the last connection negotiated (``client.connection_info``; None before the first)."""
+
+    connection: int
+    """1 for the client's first connection, one more for each connection after it."""
+    subprotocol: Optional[str]
+    """The subprotocol the server chose from ``subprotocols`` (``Sec-WebSocket-Protocol``)."""
+    headers: Tuple[Tuple[str, str], ...]
+    """The headers of the server's 101 answer, names in lower case, in order."""
+    proxy: Optional[str]
+    """The proxy the connection went through (``host:port``), if any."""
+    peer: Optional[str]
+    """The TCP peer (``ip:port``): the server, or the proxy."""
+
+    def header(self, name: str) -> Optional[str]:
+        """The first value of the response header ``name`` (any case), or None."""
+        return next((v for k, v in self.headers if k == name.lower()), None)
+
+
+@dataclass(frozen=True)
+class ConnectAttempt:
+    """What the ``credentials=`` callable is told before each connect attempt."""
+
+    attempt: int
+    """0 for the first connect; then the reconnect attempt's number (as in ``Reconnecting``)."""
+    reconnect: bool
+    """True when a connection was up before (this is a reconnect)."""
+    last_failure: Optional[DisconnectReason]
+    """Why the previous connection or attempt ended (an HTTP 401: refresh the token)."""
+
+
+class Credentials(TypedDict, total=False):
+    """What the ``credentials=`` callable returns for one attempt (or None: nothing extra)."""
+
+    headers: Union[Mapping[str, str], Sequence[Tuple[str, str]]]
+    """Headers for this attempt's upgrade request; one named like a configured header
+    replaces it."""
+    token: str
+    """Envelope mode: the ``hello`` token for this attempt instead of ``token``."""
+
+
 # ----- exceptions ----------------------------------------------------------------------------
 
 
@@ -401,6 +446,8 @@ class ClientOptions(TypedDict, total=False):
     on_closed: Optional[Callable[[Closed], object]]
     on_session_reset: Optional[Callable[[SessionReset], object]]
     on_event: Optional[Callable[[Event], object]]
+    # called before each connect attempt, on a worker thread (may block)
+    credentials: Optional[Callable[[ConnectAttempt], Optional[Credentials]]]
 
 
 #: The ``events=`` option: which events ``recv()``/iteration yield besides messages.

@@ -127,7 +127,7 @@ TEST(reach_with_a_client_certificate) {
     close(fd);
     char prefix[64], cert_path[80], key_path[80];
     snprintf(prefix, sizeof prefix, "%s-client", ca_path);
-    snprintf(cert_path, sizeof cert_path, "%s.crt", prefix);
+    snprintf(cert_path, sizeof cert_path, "%s.pem", prefix);
     snprintf(key_path, sizeof key_path, "%s.key", prefix);
     const char *const args[] = {"--tls-self-signed", ca_path, "--mtls-client-out", prefix, NULL};
     peer T;

@@ -2,8 +2,14 @@
 //! for cross-language tests.
 //!
 //! ```text
-//! tether-peer [--port N] [--tls-cert FILE --tls-key FILE] [--tls-self-signed CA_OUT_FILE] [--mtls-client-out PREFIX]
+//! tether-peer [--port N] [--tls-cert FILE --tls-key FILE] [--tls-self-signed CA_OUT_FILE]
+//!             [--mtls-client-out PREFIX] [--single-use-header NAME]
 //! ```
+//!
+//! `--mtls-client-out PREFIX` (with TLS): require a client certificate from a new client CA,
+//! and write a client identity that CA signed to `PREFIX.pem` (chain) and `PREFIX.key`.
+//! `--single-use-header NAME`: accept each value of the request header `NAME` once (an
+//! upgrade without it or with a value seen before gets 401), as `PeerOptions` says.
 //!
 //! Prints exactly one line `PORT <n>` once listening, then reads one command
 //! per line from stdin and answers each with one line, `OK ...` or
@@ -34,16 +40,16 @@ use tether_test_peers::stdin_commands::serve_stdin_commands;
 use tether_test_peers::{client_identity, self_signed_identity, Peer, PeerOptions, TlsIdentity};
 
 const USAGE: &str =
-    "usage: tether-peer [--port N] [--tls-cert FILE --tls-key FILE] [--tls-self-signed CA_OUT_FILE] [--mtls-client-out PREFIX]";
+    "usage: tether-peer [--port N] [--tls-cert FILE --tls-key FILE] [--tls-self-signed CA_OUT_FILE] \
+     [--mtls-client-out PREFIX] [--single-use-header NAME]";
 
 struct Args {
     port: u16,
     tls_cert: Option<String>,
     tls_key: Option<String>,
     self_signed_ca_out: Option<String>,
-    /// Require a client certificate: a fresh client CA is trusted, and a client certificate
-    /// it signed is written to `PREFIX.crt` and its key to `PREFIX.key` (for mTLS tests).
     mtls_client_out: Option<String>,
+    single_use_header: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -53,6 +59,7 @@ fn parse_args() -> Result<Args, String> {
         tls_key: None,
         self_signed_ca_out: None,
         mtls_client_out: None,
+        single_use_header: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -66,6 +73,7 @@ fn parse_args() -> Result<Args, String> {
             "--tls-key" => args.tls_key = Some(value("--tls-key")?),
             "--tls-self-signed" => args.self_signed_ca_out = Some(value("--tls-self-signed")?),
             "--mtls-client-out" => args.mtls_client_out = Some(value("--mtls-client-out")?),
+            "--single-use-header" => args.single_use_header = Some(value("--single-use-header")?),
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -96,17 +104,18 @@ fn tls_identity(args: &Args) -> Result<Option<TlsIdentity>, String> {
     }
 }
 
-/// A fresh client identity written to `prefix.crt` / `prefix.key`; returns its CA's PEM.
-fn write_client_identity(prefix: &str) -> Result<String, String> {
-    let (identity, ca_pem) = client_identity();
-    for (ext, pem) in [
-        ("crt", &identity.cert_chain_pem),
-        ("key", &identity.key_pem),
-    ] {
+/// `--mtls-client-out PREFIX`: the client CA to require, after writing a client identity it
+/// signed to `PREFIX.pem` and `PREFIX.key`.
+fn client_ca(args: &Args) -> Result<Option<String>, String> {
+    let Some(prefix) = &args.mtls_client_out else {
+        return Ok(None);
+    };
+    let (client, ca) = client_identity();
+    for (ext, pem) in [("pem", &client.cert_chain_pem), ("key", &client.key_pem)] {
         let path = format!("{prefix}.{ext}");
         std::fs::write(&path, pem).map_err(|e| format!("cannot write {path}: {e}"))?;
     }
-    Ok(ca_pem)
+    Ok(Some(ca))
 }
 
 fn on_off(arg: &str) -> Result<bool, String> {
@@ -191,18 +200,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let client_ca = match args.mtls_client_out.as_deref().map(write_client_identity) {
-        Some(Err(msg)) => {
+    let client_ca = match client_ca(&args) {
+        Ok(ca) => ca,
+        Err(msg) => {
             eprintln!("{msg}");
             return ExitCode::from(2);
         }
-        Some(Ok(ca)) => Some(ca),
-        None => None,
     };
     let peer = match Peer::try_start_with(PeerOptions {
         port: args.port,
         tls,
         client_ca,
+        single_use_header: args.single_use_header.clone(),
         ..PeerOptions::default()
     }) {
         Ok(peer) => peer,
