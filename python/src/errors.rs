@@ -61,7 +61,9 @@ fn class(kind: ErrorKind) -> &'static str {
         | ErrorKind::ConnectionLost
         | ErrorKind::HeartbeatTimeout
         | ErrorKind::Handshake
-        | ErrorKind::Rejected => "ConnectError",
+        | ErrorKind::Rejected
+        | ErrorKind::Proxy
+        | ErrorKind::Credentials => "ConnectError",
         _ => "TetherError",
     }
 }
