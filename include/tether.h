@@ -292,7 +292,8 @@ typedef enum tether_state {
      */
     TETHER_STATE_READY = 2,
     /**
-     * `tether_client_close` was called: draining the outbox and closing.
+     * `tether_client_close` was called: draining the outbox and closing; or reconnecting
+     * stopped and what is left is being failed before `TETHER_STATE_CLOSED`.
      */
     TETHER_STATE_CLOSING = 3,
     /**

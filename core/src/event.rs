@@ -79,7 +79,8 @@ pub enum State {
     Open = 1,
     /// Ready: queued messages flow. Without an application handshake this follows `Open` at once.
     Ready = 2,
-    /// `close` was called: draining the outbox and closing the WebSocket.
+    /// `close` was called: draining the outbox and closing the WebSocket; or reconnecting
+    /// stopped and what is left is being failed before `Closed`.
     Closing = 3,
     /// Terminal: the client will not connect again.
     Closed = 4,

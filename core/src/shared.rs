@@ -100,7 +100,18 @@ impl Shared {
 
     /// Change state and report it. Only the session task calls this, so changes are ordered.
     pub(crate) fn set_state(&self, to: State) {
+        self.set_state_after(to, None);
+    }
+
+    /// Go to state `to`, emitting `first` (the `Disconnected` that says why the link ended)
+    /// before the `State` change event, the documented order. The state itself changes before
+    /// either is emitted: an application that takes `first` and then reads the state (or
+    /// waits for `Ready`) never sees the lost link's `Ready`.
+    pub(crate) fn set_state_after(&self, to: State, first: Option<Event>) {
         let from = State::from_u8(self.state.swap(to as u8, Ordering::SeqCst));
+        if let Some(first) = first {
+            self.events.emit(first);
+        }
         if from != to {
             tracing::debug!(%from, %to, "state change");
             self.events.emit(Event::State { from, to });

@@ -342,3 +342,47 @@ fn a_connection_cut_during_the_upgrade_is_a_network_error_and_retried() {
     );
     server.join().expect("server thread");
 }
+
+/// An application that takes `Disconnected` and then asks for the state (or waits for
+/// `Ready`) must not be told the lost link is still `Ready`: the state leaves `Ready` before
+/// the event is emitted. (A Python test that took `Disconnected` and called `wait_ready()`
+/// returned at once, on the lost link, and missed what the server sent on the next one.)
+#[test]
+fn a_disconnect_taken_by_the_application_is_never_followed_by_the_lost_links_ready() {
+    let peer = Peer::start();
+    let mut rec = Recorder::connect(fast(&peer.url()));
+    rec.wait_state(State::Ready);
+    for round in 0..150 {
+        let before = rec.client.connection_info().expect("connected").connection;
+        peer.drop_all();
+        rec.next_disconnect();
+        // State first: a Ready of a newer link implies its connection number is already set.
+        let state = rec.client.state();
+        let now = rec.client.connection_info().expect("connected").connection;
+        assert!(
+            !(state == State::Ready && now == before),
+            "round {round}: Disconnected taken while the lost connection {before} was still Ready"
+        );
+        rec.wait_state(State::Ready);
+    }
+}
+
+/// The same when reconnecting stops: after the final `Disconnected` the client is not `Ready`
+/// (and refuses sends) even before `Closed` arrives.
+#[test]
+fn a_final_disconnect_leaves_ready_before_it_is_emitted() {
+    let peer = Peer::start();
+    for round in 0..40 {
+        let mut rec = Recorder::connect(fast(&peer.url()).reconnect_enabled(false));
+        rec.wait_state(State::Ready);
+        peer.drop_all();
+        let (_, will_reconnect) = rec.wait_disconnected();
+        assert!(!will_reconnect);
+        let state = rec.client.state();
+        assert!(
+            matches!(state, State::Closing | State::Closed),
+            "round {round}: state {state} after the final Disconnected"
+        );
+        rec.wait_for("Closed", SOON, |e| matches!(e, Event::Closed { .. }));
+    }
+}

@@ -23,7 +23,8 @@ pub enum tether_state {
     TETHER_STATE_OPEN = 1,
     /// Ready: queued messages flow. In raw mode this follows OPEN at once.
     TETHER_STATE_READY = 2,
-    /// `tether_client_close` was called: draining the outbox and closing.
+    /// `tether_client_close` was called: draining the outbox and closing; or reconnecting
+    /// stopped and what is left is being failed before `TETHER_STATE_CLOSED`.
     TETHER_STATE_CLOSING = 3,
     /// Terminal: the client will not connect again.
     TETHER_STATE_CLOSED = 4,

@@ -83,7 +83,8 @@ namespace Tether
         Open = 1,
         /// <summary>Ready: queued messages flow (raw mode: right after Open).</summary>
         Ready = 2,
-        /// <summary>Close() was called: draining the outbox and closing.</summary>
+        /// <summary>Close() was called: draining the outbox and closing; or reconnecting stopped
+        /// and what is left is being failed before Closed.</summary>
         Closing = 3,
         /// <summary>Terminal: the client will not connect again.</summary>
         Closed = 4,

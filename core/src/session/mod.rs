@@ -146,15 +146,22 @@ impl Session {
             tracing::warn!(%reason, "disconnected");
             let step = retry.next(&policy, &reason, Instant::now());
             attempt = ConnectAttempt::after(&step, connected_before, &reason);
-            self.shared.events.emit(Event::Disconnected {
+            let will_reconnect = matches!(step, RetryStep::Retry { .. });
+            // Stopping: `Closing` until `finish` has failed what is left and reached `Closed`.
+            let next = if will_reconnect {
+                State::Reconnecting
+            } else {
+                State::Closing
+            };
+            let disconnected = Event::Disconnected {
                 reason,
-                will_reconnect: matches!(step, RetryStep::Retry { .. }),
-            });
+                will_reconnect,
+            };
+            self.shared.set_state_after(next, Some(disconnected));
             let (attempt, delay) = match step {
                 RetryStep::Retry { attempt, delay } => (attempt, delay),
                 RetryStep::Stop(final_reason) => return final_reason,
             };
-            self.shared.set_state(State::Reconnecting);
             self.shared
                 .events
                 .emit(Event::Reconnecting { attempt, delay });
