@@ -12,12 +12,24 @@ import textwrap
 import threading
 import time
 import weakref
-from typing import Callable, List
+from typing import Callable, Iterator, List
 
 import pytest
 
 import tether
 from conftest import REPO, RustPeer, tether_threads, wait_until
+
+
+@pytest.fixture(autouse=True)
+def default_sigint_handler() -> Iterator[None]:
+    """Python's own Ctrl-C handler, as in a terminal. A test run started in the background by a
+    non-interactive shell inherits SIGINT ignored, and Python then installs no handler: Ctrl-C
+    (and ``interrupt_main``) would do nothing, whatever Tether does."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def interrupt_after(seconds: float) -> threading.Timer:
@@ -51,7 +63,8 @@ def test_ctrl_c_interrupts_blocking_calls(peer: RustPeer, call: str) -> None:
 
 
 CHILD = """
-import sys, tether
+import signal, sys, tether
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (see the fixture)
 client = tether.Client(sys.argv[1])
 client.wait_ready(10)
 print("BLOCKING", flush=True)
@@ -188,7 +201,8 @@ def test_many_clients_created_and_dropped(peer: RustPeer) -> None:
 
 
 EXIT_CHILD = """
-import sys, tether
+import signal, sys, tether
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (see the fixture)
 received = []
 a = tether.Client(sys.argv[1], on_message=received.append)
 b = tether.Client(sys.argv[1])
