@@ -41,6 +41,8 @@ pub(crate) type ChangeHook = Arc<dyn Fn() + Send + Sync>;
 struct Reasons {
     last_disconnect: Option<Disconnect>,
     closed: Option<Disconnect>,
+    /// The thread that emitted `Closed` (the session task's), see [`EventSink::closing_here`].
+    closed_on: Option<std::thread::ThreadId>,
 }
 /// The application's wake hook.
 pub(crate) type WakeHook = Arc<dyn Fn() + Send + Sync>;
@@ -202,7 +204,11 @@ impl EventSink {
             Event::Disconnected { reason, .. } => {
                 lock(&self.reasons).last_disconnect = Some(reason.clone());
             }
-            Event::Closed { reason, .. } => lock(&self.reasons).closed = Some(reason.clone()),
+            Event::Closed { reason, .. } => {
+                let mut reasons = lock(&self.reasons);
+                reasons.closed = Some(reason.clone());
+                reasons.closed_on = Some(std::thread::current().id());
+            }
             _ => {}
         }
     }
@@ -215,6 +221,12 @@ impl EventSink {
     /// The reason of the `Closed` event, once emitted.
     pub(crate) fn close_reason(&self) -> Option<Disconnect> {
         lock(&self.reasons).closed.clone()
+    }
+
+    /// True on the thread that emitted `Closed`: a hook it runs inside that emit (the change
+    /// hook, the wake hook) must never wait for the end to be marked, which comes after.
+    pub(crate) fn closing_here(&self) -> bool {
+        lock(&self.reasons).closed_on == Some(std::thread::current().id())
     }
 
     /// Install (or remove) the change hook.

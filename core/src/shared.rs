@@ -181,11 +181,12 @@ impl Shared {
     /// The `Closed` event is queued a moment before the end is marked (so that whoever wakes
     /// here finds it to poll), and its reason is noted before it is queued: once that reason is
     /// there, a caller may already hold the event, and "not closed" would contradict it, so
-    /// the wait covers that moment whatever `timeout` says (bounded, should the caller be a
-    /// hook running inside that very emit).
+    /// the wait covers that moment whatever `timeout` says. Not on the thread emitting
+    /// `Closed` itself: a hook it runs inside that emit would wait for a mark that comes only
+    /// after the emit returns (it gets "not yet", then the hook fires again once marked).
     pub(crate) fn wait_closed(&self, timeout: Duration) -> bool {
         const CLOSING_MOMENT: Duration = Duration::from_secs(1);
-        let timeout = if self.events.close_reason().is_some() {
+        let timeout = if self.events.close_reason().is_some() && !self.events.closing_here() {
             timeout.max(CLOSING_MOMENT)
         } else {
             timeout

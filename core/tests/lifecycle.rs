@@ -383,3 +383,44 @@ fn a_client_that_stopped_reading_still_closes_promptly_when_shut_down_or_dropped
         );
     }
 }
+
+/// The change hook runs on the session task, inside the emit of each event. One that asks
+/// whether the client is finished while `Closed` is being emitted (Python's asyncio bridge
+/// does) must get an answer at once: it used to wait there for the end to be marked, which
+/// only happens after that very emit, so every close took a second (`wait_closed`'s bound).
+#[test]
+fn a_change_hook_asking_whether_the_client_finished_does_not_hold_up_the_close() {
+    let peer = Peer::start();
+    let client = Arc::new(
+        Client::connect(
+            fast(&peer.url()).build().expect("config"),
+            EventDelivery::Poll,
+        )
+        .expect("client"),
+    );
+    let slowest = Arc::new(Mutex::new(Duration::ZERO));
+    let weak = Arc::downgrade(&client);
+    let seen = slowest.clone();
+    client.set_change_hook(Some(Arc::new(move || {
+        if let Some(client) = weak.upgrade() {
+            let started = std::time::Instant::now();
+            let _ = client.is_finished();
+            let took = started.elapsed();
+            let mut slowest = seen.lock().unwrap();
+            *slowest = (*slowest).max(took);
+        }
+    })));
+    let deadline = std::time::Instant::now() + SOON;
+    while client.state() != State::Ready {
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        let _ = client.next_event(Duration::from_millis(50));
+    }
+    client.close(1000, "").expect("close");
+    assert!(client.wait_closed(SOON), "closed");
+    let slowest = *slowest.lock().unwrap();
+    assert!(
+        slowest < Duration::from_millis(500),
+        "is_finished() inside the change hook blocked for {slowest:?}"
+    );
+    assert!(client.is_finished());
+}
