@@ -248,21 +248,27 @@ mod tests {
         let (sink, _source) = event_queue::channel(16);
         let outbox = Outbox::new(16, 1 << 20, OverflowPolicy::Reject, false);
         let shared = Arc::new(Shared::new(outbox, sink));
-        // The session's order: the Closed event goes out, then the end is marked.
-        shared.events.emit(crate::Event::Closed {
-            reason: crate::Disconnect::UserClose {
-                code: 1000,
-                reason: String::new(),
-            },
-            undelivered: 0,
-        });
+        // The session's order, on the session's own thread: the Closed event goes out, then
+        // the end is marked a little later.
+        let (emitted_tx, emitted_rx) = std::sync::mpsc::channel();
         let marker = {
             let shared = shared.clone();
             std::thread::spawn(move || {
+                shared.events.emit(crate::Event::Closed {
+                    reason: crate::Disconnect::UserClose {
+                        code: 1000,
+                        reason: String::new(),
+                    },
+                    undelivered: 0,
+                });
+                emitted_tx.send(()).expect("test thread waits");
                 std::thread::sleep(Duration::from_millis(50));
                 shared.mark_closed();
             })
         };
+        emitted_rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the Closed event was emitted");
         // Someone who already got that event asks without waiting: the answer is yes.
         assert!(shared.wait_closed(Duration::ZERO));
         marker.join().expect("marker thread");
