@@ -273,6 +273,18 @@ typedef enum tether_status {
      * the attempt was not made; it is retried with backoff. The message has its text.
      */
     TETHER_ERR_CREDENTIALS = 30,
+    /**
+     * The persistent outbox file (`tether_config_set_outbox_path`) could not be opened, read
+     * or written: from `tether_client_new` (a damaged file, one of another session or mode, a
+     * newer format, a file another live client holds) or `tether_client_send_*` (nothing was
+     * queued). The message names the file and the reason.
+     */
+    TETHER_ERR_STORAGE = 31,
+    /**
+     * As an `on_send_failed` status: the client ended before the message was delivered, and
+     * it stays in the persistent outbox file for the next client started with that file.
+     */
+    TETHER_ERR_KEPT = 32,
 } tether_status;
 
 /**
@@ -1827,6 +1839,47 @@ enum tether_status tether_config_set_protocol(struct tether_config *config, int 
  * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
  */
 enum tether_status tether_config_set_session_id(struct tether_config *config, const char *id);
+
+/**
+ * Keep the outbox in the file at `path` (created if missing; copied): queued and unacknowledged
+ * messages, the id sequence and the session survive the process, and a client created again with
+ * the same path resumes the session (docs/PERSISTENCE.md). One live client per file: a second gets
+ * `TETHER_ERR_STORAGE` from `tether_client_new`.
+ *
+ * Sets `outbox_path` (default in memory only): keep the outbox in this file: queued and
+ * unacknowledged messages, the id sequence and the session survive the process, and a client
+ * started again with the same path resumes the session (`docs/PERSISTENCE.md`); one live client per
+ * file.
+ *
+ * Ownership: borrows `config`; the string arguments are borrowed for the call only (copied).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` or a string NULL), `TETHER_ERR_INVALID_HANDLE` (a
+ * freed config), `TETHER_ERR_INVALID_ARGUMENT` (a string not UTF-8), the reason in
+ * `tether_config_last_error`. The value itself is checked when the config is built
+ * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
+ */
+enum tether_status tether_config_set_outbox_path(struct tether_config *config, const char *path);
+
+/**
+ * What the persistent outbox makes durable against a machine crash: a `tether_outbox_sync` value
+ * (default `TETHER_OUTBOX_SYNC_BATCH`).
+ *
+ * Sets `outbox_sync` (default `batch`): what the persistent outbox makes durable against a machine
+ * crash (a killed process loses nothing in any mode): `none` (the OS writes back), `batch` (one
+ * fdatasync per batch written to the socket) or `always` (one per message, before send returns).
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config), `TETHER_ERR_INVALID_ARGUMENT` (not a value of the enum; the previous value is kept), the
+ * reason in `tether_config_last_error`. The value itself is checked when the config is built
+ * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option).
+ */
+enum tether_status tether_config_set_outbox_sync(struct tether_config *config, int sync);
 
 /**
  * Sets `token` (default none): envelope mode: the token sent in `hello` for the server to check.

@@ -67,6 +67,39 @@ impl EventDelivery {
 /// What [`Client::close_bound`] allows beyond `close_timeout` for the closing handshake.
 const CLOSE_MARGIN: Duration = Duration::from_secs(2);
 
+/// Open the persistent outbox if `outbox_path` is set: the session id becomes the file's.
+fn open_store(
+    config: &mut Config,
+) -> Result<Option<(crate::store::Store, crate::store::Restored)>, StartError> {
+    let Some(path) = config.outbox_path.clone() else {
+        return Ok(None);
+    };
+    let fresh_epoch = crate::resume::new_epoch();
+    let params = crate::store::OpenParams {
+        sync: config.outbox_sync,
+        envelope: config.protocol == Protocol::Envelope,
+        configured_sid: config.session_id_set.then_some(config.session_id.as_str()),
+        fresh_sid: &config.session_id,
+        fresh_epoch: &fresh_epoch,
+    };
+    let (store, restored) = crate::store::Store::open(&path, &params)?;
+    if let Some(bytes) = restored.torn_bytes {
+        tracing::warn!(
+            path = %path.display(),
+            bytes,
+            "persistent outbox: a torn last record was cut off (it was being written when the process stopped; its send had not returned)"
+        );
+    }
+    tracing::info!(
+        path = %path.display(),
+        messages = restored.messages.len(),
+        next_id = restored.next_id,
+        "persistent outbox opened"
+    );
+    config.session_id = restored.sid.clone();
+    Ok(Some((store, restored)))
+}
+
 /// Why [`Client::connect`] could not start a client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -84,6 +117,9 @@ pub enum StartError {
     /// ([`Client::connect_on`] with a current-thread runtime).
     #[error("{0}")]
     Blocking(&'static str),
+    /// The persistent outbox file (`outbox_path`) could not be used.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// A resilient WebSocket client: a cheap handle to a session task that connects, reconnects,
@@ -149,6 +185,8 @@ impl Client {
         delivery: EventDelivery,
         handle: &tokio::runtime::Handle,
     ) -> Result<Client, StartError> {
+        let mut config = config;
+        let restored = open_store(&mut config)?;
         let config = Arc::new(config);
         let connector = Connector::new(config.clone())?;
         let (sink, source) = event_queue::channel(config.event_queue_capacity);
@@ -163,23 +201,7 @@ impl Client {
         let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel();
 
         let handlers = Arc::new(Handlers::new());
-        let (events, dispatcher, kept) = match delivery {
-            EventDelivery::Poll => (Some(source), None, None),
-            EventDelivery::Callback(mut handler) => {
-                let handler: RoutedHandler = Box::new(move |event| {
-                    handler(event);
-                    None
-                });
-                let thread = spawn_dispatcher(source, handler, &handlers, None, &shared)?;
-                (None, Some(thread), None)
-            }
-            EventDelivery::Routed(handler) => {
-                let kept = Arc::new(Kept::new(source.credit()));
-                let thread =
-                    spawn_dispatcher(source, handler, &handlers, Some(kept.clone()), &shared)?;
-                (None, Some(thread), Some(kept))
-            }
-        };
+        let (events, dispatcher, kept) = start_delivery(delivery, source, &handlers, &shared)?;
         let codec = (config.protocol == Protocol::Envelope).then(|| {
             crate::envelope::Codec::new(
                 config.signing_key.as_ref().map(|k| k.0.as_slice()),
@@ -188,8 +210,16 @@ impl Client {
             )
         });
         // A new epoch per client: this incarnation starts its outbound stream without any
-        // earlier incarnation's state, and says so in `hello`.
-        let resume = ResumeState::new();
+        // earlier incarnation's state, and says so in `hello`. Unless it restores a persisted
+        // session: then it goes on with that stream, its epoch and its position in the server's.
+        let (resume, last_server_id) = match restored {
+            Some((store, r)) => {
+                let resume = ResumeState::restored(r.epoch, r.server_epoch);
+                shared.outbox.restore(store, r.messages, r.next_id);
+                (resume, r.last_server_id)
+            }
+            None => (ResumeState::new(), 0),
+        };
         let epoch = resume.epoch().to_owned();
         let session = Session {
             shared: shared.clone(),
@@ -197,7 +227,7 @@ impl Client {
             connector,
             commands: command_rx,
             codec,
-            last_server_id: 0,
+            last_server_id,
             resume,
         };
         handle.spawn(session.run());
@@ -615,6 +645,37 @@ fn take_one(kept: &Kept, wait: Duration) -> Option<Event> {
 
 /// Start the dispatcher thread of a callback mode. It fires the change hook through a weak
 /// reference, so that it never keeps the session's state alive.
+/// Where a client's events go: kept for polling, or to a dispatcher thread running the handler.
+type Delivery = (
+    Option<EventSource>,
+    Option<JoinHandle<()>>,
+    Option<Arc<Kept>>,
+);
+
+fn start_delivery(
+    delivery: EventDelivery,
+    source: EventSource,
+    handlers: &Arc<Handlers>,
+    shared: &Arc<Shared>,
+) -> Result<Delivery, StartError> {
+    Ok(match delivery {
+        EventDelivery::Poll => (Some(source), None, None),
+        EventDelivery::Callback(mut handler) => {
+            let handler: RoutedHandler = Box::new(move |event| {
+                handler(event);
+                None
+            });
+            let thread = spawn_dispatcher(source, handler, handlers, None, shared)?;
+            (None, Some(thread), None)
+        }
+        EventDelivery::Routed(handler) => {
+            let kept = Arc::new(Kept::new(source.credit()));
+            let thread = spawn_dispatcher(source, handler, handlers, Some(kept.clone()), shared)?;
+            (None, Some(thread), Some(kept))
+        }
+    })
+}
+
 fn spawn_dispatcher(
     source: EventSource,
     handler: RoutedHandler,

@@ -44,6 +44,24 @@ pub enum OverflowPolicy {
     DropOldest,
 }
 
+/// What the persistent outbox (`outbox_path`) makes durable, beyond the process: every record
+/// is written to the file before the call that made it returns, so a killed process loses
+/// nothing in any mode; this says what survives a crash of the machine (`docs/PERSISTENCE.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OutboxSync {
+    /// No `fdatasync`: the operating system writes the file back when it will (typically within
+    /// 30 s). The fastest; a power loss may lose the last seconds' messages.
+    None,
+    /// One `fdatasync` per batch written to the socket: a message is on disk before it goes on
+    /// the wire, so the server never acknowledges one a power loss could take back.
+    #[default]
+    Batch,
+    /// One `fdatasync` per accepted message, before `send` returns: `send`'s id is a promise
+    /// that survives a power loss. The slowest (one disk flush per message).
+    Always,
+}
+
 /// A value kept out of `Debug` output (tokens, keys).
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Secret<T>(pub(crate) T);
@@ -150,6 +168,10 @@ pub struct Config {
     pub(crate) write_batch_bytes: usize,
     pub(crate) protocol: Protocol,
     pub(crate) session_id: String,
+    /// Whether the application chose `session_id` (else it is random, or the outbox file's).
+    pub(crate) session_id_set: bool,
+    pub(crate) outbox_path: Option<std::path::PathBuf>,
+    pub(crate) outbox_sync: OutboxSync,
     pub(crate) auth_token: Option<Secret<String>>,
     pub(crate) signing_key: Option<Secret<Vec<u8>>>,
     pub(crate) compression_threshold: Option<usize>,
@@ -203,6 +225,11 @@ impl Config {
         &self.session_id
     }
 
+    /// The persistent outbox's file, if one is set.
+    pub fn outbox_path(&self) -> Option<&std::path::Path> {
+        self.outbox_path.as_deref()
+    }
+
     /// The time `close` spends draining and closing (bindings add their join margin to it).
     pub fn close_timeout(&self) -> Duration {
         self.close_timeout
@@ -251,6 +278,8 @@ pub struct ConfigBuilder {
     pub(crate) write_batch_bytes: usize,
     pub(crate) protocol: Protocol,
     pub(crate) session_id: Option<String>,
+    pub(crate) outbox_path: Option<std::path::PathBuf>,
+    pub(crate) outbox_sync: OutboxSync,
     pub(crate) auth_token: Option<Secret<String>>,
     pub(crate) signing_key: Option<Secret<Vec<u8>>>,
     pub(crate) compression_threshold: Option<usize>,
@@ -342,6 +371,8 @@ impl ConfigBuilder {
             write_batch_bytes: defaults::WRITE_BATCH_BYTES,
             protocol: Protocol::Raw,
             session_id: None,
+            outbox_path: None,
+            outbox_sync: OutboxSync::Batch,
             auth_token: None,
             signing_key: None,
             compression_threshold: None,
@@ -604,6 +635,22 @@ impl ConfigBuilder {
         self
     }
 
+    /// Keep the outbox in this file (created if missing): queued and unacknowledged messages,
+    /// the id sequence and the session's resume state survive the process, and a client
+    /// started again with the same path resumes the session (`docs/PERSISTENCE.md`). One live
+    /// client per file.
+    pub fn outbox_path(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.outbox_path = Some(path.into());
+        self
+    }
+
+    /// What the persistent outbox makes durable against a machine crash (default
+    /// [`OutboxSync::Batch`]).
+    pub fn outbox_sync(mut self, sync: OutboxSync) -> Self {
+        self.outbox_sync = sync;
+        self
+    }
+
     /// The proxy: `http://[user:password@]host[:port]` (HTTP `CONNECT`), `socks5://...` (SOCKS5,
     /// this client resolves the server's name) or `socks5h://...` (SOCKS5, the proxy resolves
     /// it), or `"none"` to connect directly. Not set (the default): from the environment
@@ -701,7 +748,10 @@ impl ConfigBuilder {
             read_buffer_size: self.read_buffer_size,
             write_batch_bytes: self.write_batch_bytes,
             protocol: self.protocol,
+            session_id_set: self.session_id.is_some(),
             session_id,
+            outbox_path: self.outbox_path,
+            outbox_sync: self.outbox_sync,
             auth_token: self.auth_token,
             signing_key: self.signing_key,
             compression_threshold: self.compression_threshold,

@@ -81,6 +81,10 @@ pub enum SendError {
         /// The configured limit.
         limit: usize,
     },
+    /// The persistent outbox (`outbox_path`) could not record the message; nothing was
+    /// queued. The text names the file and the operating system's error.
+    #[error("the message was not queued: {0}")]
+    Storage(String),
 }
 
 /// Why `close` refused its arguments.
@@ -333,11 +337,16 @@ pub enum SendFailure {
         /// Links the server closed with 1009 while this message was in flight.
         attempts: u32,
     },
+    /// This client ended (for the reason given) before the message was delivered, and the
+    /// message stays in the persistent outbox file: a client started with the same
+    /// `outbox_path` delivers it (`docs/PERSISTENCE.md`).
+    #[error("not delivered by this client ({0}); kept in the outbox file for the next client started with it")]
+    Kept(String),
 }
 
 impl SendFailure {
     /// A stable id of the variant ("dropped_oldest", "closed", "connection_failed",
-    /// "ack_timeout", "rejected", "too_large"), for bindings that report the kind as data.
+    /// "ack_timeout", "rejected", "too_large", "kept"), for bindings that report the kind as data.
     pub fn kind_id(&self) -> &'static str {
         match self {
             SendFailure::DroppedOldest => "dropped_oldest",
@@ -346,6 +355,7 @@ impl SendFailure {
             SendFailure::AckTimeout { .. } => "ack_timeout",
             SendFailure::Rejected(_) => "rejected",
             SendFailure::RefusedTooLarge { .. } => "too_large",
+            SendFailure::Kept(_) => "kept",
         }
     }
 }

@@ -69,6 +69,12 @@ pub enum ErrorKind {
     Reentrant,
     /// The call needs another delivery mode ([`crate::DispatchError::CallbackMode`]).
     WrongMode,
+    /// The persistent outbox file could not be opened, read or written
+    /// ([`crate::StoreError`], [`crate::SendError::Storage`]).
+    Storage,
+    /// The client ended before the message was delivered; it stays in the persistent outbox
+    /// file for the next client ([`crate::SendFailure::Kept`]).
+    Kept,
 }
 
 /// An error with an [`ErrorKind`]; every error a client call returns is one.
@@ -84,6 +90,7 @@ impl Classify for SendError {
             SendError::NotReady => ErrorKind::NotReady,
             SendError::QueueFull { .. } => ErrorKind::QueueFull,
             SendError::TooLarge { .. } => ErrorKind::TooLarge,
+            SendError::Storage(_) => ErrorKind::Storage,
         }
     }
 }
@@ -102,6 +109,7 @@ impl Classify for StartError {
         match self {
             StartError::Config(c) => c.kind(),
             StartError::Runtime(r) => r.kind(),
+            StartError::Store(_) => ErrorKind::Storage,
             StartError::Thread(_) | StartError::Blocking(_) => ErrorKind::Internal,
         }
     }
@@ -143,6 +151,7 @@ impl Classify for SendFailure {
             SendFailure::AckTimeout { .. } => ErrorKind::AckTimeout,
             SendFailure::Rejected(_) => ErrorKind::Rejected,
             SendFailure::RefusedTooLarge { .. } => ErrorKind::TooLarge,
+            SendFailure::Kept(_) => ErrorKind::Kept,
         }
     }
 }

@@ -59,14 +59,15 @@ mod retry;
 pub mod runtime;
 mod session;
 mod shared;
+mod store;
 mod tls;
 pub mod wake;
 
 pub use bytes::Bytes;
 pub use client::{AckFuture, Client, EventDelivery, StartError, StatusFuture};
 pub use config::{
-    defaults, parse_ws_url, Config, ConfigBuilder, OverflowPolicy, Protocol, ReconnectPolicy,
-    RetryClassifier, TlsRoots,
+    defaults, parse_ws_url, Config, ConfigBuilder, OutboxSync, OverflowPolicy, Protocol,
+    ReconnectPolicy, RetryClassifier, TlsRoots,
 };
 pub use dispatch::DispatchError;
 pub use error::{
@@ -79,6 +80,7 @@ pub use options::{OptionKind, OptionSpec, OptionValue};
 pub use outbox::{DeliveryStatus, Want};
 pub use reach::{ConnectAttempt, ConnectionInfo, Credentials, CredentialsProvider};
 pub use retry::{backoff_ceiling, backoff_delay, default_retry_decision, RetryDecision};
+pub use store::StoreError;
 
 /// A message fails with [`SendFailure::RefusedTooLarge`] once the server has closed this many
 /// links with 1009 ("message too big") while it was the largest message in flight. More than

@@ -24,7 +24,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{defaults, Config, ConfigBuilder, OverflowPolicy, Protocol, TlsRoots};
+use crate::config::{
+    defaults, Config, ConfigBuilder, OutboxSync, OverflowPolicy, Protocol, TlsRoots,
+};
 use crate::error::ConfigError;
 
 /// The shape of an option's value, which decides how a binding converts its native value.
@@ -325,6 +327,7 @@ fn presence(set: bool) -> OptionValue {
 const TLS_ROOTS: &[&str] = &["system", "webpki"];
 const OVERFLOW: &[&str] = &["reject", "drop_oldest", "wait"];
 const PROTOCOL: &[&str] = &["raw", "envelope"];
+const OUTBOX_SYNC: &[&str] = &["none", "batch", "always"];
 
 /// A table row; `apply` and `read` are closures over the builder's and config's fields.
 const fn row(
@@ -782,6 +785,53 @@ static TABLE: &[OptionSpec] = &[
         |c| match c.overflow {
             OverflowPolicy::Wait(t) => d(t),
             _ => d(defaults::OVERFLOW_TIMEOUT),
+        },
+    ),
+    nullable(
+        row(
+            "outbox_path",
+            "outbox",
+            K::Path,
+            "tether_config_set_outbox_path",
+            "keep the outbox in this file: queued and unacknowledged messages, the id sequence \
+             and the session survive the process, and a client started again with the same path \
+             resumes the session (`docs/PERSISTENCE.md`); one live client per file",
+            |b, v| {
+                b.outbox_path = text("outbox_path", v)?.map(PathBuf::from);
+                Ok(())
+            },
+            |c| match &c.outbox_path {
+                Some(p) => OptionValue::Text(p.display().to_string()),
+                None => OptionValue::Unset,
+            },
+        ),
+        "in memory only",
+    ),
+    row(
+        "outbox_sync",
+        "outbox",
+        K::Choice(OUTBOX_SYNC),
+        "tether_config_set_outbox_sync",
+        "what the persistent outbox makes durable against a machine crash (a killed process \
+         loses nothing in any mode): `none` (the OS writes back), `batch` (one fdatasync per \
+         batch written to the socket) or `always` (one per message, before send returns)",
+        |b, v| {
+            b.outbox_sync = match choice("outbox_sync", OUTBOX_SYNC, v)? {
+                0 => OutboxSync::None,
+                1 => OutboxSync::Batch,
+                _ => OutboxSync::Always,
+            };
+            Ok(())
+        },
+        |c| {
+            OptionValue::Text(
+                match c.outbox_sync {
+                    OutboxSync::None => "none",
+                    OutboxSync::Batch => "batch",
+                    OutboxSync::Always => "always",
+                }
+                .into(),
+            )
         },
     ),
     row(

@@ -26,6 +26,7 @@ use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
 use crate::config::OverflowPolicy;
 use crate::error::{SendError, SendFailure};
 use crate::event::MessageId;
+use crate::store::Store;
 
 /// Failures remembered for [`Outbox::status`]; older ones are forgotten (reported `Unknown`).
 const FAILURE_LOG_CAPACITY: usize = 65_536;
@@ -139,6 +140,9 @@ struct Inner {
     /// Highest id whose failure record was evicted from the log.
     forgotten_below: u64,
     wakers: HashMap<u64, Vec<Waker>>,
+    /// The persistent outbox (`outbox_path`), if configured: every message accepted is
+    /// recorded before `push` returns, and every removal is noted for the next flush.
+    store: Option<Store>,
 }
 
 impl Inner {
@@ -148,6 +152,9 @@ impl Inner {
 
     fn remove_at(&mut self, index: usize) -> Option<Entry> {
         let entry = self.queue.remove(index)?;
+        if let Some(store) = self.store.as_mut() {
+            store.done(entry.id);
+        }
         self.bytes -= entry.payload.len();
         if index < self.written {
             self.written -= 1;
@@ -159,6 +166,14 @@ impl Inner {
             self.aborted -= 1;
         }
         Some(entry)
+    }
+
+    /// Write what the store noted (after a removal), compacting when due.
+    fn persist(&mut self) {
+        if let Some(store) = self.store.as_mut() {
+            let live = self.queue.iter().map(|e| (e.id, &e.payload));
+            store.flush(live, self.next_id);
+        }
     }
 
     fn record_failure(&mut self, id: MessageId, reason: SendFailure) {
@@ -254,6 +269,8 @@ pub(crate) struct Outbox {
     max_bytes: usize,
     policy: OverflowPolicy,
     keep_until_acked: bool,
+    /// A persistent store was put in place ([`Outbox::restore`]).
+    persistent: std::sync::atomic::AtomicBool,
 }
 
 impl Outbox {
@@ -275,7 +292,61 @@ impl Outbox {
             max_bytes,
             policy,
             keep_until_acked,
+            persistent: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Put a persistent store in place with the messages it restored (before any push). In
+    /// envelope mode they count as written (an earlier process may have written them): the
+    /// next `welcome` acks those the server has and the rest are written again, in order.
+    pub(crate) fn restore(&self, store: Store, messages: Vec<(MessageId, Payload)>, next_id: u64) {
+        let mut inner = self.lock();
+        for (id, payload) in messages {
+            inner.bytes += payload.len();
+            inner.queue.push_back(Entry {
+                id,
+                payload,
+                written_at: None,
+                writes: u32::from(self.keep_until_acked),
+                timeouts: 0,
+                refusals: 0,
+            });
+        }
+        if self.keep_until_acked {
+            inner.written = inner.queue.len();
+        }
+        inner.next_id = inner.next_id.max(next_id);
+        inner.high_water_messages = inner.queue.len();
+        inner.high_water_bytes = inner.bytes;
+        inner.store = Some(store);
+        self.persistent.store(true, Ordering::Relaxed);
+    }
+
+    /// Note the server's position (envelope mode: the highest server id delivered to the
+    /// application, and its epoch) in the persistent store, if any.
+    pub(crate) fn note_server_position(&self, epoch: Option<&str>, last: u64) {
+        if !self.persistent.load(Ordering::Relaxed) {
+            return; // the common case: no lock per inbound message
+        }
+        let mut inner = self.lock();
+        if let Some(store) = inner.store.as_mut() {
+            store.server_position(epoch, last);
+            inner.persist();
+        }
+    }
+
+    /// Whether a persistent store is in place.
+    pub(crate) fn is_persistent(&self) -> bool {
+        self.persistent.load(Ordering::Relaxed)
+    }
+
+    /// Close the persistent store (at the session's end): what is left stays in the file
+    /// for the next client started with it, and the file is free for that client.
+    pub(crate) fn release_store(&self) -> bool {
+        let mut inner = self.lock();
+        inner.persist();
+        inner.store.take().is_some()
+        // `persistent` stays set: what was accepted was kept in the file.
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -367,6 +438,13 @@ impl Outbox {
             }
         }
         let id = MessageId(inner.next_id);
+        if let Some(store) = inner.store.as_mut() {
+            // Recorded (with the drops above) before the id is given out: an accepted message
+            // is in the file. On failure nothing is accepted; the drops stay noted.
+            store
+                .accepted(id, &payload)
+                .map_err(|e| SendError::Storage(e.to_string()))?;
+        }
         // The session takes every unwritten message per batch: wake it only when there were none.
         let had_unwritten = inner.queue.len() > inner.protected();
         inner.next_id += 1;
@@ -399,6 +477,10 @@ impl Outbox {
         let mut inner = self.lock();
         debug_assert_eq!(inner.in_flight, 0, "one batch at a time");
         inner.aborted = 0;
+        if let Some(store) = inner.store.as_mut() {
+            // OutboxSync::Batch: on disk before it goes on the wire.
+            store.sync_batch();
+        }
         let now = Instant::now();
         let start = inner.written;
         let mut batch = Batch::default();
@@ -440,8 +522,10 @@ impl Outbox {
         inner.in_flight = 0;
         // Raw mode keeps `written` at 0, so the batch is exactly the first `n` entries.
         let last = inner.queue.get(n.wrapping_sub(1)).map(|e| e.id);
-        let freed: usize = inner.queue.drain(..n).map(|e| e.payload.len()).sum();
-        inner.bytes -= freed;
+        for _ in 0..n {
+            inner.remove_at(0);
+        }
+        inner.persist();
         if let Some(last) = last {
             inner.wake_written(last);
         }
@@ -485,6 +569,7 @@ impl Outbox {
                 acked.push(entry.id);
             }
         }
+        inner.persist();
         drop(inner);
         if !acked.is_empty() {
             self.notify_changed();
@@ -508,6 +593,7 @@ impl Outbox {
             return false;
         };
         inner.remove_at(at);
+        inner.persist();
         if let Some(reason) = failure {
             inner.record_failure(id, reason);
         }
@@ -549,6 +635,7 @@ impl Outbox {
         if front.timeouts > retries {
             let (id, writes) = (front.id, front.writes);
             inner.remove_at(0);
+            inner.persist();
             inner.record_failure(id, SendFailure::AckTimeout { attempts: writes });
             inner.wake(id);
             drop(inner);
@@ -588,6 +675,7 @@ impl Outbox {
             return None;
         }
         inner.remove_at(at);
+        inner.persist();
         inner.record_failure(id, SendFailure::RefusedTooLarge { attempts: refusals });
         inner.wake(id);
         drop(inner);
@@ -601,7 +689,8 @@ impl Outbox {
         self.notify_changed();
     }
 
-    /// Close intake and remove everything as failed with `reason`; returns the ids.
+    /// Close intake and remove everything as failed with `reason`; returns the ids. With a
+    /// persistent store they stay in its file (nothing is noted as done there).
     pub(crate) fn close_and_fail_all(&self, reason: &SendFailure) -> Vec<MessageId> {
         let mut inner = self.lock();
         inner.closed = true;

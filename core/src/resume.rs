@@ -46,6 +46,16 @@ impl ResumeState {
         }
     }
 
+    /// An incarnation restored from a persistent outbox: its epoch, and the server epoch its
+    /// last server id counts in (None: no revision-2 welcome accepted yet).
+    pub(crate) fn restored(epoch: String, server_epoch: Option<String>) -> ResumeState {
+        let mut state = ResumeState::with_epoch(epoch);
+        if let Some(sep) = server_epoch {
+            state.server = ServerStream::Epoch(sep);
+        }
+        state
+    }
+
     /// This client's epoch.
     pub(crate) fn epoch(&self) -> &str {
         &self.epoch
@@ -122,7 +132,7 @@ impl ResumeState {
 
 /// A fresh epoch: 16 random lowercase hex digits, from the operating system's generator where
 /// it is available (two processes started at the same moment must not pick the same one).
-fn new_epoch() -> String {
+pub(crate) fn new_epoch() -> String {
     use ring::rand::SecureRandom;
     let mut bytes = [0u8; 8];
     let n = match ring::rand::SystemRandom::new().fill(&mut bytes) {

@@ -70,6 +70,19 @@ pub enum tether_protocol {
     TETHER_PROTOCOL_ENVELOPE = 1,
 }
 
+/// What the persistent outbox (`tether_config_set_outbox_path`) makes durable against a machine
+/// crash; a killed process loses nothing in any mode.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum tether_outbox_sync {
+    /// No fdatasync: the OS writes the file back in its own time.
+    TETHER_OUTBOX_SYNC_NONE = 0,
+    /// Default: one fdatasync per batch, before the batch goes on the wire.
+    TETHER_OUTBOX_SYNC_BATCH = 1,
+    /// One fdatasync per message, before `tether_client_send*` returns its id.
+    TETHER_OUTBOX_SYNC_ALWAYS = 2,
+}
+
 pub(crate) struct ConfigState {
     url: Option<String>,
     /// The values set so far (options never set keep core's defaults); its URL is replaced
@@ -598,6 +611,18 @@ table_setters! {
         "protocol" => choice(protocol, "tether_protocol", &["raw", "envelope"])?,
     }
     fn tether_config_set_session_id(id: *const c_char) { "session_id" => text(str_arg(id, "id")?) }
+    /// Keep the outbox in the file at `path` (created if missing; copied): queued and
+    /// unacknowledged messages, the id sequence and the session survive the process, and a
+    /// client created again with the same path resumes the session (docs/PERSISTENCE.md). One
+    /// live client per file: a second gets `TETHER_ERR_STORAGE` from `tether_client_new`.
+    fn tether_config_set_outbox_path(path: *const c_char) {
+        "outbox_path" => text(str_arg(path, "path")?),
+    }
+    /// What the persistent outbox makes durable against a machine crash: a
+    /// `tether_outbox_sync` value (default `TETHER_OUTBOX_SYNC_BATCH`).
+    fn tether_config_set_outbox_sync(sync: c_int) {
+        "outbox_sync" => choice(sync, "tether_outbox_sync", &["none", "batch", "always"])?,
+    }
     fn tether_config_set_auth_token(token: *const c_char) {
         "token" => text(str_arg(token, "token")?),
     }

@@ -89,12 +89,20 @@ pub enum tether_status {
     /// Asynchronous: the credentials provider failed (returned non-OK, or misbehaved), so
     /// the attempt was not made; it is retried with backoff. The message has its text.
     TETHER_ERR_CREDENTIALS = 30,
+    /// The persistent outbox file (`tether_config_set_outbox_path`) could not be opened, read
+    /// or written: from `tether_client_new` (a damaged file, one of another session or mode, a
+    /// newer format, a file another live client holds) or `tether_client_send_*` (nothing was
+    /// queued). The message names the file and the reason.
+    TETHER_ERR_STORAGE = 31,
+    /// As an `on_send_failed` status: the client ended before the message was delivered, and
+    /// it stays in the persistent outbox file for the next client started with that file.
+    TETHER_ERR_KEPT = 32,
 }
 
 use tether_status::*;
 
 /// The short static description of each status, indexed by its number.
-const DESCRIPTIONS: [&CStr; 31] = [
+const DESCRIPTIONS: [&CStr; 33] = [
     c"ok",
     c"a required pointer parameter was NULL",
     c"internal error: Tether panicked (this is a bug)",
@@ -126,6 +134,8 @@ const DESCRIPTIONS: [&CStr; 31] = [
     c"inbound message rejected",
     c"refused by the proxy",
     c"credentials provider failed",
+    c"persistent outbox file error",
+    c"not delivered; kept in the outbox file",
 ];
 
 /// A short, static, NUL-terminated English description of a status code. Takes an `int` so
@@ -194,6 +204,8 @@ impl From<ErrorKind> for tether_status {
             ErrorKind::AckTimeout => TETHER_ERR_ACK_TIMEOUT,
             ErrorKind::Proxy => TETHER_ERR_PROXY,
             ErrorKind::Credentials => TETHER_ERR_CREDENTIALS,
+            ErrorKind::Storage => TETHER_ERR_STORAGE,
+            ErrorKind::Kept => TETHER_ERR_KEPT,
             ErrorKind::Reentrant => TETHER_ERR_REENTRANT,
             ErrorKind::WrongMode => TETHER_ERR_WRONG_MODE,
             // Internal, and a kind this version does not know yet.
@@ -208,7 +220,7 @@ mod tests {
 
     #[test]
     fn every_status_has_a_description() {
-        assert_eq!(DESCRIPTIONS.len(), TETHER_ERR_CREDENTIALS as usize + 1);
+        assert_eq!(DESCRIPTIONS.len(), TETHER_ERR_KEPT as usize + 1);
         for i in 0..DESCRIPTIONS.len() {
             let text = tether_status_str(i as c_int);
             // SAFETY: tether_status_str returns a static NUL-terminated string.

@@ -414,6 +414,8 @@ class ClientOptions(TypedDict, total=False):
     outbox_max_bytes: int
     overflow: Literal["reject", "drop_oldest", "wait"]
     overflow_timeout: float
+    outbox_path: Union[str, os.PathLike[str], None]
+    outbox_sync: Literal["none", "batch", "always"]
     queue_while_disconnected: bool
     # limits
     max_message_size: int

@@ -244,6 +244,7 @@ impl Session {
             tracing::warn!(?reset, "session reset: a side lost its session state");
             self.shared.events.emit(Event::SessionReset(reset));
         }
+        self.persist_server_position();
     }
 
     /// A link the peer closed with 1009 ("message too big"): one strike against the largest
@@ -584,7 +585,16 @@ impl Session {
         if let Some(id) = id {
             self.last_server_id = self.last_server_id.max(id);
             link.ack_due = true;
+            self.persist_server_position();
         }
+    }
+
+    /// Persistent outbox: the server's stream position survives the process, so a restarted
+    /// client neither delivers a server message twice nor asks for a stream it left.
+    fn persist_server_position(&self) {
+        self.shared
+            .outbox
+            .note_server_position(self.resume.server_epoch(), self.last_server_id);
     }
 
     /// Envelope mode: handle one inbound data frame.
@@ -716,11 +726,17 @@ impl Session {
 fn finish(shared: &Shared, reason: Disconnect) {
     // A link that ended without leaving `pump` normally may have left a batch open.
     shared.events.close_batch();
-    let failure = match &reason {
+    let mut failure = match &reason {
         Disconnect::UserClose { .. } => SendFailure::Closed,
         other => SendFailure::ConnectionFailed(other.to_string()),
     };
+    if shared.outbox.is_persistent() {
+        // Not lost: they stay in the file for the next client started with it.
+        failure = SendFailure::Kept(failure.to_string());
+    }
     let undelivered = shared.outbox.close_and_fail_all(&failure);
+    // Before `Closed`: a closed client's file is free for the next one.
+    shared.outbox.release_store();
     shared.report_failed(&undelivered, &failure);
     shared.set_state(State::Closed);
     tracing::info!(%reason, undelivered = undelivered.len(), "closed");
