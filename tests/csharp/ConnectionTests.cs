@@ -92,6 +92,57 @@ namespace TetherTests
         }
 
         [Test]
+        public static void a_persistent_outbox_keeps_messages_undelivered_at_close_for_the_next_client()
+        {
+            var path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "tether-cs-outbox-" + System.Diagnostics.Process.GetCurrentProcess().Id);
+            System.IO.File.Delete(path);
+            try
+            {
+                using (var R = Peer.RefServer(""))
+                {
+                    // The first client never reaches a server: its messages wait in the outbox.
+                    var o = T.Options("ws://127.0.0.1:1/");
+                    o.Protocol = TetherProtocol.Envelope;
+                    o.SessionId = "cs-persist";
+                    o.OutboxPath = path;
+                    o.OutboxSync = OutboxSync.None;
+                    List<Receipt> receipts;
+                    using (var first = new TetherClient(o))
+                    {
+                        receipts = Enumerable.Range(0, 3).Select(i => first.SendText("kept " + i)).ToList();
+                        var held = T.Options(R.Url);
+                        held.Protocol = TetherProtocol.Envelope;
+                        held.OutboxPath = path;
+                        var e = Check.Throws<TetherException>(() => new TetherClient(held), "a second client on the same file");
+                        Check.Equal(TetherStatus.Storage, e.Status, "Storage: " + e.Message);
+                        Check.True(e.Message.Contains("in use"), "the message says the file is in use: " + e.Message);
+                        // Close and dispatch to the end: the library reports each as kept.
+                        first.Close();
+                        T.Until(first, () => first.Completion.IsCompleted, 10000, "the close");
+                    }
+                    Check.True(receipts.All(r => r.State == DeliveryStatus.Failed && r.Failure.Status == TetherStatus.Kept), "reported as kept: " + string.Join(", ", receipts.Select(r => r.Failure == null ? "none" : r.Failure.Status.ToString())));
+                    // The next client with the same file delivers them, in order, ids continuing.
+                    var n = T.Options(R.Url);
+                    n.Protocol = TetherProtocol.Envelope;
+                    n.OutboxPath = path;
+                    n.HandshakeTimeout = TimeSpan.FromMilliseconds(T.Ms(5000));
+                    using (var next = new TetherClient(n))
+                    {
+                        var got = new List<string>();
+                        next.MessageReceived += m => got.Add(m.Text);
+                        T.Until(next, () => got.Count == 3, 15000, "the kept messages echoed");
+                        Check.True(got.SequenceEqual(new[] { "kept 0", "kept 1", "kept 2" }), "in order: " + string.Join(", ", got));
+                        Check.Equal(receipts[2].Id + 1, next.SendText("after").Id, "ids continue");
+                    }
+                }
+            }
+            finally
+            {
+                System.IO.File.Delete(path);
+            }
+        }
+
+        [Test]
         public static void envelope_rejection_fails_receipts_and_reports_errors()
         {
             using (var R = Peer.RefServer("--token secret"))

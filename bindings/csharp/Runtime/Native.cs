@@ -132,6 +132,12 @@ namespace Tether
         internal static extern int tether_config_set_session_id(IntPtr config, byte[] id);
 
         [DllImport(Lib, CallingConvention = Cc, ExactSpelling = true)]
+        internal static extern int tether_config_set_outbox_path(IntPtr config, byte[] path);
+
+        [DllImport(Lib, CallingConvention = Cc, ExactSpelling = true)]
+        internal static extern int tether_config_set_outbox_sync(IntPtr config, int sync);
+
+        [DllImport(Lib, CallingConvention = Cc, ExactSpelling = true)]
         internal static extern int tether_config_set_auth_token(IntPtr config, byte[] token);
 
         [DllImport(Lib, CallingConvention = Cc, ExactSpelling = true)]

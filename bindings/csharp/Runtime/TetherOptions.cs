@@ -102,6 +102,12 @@ namespace Tether
 
         /// <summary>Envelope mode: the session id (1 to 128 printable ASCII characters; default random).</summary>
         public string SessionId { get; set; }
+        /// <summary>Keep the outbox in this file (docs/PERSISTENCE.md): queued and unacked messages,
+        /// the id sequence and the session survive the app, and a client created again with the
+        /// same path resumes the session. Unity: a path under Application.persistentDataPath.</summary>
+        public string OutboxPath { get; set; }
+        /// <summary>What the persistent outbox makes durable against a machine crash (default Batch).</summary>
+        public OutboxSync? OutboxSync { get; set; }
         /// <summary>Envelope mode: the token sent in the handshake.</summary>
         public string AuthToken { get; set; }
         /// <summary>Envelope mode: HMAC-SHA256 signing key for every message in both directions.</summary>
@@ -197,6 +203,8 @@ namespace Tether
         {
             Check(c, NativeMethods.tether_config_set_protocol(c, (int)Protocol));
             if (SessionId != null) Check(c, NativeMethods.tether_config_set_session_id(c, Utf8.Z(SessionId, "SessionId")));
+            if (OutboxPath != null) Check(c, NativeMethods.tether_config_set_outbox_path(c, Utf8.Z(OutboxPath, "OutboxPath")));
+            if (OutboxSync.HasValue) Check(c, NativeMethods.tether_config_set_outbox_sync(c, (int)OutboxSync.Value));
             if (AuthToken != null) Check(c, NativeMethods.tether_config_set_auth_token(c, Utf8.Z(AuthToken, "AuthToken")));
             if (SigningKey != null) Check(c, NativeMethods.tether_config_set_signing_key(c, SigningKey, (UIntPtr)SigningKey.Length));
             if (CompressionThreshold.HasValue) Check(c, NativeMethods.tether_config_set_compression_threshold(c, Size(CompressionThreshold.Value, "CompressionThreshold")));

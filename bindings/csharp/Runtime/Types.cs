@@ -72,6 +72,12 @@ namespace Tether
         Proxy = 29,
         /// <summary>The credentials provider failed an attempt (retried like a failed connect).</summary>
         Credentials = 30,
+        /// <summary>The persistent outbox file (OutboxPath) could not be used: in use by another
+        /// client, damaged, of another session, or an I/O error; the message names the file.</summary>
+        Storage = 31,
+        /// <summary>Asynchronous: undelivered at close, kept in the persistent outbox for the
+        /// next client started with the same OutboxPath.</summary>
+        Kept = 32,
     }
 
     /// <summary>tether_state: where the connection stands.</summary>
@@ -110,6 +116,18 @@ namespace Tether
         Wait = 1,
         /// <summary>Accept it and fail the oldest queued message (TetherStatus.Dropped).</summary>
         DropOldest = 2,
+    }
+
+    /// <summary>tether_outbox_sync: what the persistent outbox makes durable against a machine crash
+    /// (a killed process loses nothing in any mode).</summary>
+    public enum OutboxSync
+    {
+        /// <summary>No fdatasync: the OS writes the file back in its own time.</summary>
+        None = 0,
+        /// <summary>Default: one fdatasync per batch, before it goes on the wire.</summary>
+        Batch = 1,
+        /// <summary>One fdatasync per message, before Send returns its id.</summary>
+        Always = 2,
     }
 
     /// <summary>tether_tls_roots: which CAs wss:// trusts unless a CA file or PEM is given.</summary>
