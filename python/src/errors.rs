@@ -12,7 +12,8 @@
 //! ├── MessageTooLarge                    SendError::TooLarge, Disconnect::InboundTooLarge
 //! ├── DeliveryFailed                     SendFailure (via DeliveryError::Failed or a receipt)
 //! ├── ProtocolError                      Disconnect::ProtocolError
-//! └── NotSupportedError                  DeliveryError::NotSupported (acks in raw mode)
+//! ├── NotSupportedError                  DeliveryError::NotSupported (acks in raw mode)
+//! └── StorageError                       StartError::Store, SendError::Storage (outbox_path)
 //! TimeoutError (builtin)                 every timed wait
 //! ```
 //!
@@ -57,6 +58,7 @@ fn class(kind: ErrorKind) -> &'static str {
         ErrorKind::TooLarge => "MessageTooLarge",
         ErrorKind::NotSupported => "NotSupportedError",
         ErrorKind::Protocol => "ProtocolError",
+        ErrorKind::Storage => "StorageError",
         ErrorKind::ConnectFailed
         | ErrorKind::ConnectionLost
         | ErrorKind::HeartbeatTimeout

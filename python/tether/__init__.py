@@ -59,6 +59,7 @@ from ._types import (
     OtherEvent,
     ProtocolError,
     QueueFullError,
+    StorageError,
     Reconnecting,
     SendFailed,
     SessionReset,
@@ -115,6 +116,7 @@ __all__ = [
     "DeliveryFailed",
     "ProtocolError",
     "NotSupportedError",
+    "StorageError",
 ]
 
 # Public classes print and pickle as `tether.X`, where users find them.

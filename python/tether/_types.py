@@ -52,6 +52,7 @@ __all__ = [
     "DeliveryFailed",
     "ProtocolError",
     "NotSupportedError",
+    "StorageError",
     "ClientOptions",
     "ConnectionInfo",
     "ConnectAttempt",
@@ -369,6 +370,12 @@ class ProtocolError(TetherError):
 
 class NotSupportedError(TetherError):
     """The operation needs ``protocol="envelope"`` (acks in raw mode)."""
+
+
+class StorageError(TetherError):
+    """The persistent outbox file (``outbox_path``) could not be used: another live client holds
+    it, it is damaged, of another session or mode, or an I/O error; the message names the file
+    (docs/PERSISTENCE.md). A failed send writing to it raises this too."""
 
 
 # ----- options (typing only) -------------------------------------------------------------------
