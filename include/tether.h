@@ -453,6 +453,25 @@ typedef enum tether_protocol {
 } tether_protocol;
 
 /**
+ * What the persistent outbox (`tether_config_set_outbox_path`) makes durable against a machine
+ * crash; a killed process loses nothing in any mode.
+ */
+typedef enum tether_outbox_sync {
+    /**
+     * No fdatasync: the OS writes the file back in its own time.
+     */
+    TETHER_OUTBOX_SYNC_NONE = 0,
+    /**
+     * Default: one fdatasync per batch, before the batch goes on the wire.
+     */
+    TETHER_OUTBOX_SYNC_BATCH = 1,
+    /**
+     * One fdatasync per message, before `tether_client_send*` returns its id.
+     */
+    TETHER_OUTBOX_SYNC_ALWAYS = 2,
+} tether_outbox_sync;
+
+/**
  * Which text `tether_client_connection_info` copies.
  */
 typedef enum tether_info {

@@ -27,13 +27,13 @@ TEST(version_and_strings) {
     CHECK(TETHER_VERSION_NUMBER ==
           TETHER_VERSION_MAJOR * 10000 + TETHER_VERSION_MINOR * 100 + TETHER_VERSION_PATCH);
     CHECK(strcmp(tether_status_str(TETHER_OK), "ok") == 0);
-    for (int s = 0; s <= TETHER_ERR_CREDENTIALS; s++) {
+    for (int s = 0; s <= TETHER_ERR_KEPT; s++) {
         const char *text = tether_status_str(s);
         CHECK(text != NULL && *text != '\0');
         CHECK_MSG(strcmp(text, "unknown status") != 0, "status %d has no description", s);
     }
     CHECK(strcmp(tether_status_str(-1), "unknown status") == 0);
-    CHECK(strcmp(tether_status_str(TETHER_ERR_CREDENTIALS + 1), "unknown status") == 0);
+    CHECK(strcmp(tether_status_str(TETHER_ERR_KEPT + 1), "unknown status") == 0);
     CHECK(strcmp(tether_status_str(1 << 30), "unknown status") == 0);
     CHECK(strcmp(tether_state_str(TETHER_STATE_READY), "ready") == 0);
     CHECK(strcmp(tether_state_str(TETHER_STATE_RECONNECTING), "reconnecting") == 0);

@@ -137,3 +137,66 @@ TEST(close_drains_the_outbox) {
     peer_cmd(&P, "echo on", NULL, 0);
     rec_destroy(r);
 }
+
+/* The persistent outbox: one live client per file (TETHER_ERR_STORAGE for a second), messages
+ * undelivered at close reported as TETHER_ERR_KEPT, and the next client on the file delivers
+ * them in order with ids continuing (the SIGKILL soak is core/tests/persistence.rs). */
+TEST(persistent_outbox_keeps_messages_for_the_next_client) {
+    peer R;
+    CHECK(ref_server_start(&R, NULL) == 0);
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/tether-c-outbox-%d", (int)getpid());
+    unlink(path);
+
+    /* Nobody listens on port 1: the messages wait in the outbox. */
+    rec *first = rec_new(false);
+    CHECK(first != NULL);
+    tether_config *cfg = envelope_config("ws://127.0.0.1:1/", "c-persist", NULL, NULL);
+    CHECK(cfg != NULL);
+    CHECK_STATUS(tether_config_set_outbox_path(cfg, path), TETHER_OK);
+    CHECK_STATUS(tether_config_set_outbox_sync(cfg, TETHER_OUTBOX_SYNC_NONE), TETHER_OK);
+    CHECK_STATUS(tether_config_set_outbox_sync(cfg, 7), TETHER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(tether_config_set_outbox_path(cfg, NULL), TETHER_ERR_NULL_PARAMETER);
+    CHECK_STATUS(start(first, cfg), TETHER_OK);
+    uint64_t ids[3] = {0, 0, 0};
+    for (int i = 0; i < 3; i++) {
+        char text[16];
+        int n = snprintf(text, sizeof text, "kept %d", i);
+        CHECK_STATUS(tether_client_send_text(first->client, text, (size_t)n, &ids[i]), TETHER_OK);
+    }
+
+    /* A second client on the same file is refused, naming the file. */
+    rec *second = rec_new(false);
+    CHECK(second != NULL);
+    CHECK_STATUS(start(second, cfg), TETHER_ERR_STORAGE);
+    CHECK(second->client == NULL);
+    tether_config_free(cfg);
+    rec_destroy(second);
+
+    free_and_check(first);
+    CHECK_MSG(first->send_failed == 3 && first->failed_seen == (1ull << TETHER_ERR_KEPT),
+              "failed %d, statuses %llx: %s", first->send_failed,
+              (unsigned long long)first->failed_seen, first->last_failed_reason);
+    rec_destroy(first);
+
+    /* The next client with the file delivers them; the server echoes each one. */
+    rec *next = rec_new(false);
+    CHECK(next != NULL);
+    cfg = envelope_config(R.url, "c-persist", NULL, NULL);
+    CHECK(cfg != NULL);
+    CHECK_STATUS(tether_config_set_outbox_path(cfg, path), TETHER_OK);
+    CHECK_STATUS(start(next, cfg), TETHER_OK);
+    tether_config_free(cfg);
+    CHECK(wait_count(next, &next->messages, 3, 10000));
+    CHECK(strcmp(next->texts[0], "kept 0") == 0 && strcmp(next->texts[1], "kept 1") == 0 &&
+          strcmp(next->texts[2], "kept 2") == 0);
+    uint64_t id = 0;
+    CHECK_STATUS(tether_client_send_text(next->client, "after", 5, &id), TETHER_OK);
+    CHECK_MSG(id == ids[2] + 1, "ids continue: %llu after %llu", (unsigned long long)id,
+              (unsigned long long)ids[2]);
+    CHECK_STATUS(tether_client_wait_acked(next->client, id, (uint64_t)scaled_ms(10000)), TETHER_OK);
+    free_and_check(next);
+    rec_destroy(next);
+    unlink(path);
+    peer_stop(&R);
+}
