@@ -18,7 +18,7 @@ PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := tests/peers/node/node_modules/.installed
 
-.PHONY: demo test wheel chaos fuzz bench venv fmt lint stress redis-server haproxy proxies options-docs mono csharp-plugin csharp-package
+.PHONY: demo test wheel chaos fuzz bench bench-outbox venv fmt lint stress redis-server haproxy proxies options-docs mono csharp-plugin csharp-package
 
 demo: redis-server haproxy
 	cargo run --release -q -p tether-core --example demo
@@ -57,6 +57,11 @@ stress: $(VENV_STAMP) $(NODE_STAMP)
 # server": only section (g), the rest of RESULTS.md kept).
 bench: redis-server
 	bash bench/run.sh $(BENCH_ARGS)
+
+# The persistent outbox's cost (outbox_sync none / batch / always) beside the in-memory outbox,
+# in one run; writes bench/OUTBOX.md.
+bench-outbox:
+	python3 bench/outbox.py $(BENCH_ARGS)
 
 # cargo-fuzz targets (envelope decoders, URL and config parser), SECONDS each (default 60).
 fuzz:

@@ -45,6 +45,10 @@ impl Args {
         }
     }
 
+    pub fn opt_str(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+
     pub fn opt_usize(&self, key: &str) -> Option<usize> {
         self.0.contains_key(key).then(|| self.usize(key, 0))
     }

@@ -18,6 +18,11 @@ import pytest
 import tether
 from conftest import ServerProcess
 
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "scale"))
+
+import harness  # noqa: E402
+
 SID = "py-persisted"
 CHILD = r"""
 import sys, tether
@@ -99,16 +104,38 @@ def test_a_killed_process_restarted_with_the_file_loses_and_repeats_nothing(
         for round_ in range(rounds):
             accepted += run_child(server.url, path, round_, random.randint(1, 300))
         accepted += run_child(server.url, path, rounds, None)
-        ids = [mid for mid, _ in accepted]
-        assert ids == sorted(set(ids)), "ids continue across processes, strictly increasing"
-        got = delivered(server, tmp)
-        assert len(set(got)) == len(got), "a message was delivered twice"
-        position = {p: i for i, p in enumerate(got)}
-        order = [position.get(p) for _, p in accepted]
-        assert None not in order, "an accepted message was lost"
-        assert order == sorted(order), "delivered out of order"
-        # Delivered but never reported: only a send that returned just before the kill.
-        assert len(got) - len(accepted) <= rounds
+        check_delivered(accepted, delivered(server, tmp), rounds)
+
+def check_delivered(accepted: List[Tuple[int, str]], got: List[str], kills: int) -> None:
+    ids = [mid for mid, _ in accepted]
+    assert ids == sorted(set(ids)), "ids continue across processes, strictly increasing"
+    assert len(set(got)) == len(got), "a message was delivered twice"
+    position = {p: i for i, p in enumerate(got)}
+    lost = [p for _, p in accepted if p not in position]
+    assert not lost, f"accepted messages were lost: {lost[:5]}"
+    order = [position[p] for _, p in accepted]
+    assert order == sorted(order), "delivered out of order"
+    # Delivered but never reported: only a send that returned just before a kill.
+    assert len(got) - len(accepted) <= kills
+
+
+def test_killed_clients_and_killed_servers_with_redis_behind_haproxy(tmp_path: Path) -> None:
+    """Both sides lose their process: the client is SIGKILLed and restarted with its file, and a
+    tether.server instance (Redis session store, two instances behind HAProxy) is SIGKILLed
+    and restarted between client rounds. The application's effect log in Redis holds every
+    accepted message once, in order."""
+    rng = random.Random(0x0B0B)
+    with harness.Processes(tmp_path / "logs") as procs:
+        cluster = harness.Cluster.start(procs, 2)
+        path = tmp_path / "outbox"
+        accepted: List[Tuple[int, str]] = []
+        rounds = 4
+        for round_ in range(rounds):
+            accepted += run_child(cluster.haproxy.url, path, round_, rng.randint(1, 300))
+            cluster.kill_and_restart(rng)
+        accepted += run_child(cluster.haproxy.url, path, rounds, None)
+        got = cluster.redis.lrange(f"tether:app:{SID}:log")
+        check_delivered(accepted, got, rounds)
 
 
 def test_a_file_held_by_a_live_client_is_refused_with_storage_error(peer: ServerProcess) -> None:

@@ -11,7 +11,8 @@
 //! `bench-tether --url URL --workload rr|pipe|idle|poll|free [--mode poll|cb]
 //!               [--protocol raw|envelope] [--kind text|binary] [--size N] [--window N]
 //!               [--duration S] [--warmup S] [--conns N] [--iters N]
-//!               [--read-buffer BYTES] [--write-batch BYTES]`  (the last two: experiments)
+//!               [--read-buffer BYTES] [--write-batch BYTES]  (these two: experiments)
+//!               [--outbox-path FILE --outbox-sync none|batch|always]`  (bench/outbox.py)
 //!
 //! Configuration: Tether's defaults, except the outbox bound, raised to 8192 messages /
 //! 128 MiB so that 1,000 messages of 64 KiB fit in flight (workload c).
@@ -23,7 +24,9 @@ use std::time::{Duration, Instant};
 use tether_bench::{
     die, mark, payload, rss_kib, rtt_result, summary, throughput_result, Args, Json,
 };
-use tether_core::{Bytes, Client, Config, Event, EventDelivery, Protocol, State, Text};
+use tether_core::{
+    Bytes, Client, Config, Event, EventDelivery, OutboxSync, Protocol, State, Text,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -72,6 +75,16 @@ fn config(args: &Args) -> Config {
     }
     if let Some(n) = args.opt_usize("write-batch") {
         builder = builder.write_batch_bytes(n);
+    }
+    // The persistent outbox (bench/outbox.py measures its cost beside the in-memory one).
+    if let Some(path) = args.opt_str("outbox-path") {
+        let _ = std::fs::remove_file(&path); // a fresh file per run
+        let sync = match args.str("outbox-sync", "batch").as_str() {
+            "none" => OutboxSync::None,
+            "always" => OutboxSync::Always,
+            _ => OutboxSync::Batch,
+        };
+        builder = builder.outbox_path(path).outbox_sync(sync);
     }
     builder
         .build()
