@@ -779,8 +779,8 @@ mod tests {
 
     #[test]
     fn messages_session_and_position_survive_a_reopen_and_ids_continue() {
-        let dir = tempdir();
-        let path = dir.join("ob");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("ob");
         {
             let (mut s, r) = Store::open(&path, &params(true)).unwrap();
             assert_eq!(
@@ -816,8 +816,8 @@ mod tests {
 
     #[test]
     fn a_torn_last_record_is_cut_off_and_the_rest_kept() {
-        let dir = tempdir();
-        let path = dir.join("ob");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("ob");
         {
             let (mut s, _) = Store::open(&path, &params(false)).unwrap();
             s.accepted(MessageId(1), &text("kept")).unwrap();
@@ -825,7 +825,7 @@ mod tests {
         }
         let full = std::fs::metadata(&path).unwrap().len();
         for cut in 1..(8 + 10 + 4) {
-            let copy = dir.join(&format!("cut{cut}"));
+            let copy = dir.path().join(&format!("cut{cut}"));
             std::fs::copy(&path, &copy).unwrap();
             OpenOptions::new()
                 .write(true)
@@ -847,8 +847,8 @@ mod tests {
 
     #[test]
     fn damage_before_the_end_is_refused_and_the_file_left_alone() {
-        let dir = tempdir();
-        let path = dir.join("ob");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("ob");
         {
             let (mut s, _) = Store::open(&path, &params(false)).unwrap();
             s.accepted(MessageId(1), &text("first")).unwrap();
@@ -871,13 +871,13 @@ mod tests {
 
     #[test]
     fn foreign_newer_other_session_other_mode_and_busy_files_are_refused() {
-        let dir = tempdir();
-        let foreign = dir.join("foreign");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let foreign = dir.path().join("foreign");
         std::fs::write(&foreign, b"{\"not\": \"an outbox\"}").unwrap();
         let err = Store::open(&foreign, &params(false)).unwrap_err();
         assert!(matches!(err, StoreError::NotAnOutbox { .. }), "{err}");
 
-        let newer = dir.join("newer");
+        let newer = dir.path().join("newer");
         let mut h = header();
         h[8] = 9;
         std::fs::write(&newer, &h).unwrap();
@@ -887,7 +887,7 @@ mod tests {
             "{err}"
         );
 
-        let path = dir.join("ob");
+        let path = dir.path().join("ob");
         let (held, _) = Store::open(&path, &params(true)).unwrap();
         let err = Store::open(&path, &params(true)).unwrap_err();
         assert!(matches!(err, StoreError::InUse { .. }), "{err}");
@@ -902,14 +902,14 @@ mod tests {
         // The configured session id of a new file is the file's.
         let mut p = params(true);
         p.configured_sid = Some("mine");
-        let (_s, r) = Store::open(&dir.join("new"), &p).unwrap();
+        let (_s, r) = Store::open(&dir.path().join("new"), &p).unwrap();
         assert_eq!(r.sid, "mine");
     }
 
     #[test]
     fn compaction_keeps_exactly_the_live_messages_and_the_next_id() {
-        let dir = tempdir();
-        let path = dir.join("ob");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("ob");
         let big = "x".repeat(4096);
         let mut live: Vec<(MessageId, Payload)> = Vec::new();
         {
@@ -932,13 +932,13 @@ mod tests {
         let ids: Vec<u64> = r.messages.iter().map(|(id, _)| id.0).collect();
         assert_eq!(ids, [1998, 1999, 2000]);
         assert_eq!(r.next_id, 2001);
-        assert!(!dir.join("ob.compact").exists());
+        assert!(!dir.path().join("ob.compact").exists());
     }
 
     #[test]
     fn a_compaction_ending_with_all_messages_done_keeps_the_id_sequence() {
-        let dir = tempdir();
-        let path = dir.join("ob");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("ob");
         let big = "y".repeat(8192);
         {
             let (mut s, _) = Store::open(&path, &params(true)).unwrap();
@@ -951,30 +951,5 @@ mod tests {
         let (_s, r) = Store::open(&path, &params(true)).unwrap();
         assert!(r.messages.is_empty());
         assert_eq!(r.next_id, 301);
-    }
-
-    /// A fresh directory of its own for one test, removed when dropped.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn join(&self, name: &str) -> PathBuf {
-            self.0.join(name)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
-    fn tempdir() -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "tether-store-{}-{:016x}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
     }
 }

@@ -154,8 +154,8 @@ fn a_client_killed_mid_stream_and_restarted_delivers_every_accepted_message_exac
         common::ref_server::missing("the Rust reference server");
         return;
     };
-    let dir = tempdir();
-    let path = dir.join("outbox");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("outbox");
     let url = server.url();
     let mut accepted: Vec<Accepted> = Vec::new();
     let rounds = kill_rounds();
@@ -225,8 +225,8 @@ fn a_file_another_live_client_holds_is_refused_and_free_again_once_that_client_c
         common::ref_server::missing("the Rust reference server");
         return;
     };
-    let dir = tempdir();
-    let path = dir.join("outbox");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("outbox");
     let first = Client::connect(
         config(&server.url(), &path).build().expect("config"),
         EventDelivery::Poll,
@@ -261,8 +261,8 @@ fn messages_undelivered_at_close_are_kept_and_delivered_by_the_next_client() {
         common::ref_server::missing("the Rust reference server");
         return;
     };
-    let dir = tempdir();
-    let path = dir.join("outbox");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("outbox");
     let url = server.url();
     server.kill();
     let first = Client::connect(
@@ -304,28 +304,4 @@ fn messages_undelivered_at_close_are_kept_and_delivered_by_the_next_client() {
         delivered,
         ["kept-0", "kept-1", "kept-2", "kept-3", "kept-4", "after"]
     );
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn join(&self, name: &str) -> std::path::PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn tempdir() -> TempDir {
-    let dir = std::env::temp_dir().join(format!(
-        "tether-persist-{}-{:016x}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    TempDir(dir)
 }
