@@ -825,7 +825,7 @@ mod tests {
         }
         let full = std::fs::metadata(&path).unwrap().len();
         for cut in 1..(8 + 10 + 4) {
-            let copy = dir.path().join(&format!("cut{cut}"));
+            let copy = dir.path().join(format!("cut{cut}"));
             std::fs::copy(&path, &copy).unwrap();
             OpenOptions::new()
                 .write(true)
