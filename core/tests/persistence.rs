@@ -34,6 +34,19 @@ fn config(url: &str, path: &Path) -> ConfigBuilder {
         .handshake_timeout(Duration::from_secs(5))
 }
 
+/// The reference server and a temporary directory for the outbox file; `None` in the child
+/// process (it runs [`outbox_child`] only) or when the reference server cannot start.
+fn setup() -> Option<(RefServer, tempfile::TempDir)> {
+    if std::env::var_os("TETHER_OUTBOX_CHILD").is_some() {
+        return None;
+    }
+    let Some(server) = RefServer::start(Kind::Rust, &[]) else {
+        common::ref_server::missing("the Rust reference server");
+        return None;
+    };
+    Some((server, tempfile::tempdir().expect("temp dir")))
+}
+
 /// The child's part; a no-op in a normal test run.
 #[test]
 fn outbox_child() {
@@ -147,14 +160,9 @@ fn kill_rounds() -> usize {
 #[test]
 fn a_client_killed_mid_stream_and_restarted_delivers_every_accepted_message_exactly_once_in_order()
 {
-    if std::env::var_os("TETHER_OUTBOX_CHILD").is_some() {
-        return;
-    }
-    let Some(mut server) = RefServer::start(Kind::Rust, &[]) else {
-        common::ref_server::missing("the Rust reference server");
+    let Some((mut server, dir)) = setup() else {
         return;
     };
-    let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("outbox");
     let url = server.url();
     let mut accepted: Vec<Accepted> = Vec::new();
@@ -218,14 +226,9 @@ fn a_client_killed_mid_stream_and_restarted_delivers_every_accepted_message_exac
 
 #[test]
 fn a_file_another_live_client_holds_is_refused_and_free_again_once_that_client_closed() {
-    if std::env::var_os("TETHER_OUTBOX_CHILD").is_some() {
-        return;
-    }
-    let Some(server) = RefServer::start(Kind::Rust, &[]) else {
-        common::ref_server::missing("the Rust reference server");
+    let Some((server, dir)) = setup() else {
         return;
     };
-    let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("outbox");
     let first = Client::connect(
         config(&server.url(), &path).build().expect("config"),
@@ -254,14 +257,9 @@ fn a_file_another_live_client_holds_is_refused_and_free_again_once_that_client_c
 /// them in the file, reports them as kept (not as lost), and the next client delivers them.
 #[test]
 fn messages_undelivered_at_close_are_kept_and_delivered_by_the_next_client() {
-    if std::env::var_os("TETHER_OUTBOX_CHILD").is_some() {
-        return;
-    }
-    let Some(mut server) = RefServer::start(Kind::Rust, &[]) else {
-        common::ref_server::missing("the Rust reference server");
+    let Some((mut server, dir)) = setup() else {
         return;
     };
-    let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("outbox");
     let url = server.url();
     server.kill();
