@@ -3,19 +3,22 @@
 //! ```text
 //! TetherError
 //! ├── ConfigError (also ValueError)      ConfigError, StartError::Config, bad **options
-//! ├── InvalidArgument (also ValueError)  CloseError (bad close code or reason)
+//! ├── InvalidArgumentError (+ValueError) CloseError (bad close code or reason)
 //! ├── ConnectError                       Disconnect::{ConnectFailed, ConnectionLost, HeartbeatTimeout,
 //! │                                        Rejected, HandshakeTimeout, HandshakeFailed} when fatal
 //! ├── ClosedError                        SendError::Closed; recv() on a closed client
 //! ├── NotReadyError                      SendError::NotReady
 //! ├── QueueFullError                     SendError::QueueFull
-//! ├── MessageTooLarge                    SendError::TooLarge, Disconnect::InboundTooLarge
-//! ├── DeliveryFailed                     SendFailure (via DeliveryError::Failed or a receipt)
+//! ├── MessageTooLargeError               SendError::TooLarge, Disconnect::InboundTooLarge
+//! ├── DeliveryFailedError                SendFailure (via DeliveryError::Failed or a receipt)
 //! ├── ProtocolError                      Disconnect::ProtocolError
 //! ├── NotSupportedError                  DeliveryError::NotSupported (acks in raw mode)
 //! └── StorageError                       StartError::Store, SendError::Storage (outbox_path)
 //! TimeoutError (builtin)                 every timed wait
 //! ```
+//!
+//! `InvalidArgument`, `MessageTooLarge` and `DeliveryFailed` (the names before the `Error`
+//! suffix) stay as aliases of the same classes.
 //!
 //! Every `match` here has a catch-all arm for the core's `#[non_exhaustive]` enums: a variant
 //! added to the core later becomes a plain `TetherError` with the core's message until it is
@@ -51,11 +54,11 @@ pub(crate) fn make(
 fn class(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::InvalidUrl | ErrorKind::InvalidConfig => "ConfigError",
-        ErrorKind::InvalidArgument => "InvalidArgument",
+        ErrorKind::InvalidArgument => "InvalidArgumentError",
         ErrorKind::Closed => "ClosedError",
         ErrorKind::NotReady => "NotReadyError",
         ErrorKind::QueueFull => "QueueFullError",
-        ErrorKind::TooLarge => "MessageTooLarge",
+        ErrorKind::TooLarge => "MessageTooLargeError",
         ErrorKind::NotSupported => "NotSupportedError",
         ErrorKind::Protocol => "ProtocolError",
         ErrorKind::Storage => "StorageError",
@@ -129,12 +132,12 @@ pub(crate) fn send_error(e: SendError) -> PyErr {
     })
 }
 
-/// A message that will never be delivered → `DeliveryFailed` with `.id` and `.reason`.
+/// A message that will never be delivered → `DeliveryFailedError` with `.id` and `.reason`.
 pub(crate) fn delivery_failed(py: Python<'_>, id: MessageId, failure: &SendFailure) -> PyErr {
     let reason = convert::failure_reason(py, failure).unwrap_or_else(|_| py.None());
     make(
         py,
-        "DeliveryFailed",
+        "DeliveryFailedError",
         format!("message {id} was not delivered: {failure}"),
         &[("id", int(py, id.0)), ("reason", reason)],
     )

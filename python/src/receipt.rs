@@ -13,8 +13,9 @@ use crate::errors;
 use crate::types;
 
 /// The id of an accepted message (1, 2, 3, ... in send order), usable as an `int`, and the
-/// ways to learn its fate: `wait()` / `await receipt` for the server's ack (envelope mode),
-/// `wait_written()` / `await receipt.written()` for "written to the socket" (both modes).
+/// ways to learn its fate: `wait()` / `await receipt.acked()` for the server's ack (envelope
+/// mode), `wait_written()` / `await receipt.written()` for "written to the socket" (both
+/// modes); `await receipt` for the strongest of the two the mode gives.
 #[pyclass(module = "tether", name = "Receipt", frozen)]
 pub(crate) struct Receipt {
     id: u64,
@@ -93,8 +94,8 @@ impl Receipt {
         self.block(py, timeout, "Receipt.wait_written()", Want::Written)
     }
 
-    /// An awaitable that resolves when the server acknowledges the message (envelope mode);
-    /// `await receipt` is the same. Raises like `wait()`. Call it inside a running event loop.
+    /// An awaitable that resolves when the server acknowledges the message (envelope mode;
+    /// `await receipt` is the same there). Raises like `wait()`. Call it inside a running event loop.
     fn acked<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.future(py, Want::Acked)
     }
@@ -104,8 +105,15 @@ impl Receipt {
         self.future(py, Want::Written)
     }
 
+    /// `await receipt`: the strongest guarantee the mode gives (the core's `Want::Acked`):
+    /// acked by the server in envelope mode, written to the socket in raw mode.
     fn __await__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.future(py, Want::Acked)?.call_method0("__await__")
+        let want = if self.inner(py)?.envelope {
+            Want::Acked
+        } else {
+            Want::Written
+        };
+        self.future(py, want)?.call_method0("__await__")
     }
 
     fn __int__(&self) -> u64 {

@@ -67,7 +67,9 @@ def test_recv_timeout_and_raw_mode_acks(peer: RustPeer) -> None:
             assert time.monotonic() - started < 2
             receipt = client.send("x")
             with pytest.raises(tether.NotSupportedError):
-                await receipt
+                await receipt.acked()
+            await receipt  # the strongest guarantee of raw mode: written
+            assert receipt.status == "written"
             with pytest.raises(tether.NotSupportedError):
                 await client.send_acked("y")
             assert await client.recv(10) == "x"

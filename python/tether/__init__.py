@@ -17,13 +17,15 @@ Sync::
             print(message)
             break
 
-asyncio::
+asyncio, in the shape of ``websockets`` (open on entry; ``await ws.send`` waits for room)::
 
-    async with tether.AsyncClient("ws://127.0.0.1:9001/") as client:
-        client.send("hello")
-        async for message in client:
+    async with tether.connect("ws://127.0.0.1:9001/") as ws:
+        await ws.send("hello")
+        async for message in ws:
             print(message)
             break
+
+(:class:`AsyncClient` is the same client with the whole API: ``send`` only queues.)
 
 Log records go to the ``logging`` logger ``"tether"``. See docs/PYTHON.md for every option.
 """
@@ -47,13 +49,16 @@ from ._types import (
     Credentials,
     Data,
     DeliveryFailed,
+    DeliveryFailedError,
     Disconnected,
     DisconnectReason,
     Event,
     FailureReason,
     InboundRejected,
     InvalidArgument,
+    InvalidArgumentError,
     MessageTooLarge,
+    MessageTooLargeError,
     NotReadyError,
     NotSupportedError,
     OtherEvent,
@@ -76,11 +81,15 @@ atexit.register(_tether._atexit)
 logging.getLogger("tether").addHandler(logging.NullHandler())
 
 from ._aio import AsyncClient  # noqa: E402
+from ._connect import LIFECYCLE_EVENTS, Connection, connect  # noqa: E402
 from ._tether import Client, Receipt, set_worker_threads  # noqa: E402
 
 __version__: str = _tether.__version__
 
 __all__ = [
+    "connect",
+    "Connection",
+    "LIFECYCLE_EVENTS",
     "Client",
     "AsyncClient",
     "Receipt",
@@ -107,12 +116,15 @@ __all__ = [
     "OtherEvent",
     "TetherError",
     "ConfigError",
+    "InvalidArgumentError",
     "InvalidArgument",
     "ConnectError",
     "ClosedError",
     "NotReadyError",
     "QueueFullError",
+    "MessageTooLargeError",
     "MessageTooLarge",
+    "DeliveryFailedError",
     "DeliveryFailed",
     "ProtocolError",
     "NotSupportedError",

@@ -279,9 +279,11 @@ class AsyncClient(Generic[_T]):
     chosen with ``events=``, and ends when the client is closed by ``close()``.
 
     ``send(data)`` queues a message (``str``: text, bytes-like: binary) and returns its
-    :class:`Receipt` at once: ``await receipt`` waits for the server's ack (envelope mode),
-    ``await receipt.written()`` for the write to the socket. It raises ``QueueFullError``,
-    ``MessageTooLarge``, ``ClosedError`` or ``NotReadyError`` if nothing was queued.
+    :class:`Receipt` at once: ``await receipt`` waits for the strongest guarantee of the mode
+    (the server's ack in envelope mode, the write in raw mode), ``await receipt.written()`` for
+    the write to the socket. It raises ``QueueFullError``, ``MessageTooLargeError``,
+    ``ClosedError`` or ``NotReadyError`` if nothing was queued. (:func:`tether.connect` gives
+    the ``websockets`` shape: ``await ws.send()`` waits for room instead.)
     ``send_json(obj)`` queues ``json.dumps(obj)`` as a text message.
 
     Callbacks (``on_message=``, ...) run on the client's dispatcher thread, not on the loop.
@@ -383,7 +385,7 @@ class AsyncClient(Generic[_T]):
     async def send_acked(
         self, data: Union[str, bytes, bytearray, memoryview], timeout: Optional[float] = None
     ) -> Receipt:
-        """Send and wait for the server's ack (envelope mode). Raises ``DeliveryFailed``,
+        """Send and wait for the server's ack (envelope mode). Raises ``DeliveryFailedError``,
         ``TimeoutError``, or ``NotSupportedError`` in raw mode (before sending anything)."""
         if self._client.protocol != "envelope":
             # Refuse before sending anything (awaiting a raw-mode receipt raises the same).

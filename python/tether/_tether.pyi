@@ -72,7 +72,7 @@ class Client(Generic[_T]):
         first one, and with a revision-1 server)."""
     def send(self, data: Union[str, bytes, bytearray, memoryview]) -> Receipt:
         """Queue a message (``str``: text; bytes-like: binary). Returns its receipt, or raises
-        ``QueueFullError``, ``MessageTooLarge``, ``ClosedError``, ``NotReadyError``."""
+        ``QueueFullError``, ``MessageTooLargeError``, ``ClosedError``, ``NotReadyError``."""
     def send_json(self, obj: object) -> Receipt:
         """Queue ``json.dumps(obj)`` (compact) as a text message."""
     def recv(self, timeout: Optional[float] = None) -> _T:
@@ -108,16 +108,19 @@ class Receipt:
     @property
     def status(self) -> Literal["queued", "written", "acked", "failed", "unknown"]: ...
     def wait(self, timeout: Optional[float] = None) -> None:
-        """Block until the server acks the message (envelope mode). Raises ``DeliveryFailed``,
+        """Block until the server acks the message (envelope mode). Raises ``DeliveryFailedError``,
         ``TimeoutError``, or ``NotSupportedError`` in raw mode."""
     def wait_written(self, timeout: Optional[float] = None) -> None:
-        """Block until the message is written to the socket. Raises ``DeliveryFailed``,
+        """Block until the message is written to the socket. Raises ``DeliveryFailedError``,
         ``TimeoutError``."""
     def acked(self) -> asyncio.Future[None]:
-        """Awaitable: the server acked the message (envelope mode); same as ``await receipt``."""
+        """Awaitable: the server acked the message (envelope mode; there the same as ``await
+        receipt``). Raises ``NotSupportedError`` in raw mode."""
     def written(self) -> asyncio.Future[None]:
         """Awaitable: the message was written to the socket."""
-    def __await__(self) -> Generator[Any, None, None]: ...
+    def __await__(self) -> Generator[Any, None, None]:
+        """``await receipt``: the strongest guarantee of the mode: acked (envelope mode) or
+        written to the socket (raw mode)."""
     def __int__(self) -> int: ...
     def __index__(self) -> int: ...
     def __hash__(self) -> int: ...

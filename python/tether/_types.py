@@ -43,12 +43,15 @@ __all__ = [
     "OtherEvent",
     "TetherError",
     "ConfigError",
+    "InvalidArgumentError",
     "InvalidArgument",
     "ConnectError",
     "ClosedError",
     "NotReadyError",
     "QueueFullError",
+    "MessageTooLargeError",
     "MessageTooLarge",
+    "DeliveryFailedError",
     "DeliveryFailed",
     "ProtocolError",
     "NotSupportedError",
@@ -320,7 +323,7 @@ class ConfigError(TetherError, ValueError):
     option: Optional[str] = None
 
 
-class InvalidArgument(TetherError, ValueError):
+class InvalidArgumentError(TetherError, ValueError):
     """An argument of a call was rejected (for example a close code that may not be sent)."""
 
 
@@ -331,9 +334,21 @@ class ConnectError(TetherError):
 
 
 class ClosedError(TetherError):
-    """The client is closed. ``reason`` says why (``None`` when the object is gone)."""
+    """The client is closed. ``reason`` says why (``None`` when the object is gone);
+    ``close_code`` and ``close_reason`` are its close code and reason text, as ``websockets``'
+    ``ConnectionClosed`` has them."""
 
     reason: Optional[DisconnectReason] = None
+
+    @property
+    def close_code(self) -> Optional[int]:
+        """The close code the client ended with (1006 when no close frame was exchanged)."""
+        return None if self.reason is None else self.reason.code
+
+    @property
+    def close_reason(self) -> Optional[str]:
+        """The reason text of the close frame the client ended with (``""`` if none)."""
+        return None if self.reason is None else self.reason.close_reason
 
 
 class NotReadyError(TetherError):
@@ -347,7 +362,7 @@ class QueueFullError(TetherError):
     bytes: int = 0
 
 
-class MessageTooLarge(TetherError):
+class MessageTooLargeError(TetherError):
     """A message exceeds a size limit: outbound (``size``, ``limit``), or inbound (``reason``)."""
 
     size: int = 0
@@ -355,7 +370,7 @@ class MessageTooLarge(TetherError):
     reason: Optional[DisconnectReason] = None
 
 
-class DeliveryFailed(TetherError):
+class DeliveryFailedError(TetherError):
     """Message ``id`` will never be delivered; ``reason`` says why."""
 
     id: int = 0
@@ -376,6 +391,12 @@ class StorageError(TetherError):
     """The persistent outbox file (``outbox_path``) could not be used: another live client holds
     it, it is damaged, of another session or mode, or an I/O error; the message names the file
     (docs/PERSISTENCE.md). A failed send writing to it raises this too."""
+
+
+#: The names before the ``Error`` suffix (kept: the same classes).
+InvalidArgument = InvalidArgumentError
+MessageTooLarge = MessageTooLargeError
+DeliveryFailed = DeliveryFailedError
 
 
 # ----- options (typing only) -------------------------------------------------------------------
