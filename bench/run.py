@@ -131,6 +131,8 @@ CLIENTS = [
                py_client("tether-sync"), "abcd", python_has("tether")),
     ClientSpec("tether-py-async", "Tether Python (asyncio)", "python-tether",
                py_client("tether-async"), "abcd", python_has("tether")),
+    ClientSpec("tether-py-connect", "Tether Python (tether.connect)", "python-tether",
+               py_client("tether-connect"), "abc", python_has("tether")),
     ClientSpec("picows", "picows", "python-other", py_client("picows"), "abc",
                python_has("picows")),
     ClientSpec("websockets", "websockets", "python-other", py_client("websockets"), "abc",
@@ -1009,7 +1011,8 @@ class Report:
         for key, label in (("tether-c-cb", "Tether C (callback)"), ("tether-c-poll", "Tether C (poll)")):
             if key in [c.key for c in self.clients]:
                 ratio_target(label, key, 0.95)
-        for key, label in (("tether-py-sync", "Tether Python (sync)"), ("tether-py-async", "Tether Python (asyncio)")):
+        for key, label in (("tether-py-sync", "Tether Python (sync)"), ("tether-py-async", "Tether Python (asyncio)"),
+                           ("tether-py-connect", "Tether Python (tether.connect)")):
             for other, factor in (("picows", 2.0), ("websockets", 10.0)):
                 rs = self.ratios("b", key, "rate", base_key=other)
                 if rs:

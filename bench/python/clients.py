@@ -493,6 +493,21 @@ async def run_tether_async(args: argparse.Namespace) -> dict:
         return pipe_result(p.done(), p.nbytes, p.last - p.start, args.window, p.acks)
 
 
+async def run_tether_connect(args: argparse.Namespace) -> dict:
+    """The ``websockets`` shape (``tether.connect``): the same workload code as websockets."""
+    import tether
+
+    msg = payload(args)
+    async with tether.connect(tether_url(args), open_timeout=20, **tether_options(args)) as ws:
+        async def send() -> None:
+            await ws.send(msg)
+
+        async def recv() -> int:
+            return len(await ws.recv())
+
+        return await async_workload(args, send, recv)
+
+
 RUNNERS = {
     "picows": run_picows,
     "websockets": run_websockets,
@@ -500,6 +515,7 @@ RUNNERS = {
     "aiohttp": run_aiohttp,
     "tether-sync": run_tether_sync,
     "tether-async": run_tether_async,
+    "tether-connect": run_tether_connect,
 }
 
 
