@@ -153,11 +153,17 @@ class Connection:
         (``queue_while_disconnected=False``) without queueing anything. Cancelling the wait
         for room queues nothing.
         """
-        return await self._when_room(self._client.send, message)
+        try:
+            return self._client.send(message)  # no further frame while there is room
+        except QueueFullError:
+            return await self._when_room(self._client.send, message)
 
     async def send_json(self, obj: object) -> Receipt:
         """``send(json.dumps(obj))`` (compact), waiting for room like :meth:`send`."""
-        return await self._when_room(self._client.send_json, obj)
+        try:
+            return self._client.send_json(obj)
+        except QueueFullError:
+            return await self._when_room(self._client.send_json, obj)
 
     async def _when_room(self, send: Callable[[Any], Receipt], arg: Any) -> Receipt:
         """``send(arg)``, again after each change for as long as the outbox is full."""
@@ -181,9 +187,26 @@ class Connection:
         """The next message (``str`` or ``bytes``). Raises ``TimeoutError`` after ``timeout``
         seconds, or ``ClosedError`` (with ``close_code`` / ``close_reason``) once the client is
         closed and every message was read."""
-        message = await self._next_message(timeout)
+        message = self._ready_message()
         if message is None:
-            raise self._handle.closed_error()
+            message = await self._next_message(timeout)
+            if message is None:
+                raise self._handle.closed_error()
+        return message
+
+    def _ready_message(self) -> Optional[Data]:
+        """A message already taken, or in the core's queue now; None if there is none."""
+        messages = self._messages
+        if not messages:
+            had = len(self._events)
+            self._take()
+            if len(self._events) != had:
+                self._recheck()  # events for events()
+            if not messages:
+                return None
+        message = messages.popleft()
+        if len(messages) == MESSAGE_SPILL - 1:
+            self._recheck()  # room again: events() may take from the queue
         return message
 
     async def _next_message(self, timeout: Optional[float]) -> Optional[Data]:
@@ -192,15 +215,8 @@ class Connection:
         bridge: Optional[_Bridge] = None
         deadline: Optional[float] = None
         while True:
-            if not messages:
-                had = len(self._events)
-                self._take()
-                if len(self._events) != had:
-                    self._recheck()  # events for events()
-            if messages:
-                message = messages.popleft()
-                if len(messages) == MESSAGE_SPILL - 1:
-                    self._recheck()  # room again: events() may take from the queue
+            message = self._ready_message()
+            if message is not None:
                 return message
             if handle.finished() is not None:
                 return None
@@ -214,7 +230,9 @@ class Connection:
         return self
 
     async def __anext__(self) -> Data:
-        message = await self._next_message(None)
+        message = self._ready_message()
+        if message is None:
+            message = await self._next_message(None)
         if message is not None:
             return message
         if self._handle.finished():
