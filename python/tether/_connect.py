@@ -115,10 +115,10 @@ class Connection:
 
     # ----- the shared queue --------------------------------------------------------------
 
-    def _take(self) -> None:
-        """Move one batch off the core's queue into the two buffers."""
+    def _take(self, most: int = _TAKE) -> None:
+        """Move up to ``most`` items off the core's queue into the two buffers."""
         events = self._events
-        for item in self._handle.drain(_TAKE):
+        for item in self._handle.drain(most):
             if isinstance(item, Event):
                 if len(events) >= EVENT_BACKLOG:
                     events.popleft()
@@ -258,7 +258,8 @@ class Connection:
         while True:
             if not events and len(messages) < MESSAGE_SPILL:
                 had = len(messages)
-                self._take()
+                # No more than the spill allows: the message buffer never exceeds it.
+                self._take(min(_TAKE, MESSAGE_SPILL - had))
                 if len(messages) != had:
                     self._recheck()  # messages for recv()
             if events:
