@@ -472,6 +472,21 @@ typedef enum tether_outbox_sync {
 } tether_outbox_sync;
 
 /**
+ * Which thread runs a client's I/O (`tether_config_set_io_driver`).
+ */
+typedef enum tether_io_driver {
+    /**
+     * Default: Tether's shared runtime thread.
+     */
+    TETHER_IO_DRIVER_RUNTIME = 0,
+    /**
+     * The application's thread while it waits on the client (poll dispatch only), with a
+     * keeper thread when nobody waits (`tether_config_set_keeper_after_ms`).
+     */
+    TETHER_IO_DRIVER_CALLER = 1,
+} tether_io_driver;
+
+/**
  * Which text `tether_client_connection_info` copies.
  */
 typedef enum tether_info {
@@ -1994,6 +2009,47 @@ enum tether_status tether_config_set_handshake_timeout_ms(struct tether_config *
  * `tether_config_last_error`).
  */
 enum tether_status tether_config_set_app_ping(struct tether_config *config, bool on);
+
+/**
+ * Which thread runs the client's I/O: a `tether_io_driver` value (default
+ * `TETHER_IO_DRIVER_RUNTIME`). `TETHER_IO_DRIVER_CALLER` needs `TETHER_DISPATCH_POLL` (else
+ * `tether_client_new` fails with `TETHER_ERR_INVALID_CONFIG`): the thread in `tether_client_poll*`
+ * and the `tether_client_wait_*` calls then reads and writes the socket itself (docs/CALLER_IO.md).
+ *
+ * Sets `io_driver` (default `runtime`): which thread runs the client's I/O: `runtime` (Tether's
+ * shared runtime thread) or `caller` (the application's thread while it waits on the client, poll
+ * delivery only: no thread hop per message; see `keeper_after`).
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config), `TETHER_ERR_INVALID_ARGUMENT` (not a value of the enum; the previous value is kept), the
+ * reason in `tether_config_last_error`. The value itself is checked when the config is built
+ * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option).
+ */
+enum tether_status tether_config_set_io_driver(struct tether_config *config, int driver);
+
+/**
+ * With `TETHER_IO_DRIVER_CALLER`: after `after_ms` without a thread waiting on the client, a keeper
+ * thread runs its I/O (heartbeats, reconnects) until one waits again; 0: no keeper, no thread
+ * besides yours (nothing happens between your polls).
+ *
+ * Sets `keeper_after` (default 10 ms): with `io_driver` `caller`: a keeper thread drives the I/O
+ * (heartbeats, reconnects) once nobody has waited on the client this long; unset, there is no
+ * thread besides the application's and nothing happens between its polls (0: no keeper).
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config). The value itself is checked when the config is built (`tether_config_validate`,
+ * `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option, the reason in
+ * `tether_config_last_error`).
+ */
+enum tether_status tether_config_set_keeper_after_ms(struct tether_config *config, uint64_t after_ms);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -10,9 +10,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::config::{Config, OverflowPolicy, Protocol};
+use crate::config::{Config, IoDriver, OverflowPolicy, Protocol};
 use crate::connect::Connector;
 use crate::dispatch::{self, DispatchError, Handlers, RoutedHandler};
+use crate::driver::{Drive, Driver};
 use crate::error::{CloseError, ConfigError, DeliveryError, Disconnect, SendError, SendFailure};
 use crate::event::{Event, MessageId, State, Stats, Text};
 use crate::event_queue::{self, EventSource};
@@ -100,6 +101,34 @@ fn open_store(
     Ok(Some((store, restored)))
 }
 
+/// Caller-driven I/O: the client's own runtime, which the outbox rings and the event queue's
+/// waits drive.
+fn own_driver(outbox: &Outbox, source: &mut EventSource) -> Result<Arc<Driver>, StartError> {
+    let driver =
+        Driver::new(outbox.arrived.clone()).map_err(|e| RuntimeError::Start(e.to_string()))?;
+    let driver = Arc::new(driver);
+    outbox.driven_by(&driver);
+    source.set_driver(driver.clone());
+    Ok(driver)
+}
+
+/// Caller-driven I/O needs a thread that waits on the client: poll delivery, and no
+/// `OverflowPolicy::Wait` without a keeper (a blocked `send` would wait for a write only a
+/// waiting thread can do).
+fn check_caller_driven(config: &Config, delivery: &EventDelivery) -> Result<(), StartError> {
+    if !matches!(delivery, EventDelivery::Poll) {
+        return Err(StartError::Blocking(
+            "io_driver `caller` runs the I/O on the thread that waits for events: it needs poll delivery (events taken by the application: Rust EventDelivery::Poll, C TETHER_DISPATCH_POLL, Python without callbacks), not a dispatcher thread",
+        ));
+    }
+    if config.keeper_after.is_none() && matches!(config.overflow, OverflowPolicy::Wait(_)) {
+        return Err(StartError::Blocking(
+            "OverflowPolicy::Wait blocks send() while the outbox is full, and with io_driver `caller` and no keeper (keeper_after unset) only the waiting thread writes the outbox out: use Reject or DropOldest, or set keeper_after",
+        ));
+    }
+    Ok(())
+}
+
 /// Why [`Client::connect`] could not start a client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -113,8 +142,9 @@ pub enum StartError {
     /// The dispatcher thread could not be spawned.
     #[error("could not spawn the dispatcher thread: {0}")]
     Thread(String),
-    /// A setting that would block the thread that must drive the client
-    /// ([`Client::connect_on`] with a current-thread runtime).
+    /// Settings that cannot work together because they would block the thread that must
+    /// drive the client ([`Client::connect_on`] with a current-thread runtime, or
+    /// [`crate::IoDriver::Caller`] without poll delivery).
     #[error("{0}")]
     Blocking(&'static str),
     /// The persistent outbox file (`outbox_path`) could not be used.
@@ -142,14 +172,19 @@ pub struct Client {
     dispatcher: Mutex<Option<JoinHandle<()>>>,
     /// Envelope mode: this client's stream epoch.
     epoch: String,
+    /// Caller-driven I/O (`io_driver` `caller`): the client's own runtime.
+    driver: Option<Arc<Driver>>,
 }
 
 impl Client {
     /// Start a client: returns at once; connecting happens in the background, on Tether's
     /// internal runtime, and is reported through events.
     pub fn connect(config: Config, delivery: EventDelivery) -> Result<Client, StartError> {
+        if config.io_driver == IoDriver::Caller {
+            return Client::start(config, delivery, None);
+        }
         let handle = runtime::handle()?;
-        Client::start(config, delivery, &handle)
+        Client::start(config, delivery, Some(&handle))
     }
 
     /// Start a client whose I/O runs on the application's own tokio runtime instead of
@@ -177,14 +212,19 @@ impl Client {
                 "OverflowPolicy::Wait blocks send() while the outbox is full, and on a current-thread runtime that thread is the one that must write the outbox out: use Reject or DropOldest",
             ));
         }
-        Client::start(config, delivery, runtime)
+        Client::start(config, delivery, Some(runtime))
     }
 
+    /// Start on `handle`, or (None) on a runtime of the client's own driven by the threads
+    /// that wait on it ([`IoDriver::Caller`]).
     fn start(
         config: Config,
         delivery: EventDelivery,
-        handle: &tokio::runtime::Handle,
+        handle: Option<&tokio::runtime::Handle>,
     ) -> Result<Client, StartError> {
+        if handle.is_none() {
+            check_caller_driven(&config, &delivery)?;
+        }
         let mut config = config;
         let restored = open_store(&mut config)?;
         let config = Arc::new(config);
@@ -197,6 +237,11 @@ impl Client {
             config.overflow,
             keep_until_acked,
         );
+        let mut source = source;
+        let driver = match handle {
+            Some(_) => None,
+            None => Some(own_driver(&outbox, &mut source)?),
+        };
         let shared = Arc::new(Shared::new(outbox, sink));
         let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel();
 
@@ -230,7 +275,11 @@ impl Client {
             last_server_id,
             resume,
         };
-        handle.spawn(session.run());
+        match (handle, &driver) {
+            (Some(handle), _) => drop(handle.spawn(session.run())),
+            (None, Some(driver)) => driver.spawn_session(session.run(), config.keeper_after)?,
+            (None, None) => {}
+        }
         let client = Client {
             shared,
             config,
@@ -240,6 +289,7 @@ impl Client {
             handlers,
             dispatcher: Mutex::new(dispatcher),
             epoch,
+            driver,
         };
         // Last: the handler may run from now on.
         client.handlers.start();
@@ -333,7 +383,7 @@ impl Client {
         if self.config.protocol != Protocol::Envelope {
             return Err(DeliveryError::NotSupported);
         }
-        match self.shared.outbox.wait_status(id, Want::Acked, timeout) {
+        match self.wait_status(id, Want::Acked, timeout) {
             DeliveryStatus::Acked => Ok(()),
             DeliveryStatus::Failed(reason) => Err(DeliveryError::Failed(reason)),
             DeliveryStatus::Queued | DeliveryStatus::Written => Err(DeliveryError::Timeout),
@@ -347,7 +397,10 @@ impl Client {
     /// go unread (or from inside a handler, where it holds up the handler's thread). In raw
     /// mode `Written` is final: [`Want::Acked`] returns once the message is written.
     pub fn wait_status(&self, id: MessageId, want: Want, timeout: Duration) -> DeliveryStatus {
-        self.shared.outbox.wait_status(id, want, timeout)
+        self.driven(timeout, self.status(id, want), |t| {
+            self.shared.outbox.wait_status(id, want, t)
+        })
+        .unwrap_or_else(|| self.shared.outbox.status(id))
     }
 
     /// The asynchronous [`Client::wait_status`]: a future that resolves to message `id`'s
@@ -393,7 +446,31 @@ impl Client {
 
     /// Wait until the client is closed; true if it is.
     pub fn wait_closed(&self, timeout: Duration) -> bool {
-        self.shared.wait_closed(timeout)
+        let closed = async {
+            self.shared.closed().await;
+            true
+        };
+        self.driven(timeout, closed, |t| self.shared.wait_closed(t))
+            .unwrap_or_else(|| self.shared.wait_closed(Duration::ZERO))
+    }
+
+    /// Wait up to `timeout` for `fut`. Caller-driven I/O: the runtime runs on this thread
+    /// meanwhile (`None` if the timeout passed). Otherwise, or where this thread cannot drive
+    /// (inside a runtime), `blocking` waits the whole time for another thread's I/O.
+    fn driven<T>(
+        &self,
+        timeout: Duration,
+        fut: impl Future<Output = T>,
+        blocking: impl FnOnce(Duration) -> T,
+    ) -> Option<T> {
+        if let Some(driver) = &self.driver {
+            match driver.drive(timeout, fut) {
+                Drive::Done(value) => return Some(value),
+                Drive::TimedOut => return None,
+                Drive::Elsewhere => {}
+            }
+        }
+        Some(blocking(timeout))
     }
 
     /// Close with code 1000, wait up to `timeout` for the close to finish, and end the
@@ -419,7 +496,7 @@ impl Client {
         if inside {
             self.handlers.stop();
         }
-        let closed = self.shared.wait_closed(timeout);
+        let closed = self.wait_closed(timeout);
         if !inside {
             let thread = self
                 .dispatcher
@@ -503,6 +580,7 @@ impl Client {
             return take_one(kept, Duration::ZERO);
         }
         let source = self.events.as_ref()?;
+        source.pass();
         let event = source.try_next()?;
         source.release(&event);
         Some(event)
@@ -625,7 +703,11 @@ impl Client {
     /// returns the count then. With [`Client::changes`] read before checking a condition,
     /// this is a wait for any state, status or queue change that misses none.
     pub fn wait_change(&self, seen: u64, timeout: Duration) -> u64 {
-        self.shared.events.wait_change(seen, timeout)
+        let events = &self.shared.events;
+        self.driven(timeout, events.changed_after(seen), |t| {
+            events.wait_change(seen, t)
+        })
+        .unwrap_or_else(|| events.changes())
     }
 
     /// Stop pausing reads for room in `event_queue_capacity`: from now on inbound messages
@@ -758,6 +840,12 @@ impl Drop for Client {
         if let Some(kept) = &self.kept {
             kept.close();
             self.shared.events.stop_consuming();
+        }
+        // Caller-driven I/O: nobody will wait on this client any more, so a keeper (started
+        // now if there was none) drives the close to its end.
+        if let Some(driver) = self.driver.as_ref().filter(|d| !d.is_done()) {
+            self.shared.events.stop_consuming();
+            driver.finish_in_background();
         }
     }
 }

@@ -62,6 +62,21 @@ pub enum OutboxSync {
     Always,
 }
 
+/// Which thread runs a client's I/O (reading and writing the socket, timers, reconnects).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum IoDriver {
+    /// Tether's shared runtime (see [`crate::runtime`]): I/O goes on whatever the
+    /// application does; each event crosses from that runtime's thread to the application's.
+    #[default]
+    Runtime,
+    /// The application's thread, while it waits on the client (poll delivery only): no
+    /// thread hop per message. A keeper thread drives when nobody has waited for
+    /// `keeper_after` (unset: no keeper, no thread besides the application's; then nothing
+    /// happens between polls). See `docs/CALLER_IO.md`.
+    Caller,
+}
+
 /// A value kept out of `Debug` output (tokens, keys).
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Secret<T>(pub(crate) T);
@@ -172,6 +187,8 @@ pub struct Config {
     pub(crate) session_id_set: bool,
     pub(crate) outbox_path: Option<std::path::PathBuf>,
     pub(crate) outbox_sync: OutboxSync,
+    pub(crate) io_driver: IoDriver,
+    pub(crate) keeper_after: Option<Duration>,
     pub(crate) auth_token: Option<Secret<String>>,
     pub(crate) signing_key: Option<Secret<Vec<u8>>>,
     pub(crate) compression_threshold: Option<usize>,
@@ -280,6 +297,8 @@ pub struct ConfigBuilder {
     pub(crate) session_id: Option<String>,
     pub(crate) outbox_path: Option<std::path::PathBuf>,
     pub(crate) outbox_sync: OutboxSync,
+    pub(crate) io_driver: IoDriver,
+    pub(crate) keeper_after: Option<Duration>,
     pub(crate) auth_token: Option<Secret<String>>,
     pub(crate) signing_key: Option<Secret<Vec<u8>>>,
     pub(crate) compression_threshold: Option<usize>,
@@ -340,6 +359,8 @@ pub mod defaults {
     pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
     /// The `wait` overflow policy set by name (option table): how long a send may block.
     pub const OVERFLOW_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Caller-driven I/O: the keeper drives once nobody has waited on the client this long.
+    pub const KEEPER_AFTER: Duration = Duration::from_millis(10);
 }
 
 impl ConfigBuilder {
@@ -373,6 +394,8 @@ impl ConfigBuilder {
             session_id: None,
             outbox_path: None,
             outbox_sync: OutboxSync::Batch,
+            io_driver: IoDriver::Runtime,
+            keeper_after: Some(defaults::KEEPER_AFTER),
             auth_token: None,
             signing_key: None,
             compression_threshold: None,
@@ -651,6 +674,19 @@ impl ConfigBuilder {
         self
     }
 
+    /// Which thread runs the client's I/O (default [`IoDriver::Runtime`]).
+    pub fn io_driver(mut self, driver: IoDriver) -> Self {
+        self.io_driver = driver;
+        self
+    }
+
+    /// Caller-driven I/O: how long nobody may wait on the client before the keeper thread
+    /// drives its I/O (default [`defaults::KEEPER_AFTER`]); `None`: no keeper thread.
+    pub fn keeper_after(mut self, after: Option<Duration>) -> Self {
+        self.keeper_after = after;
+        self
+    }
+
     /// The proxy: `http://[user:password@]host[:port]` (HTTP `CONNECT`), `socks5://...` (SOCKS5,
     /// this client resolves the server's name) or `socks5h://...` (SOCKS5, the proxy resolves
     /// it), or `"none"` to connect directly. Not set (the default): from the environment
@@ -752,6 +788,8 @@ impl ConfigBuilder {
             session_id,
             outbox_path: self.outbox_path,
             outbox_sync: self.outbox_sync,
+            io_driver: self.io_driver,
+            keeper_after: self.keeper_after,
             auth_token: self.auth_token,
             signing_key: self.signing_key,
             compression_threshold: self.compression_threshold,

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use tokio::sync::{Semaphore, TryAcquireError};
 
+use crate::driver::Drive;
 use crate::error::Disconnect;
 use crate::event::{Event, MessageId};
 
@@ -92,6 +93,10 @@ pub(crate) struct EventSink {
     /// Bumped before every change hook call; [`EventSink::wait_change`] sleeps on it.
     changes: Mutex<u64>,
     changed: Condvar,
+    /// Threads asleep on `changed` (a notify is a system call even when nobody waits).
+    change_sleepers: AtomicUsize,
+    /// Wakes [`EventSink::changed_after`].
+    change_notify: tokio::sync::Notify,
     reasons: Mutex<Reasons>,
     wake: Arc<Wake>,
 }
@@ -135,6 +140,8 @@ pub(crate) struct EventSource {
     owed: AtomicUsize,
     batch: usize,
     wake: Arc<Wake>,
+    /// Caller-driven I/O: waits drive the client's runtime ([`crate::driver`]).
+    driver: Option<Arc<crate::driver::Driver>>,
 }
 
 pub(crate) fn channel(inbound_capacity: usize) -> (EventSink, EventSource) {
@@ -158,6 +165,8 @@ pub(crate) fn channel(inbound_capacity: usize) -> (EventSink, EventSource) {
             hook: Mutex::new(None),
             changes: Mutex::new(0),
             changed: Condvar::new(),
+            change_sleepers: AtomicUsize::new(0),
+            change_notify: tokio::sync::Notify::new(),
             reasons: Mutex::new(Reasons::default()),
             wake: wake.clone(),
         },
@@ -171,6 +180,7 @@ pub(crate) fn channel(inbound_capacity: usize) -> (EventSink, EventSource) {
             owed: AtomicUsize::new(0),
             batch: (inbound_capacity / 16).max(1),
             wake,
+            driver: None,
         },
     )
 }
@@ -238,7 +248,12 @@ impl EventSink {
     /// change count and waking [`EventSink::wait_change`].
     pub(crate) fn fire_change_hook(&self) {
         *lock(&self.changes) += 1;
-        self.changed.notify_all();
+        // Sleepers count themselves under the `changes` lock before they sleep: one that is
+        // not counted here has not read the count yet, and will see the new one.
+        if self.change_sleepers.load(Ordering::SeqCst) > 0 {
+            self.changed.notify_all();
+        }
+        self.change_notify.notify_waiters();
         let hook = lock(&self.hook).clone();
         if let Some(hook) = hook {
             // It runs on the session task or a sending thread: a panic must not end either.
@@ -256,11 +271,31 @@ impl EventSink {
     /// Wait until the change count moved past `seen`, or `timeout`; returns the count then.
     pub(crate) fn wait_change(&self, seen: u64, timeout: Duration) -> u64 {
         let changes = lock(&self.changes);
+        if *changes != seen || timeout.is_zero() {
+            return *changes;
+        }
+        self.change_sleepers.fetch_add(1, Ordering::SeqCst);
         let (changes, _) = self
             .changed
             .wait_timeout_while(changes, timeout, |n| *n == seen)
             .unwrap_or_else(PoisonError::into_inner);
+        self.change_sleepers.fetch_sub(1, Ordering::SeqCst);
         *changes
+    }
+
+    /// Resolves with the change count once it moved past `seen` (the asynchronous
+    /// [`EventSink::wait_change`]).
+    pub(crate) async fn changed_after(&self, seen: u64) -> u64 {
+        loop {
+            let notified = self.change_notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let now = self.changes();
+            if now != seen {
+                return now;
+            }
+            notified.await;
+        }
     }
 
     fn send(&self, count: usize, item: Item) {
@@ -480,11 +515,31 @@ impl EventSource {
         unpacked.pop_front().map(|event| self.take(event))
     }
 
+    /// Waits drive `driver`'s runtime on the waiting thread (caller-driven I/O).
+    pub(crate) fn set_driver(&mut self, driver: Arc<crate::driver::Driver>) {
+        self.driver = Some(driver);
+    }
+
+    /// A poll that does not wait: caller-driven I/O runs a non-blocking pass first
+    /// ([`crate::driver::Driver::pass`]).
+    pub(crate) fn pass(&self) {
+        if let Some(driver) = &self.driver {
+            driver.pass();
+        }
+    }
+
     /// The next event, waiting up to `timeout` (`None`: as long as it takes, or until no
     /// producer is left).
     fn wait_next(&self, timeout: Option<Duration>) -> Option<Event> {
         if let Some(event) = self.pop(&mut lock(&self.unpacked)) {
             return Some(event);
+        }
+        if let (Some(driver), Some(timeout)) = (&self.driver, timeout) {
+            match driver.drive(timeout, self.next_async()) {
+                Drive::Done(event) => return Some(event),
+                Drive::TimedOut => return None,
+                Drive::Elsewhere => {}
+            }
         }
         // About to wait: give back the credits held in reserve so the session can read on.
         self.flush_credit();
@@ -575,7 +630,9 @@ impl EventSource {
             return 0;
         }
         let mut taken = 0;
-        if !wait.is_zero() {
+        if wait.is_zero() {
+            self.pass();
+        } else {
             match self.next_timeout(wait) {
                 Some(event) => {
                     out.push(event);

@@ -110,7 +110,9 @@ impl Classify for StartError {
             StartError::Config(c) => c.kind(),
             StartError::Runtime(r) => r.kind(),
             StartError::Store(_) => ErrorKind::Storage,
-            StartError::Thread(_) | StartError::Blocking(_) => ErrorKind::Internal,
+            StartError::Thread(_) => ErrorKind::Internal,
+            // Settings that cannot work together (a misuse, not a fault).
+            StartError::Blocking(_) => ErrorKind::InvalidConfig,
         }
     }
 }

@@ -41,6 +41,7 @@ mod client;
 mod config;
 mod connect;
 mod dispatch;
+mod driver;
 pub mod envelope;
 mod error;
 mod event;
@@ -66,7 +67,7 @@ pub mod wake;
 pub use bytes::Bytes;
 pub use client::{AckFuture, Client, EventDelivery, StartError, StatusFuture};
 pub use config::{
-    defaults, parse_ws_url, Config, ConfigBuilder, OutboxSync, OverflowPolicy, Protocol,
+    defaults, parse_ws_url, Config, ConfigBuilder, IoDriver, OutboxSync, OverflowPolicy, Protocol,
     ReconnectPolicy, RetryClassifier, TlsRoots,
 };
 pub use dispatch::DispatchError;

@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{
-    defaults, Config, ConfigBuilder, OutboxSync, OverflowPolicy, Protocol, TlsRoots,
+    defaults, Config, ConfigBuilder, IoDriver, OutboxSync, OverflowPolicy, Protocol, TlsRoots,
 };
 use crate::error::ConfigError;
 
@@ -328,6 +328,7 @@ const TLS_ROOTS: &[&str] = &["system", "webpki"];
 const OVERFLOW: &[&str] = &["reject", "drop_oldest", "wait"];
 const PROTOCOL: &[&str] = &["raw", "envelope"];
 const OUTBOX_SYNC: &[&str] = &["none", "batch", "always"];
+const IO_DRIVER: &[&str] = &["runtime", "caller"];
 
 /// A table row; `apply` and `read` are closures over the builder's and config's fields.
 const fn row(
@@ -1066,6 +1067,45 @@ static TABLE: &[OptionSpec] = &[
             |c| OptionValue::Bool(c.app_ping),
         ),
         "on in envelope mode",
+    ),
+    row(
+        "io_driver",
+        "I/O",
+        K::Choice(IO_DRIVER),
+        "tether_config_set_io_driver",
+        "which thread runs the client's I/O: `runtime` (Tether's shared runtime thread) or \
+         `caller` (the application's thread while it waits on the client, poll delivery only: \
+         no thread hop per message; see `keeper_after`)",
+        |b, v| {
+            b.io_driver = match choice("io_driver", IO_DRIVER, v)? {
+                0 => IoDriver::Runtime,
+                _ => IoDriver::Caller,
+            };
+            Ok(())
+        },
+        |c| {
+            OptionValue::Text(
+                match c.io_driver {
+                    IoDriver::Runtime => "runtime",
+                    IoDriver::Caller => "caller",
+                }
+                .into(),
+            )
+        },
+    ),
+    nullable(
+        row(
+            "keeper_after",
+            "I/O",
+            K::Duration,
+            "tether_config_set_keeper_after_ms",
+            "with `io_driver` `caller`: a keeper thread drives the I/O (heartbeats, reconnects) \
+             once nobody has waited on the client this long; unset, there is no thread besides \
+             the application's and nothing happens between its polls",
+            put!(keeper_after = opt_dur("keeper_after")),
+            |c| opt_d(c.keeper_after),
+        ),
+        "no keeper",
     ),
 ];
 

@@ -16,7 +16,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
@@ -263,8 +263,10 @@ pub(crate) struct Outbox {
     changed: Condvar,
     /// Threads waiting on `changed`.
     sleepers: AtomicUsize,
-    /// Wakes the session task when a message arrives.
-    pub(crate) arrived: tokio::sync::Notify,
+    /// Wakes the session task when a message arrives (rung through `driver` when the client
+    /// drives its I/O on the caller's thread: see [`crate::driver::Driver::ring`]).
+    pub(crate) arrived: Arc<tokio::sync::Notify>,
+    driver: std::sync::OnceLock<std::sync::Weak<crate::driver::Driver>>,
     max_messages: usize,
     max_bytes: usize,
     policy: OverflowPolicy,
@@ -287,13 +289,27 @@ impl Outbox {
             }),
             changed: Condvar::new(),
             sleepers: AtomicUsize::new(0),
-            arrived: tokio::sync::Notify::new(),
+            arrived: Arc::new(tokio::sync::Notify::new()),
+            driver: std::sync::OnceLock::new(),
             max_messages,
             max_bytes,
             policy,
             keep_until_acked,
             persistent: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Wake the session: a message arrived.
+    fn ring(&self) {
+        match self.driver.get().and_then(std::sync::Weak::upgrade) {
+            Some(driver) => driver.ring(),
+            None => self.arrived.notify_one(),
+        }
+    }
+
+    /// The client's I/O is driven by `driver` (caller-driven mode): ring the session through it.
+    pub(crate) fn driven_by(&self, driver: &Arc<crate::driver::Driver>) {
+        let _ = self.driver.set(Arc::downgrade(driver));
     }
 
     /// Put a persistent store in place with the messages it restored (before any push). In
@@ -461,7 +477,7 @@ impl Outbox {
         inner.high_water_bytes = inner.high_water_bytes.max(inner.bytes);
         drop(inner);
         if !had_unwritten {
-            self.arrived.notify_one();
+            self.ring();
         }
         Ok(Pushed { id, dropped })
     }

@@ -70,6 +70,17 @@ pub enum tether_protocol {
     TETHER_PROTOCOL_ENVELOPE = 1,
 }
 
+/// Which thread runs a client's I/O (`tether_config_set_io_driver`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum tether_io_driver {
+    /// Default: Tether's shared runtime thread.
+    TETHER_IO_DRIVER_RUNTIME = 0,
+    /// The application's thread while it waits on the client (poll dispatch only), with a
+    /// keeper thread when nobody waits (`tether_config_set_keeper_after_ms`).
+    TETHER_IO_DRIVER_CALLER = 1,
+}
+
 /// What the persistent outbox (`tether_config_set_outbox_path`) makes durable against a machine
 /// crash; a killed process loses nothing in any mode.
 #[repr(C)]
@@ -642,4 +653,18 @@ table_setters! {
         "handshake_timeout" => dur(timeout_ms),
     }
     fn tether_config_set_app_ping(on: bool) { "app_ping" => OptionValue::Bool(on) }
+    /// Which thread runs the client's I/O: a `tether_io_driver` value (default
+    /// `TETHER_IO_DRIVER_RUNTIME`). `TETHER_IO_DRIVER_CALLER` needs `TETHER_DISPATCH_POLL`
+    /// (else `tether_client_new` fails with `TETHER_ERR_INVALID_CONFIG`): the thread in
+    /// `tether_client_poll*` and the `tether_client_wait_*` calls then reads and writes the
+    /// socket itself (docs/CALLER_IO.md).
+    fn tether_config_set_io_driver(driver: c_int) {
+        "io_driver" => choice(driver, "tether_io_driver", &["runtime", "caller"])?,
+    }
+    /// With `TETHER_IO_DRIVER_CALLER`: after `after_ms` without a thread waiting on the client,
+    /// a keeper thread runs its I/O (heartbeats, reconnects) until one waits again; 0: no
+    /// keeper, no thread besides yours (nothing happens between your polls).
+    fn tether_config_set_keeper_after_ms(after_ms: u64) {
+        "keeper_after" => dur_or_unset(after_ms),
+    }
 }

@@ -464,6 +464,9 @@ class ClientOptions(TypedDict, total=False):
     ack_retries: int
     handshake_timeout: float
     app_ping: bool
+    # I/O
+    io_driver: Literal["runtime", "caller"]
+    keeper_after: Optional[float]
     # END generated
     # callbacks (run on the client's dispatcher thread)
     on_message: Optional[Callable[[Data], object]]

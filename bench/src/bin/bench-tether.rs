@@ -11,6 +11,7 @@
 //! `bench-tether --url URL --workload rr|pipe|idle|poll|free [--mode poll|cb]
 //!               [--protocol raw|envelope] [--kind text|binary] [--size N] [--window N]
 //!               [--duration S] [--warmup S] [--conns N] [--iters N]
+//!               [--io runtime|caller]  (caller: the waiting thread runs the I/O)
 //!               [--read-buffer BYTES] [--write-batch BYTES]  (these two: experiments)
 //!               [--outbox-path FILE --outbox-sync none|batch|always]`  (bench/outbox.py)
 //!
@@ -25,7 +26,7 @@ use tether_bench::{
     die, mark, payload, rss_kib, rtt_result, summary, throughput_result, Args, Json,
 };
 use tether_core::{
-    Bytes, Client, Config, Event, EventDelivery, OutboxSync, Protocol, State, Text,
+    Bytes, Client, Config, Event, EventDelivery, IoDriver, OutboxSync, Protocol, State, Text,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -35,8 +36,12 @@ fn main() {
     let workload = args.str("workload", "rr");
     let mode = args.str("mode", "poll");
     let protocol = args.str("protocol", "raw");
+    let io = match args.str("io", "runtime").as_str() {
+        "caller" => "-caller",
+        _ => "",
+    };
     let json = Json::default()
-        .str("client", &format!("tether-rust-{mode}"))
+        .str("client", &format!("tether-rust-{mode}{io}"))
         .str("workload", &workload)
         .str("protocol", &protocol);
     let result = match (workload.as_str(), mode.as_str()) {
@@ -69,6 +74,10 @@ fn config(args: &Args) -> Config {
     let mut builder = Config::builder(url)
         .protocol(protocol)
         .outbox_limits(8192, 128 << 20);
+    // `--io caller`: the waiting thread runs the I/O (the keeper at its default).
+    if args.str("io", "runtime") == "caller" {
+        builder = builder.io_driver(IoDriver::Caller);
+    }
     // Experiments only (not used by run.py): other I/O buffer sizes than Tether's defaults.
     if let Some(n) = args.opt_usize("read-buffer") {
         builder = builder.read_buffer_size(n);
