@@ -161,3 +161,41 @@ TEST(poll_free_in_the_middle_of_a_batch) {
     CHECK_STATUS(tether_client_poll(stale, 0, &ran), TETHER_ERR_INVALID_HANDLE);
     rec_destroy(r);
 }
+
+TEST(caller_driven_io_runs_on_the_polling_thread) {
+    /* No keeper: no thread of Tether's exists for this client, so the echo can only come
+     * from the I/O the polling thread runs inside tether_client_poll_timeout. */
+    reset_peer();
+    rec *r = rec_new(true);
+    CHECK(r != NULL);
+    tether_config *cfg = test_config(P.url, true);
+    CHECK(cfg != NULL);
+    CHECK_STATUS(tether_config_set_io_driver(cfg, TETHER_IO_DRIVER_CALLER), TETHER_OK);
+    CHECK_STATUS(tether_config_set_keeper_after_ms(cfg, 0), TETHER_OK);
+    CHECK_STATUS(start(r, cfg), TETHER_OK);
+    tether_config_free(cfg);
+    CHECK(wait_count(r, &r->readies, 1, 10000));
+    uint64_t id = 0;
+    CHECK_STATUS(tether_client_send_text(r->client, "driven", 6, &id), TETHER_OK);
+    CHECK(wait_count(r, &r->messages, 1, 10000));
+    CHECK(strcmp(r->texts[0], "driven") == 0);
+    /* Waiting for the close drives too: the close handshake runs inside this call. */
+    CHECK_STATUS(tether_client_close(r->client, 1000, "bye"), TETHER_OK);
+    CHECK_STATUS(tether_client_wait_closed(r->client, (uint64_t)scaled_ms(10000)), TETHER_OK);
+    free_and_check(r);
+    rec_destroy(r);
+}
+
+TEST(caller_driven_io_needs_poll_dispatch) {
+    tether_config *cfg = test_config(P.url, false);
+    CHECK(cfg != NULL);
+    CHECK_STATUS(tether_config_set_io_driver(cfg, 7), TETHER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(tether_config_set_io_driver(cfg, TETHER_IO_DRIVER_CALLER), TETHER_OK);
+    tether_callbacks cb = all_callbacks();
+    tether_client *client = NULL;
+    CHECK_STATUS(tether_client_new(cfg, &cb, NULL, NULL, &client), TETHER_ERR_INVALID_CONFIG);
+    CHECK(client == NULL);
+    char msg[512];
+    CHECK_MSG(strstr(config_error(cfg, msg, sizeof msg), "poll") != NULL, "%s", msg);
+    tether_config_free(cfg);
+}

@@ -1,0 +1,69 @@
+"""io_driver="caller": the thread that waits on the client runs its I/O (docs/CALLER_IO.md).
+
+Translation checks: the options reach the core, the blocking calls drive the I/O on the
+calling thread (with keeper_after=None no thread of Tether's exists, so an echo proves it),
+settings that cannot work are refused with ConfigError, and asyncio still works (through the
+keeper).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import List
+
+import pytest
+
+import tether
+from conftest import RustPeer
+
+FAST = {"backoff_initial": 0.05, "backoff_max": 0.2, "min_uptime": 0.1}
+
+
+def thread_names() -> List[str]:
+    names = []
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            names.append((task / "comm").read_text().strip())
+        except OSError:
+            pass
+    return names
+
+
+def test_blocking_calls_run_the_io_on_the_calling_thread(peer: RustPeer) -> None:
+    with tether.Client(peer.url, io_driver="caller", keeper_after=None, **FAST) as client:
+        client.wait_ready(10)
+        receipts = [client.send(f"m{i}") for i in range(100)]
+        receipts[-1].wait_written(10)
+        got: List[object] = []
+        while len(got) < 100:
+            got += client.recv_many(100, timeout=10)
+        assert got == [f"m{i}" for i in range(100)]
+        assert not [n for n in thread_names() if n.startswith("tether-keeper")]
+    assert client.closed
+
+
+def test_the_keeper_is_a_thread_of_its_own(peer: RustPeer) -> None:
+    with tether.Client(peer.url, io_driver="caller", keeper_after=0.005, **FAST) as client:
+        client.wait_ready(10)
+        assert "tether-keeper" in thread_names()
+        client.send("kept")
+        assert client.recv(timeout=10) == "kept"
+
+
+def test_settings_that_cannot_work_are_refused(peer: RustPeer) -> None:
+    with pytest.raises(tether.ConfigError, match="io_driver"):
+        tether.Client(peer.url, io_driver="sideways")
+    with pytest.raises(tether.ConfigError, match="poll delivery"):
+        tether.Client(peer.url, io_driver="caller", on_message=lambda m: None)
+    with pytest.raises(tether.ConfigError, match="keeper_after"):
+        tether.Client(peer.url, io_driver="caller", keeper_after=None, overflow="wait")
+
+
+def test_asyncio_works_with_the_keeper(peer: RustPeer) -> None:
+    async def main() -> str:
+        async with tether.connect(peer.url, io_driver="caller", **FAST) as ws:
+            await ws.send("async")
+            return str(await asyncio.wait_for(ws.recv(), 10))
+
+    assert asyncio.run(main()) == "async"
