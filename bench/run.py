@@ -109,6 +109,9 @@ CLIENTS = [
     ClientSpec("tether-rust", "Tether Rust (poll)", "rust",
                lambda: [str(RELEASE / "bench-tether"), "--mode", "poll"], "abcd",
                have(RELEASE / "bench-tether"), "ef"),
+    ClientSpec("tether-rust-caller", "Tether Rust (poll, caller I/O)", "rust",
+               lambda: [str(RELEASE / "bench-tether"), "--mode", "poll", "--io", "caller"], "abcd",
+               have(RELEASE / "bench-tether")),
     ClientSpec("tether-rust-cb", "Tether Rust (callback)", "rust",
                lambda: [str(RELEASE / "bench-tether"), "--mode", "cb"], "abcd",
                have(RELEASE / "bench-tether"), "f"),
@@ -119,6 +122,8 @@ CLIENTS = [
                lambda: [str(C_CLIENT), "--mode", "cb"], "abcd", have(C_CLIENT), "f"),
     ClientSpec("tether-c-poll", "Tether C (poll)", "c",
                lambda: [str(C_CLIENT), "--mode", "poll"], "abcd", have(C_CLIENT), "ef"),
+    ClientSpec("tether-c-caller", "Tether C (poll, caller I/O)", "c",
+               lambda: [str(C_CLIENT), "--mode", "poll", "--io", "caller"], "abcd", have(C_CLIENT)),
     # Peers a Rust, C or C++ user would pick instead (docs/BENCHMARKS.md, "The peers").
     ClientSpec("fastwebsockets", "fastwebsockets (Rust)", "rust",
                lambda: [str(RELEASE / "bench-fastwebsockets")], "abc",
@@ -129,6 +134,8 @@ CLIENTS = [
                lambda: [str(BEAST_CLIENT)], "abc", have(BEAST_CLIENT), "ef"),
     ClientSpec("tether-py-sync", "Tether Python (sync)", "python-tether",
                py_client("tether-sync"), "abcd", python_has("tether")),
+    ClientSpec("tether-py-sync-caller", "Tether Python (sync, caller I/O)", "python-tether",
+               lambda: py_client("tether-sync")() + ["--io", "caller"], "abcd", python_has("tether")),
     ClientSpec("tether-py-async", "Tether Python (asyncio)", "python-tether",
                py_client("tether-async"), "abcd", python_has("tether")),
     ClientSpec("tether-py-connect", "Tether Python (tether.connect)", "python-tether",
@@ -143,6 +150,13 @@ CLIENTS = [
                python_has("aiohttp")),
 ]
 BY_KEY = {c.key: c for c in CLIENTS}
+# (e) cost of an idle poll: the clients measured and the call named in the table.
+POLL_COST = {
+    "tether-rust": "`Client::poll_event` (Rust)",
+    "tether-c-poll": "`tether_client_poll` (C)",
+    "tether-rust-caller": "`Client::poll_event` (Rust, caller I/O)",
+    "tether-c-caller": "`tether_client_poll` (C, caller I/O)",
+}
 
 
 # ------------------------------------------------------------------ processes and CPU time
@@ -720,7 +734,7 @@ def main() -> None:
                     time.sleep(1.0)  # let the server drop the last batch of connections
             for r in range(min(runs, 3)):
                 for spec in clients:
-                    if spec.key not in ("tether-rust", "tether-c-poll"):
+                    if spec.key not in POLL_COST:
                         continue
                     cmd = pin.client + spec.cmd() + ["--url", server.url, "--workload", "poll",
                                                      "--iters", "2000000" if args.quick else "10000000"]
@@ -951,8 +965,7 @@ class Report:
             L.append("A connected client with nothing pending, polled in a loop (median of 5 batches per run).\n")
             L.append("| call | ns per call |")
             L.append("|---|---:|")
-            names = {"tether-rust": "`Client::poll_event` (Rust)", "tether-c-poll": "`tether_client_poll` (C)"}
-            for key, name in names.items():
+            for key, name in POLL_COST.items():
                 vals = [x["poll_ns"] for x in self.d["poll"] if x["client"] == key and "error" not in x]
                 if vals:
                     L.append(f"| {name} | {fmt_spread(vals, 1)} |")
@@ -1005,13 +1018,16 @@ class Report:
                 rows.append([f"{label} ≥ {floor:.2f} × raw on ({wk})", fmt_ratio(rs) + extra,
                              verdict(med(rs) >= floor)])
 
-        for key, label in (("tether-rust", "Tether Rust (poll)"), ("tether-rust-async", "Tether Rust (async, own runtime)")):
+        for key, label in (("tether-rust", "Tether Rust (poll)"), ("tether-rust-async", "Tether Rust (async, own runtime)"),
+                           ("tether-rust-caller", "Tether Rust (poll, caller I/O)")):
             if key in [c.key for c in self.clients]:
                 ratio_target(label, key, 0.97)
-        for key, label in (("tether-c-cb", "Tether C (callback)"), ("tether-c-poll", "Tether C (poll)")):
+        for key, label in (("tether-c-cb", "Tether C (callback)"), ("tether-c-poll", "Tether C (poll)"),
+                           ("tether-c-caller", "Tether C (poll, caller I/O)")):
             if key in [c.key for c in self.clients]:
                 ratio_target(label, key, 0.95)
-        for key, label in (("tether-py-sync", "Tether Python (sync)"), ("tether-py-async", "Tether Python (asyncio)"),
+        for key, label in (("tether-py-sync", "Tether Python (sync)"), ("tether-py-sync-caller", "Tether Python (sync, caller I/O)"),
+                           ("tether-py-async", "Tether Python (asyncio)"),
                            ("tether-py-connect", "Tether Python (tether.connect)")):
             for other, factor in (("picows", 2.0), ("websockets", 10.0)):
                 rs = self.ratios("b", key, "rate", base_key=other)
@@ -1021,7 +1037,8 @@ class Report:
                     rows.append([f"{label} ≥ {factor:g} × {other} on (b)", fmt_ratio(rs) + " ×" + extra,
                                  verdict(med(rs) >= factor)])
         # The C API against the C and C++ peers on (b): ahead of each (ratio ≥ 1).
-        for key, label in (("tether-c-cb", "Tether C (callback)"), ("tether-c-poll", "Tether C (poll)")):
+        for key, label in (("tether-c-cb", "Tether C (callback)"), ("tether-c-poll", "Tether C (poll)"),
+                           ("tether-c-caller", "Tether C (poll, caller I/O)")):
             for other, name in (("libwebsockets", "libwebsockets"), ("beast", "Boost.Beast")):
                 rs = self.ratios("b", key, "rate", base_key=other)
                 if rs:
@@ -1029,7 +1046,7 @@ class Report:
                     extra = f"; {name} uses {med(cpu):.2f} × its CPU per message" if cpu else ""
                     rows.append([f"{label} ahead of {name} on (b)", fmt_ratio(rs) + " ×" + extra,
                                  verdict(med(rs) >= 1.0)])
-        for key, name in (("tether-c-poll", "`tether_client_poll`"), ("tether-rust", "`poll_event`")):
+        for key, name in POLL_COST.items():
             vals = [x["poll_ns"] for x in self.d["poll"] if x["client"] == key and "error" not in x]
             if vals:
                 rows.append([f"idle {name} < 100 ns", f"{med(vals):.1f} ns", verdict(med(vals) < 100)])

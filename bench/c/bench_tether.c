@@ -1,7 +1,7 @@
 /*
  * Tether's C API (include/tether.h, libtether), the way a C application uses it.
  *
- *   bench_tether --url URL --workload rr|pipe|idle|poll|free [--mode cb|poll]
+ *   bench_tether --url URL --workload rr|pipe|idle|poll|free [--mode cb|poll] [--io runtime|caller]
  *                [--protocol raw|envelope] [--kind text|binary] [--size N] [--window N]
  *                [--duration S] [--warmup S] [--conns N] [--iters N] [--settle S]
  *                [--send owned|copy]
@@ -92,6 +92,7 @@ struct args {
     const char *url;
     const char *workload;
     bool cb;
+    bool caller_io; /* --io caller */
     bool envelope;
     bool binary;
     size_t size;
@@ -108,6 +109,7 @@ static struct args A = {
     .url = "ws://127.0.0.1:9001/",
     .workload = "rr",
     .cb = false,
+    .caller_io = false,
     .envelope = false,
     .binary = false,
     .size = 64,
@@ -135,6 +137,7 @@ static void parse_args(int argc, char **argv) {
         else if (!strcmp(k, "--iters")) A.iters = (size_t)atol(v);
         else if (!strcmp(k, "--settle")) A.settle = atof(v);
         else if (!strcmp(k, "--send")) A.copy = !strcmp(v, "copy");
+        else if (!strcmp(k, "--io")) A.caller_io = !strcmp(v, "caller");
         else die("unknown argument %s", k);
     }
     if (argc % 2 == 0) die("arguments come in --key value pairs");
@@ -156,6 +159,8 @@ static tether_config *make_config(void) {
     tether_config_set_outbox_limits(cfg, 8192, (size_t)128 << 20);
     tether_config_set_dispatch(cfg, A.cb ? TETHER_DISPATCH_THREAD : TETHER_DISPATCH_POLL);
     if (A.envelope) tether_config_set_protocol(cfg, TETHER_PROTOCOL_ENVELOPE);
+    /* --io caller: the polling thread runs the I/O (docs/CALLER_IO.md), keeper at its default. */
+    if (A.caller_io) tether_config_set_io_driver(cfg, TETHER_IO_DRIVER_CALLER);
     return cfg;
 }
 

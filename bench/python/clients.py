@@ -373,6 +373,8 @@ def run_websocket_client(args: argparse.Namespace) -> dict:
 def tether_options(args: argparse.Namespace) -> dict:
     # Tether's defaults, except the outbox bound: 1,000 x 64 KiB must fit in flight.
     opts: dict = dict(outbox_max_messages=8192, outbox_max_bytes=128 << 20)
+    if args.io == "caller":  # the waiting thread runs the I/O (docs/CALLER_IO.md)
+        opts.update(io_driver="caller")
     if args.protocol == "envelope":
         import tether
 
@@ -525,6 +527,7 @@ def main() -> None:
     ap.add_argument("--url", default="ws://127.0.0.1:9001/")
     ap.add_argument("--workload", default="rr", choices=["rr", "pipe"])
     ap.add_argument("--protocol", default="raw", choices=["raw", "envelope"])
+    ap.add_argument("--io", default="runtime", choices=["runtime", "caller"])
     ap.add_argument("--kind", default="text", choices=["text", "binary"])
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--window", type=int, default=1000)
