@@ -165,18 +165,6 @@ fn set<const N: usize>(
     })
 }
 
-/// A setter that calls a builder method (where C keeps the method's semantics: a later
-/// overflow policy replaces the wait timeout, which the table keeps apart).
-fn with_builder(
-    config: *mut tether_config,
-    f: impl FnOnce(ConfigBuilder) -> Result<ConfigBuilder, Fail>,
-) -> tether_status {
-    update(config, |s| {
-        s.builder = f(s.builder.clone())?;
-        Ok(())
-    })
-}
-
 fn dur(millis: u64) -> OptionValue {
     OptionValue::Duration(ms(millis))
 }
@@ -348,11 +336,17 @@ pub extern "C" fn tether_config_set_overflow_policy(
     policy: c_int,
     wait_timeout_ms: u64,
 ) -> tether_status {
-    with_builder(config, |b| match policy {
-        0 => Ok(b.overflow_policy(OverflowPolicy::Reject)),
-        1 => Ok(b.overflow_policy(OverflowPolicy::Wait(ms(wait_timeout_ms)))),
-        2 => Ok(b.overflow_policy(OverflowPolicy::DropOldest)),
-        other => Err(bad_enum("tether_overflow", other)),
+    // The builder method, not the table: a later policy replaces the wait timeout, where the
+    // table keeps `overflow_timeout` apart (and refuses it beside another policy).
+    update(config, |s| {
+        let policy = match policy {
+            0 => OverflowPolicy::Reject,
+            1 => OverflowPolicy::Wait(ms(wait_timeout_ms)),
+            2 => OverflowPolicy::DropOldest,
+            other => return Err(bad_enum("tether_overflow", other)),
+        };
+        s.builder = s.builder.clone().overflow_policy(policy);
+        Ok(())
     })
 }
 
