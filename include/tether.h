@@ -1112,33 +1112,6 @@ enum tether_status tether_config_validate(const struct tether_config *config);
 enum tether_status tether_config_set_url(struct tether_config *config, const char *url);
 
 /**
- * Which CAs `wss://` trusts: `TETHER_TLS_ROOTS_SYSTEM` (default) or `_WEBPKI`.
- *
- * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
- * config), `TETHER_ERR_INVALID_ARGUMENT` (not a value of the enum; the previous value is kept),
- * the reason in `tether_config_last_error`.
- */
-enum tether_status tether_config_set_tls_roots(struct tether_config *config, int roots);
-
-/**
- * Trust only the CA certificates in this PEM text (`len` bytes, copied).
- *
- * Ownership: borrows `config`; the `len` bytes at the pointer are borrowed for the call only
- * (copied).
- * Threads: configure a config from one thread at a time (not concurrently with another call on the
- * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
- * without affecting the clients made from it.
- * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL, or the pointer NULL with a non-zero `len`),
- * `TETHER_ERR_INVALID_HANDLE` (a freed config). The value itself is checked when the config is
- * built (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
- */
-enum tether_status tether_config_set_tls_ca_pem(struct tether_config *config, const uint8_t *pem, size_t len);
-
-/**
  * What sends do when the outbox is full: a `tether_overflow` value. `wait_timeout_ms` is
  * used by `TETHER_OVERFLOW_WAIT` only.
  *
@@ -1503,6 +1476,24 @@ enum tether_status tether_config_set_happy_eyeballs_delay_ms(struct tether_confi
 enum tether_status tether_config_add_resolve(struct tether_config *config, const char *host, const char *address);
 
 /**
+ * Which CAs `wss://` trusts: a `tether_tls_roots` value (default `TETHER_TLS_ROOTS_SYSTEM`). A CA
+ * file or PEM, when one is set, wins over it, whatever the order of the calls.
+ *
+ * Sets `tls_roots` (default `system`): `system` (the OS store, falling back to the bundled roots)
+ * or `webpki` (the bundled Mozilla roots); a custom CA (`ca_file`, `ca_pem`) wins over it.
+ *
+ * Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
+ * config), `TETHER_ERR_INVALID_ARGUMENT` (not a value of the enum; the previous value is kept), the
+ * reason in `tether_config_last_error`. The value itself is checked when the config is built
+ * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG` naming the option).
+ */
+enum tether_status tether_config_set_tls_roots(struct tether_config *config, int roots);
+
+/**
  * Trust only the CA certificates in this PEM file (read and parsed when the config is built; takes
  * precedence over the other TLS root settings).
  *
@@ -1518,6 +1509,24 @@ enum tether_status tether_config_add_resolve(struct tether_config *config, const
  * (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
  */
 enum tether_status tether_config_set_tls_ca_file(struct tether_config *config, const char *path);
+
+/**
+ * Trust only the CA certificates in this PEM text (`len` bytes, copied; takes precedence over the
+ * named root set, and a CA file over it).
+ *
+ * Sets `ca_pem` (default none): trust only the CA certificates in this PEM text (`ca_file` wins
+ * over it).
+ *
+ * Ownership: borrows `config`; the `len` bytes at the pointer are borrowed for the call only
+ * (copied).
+ * Threads: configure a config from one thread at a time (not concurrently with another call on the
+ * same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
+ * without affecting the clients made from it.
+ * Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL, or the pointer NULL with a non-zero `len`),
+ * `TETHER_ERR_INVALID_HANDLE` (a freed config). The value itself is checked when the config is
+ * built (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
+ */
+enum tether_status tether_config_set_tls_ca_pem(struct tether_config *config, const uint8_t *pem, size_t len);
 
 /**
  * Mutual TLS: the client certificate chain from this PEM file (read when the config is built).

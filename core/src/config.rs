@@ -308,10 +308,9 @@ pub struct ConfigBuilder {
     pub(crate) app_ping: Option<bool>,
     /// Set through the option table: the `wait` policy's timeout (checked at build).
     pub(crate) overflow_timeout: Option<Duration>,
-    /// `tls_roots` was set through the option table (refused beside a custom CA there).
-    pub(crate) tls_roots_named: bool,
-    /// `ca_pem` was set through the option table.
-    pub(crate) ca_pem_set: bool,
+    /// `ca_pem`: a custom CA as PEM text (set through the option table). A custom CA replaces
+    /// the named root set, whichever was set first (see `check_tls`).
+    pub(crate) ca_pem: Option<Vec<u8>>,
     /// None: from the environment; `"none"` (or empty): direct; else a proxy URL.
     pub(crate) proxy: Option<String>,
     pub(crate) client_cert_file: Option<PathBuf>,
@@ -404,8 +403,7 @@ impl ConfigBuilder {
             handshake_timeout: defaults::HANDSHAKE_TIMEOUT,
             app_ping: None,
             overflow_timeout: None,
-            tls_roots_named: false,
-            ca_pem_set: false,
+            ca_pem: None,
             proxy: None,
             client_cert_file: None,
             client_cert_pem: None,
@@ -522,7 +520,8 @@ impl ConfigBuilder {
         self
     }
 
-    /// Which CAs to trust for `wss://`.
+    /// Which CAs to trust for `wss://`. A CA file ([`ConfigBuilder::tls_ca_file`]) wins over
+    /// it, whatever the order of the calls.
     pub fn tls_roots(mut self, roots: TlsRoots) -> Self {
         self.tls_roots = roots;
         self
@@ -1013,24 +1012,16 @@ impl ConfigBuilder {
         Ok((max_outbound_message_size, overflow))
     }
 
-    /// The trust roots: a custom CA (read now) or a named set.
+    /// The trust roots, one rule for every binding: a CA file wins over CA PEM text, and a
+    /// custom CA (file or PEM) wins over the named root set (`tls_roots`), whatever the order
+    /// they were set in. The CA file is read now.
     fn check_tls(&self) -> Result<TlsRoots, ConfigError> {
-        // Set by name (the option table, as Python does), a custom CA and a named root set
-        // exclude each other; the builder methods keep their precedence (a CA file wins).
-        if self.ca_pem_set && self.ca_file.is_some() {
-            return Err(invalid("ca_pem", "give ca_file or ca_pem, not both".into()));
-        }
-        if self.tls_roots_named && (self.ca_pem_set || self.ca_file.is_some()) {
-            return Err(invalid(
-                "tls_roots",
-                "a custom CA (ca_file or ca_pem) replaces the root set; leave tls_roots out".into(),
-            ));
-        }
-        let tls_roots = match &self.ca_file {
-            Some(path) => TlsRoots::CustomCa(std::fs::read(path).map_err(|e| {
+        let tls_roots = match (&self.ca_file, &self.ca_pem) {
+            (Some(path), _) => TlsRoots::CustomCa(std::fs::read(path).map_err(|e| {
                 ConfigError::Tls(format!("cannot read CA file {}: {e}", path.display()))
             })?),
-            None => self.tls_roots.clone(),
+            (None, Some(pem)) => TlsRoots::CustomCa(pem.clone()),
+            (None, None) => self.tls_roots.clone(),
         };
         Ok(tls_roots)
     }
@@ -1227,4 +1218,41 @@ pub fn parse_ws_url(input: &str) -> Result<url::Url, ConfigError> {
         return Err(bad(format!("not a valid HTTP request target: {e}")));
     }
     Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::OptionValue;
+
+    /// One TLS rule for every binding: a CA file wins over CA PEM text, and a custom CA wins
+    /// over the named root set (`tls_roots`), whatever the order they were set in.
+    #[test]
+    fn a_custom_ca_wins_over_the_named_roots_in_any_order() {
+        let custom = TlsRoots::CustomCa(b"pem".to_vec());
+        for pem_first in [true, false] {
+            let mut b = Config::builder("wss://example.com/");
+            let mut steps = [
+                ("ca_pem", OptionValue::Bytes(b"pem".to_vec())),
+                ("tls_roots", OptionValue::Text("webpki".into())),
+            ];
+            if !pem_first {
+                steps.reverse();
+            }
+            for (name, value) in steps {
+                b.set(name, value).expect("stored");
+            }
+            assert_eq!(b.check_tls(), Ok(custom.clone()), "pem first: {pem_first}");
+        }
+        let b = Config::builder("wss://example.com/").tls_roots(TlsRoots::WebPki);
+        assert_eq!(b.check_tls(), Ok(TlsRoots::WebPki));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("ca.pem");
+        std::fs::write(&file, b"file").expect("written");
+        let mut b = Config::builder("wss://example.com/").tls_ca_file(&file);
+        b.set("ca_pem", OptionValue::Bytes(b"pem".to_vec()))
+            .expect("stored");
+        let b = b.tls_roots(TlsRoots::System);
+        assert_eq!(b.check_tls(), Ok(TlsRoots::CustomCa(b"file".to_vec())));
+    }
 }

@@ -10,7 +10,7 @@
 use std::ffi::{c_char, c_int};
 use std::sync::{Arc, Mutex};
 
-use tether_core::{options, Config, ConfigBuilder, OptionValue, OverflowPolicy, TlsRoots};
+use tether_core::{options, Config, ConfigBuilder, OptionValue, OverflowPolicy};
 
 use crate::registry::{Registry, TAG_CONFIG};
 use crate::status::tether_status::{self, *};
@@ -176,18 +176,6 @@ fn set<const N: usize>(
     })
 }
 
-/// A setter that calls a builder method (where C keeps the method's semantics: a CA file or
-/// PEM wins over the named roots, and a later overflow policy replaces the wait timeout).
-fn with_builder(
-    config: *mut tether_config,
-    f: impl FnOnce(ConfigBuilder) -> Result<ConfigBuilder, Fail>,
-) -> tether_status {
-    update(config, |s| {
-        s.builder = f(s.builder.clone())?;
-        Ok(())
-    })
-}
-
 fn dur(millis: u64) -> OptionValue {
     OptionValue::Duration(ms(millis))
 }
@@ -343,50 +331,6 @@ pub extern "C" fn tether_config_set_url(
     })
 }
 
-/// Which CAs `wss://` trusts: `TETHER_TLS_ROOTS_SYSTEM` (default) or `_WEBPKI`.
-///
-/// Ownership: borrows `config`; takes nothing over (plain values are recorded in the config).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL), `TETHER_ERR_INVALID_HANDLE` (a freed
-/// config), `TETHER_ERR_INVALID_ARGUMENT` (not a value of the enum; the previous value is kept),
-/// the reason in `tether_config_last_error`.
-#[no_mangle]
-pub extern "C" fn tether_config_set_tls_roots(
-    config: *mut tether_config,
-    roots: c_int,
-) -> tether_status {
-    with_builder(config, |b| match roots {
-        0 => Ok(b.tls_roots(TlsRoots::System)),
-        1 => Ok(b.tls_roots(TlsRoots::WebPki)),
-        other => Err(bad_enum("tether_tls_roots", other)),
-    })
-}
-
-/// Trust only the CA certificates in this PEM text (`len` bytes, copied).
-///
-/// Ownership: borrows `config`; the `len` bytes at the pointer are borrowed for the call only
-/// (copied).
-/// Threads: configure a config from one thread at a time (not concurrently with another call on the
-/// same config); it is copied by `tether_client_new`, so it may change or be freed afterwards
-/// without affecting the clients made from it.
-/// Errors: `TETHER_ERR_NULL_PARAMETER` (`config` NULL, or the pointer NULL with a non-zero `len`),
-/// `TETHER_ERR_INVALID_HANDLE` (a freed config). The value itself is checked when the config is
-/// built (`tether_config_validate`, `tether_client_new`: `TETHER_ERR_INVALID_CONFIG`).
-#[no_mangle]
-pub extern "C" fn tether_config_set_tls_ca_pem(
-    config: *mut tether_config,
-    pem: *const u8,
-    len: usize,
-) -> tether_status {
-    // SAFETY: header contract: `len` readable bytes at `pem` for the call.
-    with_builder(config, |b| {
-        let pem = unsafe { bytes_arg(pem, len, "pem") }?.to_vec();
-        Ok(b.tls_roots(TlsRoots::CustomCa(pem)))
-    })
-}
-
 /// What sends do when the outbox is full: a `tether_overflow` value. `wait_timeout_ms` is
 /// used by `TETHER_OVERFLOW_WAIT` only.
 ///
@@ -403,11 +347,17 @@ pub extern "C" fn tether_config_set_overflow_policy(
     policy: c_int,
     wait_timeout_ms: u64,
 ) -> tether_status {
-    with_builder(config, |b| match policy {
-        0 => Ok(b.overflow_policy(OverflowPolicy::Reject)),
-        1 => Ok(b.overflow_policy(OverflowPolicy::Wait(ms(wait_timeout_ms)))),
-        2 => Ok(b.overflow_policy(OverflowPolicy::DropOldest)),
-        other => Err(bad_enum("tether_overflow", other)),
+    // The builder method, not the table: a later policy replaces the wait timeout, where the
+    // table keeps `overflow_timeout` apart (and refuses it beside another policy).
+    update(config, |s| {
+        let policy = match policy {
+            0 => OverflowPolicy::Reject,
+            1 => OverflowPolicy::Wait(ms(wait_timeout_ms)),
+            2 => OverflowPolicy::DropOldest,
+            other => return Err(bad_enum("tether_overflow", other)),
+        };
+        s.builder = s.builder.clone().overflow_policy(policy);
+        Ok(())
     })
 }
 
@@ -547,9 +497,19 @@ table_setters! {
             OptionValue::Resolve(vec![(host, vec![address])])
         },
     }
+    /// Which CAs `wss://` trusts: a `tether_tls_roots` value (default `TETHER_TLS_ROOTS_SYSTEM`).
+    /// A CA file or PEM, when one is set, wins over it, whatever the order of the calls.
+    fn tether_config_set_tls_roots(roots: c_int) {
+        "tls_roots" => choice(roots, "tether_tls_roots", &["system", "webpki"])?,
+    }
     /// Trust only the CA certificates in this PEM file (read and parsed when the config is built;
     /// takes precedence over the other TLS root settings).
     fn tether_config_set_tls_ca_file(path: *const c_char) { "ca_file" => text(str_arg(path, "path")?) }
+    /// Trust only the CA certificates in this PEM text (`len` bytes, copied; takes precedence
+    /// over the named root set, and a CA file over it).
+    fn tether_config_set_tls_ca_pem(pem: *const u8, len: usize) {
+        "ca_pem" => OptionValue::Bytes(bytes_arg(pem, len, "pem")?.to_vec()),
+    }
     /// Mutual TLS: the client certificate chain from this PEM file (read when the config is built).
     fn tether_config_set_client_cert_file(path: *const c_char) {
         "client_cert_file" => text(str_arg(path, "path")?),

@@ -49,10 +49,7 @@ pub(crate) fn disconnect_reason(py: Python<'_>, d: &Disconnect) -> PyResult<Py<P
         Disconnect::RetriesExhausted { last, .. } => disconnect_reason(py, last)?,
         _ => py.None(),
     };
-    let close_reason = match d {
-        Disconnect::UserClose { reason, .. } | Disconnect::ServerClosed { reason, .. } => reason,
-        _ => "",
-    };
+    let close_reason = d.close_reason().unwrap_or_default();
     let fields = [
         ("kind", obj(py, d.kind_id())?),
         ("code", obj(py, d.close_code())?),

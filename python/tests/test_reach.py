@@ -174,6 +174,23 @@ def test_a_client_certificate_is_accepted_from_files_and_pem(
             echo(client, "mutual")
 
 
+def test_a_custom_ca_wins_over_the_named_roots_and_a_ca_file_over_pem(
+    tmp_path: Path, started: List[object]
+) -> None:
+    # Core's one TLS rule (the same in C): set together, these are not an error.
+    peer = mtls_peer(tmp_path, started)
+    url = f"wss://localhost:{peer.port}/"
+    ca = tmp_path / "ca.pem"
+    mtls = {"client_cert_file": tmp_path / "client.pem", "client_key_file": tmp_path / "client.key"}
+    for tls in [
+        {"tls_roots": "webpki", "ca_pem": ca.read_bytes()},
+        {"ca_file": ca, "ca_pem": b"not a pem", "tls_roots": "system"},
+    ]:
+        with tether.Client(url, **tls, **mtls) as client:  # type: ignore[arg-type]
+            client.wait_ready(timeout=SOON)
+            echo(client, "trusted")
+
+
 def test_no_client_certificate_is_a_final_tls_error(
     tmp_path: Path, started: List[object]
 ) -> None:
