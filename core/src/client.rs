@@ -672,6 +672,15 @@ impl Client {
         self.shared.events.close_reason()
     }
 
+    /// Poll mode: true when a poll that does not wait would do nothing now: no event pending,
+    /// no [`Client::dispatch`] running, and with caller-driven I/O no I/O pass due (see
+    /// `docs/CALLER_IO.md`). A binding's cheap fast path for an idle poll.
+    pub fn poll_is_idle(&self) -> bool {
+        !self.is_dispatching()
+            && self.pending_events() == 0
+            && self.driver.as_ref().is_none_or(|d| !d.pass_due())
+    }
+
     /// Poll mode: number of events waiting (routed mode: kept).
     pub fn pending_events(&self) -> usize {
         match (&self.events, &self.kept) {

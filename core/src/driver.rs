@@ -179,19 +179,23 @@ impl Driver {
     /// run what that made ready) if nobody else drives and the last pass is older than
     /// [`PASS_EVERY`].
     pub(crate) fn pass(&self) {
-        if self.callers.load(Ordering::SeqCst) > 0
-            || self.keeper_driving.load(Ordering::SeqCst)
-            || self
-                .now_ns()
-                .saturating_sub(self.last_drive.load(Ordering::Relaxed))
-                < PASS_EVERY.as_nanos() as u64
-        {
+        if !self.pass_due() {
             return;
         }
         self.drive(Duration::MAX, async {
             tokio::task::yield_now().await;
             tokio::task::yield_now().await;
         });
+    }
+
+    /// Whether [`Driver::pass`] would run a pass now.
+    pub(crate) fn pass_due(&self) -> bool {
+        self.callers.load(Ordering::SeqCst) == 0
+            && !self.keeper_driving.load(Ordering::SeqCst)
+            && self
+                .now_ns()
+                .saturating_sub(self.last_drive.load(Ordering::Relaxed))
+                >= PASS_EVERY.as_nanos() as u64
     }
 
     fn now_ns(&self) -> u64 {

@@ -727,10 +727,10 @@ fn is_idle(client: *const tether_client) -> bool {
         && CLIENTS
             .with(client.addr(), |inner| {
                 inner.poll_mode
-                    && inner.client.try_read().is_ok_and(|core| {
-                        core.as_ref()
-                            .is_some_and(|c| !c.is_dispatching() && c.pending_events() == 0)
-                    })
+                    && inner
+                        .client
+                        .try_read()
+                        .is_ok_and(|core| core.as_ref().is_some_and(|c| c.poll_is_idle()))
             })
             .unwrap_or(false)
 }

@@ -199,3 +199,33 @@ TEST(caller_driven_io_needs_poll_dispatch) {
     CHECK_MSG(strstr(config_error(cfg, msg, sizeof msg), "poll") != NULL, "%s", msg);
     tether_config_free(cfg);
 }
+
+TEST(caller_driven_io_game_loop_polls_without_waiting) {
+    /* A frame loop: tether_client_poll never waits, and with no keeper it is the only thing
+     * that runs the client's I/O (a non-blocking pass when one is due). */
+    reset_peer();
+    rec *r = rec_new(true);
+    CHECK(r != NULL);
+    tether_config *cfg = test_config(P.url, true);
+    CHECK(cfg != NULL);
+    CHECK_STATUS(tether_config_set_io_driver(cfg, TETHER_IO_DRIVER_CALLER), TETHER_OK);
+    CHECK_STATUS(tether_config_set_keeper_after_ms(cfg, 0), TETHER_OK);
+    CHECK_STATUS(start(r, cfg), TETHER_OK);
+    tether_config_free(cfg);
+    bool sent = false;
+    int64_t deadline = now_ms() + scaled_ms(10000);
+    while (get(r, &r->messages) < 1 && now_ms() < deadline) {
+        size_t ran = 0;
+        CHECK_STATUS(tether_client_poll(r->client, 0, &ran), TETHER_OK);
+        if (!sent && get(r, &r->readies) >= 1) {
+            uint64_t id = 0;
+            CHECK_STATUS(tether_client_send_text(r->client, "frame", 5, &id), TETHER_OK);
+            sent = true;
+        }
+        struct timespec frame = {0, 1000000}; /* the rest of a 1 ms frame */
+        nanosleep(&frame, NULL);
+    }
+    CHECK(get(r, &r->messages) == 1 && strcmp(r->texts[0], "frame") == 0);
+    free_and_check(r);
+    rec_destroy(r);
+}
