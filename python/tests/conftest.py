@@ -238,15 +238,20 @@ def ref_server_factory() -> Iterator[Callable[..., ServerProcess]]:
             p.close()
 
 
-def tether_threads() -> List[str]:
-    """Names of this process's threads that Tether started (Linux: /proc/self/task)."""
+def thread_names() -> List[str]:
+    """Names of this process's threads (Linux: /proc/self/task)."""
     names = []
     for task in Path("/proc/self/task").iterdir():
         try:
             names.append((task / "comm").read_text().strip())
         except OSError:
             pass
-    return [n for n in names if n.startswith("tether-dispatch")]
+    return names
+
+
+def tether_threads() -> List[str]:
+    """Names of this process's dispatcher threads (one per client in callback mode)."""
+    return [n for n in thread_names() if n.startswith("tether-dispatch")]
 
 
 def wait_until(what: Callable[[], bool], timeout: float = 10.0, message: str = "") -> None:

@@ -162,18 +162,23 @@ TEST(poll_free_in_the_middle_of_a_batch) {
     rec_destroy(r);
 }
 
+/* A poll-mode client on the peer whose I/O only the polling thread runs (no keeper). */
+static rec *caller_driven_without_keeper(void) {
+    reset_peer();
+    tether_config *cfg = test_config(P.url, true);
+    if (!cfg || tether_config_set_io_driver(cfg, TETHER_IO_DRIVER_CALLER) != TETHER_OK ||
+        tether_config_set_keeper_after_ms(cfg, 0) != TETHER_OK) {
+        tether_config_free(cfg);
+        return NULL;
+    }
+    return started_with(cfg, true);
+}
+
 TEST(caller_driven_io_runs_on_the_polling_thread) {
     /* No keeper: no thread of Tether's exists for this client, so the echo can only come
      * from the I/O the polling thread runs inside tether_client_poll_timeout. */
-    reset_peer();
-    rec *r = rec_new(true);
+    rec *r = caller_driven_without_keeper();
     CHECK(r != NULL);
-    tether_config *cfg = test_config(P.url, true);
-    CHECK(cfg != NULL);
-    CHECK_STATUS(tether_config_set_io_driver(cfg, TETHER_IO_DRIVER_CALLER), TETHER_OK);
-    CHECK_STATUS(tether_config_set_keeper_after_ms(cfg, 0), TETHER_OK);
-    CHECK_STATUS(start(r, cfg), TETHER_OK);
-    tether_config_free(cfg);
     CHECK(wait_count(r, &r->readies, 1, 10000));
     uint64_t id = 0;
     CHECK_STATUS(tether_client_send_text(r->client, "driven", 6, &id), TETHER_OK);
@@ -203,15 +208,8 @@ TEST(caller_driven_io_needs_poll_dispatch) {
 TEST(caller_driven_io_game_loop_polls_without_waiting) {
     /* A frame loop: tether_client_poll never waits, and with no keeper it is the only thing
      * that runs the client's I/O (a non-blocking pass when one is due). */
-    reset_peer();
-    rec *r = rec_new(true);
+    rec *r = caller_driven_without_keeper();
     CHECK(r != NULL);
-    tether_config *cfg = test_config(P.url, true);
-    CHECK(cfg != NULL);
-    CHECK_STATUS(tether_config_set_io_driver(cfg, TETHER_IO_DRIVER_CALLER), TETHER_OK);
-    CHECK_STATUS(tether_config_set_keeper_after_ms(cfg, 0), TETHER_OK);
-    CHECK_STATUS(start(r, cfg), TETHER_OK);
-    tether_config_free(cfg);
     bool sent = false;
     int64_t deadline = now_ms() + scaled_ms(10000);
     while (get(r, &r->messages) < 1 && now_ms() < deadline) {
