@@ -672,6 +672,47 @@ impl Client {
         self.shared.events.close_reason()
     }
 
+    /// Whether this client's I/O is caller-driven ([`crate::IoDriver::Caller`]).
+    pub fn is_caller_driven(&self) -> bool {
+        self.driver.is_some()
+    }
+
+    /// Caller-driven I/O: the number of the live link whose socket [`Client::io_socket`]
+    /// gives (it changes with every new connection), `None` while no link is up.
+    pub fn io_link(&self) -> Option<u64> {
+        self.shared.link_number()
+    }
+
+    /// Caller-driven I/O, for an event loop that drives the client when its socket is
+    /// readable: the live link's number and a duplicate of its socket's descriptor, yours to
+    /// watch for readiness and to close (never read or write it); `None` while no link is up
+    /// and in the shared-runtime mode. Close it when [`Client::io_link`] changes: until then
+    /// the duplicate keeps the connection's socket open.
+    #[cfg(unix)]
+    pub fn io_socket(&self) -> Option<(u64, std::os::fd::OwnedFd)> {
+        self.shared.link_socket()
+    }
+
+    /// Caller-driven I/O, for an event loop: run one non-blocking pass now (the watched socket
+    /// is readable, or a send waits), whenever the last one ran. False if none ran: not
+    /// caller-driven, this thread cannot drive (inside a runtime), or another thread drives;
+    /// a driving keeper is then asked to hand the runtime back, so a later call runs.
+    pub fn drive_now(&self) -> bool {
+        self.driver.as_ref().is_some_and(|d| d.pass_now())
+    }
+
+    /// Caller-driven I/O: a `send` is waiting for a driver to write it.
+    pub fn send_pending(&self) -> bool {
+        self.driver.as_ref().is_some_and(|d| d.has_note())
+    }
+
+    /// Inbound messages fill `event_queue_capacity`: reading the socket is paused until the
+    /// application takes some (an event loop stops watching the socket meanwhile, which stays
+    /// readable).
+    pub fn reading_paused(&self) -> bool {
+        self.shared.events.credit_exhausted()
+    }
+
     /// Poll mode: true when a poll that does not wait would do nothing now: no event pending,
     /// no [`Client::dispatch`] running, and with caller-driven I/O no I/O pass due (see
     /// `docs/CALLER_IO.md`). A binding's cheap fast path for an idle poll.

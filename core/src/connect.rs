@@ -131,6 +131,9 @@ pub(crate) struct Connected {
     pub(crate) info: ConnectionInfo,
     /// The provider's token for this attempt, or the configured one.
     pub(crate) token: Option<String>,
+    /// Caller-driven I/O on Unix: a duplicate of the TCP socket's descriptor, for an event
+    /// loop that watches it (dropped as soon as the link ends).
+    pub(crate) fd: Option<crate::shared::LinkFd>,
 }
 
 /// What the credentials provider gave for one attempt, checked.
@@ -289,6 +292,9 @@ impl Connector {
         };
         let tcp = self.open_tcp(&host, port).await?;
         let peer = tcp.peer_addr().ok();
+        let fd = (self.config.io_driver == crate::config::IoDriver::Caller)
+            .then(|| watch_fd(&tcp))
+            .flatten();
         // Small messages must not wait for Nagle; batching is done by the session's flushes.
         tcp.set_nodelay(true)
             .map_err(|e| ConnectError::Io(e.to_string()))?;
@@ -338,7 +344,12 @@ impl Connector {
         let token = fresh
             .token
             .or_else(|| self.config.auth_token.as_ref().map(|t| t.0.clone()));
-        Ok(Connected { ws, info, token })
+        Ok(Connected {
+            ws,
+            info,
+            token,
+            fd,
+        })
     }
 
     /// The upgrade request: configured headers, this attempt's (replacing same-named ones),
@@ -443,6 +454,20 @@ impl Connector {
 const NOTSENT_LOWAT: u32 = 128 << 10;
 
 /// Best effort: where the option does not exist the kernel's default applies.
+/// A duplicate of the socket's descriptor, where there is one (Unix).
+fn watch_fd(tcp: &TcpStream) -> Option<crate::shared::LinkFd> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        tcp.as_fd().try_clone_to_owned().ok()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tcp;
+        None
+    }
+}
+
 fn limit_unsent(tcp: &TcpStream) {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     if let Err(e) = socket2::SockRef::from(tcp).set_tcp_notsent_lowat(NOTSENT_LOWAT) {

@@ -57,6 +57,8 @@ pub(crate) struct Driver {
     keeper_driving: AtomicBool,
     /// Asks a driving keeper to hand the runtime over.
     keeper_yield: Notify,
+    /// An event loop asked a driving keeper to hand the runtime back ([`Driver::pass_now`]).
+    reclaim: AtomicBool,
     /// The session's doorbell (the outbox's `arrived`), rung late: see [`Driver::ring`].
     doorbell: Arc<Notify>,
     deferred: AtomicBool,
@@ -91,6 +93,7 @@ impl Driver {
             callers: AtomicUsize::new(0),
             keeper_driving: AtomicBool::new(false),
             keeper_yield: Notify::new(),
+            reclaim: AtomicBool::new(false),
             doorbell,
             deferred: AtomicBool::new(false),
             done: AtomicBool::new(false),
@@ -179,13 +182,39 @@ impl Driver {
     /// run what that made ready) if nobody else drives and the last pass is older than
     /// [`PASS_EVERY`].
     pub(crate) fn pass(&self) {
-        if !self.pass_due() {
-            return;
+        if self.pass_due() {
+            self.run_pass();
         }
-        self.drive(Duration::MAX, async {
+    }
+
+    /// Run what is ready, read the socket, run what that made ready; false where this thread
+    /// cannot drive.
+    fn run_pass(&self) -> bool {
+        let ran = self.drive(Duration::MAX, async {
             tokio::task::yield_now().await;
             tokio::task::yield_now().await;
         });
+        matches!(ran, Drive::Done(()))
+    }
+
+    /// A pass now, whenever it was last run (an event loop: the socket is readable, or a send
+    /// waits), unless another thread drives: then false, and a driving keeper is asked to
+    /// hand the runtime back (it does the I/O meanwhile; a later call gets the runtime).
+    pub(crate) fn pass_now(&self) -> bool {
+        if self.callers.load(Ordering::SeqCst) > 0 {
+            return false;
+        }
+        if self.keeper_driving.load(Ordering::SeqCst) {
+            self.reclaim.store(true, Ordering::SeqCst);
+            self.keeper_yield.notify_one();
+            return false;
+        }
+        self.run_pass()
+    }
+
+    /// Whether a send left a note that no driver has rung yet.
+    pub(crate) fn has_note(&self) -> bool {
+        self.deferred.load(Ordering::SeqCst)
     }
 
     /// Whether [`Driver::pass`] would run a pass now.
@@ -307,7 +336,10 @@ impl Driver {
             tokio::pin!(yielded, done);
             yielded.as_mut().enable();
             done.as_mut().enable();
-            if self.callers.load(Ordering::SeqCst) > 0 || self.is_done() {
+            if self.callers.load(Ordering::SeqCst) > 0
+                || self.is_done()
+                || self.reclaim.swap(false, Ordering::SeqCst)
+            {
                 return;
             }
             tokio::select! {

@@ -403,6 +403,12 @@ impl EventSink {
         }
     }
 
+    /// No credit is left for another inbound message: the session stops reading the socket
+    /// until the application takes some.
+    pub(crate) fn credit_exhausted(&self) -> bool {
+        self.credit.available_permits() == 0 && !self.credit.is_closed()
+    }
+
     /// Report that every accepted message up to `up_to` has been written.
     pub(crate) fn written(&self, up_to: MessageId) {
         self.written.up_to.fetch_max(up_to.0, Ordering::SeqCst);

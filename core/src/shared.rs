@@ -29,6 +29,13 @@ pub(crate) struct Counters {
     pub last_app_rtt_nanos: AtomicU64,
 }
 
+/// A descriptor an event loop can watch (Unix); nothing elsewhere.
+#[cfg(unix)]
+pub(crate) type LinkFd = std::os::fd::OwnedFd;
+/// A descriptor an event loop can watch (Unix); nothing elsewhere.
+#[cfg(not(unix))]
+pub(crate) type LinkFd = std::convert::Infallible;
+
 pub(crate) struct Shared {
     pub outbox: Outbox,
     pub events: EventSink,
@@ -42,6 +49,9 @@ pub(crate) struct Shared {
     server_epoch: Mutex<Option<String>>,
     /// What the last connection negotiated.
     connection_info: Mutex<Option<ConnectionInfo>>,
+    /// Caller-driven I/O: the live link's number and a duplicate of its socket, for an event
+    /// loop that drives the client when the socket is readable (`Client::io_socket`).
+    link_socket: Mutex<Option<(u64, LinkFd)>>,
 }
 
 impl Shared {
@@ -56,7 +66,29 @@ impl Shared {
             closed_notify: tokio::sync::Notify::new(),
             server_epoch: Mutex::new(None),
             connection_info: Mutex::new(None),
+            link_socket: Mutex::new(None),
         }
+    }
+
+    /// The live link's socket (set while a link is up, with the connection's number; None
+    /// drops the duplicate, right after the link's own descriptor closed).
+    pub(crate) fn set_link_socket(&self, fd: Option<LinkFd>) {
+        let connection = self.connection_info().map_or(0, |i| i.connection);
+        *self.link_socket.lock().unwrap_or_else(|p| p.into_inner()) = fd.map(|fd| (connection, fd));
+    }
+
+    /// The live link's number, if its socket can be watched.
+    pub(crate) fn link_number(&self) -> Option<u64> {
+        let slot = self.link_socket.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref().map(|(n, _)| *n)
+    }
+
+    /// A new duplicate of the live link's socket, with the link's number.
+    #[cfg(unix)]
+    pub(crate) fn link_socket(&self) -> Option<(u64, LinkFd)> {
+        let slot = self.link_socket.lock().unwrap_or_else(|p| p.into_inner());
+        let (n, fd) = slot.as_ref()?;
+        Some((*n, fd.try_clone().ok()?))
     }
 
     /// Record a new connection's negotiated values (before its `Open` state event), numbered

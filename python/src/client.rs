@@ -13,7 +13,7 @@ use pyo3::types::{
 use pyo3::PyTraverseError;
 
 use tether_core::{
-    Bytes, DeliveryStatus, Disconnect, Event, EventDelivery, MessageId, State, Want,
+    Bytes, DeliveryStatus, Disconnect, Event, EventDelivery, MessageId, OptionValue, State, Want,
 };
 
 use crate::errors;
@@ -738,6 +738,50 @@ impl Handle {
             // The client object is gone and its close already started.
             None => Ok(()),
         }
+    }
+
+    /// Caller-driven I/O (`io_driver="caller"`): 0 no, 1 with a keeper thread, 2 without one
+    /// (then only the event loop runs the client's timers).
+    fn caller_driven(&self) -> u8 {
+        let Some(inner) = self.inner.upgrade() else {
+            return 0;
+        };
+        let keeper = inner.core.config().get("keeper_after") != Some(OptionValue::Unset);
+        match (inner.core.is_caller_driven(), keeper) {
+            (false, _) => 0,
+            (true, true) => 1,
+            (true, false) => 2,
+        }
+    }
+
+    /// The live link's number, or None (see `Client::io_link`).
+    fn io_link(&self) -> Option<u64> {
+        self.inner.upgrade().and_then(|i| i.core.io_link())
+    }
+
+    /// `(link number, fd)`: a duplicate of the live link's socket, the caller's to watch and
+    /// to `os.close` (see `Client::io_socket`); None while no link is up, or not on Unix.
+    fn io_socket(&self) -> Option<(u64, i64)> {
+        #[cfg(unix)]
+        {
+            use std::os::fd::IntoRawFd;
+            let (link, fd) = self.inner.upgrade()?.core.io_socket()?;
+            Some((link, i64::from(fd.into_raw_fd())))
+        }
+        #[cfg(not(unix))]
+        None
+    }
+
+    /// Run one non-blocking I/O pass on this thread now (see `Client::drive_now`).
+    fn drive(&self) -> bool {
+        self.inner.upgrade().is_some_and(|i| i.core.drive_now())
+    }
+
+    /// A send waits for a driver; reading is paused for room (see the core's methods).
+    fn io_wants(&self) -> (bool, bool) {
+        self.inner.upgrade().map_or((false, false), |i| {
+            (i.core.send_pending(), i.core.reading_paused())
+        })
     }
 
     /// Where receipt `id` stands for `want` (0 written, 1 acked): None while pending, True

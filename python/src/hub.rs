@@ -69,6 +69,9 @@ struct HubState {
     bridge: Option<Py<PyAny>>,
     /// The write end of the bridge's wake-up socket (the event loop watches the read end).
     wake_pipe: Option<Arc<WakeWriter>>,
+    /// The event loop's thread (the one that installed the bridge): a change made there (it
+    /// drives a caller-driven client) is a `call_soon`, not a write to the wake-up socket.
+    loop_thread: Option<std::thread::ThreadId>,
     callbacks: Option<Arc<Callbacks>>,
 }
 
@@ -146,15 +149,25 @@ impl Hub {
     }
 
     fn fire_waker(&self) {
-        let pipe = self.lock().wake_pipe.clone();
-        if let Some(pipe) = pipe {
+        let (pipe, on_loop) = {
+            let st = self.lock();
+            let here = st.loop_thread == Some(std::thread::current().id());
+            (st.wake_pipe.clone(), here)
+        };
+        if let (Some(pipe), false) = (pipe, on_loop) {
             pipe.wake();
             return;
         }
+        // On the loop's own thread (it drives the client) the loop is awake: `call_soon`.
+        let method = if on_loop {
+            "_wake_soon"
+        } else {
+            "_wake_threadsafe"
+        };
         with_python(|py| {
             let bridge = self.lock().bridge.as_ref().map(|b| b.clone_ref(py));
             if let Some(bridge) = bridge {
-                if let Err(e) = bridge.call_method0(py, "_wake_threadsafe") {
+                if let Err(e) = bridge.call_method0(py, method) {
                     // The loop is closed or gone: nothing is waiting any more.
                     log(py, "debug", &format!("asyncio wake-up failed: {e}"));
                 }
@@ -177,6 +190,7 @@ impl Hub {
             return Err(bridge);
         }
         st.waker_armed = false;
+        st.loop_thread = Some(std::thread::current().id());
         Ok(st.bridge.replace(bridge))
     }
 

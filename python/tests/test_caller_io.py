@@ -9,7 +9,7 @@ keeper).
 from __future__ import annotations
 
 import asyncio
-from typing import List
+from typing import Any, List
 
 import pytest
 
@@ -48,6 +48,45 @@ def test_settings_that_cannot_work_are_refused(peer: RustPeer) -> None:
         tether.Client(peer.url, io_driver="caller", on_message=lambda m: None)
     with pytest.raises(tether.ConfigError, match="keeper_after"):
         tether.Client(peer.url, io_driver="caller", keeper_after=None, overflow="wait")
+
+
+def test_the_event_loop_runs_the_io_itself(peer: RustPeer) -> None:
+    """No keeper: no thread but the loop's exists, so each echo proves the loop drove."""
+
+    async def main() -> List[str]:
+        async with tether.connect(peer.url, io_driver="caller", keeper_after=None, **FAST) as ws:
+            got = []
+            for i in range(50):  # request/response
+                await ws.send(f"r{i}")
+                got.append(str(await asyncio.wait_for(ws.recv(), 10)))
+            for i in range(200):  # pipelined
+                await ws.send(f"p{i}")
+            for _ in range(200):
+                got.append(str(await asyncio.wait_for(ws.recv(), 10)))
+            assert not [n for n in thread_names() if n.startswith("tether-keeper")]
+            return got
+
+    expected = [f"r{i}" for i in range(50)] + [f"p{i}" for i in range(200)]
+    assert asyncio.run(main()) == expected
+
+
+def test_the_loop_follows_reconnects(peer: RustPeer) -> None:
+    async def main() -> None:
+        client: tether.AsyncClient[Any] = tether.AsyncClient(
+            peer.url, io_driver="caller", keeper_after=None, events=[tether.Disconnected], **FAST
+        )
+        async with client:
+            await client.wait_ready(10)
+            client.send("before")
+            assert await client.recv(10) == "before"
+            peer.cmd("drop")
+            event = await client.recv(10)
+            assert isinstance(event, tether.Disconnected) and event.will_reconnect
+            await client.wait_ready(10)
+            client.send("after")
+            assert await client.recv(10) == "after"
+
+    asyncio.run(main())
 
 
 def test_asyncio_works_with_the_keeper(peer: RustPeer) -> None:

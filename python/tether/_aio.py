@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import os
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -66,7 +67,10 @@ def _settle(fut: asyncio.Future[None], outcome: object) -> None:
 class _Bridge:
     """The futures of one client on one event loop, woken when the client changes."""
 
-    __slots__ = ("_handle", "_loop", "_waiters", "_receipts", "_armed", "_wake")
+    __slots__ = (
+        "_handle", "_loop", "_waiters", "_receipts", "_armed", "_wake", "_caller", "_keeper",
+        "_io", "_kicked", "_tick",
+    )
 
     def __init__(self, handle: _Handle, loop: asyncio.AbstractEventLoop) -> None:
         self._handle = handle
@@ -75,6 +79,68 @@ class _Bridge:
         self._receipts: List[Tuple[asyncio.Future[None], int, int]] = []
         self._armed = False
         self._wake: Optional[_WakeReader] = None
+        # io_driver="caller": the loop runs the client's I/O (see _watch_io).
+        driven = handle.caller_driven()
+        self._caller = driven != 0
+        self._keeper = driven == 1
+        self._io: Optional[Tuple[int, int]] = None  # (link number, our duplicate of its socket)
+        self._kicked = False
+        self._tick: Optional[asyncio.TimerHandle] = None
+
+    # ----- caller-driven I/O: the loop runs the client's I/O -----------------------------
+    #
+    # The loop watches a duplicate of the live link's socket and runs a non-blocking pass of
+    # the client's I/O on its own thread when it is readable, and soon after a send (no thread
+    # hop per message). Timers (heartbeat, reconnect backoff) run on the client's keeper thread
+    # whenever the loop has not driven for `keeper_after`; the loop takes the runtime back at
+    # its next pass. Without a keeper (keeper_after=None) the loop also runs a pass on a timer
+    # of its own: every millisecond while no link is up (connecting, backoff), every 20 ms
+    # while one is (heartbeats, ack timeouts). While reading is paused for room (the
+    # application does not take its messages) the socket stays readable, so it is not watched.
+
+    def _watch_io(self) -> None:
+        handle = self._handle
+        send_pending, paused = handle.io_wants()
+        want = None if paused else handle.io_link()
+        current = self._io
+        if (current[0] if current else None) != want:
+            self._unwatch_io()
+            got = handle.io_socket() if want is not None else None
+            if got is not None:
+                self._loop.add_reader(got[1], self._on_io)
+                self._io = got
+        if send_pending:
+            self._kick()
+        if not self._keeper and self._tick is None:
+            period = 0.001 if self._io is None else 0.02
+            self._tick = self._loop.call_later(period, self._on_tick)
+
+    def _on_tick(self) -> None:
+        self._tick = None
+        self._on_io()
+
+    def _unwatch_io(self) -> None:
+        tick, self._tick = self._tick, None
+        if tick is not None:
+            tick.cancel()
+        current, self._io = self._io, None
+        if current is not None:
+            if not self._loop.is_closed():
+                self._loop.remove_reader(current[1])
+            os.close(current[1])
+
+    def _kick(self) -> None:
+        if not self._kicked:
+            self._kicked = True
+            self._loop.call_soon(self._on_kick)
+
+    def _on_kick(self) -> None:
+        self._kicked = False
+        self._on_io()
+
+    def _on_io(self) -> None:
+        self._handle.drive()
+        self._process()
 
     def _watch_wake_pipe(self) -> None:
         """Be woken through a socket the loop watches (no GIL needed to wake us)."""
@@ -100,6 +166,11 @@ class _Bridge:
     # wake-up socket.
     def _wake_threadsafe(self) -> None:
         self._loop.call_soon_threadsafe(self._on_wake)
+
+    # Called on the loop's own thread (holding the GIL) when it drove the client and that made
+    # a change: the loop is awake, no wake-up socket is needed.
+    def _wake_soon(self) -> None:
+        self._loop.call_soon(self._on_wake)
 
     def _on_wake(self) -> None:
         self._armed = False
@@ -138,6 +209,8 @@ class _Bridge:
         handle = self._handle
         while True:
             seen = handle.generation()
+            if self._caller:
+                self._watch_io()
             if self._receipts:
                 left = []
                 for fut, id_, kind in self._receipts:
@@ -159,8 +232,9 @@ class _Bridge:
                     else:
                         pending.append((fut, ready))
                 self._waiters = pending
-            if not self._waiters and not self._receipts:
+            if not self._waiters and not self._receipts and not self._caller:
                 return
+            # (A caller-driven client's bridge stays armed: every change may be a new link.)
             if self._armed:
                 return  # the wake-up is armed (or already on its way)
             answer = handle.arm(seen)
@@ -175,6 +249,8 @@ class _Bridge:
     def _finish(self) -> None:
         """The client is closed for good: settle everything now."""
         self._unwatch_wake_pipe()
+        self._unwatch_io()
+        self._caller = False
         waiters, self._waiters = self._waiters, []
         for fut, ready in waiters:
             if not fut.done():
@@ -200,10 +276,14 @@ def _bridge_for(handle: _Handle, loop: asyncio.AbstractEventLoop) -> _Bridge:
         return bridge
     if isinstance(bridge, _Bridge):
         bridge._unwatch_wake_pipe()  # its loop is closed or no longer used with this client
+        bridge._unwatch_io()
+        bridge._caller = False
     bridge = _Bridge(handle, loop)
     # Refused once the client is closed: the bridge then settles every wait at once.
     if handle.set_bridge(bridge):
         bridge._watch_wake_pipe()
+        if bridge._caller:
+            bridge._process()
     return bridge
 
 
@@ -329,6 +409,12 @@ class AsyncClient(Generic[_T]):
         self._handle = self._client._handle()
         self._bridge: Optional[_Bridge] = None
         self._buffer: Deque[Any] = collections.deque()
+        if self._handle.caller_driven():
+            # io_driver="caller": the running loop watches the socket from the start.
+            try:
+                self._loop_bridge()
+            except RuntimeError:  # no running loop yet: the first await installs the bridge
+                pass
 
     def _loop_bridge(self) -> _Bridge:
         loop = asyncio.get_running_loop()

@@ -137,7 +137,10 @@ impl Session {
                         reconnects.fetch_add(1, Ordering::Relaxed);
                     }
                     self.shared.set_connection_info(connected.info);
-                    match self.serve(connected.ws, connected.token, &mut retry).await {
+                    self.shared.set_link_socket(connected.fd);
+                    let served = self.serve(connected.ws, connected.token, &mut retry).await;
+                    self.shared.set_link_socket(None);
+                    match served {
                         Ok(lost) => lost,
                         Err(end) => return end,
                     }
