@@ -140,6 +140,10 @@ CLIENTS = [
                py_client("tether-async"), "abcd", python_has("tether")),
     ClientSpec("tether-py-connect", "Tether Python (tether.connect)", "python-tether",
                py_client("tether-connect"), "abc", python_has("tether")),
+    ClientSpec("tether-py-async-caller", "Tether Python (asyncio, caller I/O)", "python-tether",
+               lambda: py_client("tether-async")() + ["--io", "caller"], "abcd", python_has("tether")),
+    ClientSpec("tether-py-connect-caller", "Tether Python (tether.connect, caller I/O)", "python-tether",
+               lambda: py_client("tether-connect")() + ["--io", "caller"], "abc", python_has("tether")),
     ClientSpec("picows", "picows", "python-other", py_client("picows"), "abc",
                python_has("picows")),
     ClientSpec("websockets", "websockets", "python-other", py_client("websockets"), "abc",
@@ -1028,6 +1032,8 @@ class Report:
                 ratio_target(label, key, 0.95)
         for key, label in (("tether-py-sync", "Tether Python (sync)"), ("tether-py-sync-caller", "Tether Python (sync, caller I/O)"),
                            ("tether-py-async", "Tether Python (asyncio)"),
+                           ("tether-py-async-caller", "Tether Python (asyncio, caller I/O)"),
+                           ("tether-py-connect-caller", "Tether Python (tether.connect, caller I/O)"),
                            ("tether-py-connect", "Tether Python (tether.connect)")):
             for other, factor in (("picows", 2.0), ("websockets", 10.0)):
                 rs = self.ratios("b", key, "rate", base_key=other)
@@ -1036,6 +1042,16 @@ class Report:
                     extra = f"; {other} uses {med(cpu):.2f} × its CPU per message" if cpu else ""
                     rows.append([f"{label} ≥ {factor:g} × {other} on (b)", fmt_ratio(rs) + " ×" + extra,
                                  verdict(med(rs) >= factor)])
+        # Request/response from Python: at least picows' round trips/s (issue 14, target (a)).
+        for key, label in (("tether-py-sync", "Tether Python (sync)"),
+                           ("tether-py-sync-caller", "Tether Python (sync, caller I/O)"),
+                           ("tether-py-async", "Tether Python (asyncio)"),
+                           ("tether-py-async-caller", "Tether Python (asyncio, caller I/O)"),
+                           ("tether-py-connect-caller", "Tether Python (tether.connect, caller I/O)")):
+            rs = self.ratios("a", key, "rate", base_key="picows")
+            if rs:
+                rows.append([f"{label} ≥ 1 × picows on (a)", fmt_ratio(rs) + " ×",
+                             verdict(med(rs) >= 1.0)])
         # The C API against the C and C++ peers on (b): ahead of each (ratio ≥ 1).
         for key, label in (("tether-c-cb", "Tether C (callback)"), ("tether-c-poll", "Tether C (poll)"),
                            ("tether-c-caller", "Tether C (poll, caller I/O)")):
