@@ -96,3 +96,39 @@ def test_asyncio_works_with_the_keeper(peer: RustPeer) -> None:
             return str(await asyncio.wait_for(ws.recv(), 10))
 
     assert asyncio.run(main()) == "async"
+
+
+def test_the_keeper_keeps_the_heartbeat_while_nobody_waits(peer: RustPeer) -> None:
+    options = dict(FAST, ping_interval=0.05, ping_timeout=0.3)
+    with tether.Client(
+        peer.url, io_driver="caller", keeper_after=0.02, events=[tether.Disconnected], **options
+    ) as client:
+        client.wait_ready(10)
+
+        def pings() -> int:
+            return int(peer.cmd("pings").split()[1])
+
+        before = pings()
+        # Nobody waits on the client: only the keeper can send the pings and read the pongs
+        # (a missed pong would end the link after 350 ms).
+        wait_until(lambda: pings() >= before + 20, message="pings while nobody waited")
+        client.send("still here")
+        assert client.recv(timeout=10) == "still here"  # no Disconnected came first
+
+
+def test_a_cancelled_wait_leaves_the_loop_driving(peer: RustPeer) -> None:
+    async def main() -> None:
+        async with tether.AsyncClient(
+            peer.url, io_driver="caller", keeper_after=None, **FAST
+        ) as client:
+            await client.wait_ready(10)
+            pending = asyncio.ensure_future(client.recv())
+            await asyncio.sleep(0)
+            pending.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await pending
+            receipt = client.send("after the cancel")
+            assert await client.recv(10) == "after the cancel"
+            await receipt.written()
+
+    asyncio.run(main())

@@ -107,7 +107,12 @@ class _Bridge:
             self._unwatch_io()
             got = handle.io_socket() if want is not None else None
             if got is not None:
-                self._loop.add_reader(got[1], self._on_io)
+                try:
+                    self._loop.add_reader(got[1], self._on_io)
+                except NotImplementedError:  # e.g. the Windows proactor loop: the keeper drives
+                    os.close(got[1])
+                    self._caller = False
+                    return
                 self._io = got
         if send_pending:
             self._kick()

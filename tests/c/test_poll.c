@@ -227,3 +227,41 @@ TEST(caller_driven_io_game_loop_polls_without_waiting) {
     free_and_check(r);
     rec_destroy(r);
 }
+
+/* The peer's count of pings received, or -1. */
+static int peer_pings(void) {
+    char reply[64];
+    int pings = -1;
+    if (peer_cmd(&P, "pings", reply, sizeof reply) != 0 || sscanf(reply, "OK %d", &pings) != 1)
+        return -1;
+    return pings;
+}
+
+TEST(caller_driven_io_keeper_keeps_the_heartbeat_while_nobody_polls) {
+    /* Pings every 50 ms, a dead link after 300 ms without an answer: while this thread does
+     * not poll, only the keeper thread can send the pings and read the pongs. */
+    reset_peer();
+    tether_config *cfg = test_config(P.url, true);
+    CHECK(cfg != NULL);
+    CHECK_STATUS(tether_config_set_io_driver(cfg, TETHER_IO_DRIVER_CALLER), TETHER_OK);
+    CHECK_STATUS(tether_config_set_keeper_after_ms(cfg, 20), TETHER_OK);
+    CHECK_STATUS(tether_config_set_heartbeat(cfg, 50, 300), TETHER_OK);
+    rec *r = started_with(cfg, true);
+    CHECK(r != NULL);
+    CHECK(wait_count(r, &r->readies, 1, 10000));
+    int before = peer_pings();
+    CHECK(before >= 0);
+    int64_t deadline = now_ms() + scaled_ms(10000);
+    while (peer_pings() < before + 20 && now_ms() < deadline) {
+        struct timespec pause = {0, 1000000}; /* between two questions to the peer */
+        nanosleep(&pause, NULL);
+    }
+    CHECK_MSG(peer_pings() >= before + 20, "pings while nobody polled: %d", peer_pings() - before);
+    /* Polling again: nothing was lost, the link never dropped. */
+    uint64_t id = 0;
+    CHECK_STATUS(tether_client_send_text(r->client, "still here", 10, &id), TETHER_OK);
+    CHECK(wait_count(r, &r->messages, 1, 10000));
+    CHECK(get(r, &r->closes) == 0 && get(r, &r->errors) == 0);
+    free_and_check(r);
+    rec_destroy(r);
+}
