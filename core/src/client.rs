@@ -456,14 +456,16 @@ impl Client {
 
     /// Wait up to `timeout` for `fut`. Caller-driven I/O: the runtime runs on this thread
     /// meanwhile (`None` if the timeout passed). Otherwise, or where this thread cannot drive
-    /// (inside a runtime), `blocking` waits the whole time for another thread's I/O.
+    /// (inside a runtime), `blocking` waits the whole time for another thread's I/O. A zero
+    /// timeout is a check: it never drives (the state must not move between what the caller
+    /// read before and this answer).
     fn driven<T>(
         &self,
         timeout: Duration,
         fut: impl Future<Output = T>,
         blocking: impl FnOnce(Duration) -> T,
     ) -> Option<T> {
-        if let Some(driver) = &self.driver {
+        if let Some(driver) = self.driver.as_ref().filter(|_| !timeout.is_zero()) {
             match driver.drive(timeout, fut) {
                 Drive::Done(value) => return Some(value),
                 Drive::TimedOut => return None,
