@@ -221,3 +221,28 @@ fn settings_that_need_another_thread_are_refused() {
     );
     assert!(kept.shutdown(SOON));
 }
+
+#[test]
+fn a_zero_timeout_wait_is_a_check_and_does_not_drive() {
+    // Nobody listens here: the client is connecting or backing off, and only a driver moves
+    // it on. A close in that state ends at the session's next run.
+    let peer = Peer::start();
+    let url = peer.url();
+    drop(peer);
+    let client = start(caller(&url, None));
+    let id = client.send_text("queued").expect("queued while connecting");
+    client.close(1000, "").expect("close");
+    // Checks: they answer from the state as it is, and leave it as it is.
+    assert!(!client.wait_closed(Duration::ZERO));
+    assert_eq!(
+        client.wait_status(id, Want::Written, Duration::ZERO),
+        DeliveryStatus::Queued
+    );
+    assert_ne!(client.state(), State::Closed);
+    // A wait drives: the close ends and the message is failed, not lost.
+    assert!(client.wait_closed(SOON));
+    assert!(matches!(
+        client.wait_status(id, Want::Written, Duration::ZERO),
+        DeliveryStatus::Failed(_)
+    ));
+}
