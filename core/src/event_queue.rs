@@ -637,7 +637,10 @@ impl EventSource {
         }
         let mut taken = 0;
         if wait.is_zero() {
-            self.pass();
+            // A pass only when nothing is pending (draining reads no clock).
+            if self.pending() == 0 {
+                self.pass();
+            }
         } else {
             match self.next_timeout(wait) {
                 Some(event) => {
