@@ -50,6 +50,9 @@ pub enum ErrorKind {
     Handshake,
     /// Envelope mode: the server rejected the session or a message.
     Rejected,
+    /// Envelope mode: an inbound frame was refused (bad signature, malformed envelope) and not
+    /// delivered; the link stays up ([`crate::Event::InboundRejected`]).
+    InboundRejected,
     /// Reconnecting stopped: the attempt or time limit ran out.
     RetriesExhausted,
     /// The connection ended for good with the message undelivered.

@@ -57,6 +57,7 @@ mod proxy;
 mod reach;
 mod resume;
 mod retry;
+pub mod routing;
 pub mod runtime;
 mod session;
 mod shared;
