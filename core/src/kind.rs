@@ -6,7 +6,8 @@
 use crate::client::StartError;
 use crate::dispatch::DispatchError;
 use crate::error::{
-    CloseError, ConfigError, ConnectError, DeliveryError, Disconnect, SendError, SendFailure,
+    CloseError, ConfigError, ConnectError, DeliveryError, Disconnect, NotReady, SendError,
+    SendFailure,
 };
 use crate::runtime::RuntimeError;
 
@@ -166,6 +167,16 @@ impl Classify for DispatchError {
         match self {
             DispatchError::Reentered | DispatchError::Busy => ErrorKind::Reentrant,
             DispatchError::CallbackMode => ErrorKind::WrongMode,
+        }
+    }
+}
+
+impl Classify for NotReady {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            NotReady::Timeout { .. } => ErrorKind::Timeout,
+            // The end's own kind; a normal end before ready means the client is closed.
+            NotReady::Closed(reason) => reason.error_kind().unwrap_or(ErrorKind::Closed),
         }
     }
 }
