@@ -378,6 +378,27 @@ impl Client {
         self.shared.outbox.status(id)
     }
 
+    /// Where message `id` stands for a waiter of `want`, without waiting: `None` while it is
+    /// pending, `Some(Ok(()))` once it reached `want` (in raw mode `Written` is final), or
+    /// `Some(Err)` when it never will: [`DeliveryError::NotSupported`] (acks in raw mode),
+    /// [`DeliveryError::Failed`] with the reason, [`DeliveryError::Unknown`]. Once the client
+    /// is closed nothing is left pending (the core fails every pending message before
+    /// [`Event::Closed`]; should one still be, it reads as failed with [`SendFailure::Closed`]).
+    pub fn delivery_outcome(&self, id: MessageId, want: Want) -> Option<Result<(), DeliveryError>> {
+        if want == Want::Acked && self.config.protocol != Protocol::Envelope {
+            return Some(Err(DeliveryError::NotSupported));
+        }
+        match self.delivery_status(id) {
+            DeliveryStatus::Acked => Some(Ok(())),
+            DeliveryStatus::Written if want == Want::Written => Some(Ok(())),
+            DeliveryStatus::Failed(reason) => Some(Err(DeliveryError::Failed(reason))),
+            DeliveryStatus::Unknown => Some(Err(DeliveryError::Unknown)),
+            DeliveryStatus::Queued | DeliveryStatus::Written => self
+                .wait_closed(Duration::ZERO)
+                .then_some(Err(DeliveryError::Failed(SendFailure::Closed))),
+        }
+    }
+
     /// Envelope mode: block until the server acknowledges message `id` (Ok), the message fails
     /// ([`DeliveryError::Failed`] with the reason), or `timeout` passes
     /// ([`DeliveryError::Timeout`]). Raw mode has no acks: [`DeliveryError::NotSupported`].

@@ -11,8 +11,8 @@ use std::time::Duration;
 use common::ref_server::{Kind, RefServer};
 use common::{fast, wait_until, SOON};
 use tether_core::{
-    Client, ConfigBuilder, ConnectError, DeliveryStatus, Disconnect, DispatchError, Event,
-    EventDelivery, Message, MessageId, NotReady, Protocol, SendFailure, State, Want,
+    Client, ConfigBuilder, ConnectError, DeliveryError, DeliveryStatus, Disconnect, DispatchError,
+    Event, EventDelivery, Message, MessageId, NotReady, Protocol, SendFailure, State, Want,
 };
 use tether_test_peers::Peer;
 
@@ -272,6 +272,15 @@ fn wait_status_written_in_raw_mode_and_failed() {
         client.wait_status(MessageId(99), Want::Written, SOON),
         DeliveryStatus::Unknown
     );
+    // The same without waiting, as a waiter's outcome.
+    assert_eq!(client.delivery_outcome(id, Want::Written), Some(Ok(())));
+    let no_acks = Some(Err(DeliveryError::NotSupported));
+    assert_eq!(client.delivery_outcome(id, Want::Acked), no_acks);
+    let unknown = Some(Err(DeliveryError::Unknown));
+    assert_eq!(
+        client.delivery_outcome(MessageId(99), Want::Written),
+        unknown
+    );
     assert!(client.shutdown(SOON));
 
     // Nothing listens: the message stays queued (timeout), then fails when the client closes.
@@ -285,6 +294,7 @@ fn wait_status_written_in_raw_mode_and_failed() {
         client.wait_status(id, Want::Written, Duration::from_millis(50)),
         DeliveryStatus::Queued
     );
+    assert_eq!(client.delivery_outcome(id, Want::Written), None, "pending");
     let status = client.status(id, Want::Written);
     client.close(1000, "").expect("valid");
     assert_eq!(
@@ -295,6 +305,8 @@ fn wait_status_written_in_raw_mode_and_failed() {
         block_on(status),
         DeliveryStatus::Failed(SendFailure::Closed)
     );
+    let failed = Some(Err(DeliveryError::Failed(SendFailure::Closed)));
+    assert_eq!(client.delivery_outcome(id, Want::Written), failed);
     assert!(client.shutdown(SOON));
 }
 
