@@ -13,7 +13,7 @@ use pyo3::types::{
 use pyo3::PyTraverseError;
 
 use tether_core::{
-    Bytes, DeliveryStatus, Disconnect, Event, EventDelivery, MessageId, NotReady, State, Want,
+    Bytes, DeliveryError, Disconnect, Event, EventDelivery, MessageId, NotReady, State, Want,
 };
 
 use crate::errors;
@@ -69,24 +69,16 @@ impl Inner {
             .take_events(out, max, wait, &|e| self.hub.wanted(e))
     }
 
-    /// `Some(Ok)` when `id` reached `want`, `Some(Err)` when it never will, `None` while pending.
+    /// `Some(Ok)` when `id` reached `want`, `Some(Err)` when it never will, `None` while
+    /// pending (the core's `delivery_outcome`).
     pub(crate) fn outcome(&self, py: Python<'_>, id: u64, want: Want) -> Option<PyResult<()>> {
-        if want == Want::Acked && !self.envelope {
-            return Some(Err(errors::not_supported(py)));
-        }
         let mid = MessageId(id);
-        match (self.core.delivery_status(mid), want) {
-            (DeliveryStatus::Acked, _) | (DeliveryStatus::Written, Want::Written) => Some(Ok(())),
-            (DeliveryStatus::Failed(f), _) => Some(Err(errors::delivery_failed(py, mid, &f))),
-            (DeliveryStatus::Queued | DeliveryStatus::Written, _) => {
-                // Cannot happen once closed (the core fails every pending message before
-                // Closed), but never leave a waiter hanging on a closed client.
-                self.core
-                    .wait_closed(Duration::ZERO)
-                    .then(|| Err(errors::closed_error(py, None)))
-            }
-            (DeliveryStatus::Unknown, _) => Some(Err(errors::unknown_id(py, mid))),
-        }
+        let outcome = self.core.delivery_outcome(mid, want)?;
+        Some(outcome.map_err(|e| match e {
+            DeliveryError::NotSupported => errors::not_supported(py),
+            DeliveryError::Failed(f) => errors::delivery_failed(py, mid, &f),
+            _ => errors::unknown_id(py, mid),
+        }))
     }
 
     /// The reason the client closed, once it has.
