@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
@@ -14,7 +14,9 @@ use crate::config::{Config, IoDriver, OverflowPolicy, Protocol};
 use crate::connect::Connector;
 use crate::dispatch::{self, DispatchError, Handlers, RoutedHandler};
 use crate::driver::{Drive, Driver};
-use crate::error::{CloseError, ConfigError, DeliveryError, Disconnect, SendError, SendFailure};
+use crate::error::{
+    CloseError, ConfigError, DeliveryError, Disconnect, NotReady, SendError, SendFailure,
+};
 use crate::event::{Event, MessageId, State, Stats, Text};
 use crate::event_queue::{self, EventSource};
 use crate::kept::Kept;
@@ -374,6 +376,27 @@ impl Client {
     /// Where message `id` stands: queued, written, acked (envelope mode), failed, or unknown.
     pub fn delivery_status(&self, id: MessageId) -> DeliveryStatus {
         self.shared.outbox.status(id)
+    }
+
+    /// Where message `id` stands for a waiter of `want`, without waiting: `None` while it is
+    /// pending, `Some(Ok(()))` once it reached `want` (in raw mode `Written` is final), or
+    /// `Some(Err)` when it never will: [`DeliveryError::NotSupported`] (acks in raw mode),
+    /// [`DeliveryError::Failed`] with the reason, [`DeliveryError::Unknown`]. Once the client
+    /// is closed nothing is left pending (the core fails every pending message before
+    /// [`Event::Closed`]; should one still be, it reads as failed with [`SendFailure::Closed`]).
+    pub fn delivery_outcome(&self, id: MessageId, want: Want) -> Option<Result<(), DeliveryError>> {
+        if want == Want::Acked && self.config.protocol != Protocol::Envelope {
+            return Some(Err(DeliveryError::NotSupported));
+        }
+        match self.delivery_status(id) {
+            DeliveryStatus::Acked => Some(Ok(())),
+            DeliveryStatus::Written if want == Want::Written => Some(Ok(())),
+            DeliveryStatus::Failed(reason) => Some(Err(DeliveryError::Failed(reason))),
+            DeliveryStatus::Unknown => Some(Err(DeliveryError::Unknown)),
+            DeliveryStatus::Queued | DeliveryStatus::Written => self
+                .wait_closed(Duration::ZERO)
+                .then_some(Err(DeliveryError::Failed(SendFailure::Closed))),
+        }
     }
 
     /// Envelope mode: block until the server acknowledges message `id` (Ok), the message fails
@@ -763,6 +786,72 @@ impl Client {
             events.wait_change(seen, t)
         })
         .unwrap_or_else(|| events.changes())
+    }
+
+    /// Wait up to `timeout` until the client is ready: `Ok`, or why not: the timeout passed
+    /// ([`NotReady::Timeout`], with the state and the latest failure), or the client closed for
+    /// good first ([`NotReady::Closed`], with the reason). Consumes no event; `Duration::ZERO`
+    /// asks without waiting.
+    pub fn wait_ready(&self, timeout: Duration) -> Result<(), NotReady> {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let seen = self.changes();
+            match self.state() {
+                State::Ready => return Ok(()),
+                State::Closed if self.wait_closed(Duration::ZERO) => {
+                    if let Some(reason) = self.close_reason() {
+                        return Err(NotReady::Closed(reason));
+                    }
+                }
+                _ => {}
+            }
+            let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
+            if left.is_zero() {
+                return Err(NotReady::Timeout {
+                    state: self.state(),
+                    last: self.last_disconnect(),
+                });
+            }
+            self.wait_change(seen, left);
+        }
+    }
+
+    /// Poll or routed mode, for a reader that takes only some kinds: move up to `max` events
+    /// that `keep` accepts into `out`, waiting up to `wait` for the first; the events it does
+    /// not accept that come before are dropped. Returns true when the stream has ended
+    /// ([`Client::is_drained`]) and nothing was moved; false otherwise (something moved, or
+    /// the wait is over).
+    pub fn take_events(
+        &self,
+        out: &mut Vec<Event>,
+        max: usize,
+        wait: Duration,
+        keep: &dyn Fn(&Event) -> bool,
+    ) -> bool {
+        let deadline = Instant::now().checked_add(wait);
+        let start = out.len();
+        let mut got = Vec::new();
+        loop {
+            let left = deadline.map_or(wait, |d| d.saturating_duration_since(Instant::now()));
+            let dropped = self.next_events(&mut got, max, left) > 0;
+            out.extend(got.drain(..).filter(|e| keep(e)));
+            if out.len() > start {
+                return false;
+            }
+            // Finished means every event was queued before: none pending, all were read.
+            if self.is_drained() {
+                return true;
+            }
+            if left.is_zero() && !dropped {
+                return false;
+            }
+        }
+    }
+
+    /// True once the event stream has ended: [`Client::is_finished`], and no event is left
+    /// for the poll calls.
+    pub fn is_drained(&self) -> bool {
+        self.is_finished() && self.pending_events() == 0
     }
 
     /// Stop pausing reads for room in `event_queue_capacity`: from now on inbound messages

@@ -360,6 +360,23 @@ impl SendFailure {
     }
 }
 
+/// Why [`crate::Client::wait_ready`] returned without the client being ready.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotReady {
+    /// The timeout passed first.
+    #[error("not ready (state: {state}){}", last.as_ref().map(|d| format!("; last failure: {d}")).unwrap_or_default())]
+    Timeout {
+        /// The state then.
+        state: crate::State,
+        /// The reason of the latest lost link or failed attempt, if any.
+        last: Option<Disconnect>,
+    },
+    /// The client closed for good before it was ready: why.
+    #[error("the client closed before it was ready: {0}")]
+    Closed(Disconnect),
+}
+
 /// Why waiting for a message's delivery ended without an ack.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -6,7 +6,8 @@
 use crate::client::StartError;
 use crate::dispatch::DispatchError;
 use crate::error::{
-    CloseError, ConfigError, ConnectError, DeliveryError, Disconnect, SendError, SendFailure,
+    CloseError, ConfigError, ConnectError, DeliveryError, Disconnect, NotReady, SendError,
+    SendFailure,
 };
 use crate::runtime::RuntimeError;
 
@@ -50,6 +51,9 @@ pub enum ErrorKind {
     Handshake,
     /// Envelope mode: the server rejected the session or a message.
     Rejected,
+    /// Envelope mode: an inbound frame was refused (bad signature, malformed envelope) and not
+    /// delivered; the link stays up ([`crate::Event::InboundRejected`]).
+    InboundRejected,
     /// Reconnecting stopped: the attempt or time limit ran out.
     RetriesExhausted,
     /// The connection ended for good with the message undelivered.
@@ -163,6 +167,16 @@ impl Classify for DispatchError {
         match self {
             DispatchError::Reentered | DispatchError::Busy => ErrorKind::Reentrant,
             DispatchError::CallbackMode => ErrorKind::WrongMode,
+        }
+    }
+}
+
+impl Classify for NotReady {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            NotReady::Timeout { .. } => ErrorKind::Timeout,
+            // The end's own kind; a normal end before ready means the client is closed.
+            NotReady::Closed(reason) => reason.error_kind().unwrap_or(ErrorKind::Closed),
         }
     }
 }

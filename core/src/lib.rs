@@ -57,6 +57,7 @@ mod proxy;
 mod reach;
 mod resume;
 mod retry;
+pub mod routing;
 pub mod runtime;
 mod session;
 mod shared;
@@ -72,8 +73,8 @@ pub use config::{
 };
 pub use dispatch::DispatchError;
 pub use error::{
-    CloseError, ConfigError, ConnectError, DeliveryError, Disconnect, ProxyRefusal, SendError,
-    SendFailure,
+    CloseError, ConfigError, ConnectError, DeliveryError, Disconnect, NotReady, ProxyRefusal,
+    SendError, SendFailure,
 };
 pub use event::{Event, EventKind, IdRange, Message, MessageId, SessionReset, State, Stats, Text};
 pub use kind::{Classify, ErrorKind};

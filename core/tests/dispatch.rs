@@ -11,8 +11,8 @@ use std::time::Duration;
 use common::ref_server::{Kind, RefServer};
 use common::{fast, wait_until, SOON};
 use tether_core::{
-    Client, ConfigBuilder, ConnectError, DeliveryStatus, Disconnect, DispatchError, Event,
-    EventDelivery, Message, MessageId, Protocol, SendFailure, State, Want,
+    Client, ConfigBuilder, ConnectError, DeliveryError, DeliveryStatus, Disconnect, DispatchError,
+    Event, EventDelivery, Message, MessageId, NotReady, Protocol, SendFailure, State, Want,
 };
 use tether_test_peers::Peer;
 
@@ -272,6 +272,15 @@ fn wait_status_written_in_raw_mode_and_failed() {
         client.wait_status(MessageId(99), Want::Written, SOON),
         DeliveryStatus::Unknown
     );
+    // The same without waiting, as a waiter's outcome.
+    assert_eq!(client.delivery_outcome(id, Want::Written), Some(Ok(())));
+    let no_acks = Some(Err(DeliveryError::NotSupported));
+    assert_eq!(client.delivery_outcome(id, Want::Acked), no_acks);
+    let unknown = Some(Err(DeliveryError::Unknown));
+    assert_eq!(
+        client.delivery_outcome(MessageId(99), Want::Written),
+        unknown
+    );
     assert!(client.shutdown(SOON));
 
     // Nothing listens: the message stays queued (timeout), then fails when the client closes.
@@ -285,6 +294,7 @@ fn wait_status_written_in_raw_mode_and_failed() {
         client.wait_status(id, Want::Written, Duration::from_millis(50)),
         DeliveryStatus::Queued
     );
+    assert_eq!(client.delivery_outcome(id, Want::Written), None, "pending");
     let status = client.status(id, Want::Written);
     client.close(1000, "").expect("valid");
     assert_eq!(
@@ -295,6 +305,8 @@ fn wait_status_written_in_raw_mode_and_failed() {
         block_on(status),
         DeliveryStatus::Failed(SendFailure::Closed)
     );
+    let failed = Some(Err(DeliveryError::Failed(SendFailure::Closed)));
+    assert_eq!(client.delivery_outcome(id, Want::Written), failed);
     assert!(client.shutdown(SOON));
 }
 
@@ -655,4 +667,82 @@ fn wait_change_and_release_backpressure() {
     assert!(!client.is_finished());
     client.close(1000, "").expect("closes");
     assert!(wait_until(SOON, || client.is_finished()));
+}
+
+/// `wait_ready`: ready (and at once when asked again), a timeout that names the state and the
+/// last failure, and the reason of a client that closed for good before it was ready.
+#[test]
+fn wait_ready_answers_ready_timeout_or_why_the_client_ended_first() {
+    let peer = Peer::start();
+    let client = poll_client(fast(&peer.url()));
+    assert_eq!(client.wait_ready(SOON), Ok(()));
+    assert_eq!(client.wait_ready(Duration::ZERO), Ok(()));
+
+    // Nothing listens: attempts fail until the one allowed reconnect gave up.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("ws://{}/", listener.local_addr().expect("addr"));
+    drop(listener);
+    let client = poll_client(fast(&url).max_reconnect_attempts(Some(1)));
+    match client.wait_ready(Duration::ZERO) {
+        Err(NotReady::Timeout { state, .. }) => assert_ne!(state, State::Ready),
+        other => panic!("not ready yet, got {other:?}"),
+    }
+    match client.wait_ready(SOON) {
+        Err(NotReady::Closed(reason @ Disconnect::RetriesExhausted { .. })) => {
+            let err = client.wait_ready(Duration::ZERO).expect_err("still closed");
+            assert_eq!(err, NotReady::Closed(reason));
+            assert!(
+                err.to_string().contains("closed before it was ready"),
+                "{err}"
+            );
+        }
+        other => panic!("closed before ready, got {other:?}"),
+    }
+
+    // A timeout names the last failure (here: every attempt is refused, without end).
+    let client = poll_client(fast(&url));
+    assert!(wait_until(SOON, || client.last_disconnect().is_some()));
+    let err = client
+        .wait_ready(Duration::from_millis(50))
+        .expect_err("never ready");
+    assert!(
+        matches!(err, NotReady::Timeout { last: Some(_), .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("last failure"), "{err}");
+}
+
+/// `take_events`: only the kinds the reader keeps (the others before them dropped), at most
+/// `max`, and "ended" once the client is finished and everything was read.
+#[test]
+fn take_events_keeps_the_wanted_kinds_and_tells_when_the_stream_ended() {
+    let peer = Peer::start();
+    let client = poll_client(fast(&peer.url()));
+    let messages = |e: &Event| matches!(e, Event::Message(_));
+    for i in 0..3 {
+        client.send_text(format!("m{i}")).expect("queued");
+    }
+    let mut out = Vec::new();
+    assert!(wait_until(SOON, || {
+        !client.take_events(&mut out, 2, Duration::from_millis(100), &messages) && out.len() >= 3
+    }));
+    let texts: Vec<_> = out.iter().filter_map(text).collect();
+    assert_eq!(
+        texts,
+        ["m0", "m1", "m2"],
+        "state changes dropped, order kept"
+    );
+    out.clear();
+    assert!(!client.take_events(&mut out, 8, Duration::from_millis(20), &messages));
+    assert!(out.is_empty(), "the wait ended with nothing");
+    assert!(!client.is_drained());
+    client.close(1000, "").expect("closes");
+    assert!(wait_until(SOON, || client.take_events(
+        &mut out,
+        8,
+        Duration::from_millis(100),
+        &messages
+    )));
+    assert!(out.is_empty(), "the end events are not messages");
+    assert!(client.is_drained());
 }

@@ -6,9 +6,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use tether_core::{Disconnect, Event, IdRange, Message, SessionReset, State};
-
-use tether_core::Classify;
+use tether_core::routing::{self, Slot};
+use tether_core::{Classify, Disconnect, Event, IdRange, Message, SessionReset, State};
 
 use crate::status::tether_status;
 use crate::util::{c_string, lock};
@@ -294,16 +293,15 @@ impl Dispatch {
         }
     }
 
-    /// `on_error(status, text)`, if set.
-    fn error(&self, status: tether_status, text: &str) {
-        self.call(self.callbacks.on_error, |f| {
-            let text = c_string(text);
-            // SAFETY: as in `translate`.
-            unsafe { f(self.user_data.0, status, text.as_ptr()) }
-        });
+    /// Call the application's callbacks for `event`: each slot the core routes it to
+    /// (`tether_core::routing`), in order.
+    fn translate(&self, event: Event) {
+        for slot in routing::slots(&event) {
+            self.call_slot(slot, &event);
+        }
     }
 
-    fn translate(&self, event: Event) {
+    fn call_slot(&self, slot: Slot, event: &Event) {
         let cb = &self.callbacks;
         let ud = self.user_data.0;
         // SAFETY (every `unsafe` call below): the application passed these function pointers
@@ -311,18 +309,20 @@ impl Dispatch {
         // the client's life; `ud` is handed back untouched; every pointer argument points to
         // memory that lives until the call returns (borrowed for the call only, as the header
         // documents).
-        match event {
-            Event::State { from, to } => {
-                self.call(cb.on_state, |f| unsafe { f(ud, from.into(), to.into()) });
-                if to == State::Open {
-                    self.call(cb.on_open, |f| unsafe { f(ud) });
-                }
-                if to == State::Ready {
-                    self.call(cb.on_ready, |f| unsafe { f(ud) });
-                }
+        match (slot, event) {
+            (Slot::Error(kind), _) => self.call(cb.on_error, |f| {
+                let text = c_string(&routing::error_text(event));
+                unsafe { f(ud, kind.into(), text.as_ptr()) }
+            }),
+            (Slot::Open, _) => self.call(cb.on_open, |f| unsafe { f(ud) }),
+            (Slot::Ready, _) => self.call(cb.on_ready, |f| unsafe { f(ud) }),
+            (_, Event::State { from, to }) => {
+                self.call(cb.on_state, |f| unsafe {
+                    f(ud, (*from).into(), (*to).into())
+                });
             }
-            Event::Message(message) => self.call(cb.on_message, |f| {
-                let (bytes, kind) = match &message {
+            (_, Event::Message(message)) => self.call(cb.on_message, |f| {
+                let (bytes, kind) = match message {
                     Message::Text(t) => (t.as_bytes(), tether_message_type::TETHER_MESSAGE_TEXT),
                     Message::Binary(b) => (&b[..], tether_message_type::TETHER_MESSAGE_BINARY),
                 };
@@ -333,50 +333,44 @@ impl Dispatch {
                 };
                 unsafe { f(ud, ptr, bytes.len(), kind) }
             }),
-            Event::Written { up_to } => self.call(cb.on_written, |f| unsafe { f(ud, up_to.0) }),
-            Event::Acked { id } => self.call(cb.on_acked, |f| unsafe { f(ud, id.0) }),
-            Event::SendFailed { id, reason } => self.call(cb.on_send_failed, |f| {
+            (_, Event::Written { up_to }) => {
+                self.call(cb.on_written, |f| unsafe { f(ud, up_to.0) })
+            }
+            (_, Event::Acked { id }) => self.call(cb.on_acked, |f| unsafe { f(ud, id.0) }),
+            (_, Event::SendFailed { id, reason }) => self.call(cb.on_send_failed, |f| {
                 let text = c_string(&reason.to_string());
                 unsafe { f(ud, id.0, reason.kind().into(), text.as_ptr()) }
             }),
-            Event::InboundRejected { reason } => {
-                self.error(tether_status::TETHER_ERR_INBOUND_REJECTED, &reason)
-            }
-            Event::Disconnected {
-                reason,
-                will_reconnect,
-            } => {
-                if let Some(kind) = reason.error_kind() {
-                    self.error(kind.into(), &reason.to_string());
-                }
-                self.call(cb.on_close, |f| {
-                    let text = c_string(&close_reason(&reason));
-                    unsafe { f(ud, reason.close_code(), text.as_ptr(), will_reconnect) }
-                });
-            }
-            Event::Reconnecting { attempt, delay } => self.call(cb.on_reconnecting, |f| unsafe {
-                f(ud, attempt, crate::util::to_ms(delay))
+            (
+                _,
+                Event::Disconnected {
+                    reason,
+                    will_reconnect,
+                },
+            ) => self.call(cb.on_close, |f| {
+                let text = c_string(&close_reason(reason));
+                unsafe { f(ud, reason.close_code(), text.as_ptr(), *will_reconnect) }
             }),
-            Event::Closed {
-                reason,
-                undelivered,
-            } => {
-                if let Disconnect::RetriesExhausted { .. } = reason {
-                    self.error(
-                        tether_status::TETHER_ERR_RETRIES_EXHAUSTED,
-                        &reason.to_string(),
-                    );
-                }
-                self.call(cb.on_closed, |f| {
-                    let text = c_string(&close_reason(&reason));
-                    unsafe { f(ud, reason.close_code(), text.as_ptr(), undelivered) }
-                });
-            }
-            Event::SessionReset(reset) => self.call(cb.on_session_reset, |f| {
-                let reset = tether_session_reset::from(&reset);
+            (_, Event::Reconnecting { attempt, delay }) => self
+                .call(cb.on_reconnecting, |f| unsafe {
+                    f(ud, *attempt, crate::util::to_ms(*delay))
+                }),
+            (
+                _,
+                Event::Closed {
+                    reason,
+                    undelivered,
+                },
+            ) => self.call(cb.on_closed, |f| {
+                let text = c_string(&close_reason(reason));
+                unsafe { f(ud, reason.close_code(), text.as_ptr(), *undelivered) }
+            }),
+            (_, Event::SessionReset(reset)) => self.call(cb.on_session_reset, |f| {
+                let reset = tether_session_reset::from(reset);
                 unsafe { f(ud, &reset) }
             }),
-            // Event is non-exhaustive: a kind this version does not know has no callback.
+            // No C callback for this kind (inbound rejections are reported as errors), or a
+            // kind this version does not know (Event is non-exhaustive).
             _ => {}
         }
     }

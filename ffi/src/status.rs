@@ -198,6 +198,7 @@ impl From<ErrorKind> for tether_status {
             ErrorKind::Protocol => TETHER_ERR_PROTOCOL,
             ErrorKind::Handshake => TETHER_ERR_HANDSHAKE,
             ErrorKind::Rejected => TETHER_ERR_REJECTED,
+            ErrorKind::InboundRejected => TETHER_ERR_INBOUND_REJECTED,
             ErrorKind::RetriesExhausted => TETHER_ERR_RETRIES_EXHAUSTED,
             ErrorKind::ConnectionFailed => TETHER_ERR_CONNECTION_FAILED,
             ErrorKind::Dropped => TETHER_ERR_DROPPED,

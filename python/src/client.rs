@@ -13,7 +13,8 @@ use pyo3::types::{
 use pyo3::PyTraverseError;
 
 use tether_core::{
-    Bytes, DeliveryStatus, Disconnect, Event, EventDelivery, MessageId, OptionValue, State, Want,
+    Bytes, DeliveryError, Disconnect, Event, EventDelivery, MessageId, NotReady, OptionValue,
+    State, Want,
 };
 
 use crate::errors;
@@ -62,46 +63,23 @@ impl Inner {
 
     /// Move up to `max` items for `recv()` into `out`, waiting up to `wait` for the first,
     /// from the core's queue (in callback mode, what no callback took; events nobody
-    /// subscribed to are dropped here, all that come before the first item). Returns true
-    /// when the client is finished and nothing is left to read. Call without the GIL to wait.
+    /// subscribed to are dropped, all that come before the first item). Returns true when the
+    /// stream has ended (the core's `take_events`). Call without the GIL to wait.
     pub(crate) fn take(&self, max: usize, wait: Duration, out: &mut Vec<Event>) -> bool {
-        let deadline = Instant::now() + wait;
-        let mut got = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let dropped = self.core.next_events(&mut got, max, left) > 0;
-            out.extend(got.drain(..).filter(|e| self.hub.wanted(e)));
-            if !out.is_empty() {
-                return false;
-            }
-            // Finished means every event was queued before: none pending, all were read.
-            if self.finished() && self.core.pending_events() == 0 {
-                return true;
-            }
-            if left.is_zero() && !dropped {
-                return false;
-            }
-        }
+        self.core
+            .take_events(out, max, wait, &|e| self.hub.wanted(e))
     }
 
-    /// `Some(Ok)` when `id` reached `want`, `Some(Err)` when it never will, `None` while pending.
+    /// `Some(Ok)` when `id` reached `want`, `Some(Err)` when it never will, `None` while
+    /// pending (the core's `delivery_outcome`).
     pub(crate) fn outcome(&self, py: Python<'_>, id: u64, want: Want) -> Option<PyResult<()>> {
-        if want == Want::Acked && !self.envelope {
-            return Some(Err(errors::not_supported(py)));
-        }
         let mid = MessageId(id);
-        match (self.core.delivery_status(mid), want) {
-            (DeliveryStatus::Acked, _) | (DeliveryStatus::Written, Want::Written) => Some(Ok(())),
-            (DeliveryStatus::Failed(f), _) => Some(Err(errors::delivery_failed(py, mid, &f))),
-            (DeliveryStatus::Queued | DeliveryStatus::Written, _) => {
-                // Cannot happen once closed (the core fails every pending message before
-                // Closed), but never leave a waiter hanging on a closed client.
-                self.core
-                    .wait_closed(Duration::ZERO)
-                    .then(|| Err(errors::closed_error(py, None)))
-            }
-            (DeliveryStatus::Unknown, _) => Some(Err(errors::unknown_id(py, mid))),
-        }
+        let outcome = self.core.delivery_outcome(mid, want)?;
+        Some(outcome.map_err(|e| match e {
+            DeliveryError::NotSupported => errors::not_supported(py),
+            DeliveryError::Failed(f) => errors::delivery_failed(py, mid, &f),
+            _ => errors::unknown_id(py, mid),
+        }))
     }
 
     /// The reason the client closed, once it has.
@@ -109,17 +87,17 @@ impl Inner {
         self.core.close_reason()
     }
 
-    /// Why `wait_ready` cannot succeed any more (the client closed first), or None.
+    /// Why `wait_ready` cannot succeed any more (the client closed first: the core's
+    /// `wait_ready`), or None.
     fn not_ready_error(&self, py: Python<'_>) -> Option<PyErr> {
-        if self.core.state() != State::Closed || !self.core.wait_closed(Duration::ZERO) {
-            return None;
+        match self.core.wait_ready(Duration::ZERO) {
+            Err(NotReady::Closed(reason)) => Some(errors::disconnect_error(
+                py,
+                &reason,
+                "the client closed before it was ready",
+            )),
+            _ => None,
         }
-        let reason = self.close_reason()?;
-        Some(errors::disconnect_error(
-            py,
-            &reason,
-            "the client closed before it was ready",
-        ))
     }
 }
 
@@ -488,9 +466,9 @@ impl Client {
             inner,
             (timeout, timed_out),
             "wait_ready()",
-            |py| match inner.not_ready_error(py) {
-                Some(e) => Err(e),
-                None => Ok((inner.core.state() == State::Ready).then_some(())),
+            |py| match inner.core.wait_ready(Duration::ZERO) {
+                Ok(()) => Ok(Some(())),
+                Err(_) => inner.not_ready_error(py).map_or(Ok(None), Err),
             },
         )
     }
@@ -694,7 +672,9 @@ impl Handle {
     /// (`closed_error()` builds the exception).
     fn finished(&self) -> Option<bool> {
         let inner = self.inner.upgrade()?;
-        (inner.finished() && inner.core.pending_events() == 0)
+        inner
+            .core
+            .is_drained()
             .then(|| ends_quietly(inner.close_reason().as_ref()))
     }
 

@@ -19,13 +19,14 @@ use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::PyTraverseError;
 
+use tether_core::routing::Routes;
 use tether_core::wake::WakeWriter;
 use tether_core::{Event, EventKind};
 
 use crate::{convert, types, with_python};
 
-/// The callback keywords and the kind each takes; `on_event` (last) takes every kind without
-/// a callback of its own, except messages.
+/// The callback keywords and the kind each takes; `on_event` (last) is the catch-all (every
+/// kind without a callback of its own, except messages: core's `routing::Routes`).
 pub(crate) const CALLBACKS: [(&str, Option<EventKind>); 10] = [
     ("on_message", Some(EventKind::Message)),
     ("on_state", Some(EventKind::State)),
@@ -39,24 +40,9 @@ pub(crate) const CALLBACKS: [(&str, Option<EventKind>); 10] = [
     ("on_event", None),
 ];
 
-/// The user's callbacks, in the order of [`CALLBACKS`]. Immutable once the client is built.
-#[derive(Default)]
-pub(crate) struct Callbacks(pub [Option<Py<PyAny>>; CALLBACKS.len()]);
-
-impl Callbacks {
-    fn for_kind(&self, kind: EventKind) -> Option<(&'static str, &Py<PyAny>)> {
-        let own = CALLBACKS.iter().position(|(_, k)| *k == Some(kind));
-        let on_event = (kind != EventKind::Message).then_some(CALLBACKS.len() - 1);
-        [own, on_event]
-            .into_iter()
-            .flatten()
-            .find_map(|i| Some((CALLBACKS[i].0, self.0[i].as_ref()?)))
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.iter().all(Option::is_none)
-    }
-}
+/// The user's callbacks with their keywords, routed by the core's rules. Immutable once the
+/// client is built.
+pub(crate) type Callbacks = Routes<(&'static str, Py<PyAny>)>;
 
 #[derive(Default)]
 struct HubState {
@@ -121,13 +107,12 @@ impl Hub {
     /// Runs on the core's dispatcher thread, in event order.
     pub(crate) fn route(&self, event: Event) -> Option<Event> {
         let callbacks = self.lock().callbacks.clone();
-        match callbacks.as_ref().and_then(|c| c.for_kind(event.kind())) {
-            Some((name, callback)) => {
-                call_user(name, callback, &event);
-                None
-            }
-            None => self.wanted(&event).then_some(event),
+        let mut taken = false;
+        for (_, (name, callback)) in callbacks.iter().flat_map(|c| c.targets(&event)) {
+            call_user(name, callback, &event);
+            taken = true;
         }
+        (!taken && self.wanted(&event)).then_some(event)
     }
 
     /// Something changed (the core's hook): wake the asyncio side if armed. `closed`: nothing
@@ -238,7 +223,7 @@ impl Hub {
         let Ok(st) = self.st.try_lock() else {
             return Ok(());
         };
-        for c in st.callbacks.iter().flat_map(|cb| cb.0.iter()) {
+        for (_, c) in st.callbacks.iter().flat_map(|cb| cb.iter()) {
             visit.call(c)?;
         }
         visit.call(&st.bridge)?;

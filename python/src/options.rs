@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 use pyo3::type_object::PyTypeCheck;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyMapping, PyString, PyType};
 
+use tether_core::routing::Slot;
 use tether_core::{options, Config, ConfigBuilder, EventKind, OptionKind, OptionSpec, OptionValue};
 use tether_core::{ConnectAttempt, Credentials, OverflowPolicy, Protocol};
 
@@ -49,8 +50,14 @@ pub(crate) fn parse(
             if let Some(f) = callback(name, &v)? {
                 b = b.credentials_provider(move |a| provider(&f, a));
             }
-        } else if let Some(i) = CALLBACKS.iter().position(|(n, _)| *n == name) {
-            callbacks.0[i] = callback(name, &v)?;
+        } else if let Some((name, kind)) = CALLBACKS.iter().find(|(n, _)| *n == name) {
+            let Some(f) = callback(name, &v)? else {
+                continue;
+            };
+            match kind {
+                Some(kind) => callbacks.set(Slot::Kind(*kind), (*name, f)),
+                None => callbacks.set_catch_all((*name, f)),
+            }
         } else {
             return Err(unknown(name));
         }
