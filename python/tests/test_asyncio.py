@@ -101,9 +101,10 @@ def test_the_loop_keeps_running_while_waiting(peer: RustPeer) -> None:
     assert run(main()) >= 10  # about 50 when nothing else runs
 
 
-def test_cancellation_is_clean(peer: RustPeer) -> None:
+@pytest.mark.parametrize("io_driver", ["runtime", "caller"])
+def test_cancellation_is_clean(peer: RustPeer, io_driver: str) -> None:
     async def main() -> None:
-        async with tether.AsyncClient(peer.url) as client:
+        async with tether.AsyncClient(peer.url, io_driver=io_driver) as client:
             peer.cmd("echo off")
             waiter = asyncio.ensure_future(client.recv())
             await asyncio.sleep(0.1)
@@ -124,12 +125,20 @@ def test_cancellation_is_clean(peer: RustPeer) -> None:
                 await asyncio.sleep(0.01)
             assert client.state is not tether.State.READY
             ready = asyncio.ensure_future(client.wait_ready())
+            # A receipt wait for a message that cannot be written while the link is down.
+            receipt = client.send("queued")
+            written = receipt.written()
             await asyncio.sleep(0.1)
-            ready.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await ready
+            assert not written.done()
+            for waiter in (ready, written):
+                waiter.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await waiter
             peer.cmd("restart")
             await client.wait_ready(10)
+            # The cancelled waits left the message alone: it goes out after the reconnect.
+            await receipt.written()
+            assert await client.recv(10) == "queued"
 
     run(main())
 

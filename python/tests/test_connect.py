@@ -15,6 +15,8 @@ from conftest import RustPeer, ServerProcess, tether_threads, wait_until
 
 T = TypeVar("T")
 FAST = {"backoff_initial": 0.05, "backoff_max": 0.2, "min_uptime": 0.1}
+# Cancellation is checked with the I/O on Tether's runtime and on the event loop itself.
+IO_DRIVERS = pytest.mark.parametrize("io_driver", ["runtime", "caller"])
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -104,14 +106,15 @@ def test_a_refused_open_raises_connect_error_and_leaves_nothing_running(peer: Ru
     wait_until(lambda: len(tether_threads()) == base, message="a client thread was left")
 
 
-def test_open_timeout_and_a_cancelled_open(peer: RustPeer) -> None:
+@IO_DRIVERS
+def test_open_timeout_and_a_cancelled_open(peer: RustPeer, io_driver: str) -> None:
     base = len(tether_threads())
     peer.cmd("stop")
 
     async def main() -> None:
         with pytest.raises(tether.ConnectError, match="could not open"):
-            await tether.connect(peer.url, open_timeout=0.3, **FAST)
-        opening = asyncio.ensure_future(tether.connect(peer.url, open_timeout=None, **FAST))
+            await tether.connect(peer.url, open_timeout=0.3, io_driver=io_driver, **FAST)
+        opening = asyncio.ensure_future(tether.connect(peer.url, open_timeout=None, io_driver=io_driver, **FAST))
         done, _ = await asyncio.wait([opening], timeout=0.2)
         assert not done, "opened a connection to a stopped server"
         opening.cancel()
@@ -147,9 +150,10 @@ def test_send_waits_for_room_and_keeps_order(peer: RustPeer) -> None:
     run(main())
 
 
-def test_a_cancelled_send_queues_nothing(peer: RustPeer) -> None:
+@IO_DRIVERS
+def test_a_cancelled_send_queues_nothing(peer: RustPeer, io_driver: str) -> None:
     async def main() -> None:
-        async with tether.connect(peer.url, outbox_max_messages=2, **FAST) as ws:
+        async with tether.connect(peer.url, outbox_max_messages=2, io_driver=io_driver, **FAST) as ws:
             await full_outbox(peer, ws)
             waiting = asyncio.ensure_future(ws.send("cancelled"))
             done, _ = await asyncio.wait([waiting], timeout=0.2)
@@ -189,9 +193,10 @@ def test_events_stream_apart_from_messages(peer: RustPeer) -> None:
     run(main())
 
 
-def test_a_cancelled_recv_and_events_wait_lose_nothing(peer: RustPeer) -> None:
+@IO_DRIVERS
+def test_a_cancelled_recv_and_events_wait_lose_nothing(peer: RustPeer, io_driver: str) -> None:
     async def main() -> None:
-        async with tether.connect(peer.url, **FAST) as ws:
+        async with tether.connect(peer.url, io_driver=io_driver, **FAST) as ws:
             # The events of the open come first; then there is nothing to wait for.
             while True:
                 event = await next_event_of(ws, tether.StateChanged)
