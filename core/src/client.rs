@@ -729,6 +729,17 @@ impl Client {
         self.driver.as_ref().is_some_and(|d| d.pass_now())
     }
 
+    /// Caller-driven I/O, for an event loop: install (or with `None` remove) a function called
+    /// when a send leaves work for a driver while no thread drives (once, until a driver takes
+    /// it): schedule a pass ([`Client::drive_now`]) soon on the loop. It runs on the sending
+    /// thread, inside `send_*`: it must be cheap and must not block; a panic in it is caught
+    /// and logged. Without caller-driven I/O it is never called.
+    pub fn set_io_hook(&self, hook: Option<Arc<dyn Fn() + Send + Sync>>) {
+        if let Some(driver) = &self.driver {
+            driver.set_io_hook(hook);
+        }
+    }
+
     /// Caller-driven I/O: a `send` is waiting for a driver to write it.
     pub fn send_pending(&self) -> bool {
         self.driver.as_ref().is_some_and(|d| d.has_note())

@@ -43,6 +43,10 @@ pub(crate) enum Drive<T> {
     Elsewhere,
 }
 
+/// What an event loop installs to hear that a send waits for a driver
+/// ([`crate::Client::set_io_hook`]).
+pub(crate) type IoHook = Arc<dyn Fn() + Send + Sync>;
+
 /// A poll that does not wait runs a pass at most this often.
 pub(crate) const PASS_EVERY: Duration = Duration::from_micros(50);
 
@@ -62,6 +66,8 @@ pub(crate) struct Driver {
     /// The session's doorbell (the outbox's `arrived`), rung late: see [`Driver::ring`].
     doorbell: Arc<Notify>,
     deferred: AtomicBool,
+    /// Called when a send leaves a note and nobody drives (an event loop schedules a pass).
+    io_hook: std::sync::RwLock<Option<IoHook>>,
     /// The session task has ended: nothing is left to drive.
     done: AtomicBool,
     done_notify: Notify,
@@ -96,6 +102,7 @@ impl Driver {
             reclaim: AtomicBool::new(false),
             doorbell,
             deferred: AtomicBool::new(false),
+            io_hook: std::sync::RwLock::new(None),
             done: AtomicBool::new(false),
             done_notify: Notify::new(),
             last_drive: AtomicU64::new(0),
@@ -137,11 +144,32 @@ impl Driver {
     /// Wake the session for new outbound messages. When nobody drives, only a note is left
     /// (no system call): the next driver rings on its own thread before anything else.
     pub(crate) fn ring(&self) {
-        self.deferred.store(true, Ordering::SeqCst);
+        let first = !self.deferred.swap(true, Ordering::SeqCst);
         // After the note (SeqCst on both sides): a driver that started before it either sees
         // the note, or is counted here and woken directly.
         if self.callers.load(Ordering::SeqCst) > 0 || self.keeper_driving.load(Ordering::SeqCst) {
             self.doorbell.notify_one();
+        } else if first {
+            self.fire_io_hook();
+        }
+    }
+
+    /// Install (or remove) the hook [`Driver::ring`] calls when it leaves the first note.
+    pub(crate) fn set_io_hook(&self, hook: Option<IoHook>) {
+        *self.io_hook.write().unwrap_or_else(PoisonError::into_inner) = hook;
+    }
+
+    fn fire_io_hook(&self) {
+        let hook = self
+            .io_hook
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(hook) = hook {
+            // It runs on a sending thread: a panic must not end the send.
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook())).is_err() {
+                tracing::error!("the I/O hook panicked; the client carries on");
+            }
         }
     }
 

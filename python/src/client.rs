@@ -282,9 +282,13 @@ impl Client {
         // The core's cue to re-check: wakes the waits and the asyncio side (no GIL). Once the
         // Python client is gone there is nothing left to wait for but the end.
         let weak = Arc::downgrade(&inner);
+        let io_hub = hub.clone();
         inner.core.set_change_hook(Some(Arc::new(move || {
             hub.changed(weak.upgrade().is_none_or(|i| i.finished()))
         })));
+        inner
+            .core
+            .set_io_hook(Some(Arc::new(move || io_hub.io_wanted())));
         let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
         live.retain(|w| w.strong_count() > 0);
         live.push(Arc::downgrade(&inner));

@@ -160,6 +160,28 @@ impl Hub {
         });
     }
 
+    /// Caller-driven I/O: a send waits for a driver. An asyncio bridge schedules a pass on its
+    /// loop (`call_soon` from the loop's thread, else thread-safely); without a bridge the
+    /// next blocking wait drives.
+    pub(crate) fn io_wanted(&self) {
+        let on_loop = {
+            let st = self.lock();
+            if st.bridge.is_none() {
+                return;
+            }
+            st.loop_thread == Some(std::thread::current().id())
+        };
+        let method = if on_loop { "_kick" } else { "_kick_threadsafe" };
+        with_python(|py| {
+            let bridge = self.lock().bridge.as_ref().map(|b| b.clone_ref(py));
+            if let Some(bridge) = bridge {
+                if let Err(e) = bridge.call_method0(py, method) {
+                    log(py, "debug", &format!("asyncio I/O wake-up failed: {e}"));
+                }
+            }
+        });
+    }
+
     // ----- asyncio ---------------------------------------------------------------------------
 
     /// Install the asyncio bridge (replacing an older one, e.g. of a closed loop). Refused

@@ -132,3 +132,23 @@ def test_a_cancelled_wait_leaves_the_loop_driving(peer: RustPeer) -> None:
             await receipt.written()
 
     asyncio.run(main())
+
+
+def test_a_send_is_written_at_the_loops_next_turn(peer: RustPeer) -> None:
+    """The client tells the loop when a send waits: it is written at the loop's next turn,
+    not at the next timer or keeper run (a burst of sends with no await in between)."""
+
+    async def main() -> int:
+        async with tether.AsyncClient(
+            peer.url, io_driver="caller", keeper_after=None, **FAST
+        ) as client:
+            await client.wait_ready(10)
+            receipts = [client.send(f"m{i}") for i in range(100)]
+            turns = 0
+            while receipts[-1].status != "written" and turns < 1000:
+                await asyncio.sleep(0)  # one turn of the loop
+                turns += 1
+            assert [await client.recv(10) for _ in range(100)] == [f"m{i}" for i in range(100)]
+            return turns
+
+    assert asyncio.run(main()) <= 10

@@ -135,9 +135,14 @@ class _Bridge:
             os.close(current[1])
 
     def _kick(self) -> None:
-        if not self._kicked:
+        """Run a pass soon: a send waits to be written (also called by the client on a send)."""
+        if not self._kicked and self._caller:
             self._kicked = True
             self._loop.call_soon(self._on_kick)
+
+    # Called by the client when a send on another thread waits to be written.
+    def _kick_threadsafe(self) -> None:
+        self._loop.call_soon_threadsafe(self._kick)
 
     def _on_kick(self) -> None:
         self._kicked = False
