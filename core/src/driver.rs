@@ -335,12 +335,11 @@ impl Driver {
             if self.is_done() {
                 return false;
             }
-            let idle_for = Duration::from_nanos(
-                self.now_ns()
-                    .saturating_sub(self.last_drive.load(Ordering::Relaxed)),
-            );
+            let last = self.last_drive.load(Ordering::Relaxed);
+            let idle_for = Duration::from_nanos(self.now_ns().saturating_sub(last));
             let nobody = self.callers.load(Ordering::SeqCst) == 0;
-            if nobody && (st.urgent || idle_for >= after) {
+            // Never driven yet (0): start connecting at once rather than after `after`.
+            if nobody && (st.urgent || last == 0 || idle_for >= after) {
                 return true;
             }
             let sleep = if nobody {
