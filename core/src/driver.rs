@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 
 use crate::client::StartError;
+use crate::hook::{Hook, HookSlot};
 use tokio::sync::Notify;
 
 /// What [`Driver::drive`] ended with.
@@ -42,10 +43,6 @@ pub(crate) enum Drive<T> {
     /// This thread cannot drive (it is inside a runtime): wait the blocking way.
     Elsewhere,
 }
-
-/// What an event loop installs to hear that a send waits for a driver
-/// ([`crate::Client::set_io_hook`]).
-pub(crate) type IoHook = Arc<dyn Fn() + Send + Sync>;
 
 /// A poll that does not wait runs a pass at most this often.
 pub(crate) const PASS_EVERY: Duration = Duration::from_micros(50);
@@ -67,7 +64,7 @@ pub(crate) struct Driver {
     doorbell: Arc<Notify>,
     deferred: AtomicBool,
     /// Called when a send leaves a note and nobody drives (an event loop schedules a pass).
-    io_hook: std::sync::RwLock<Option<IoHook>>,
+    io_hook: HookSlot,
     /// The session task has ended: nothing is left to drive.
     done: AtomicBool,
     done_notify: Notify,
@@ -102,7 +99,7 @@ impl Driver {
             reclaim: AtomicBool::new(false),
             doorbell,
             deferred: AtomicBool::new(false),
-            io_hook: std::sync::RwLock::new(None),
+            io_hook: HookSlot::default(),
             done: AtomicBool::new(false),
             done_notify: Notify::new(),
             last_drive: AtomicU64::new(0),
@@ -150,27 +147,13 @@ impl Driver {
         if self.callers.load(Ordering::SeqCst) > 0 || self.keeper_driving.load(Ordering::SeqCst) {
             self.doorbell.notify_one();
         } else if first {
-            self.fire_io_hook();
+            self.io_hook.fire("I/O");
         }
     }
 
     /// Install (or remove) the hook [`Driver::ring`] calls when it leaves the first note.
-    pub(crate) fn set_io_hook(&self, hook: Option<IoHook>) {
-        *self.io_hook.write().unwrap_or_else(PoisonError::into_inner) = hook;
-    }
-
-    fn fire_io_hook(&self) {
-        let hook = self
-            .io_hook
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        if let Some(hook) = hook {
-            // It runs on a sending thread: a panic must not end the send.
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook())).is_err() {
-                tracing::error!("the I/O hook panicked; the client carries on");
-            }
-        }
+    pub(crate) fn set_io_hook(&self, hook: Option<Hook>) {
+        self.io_hook.set(hook);
     }
 
     fn ring_deferred(&self) {

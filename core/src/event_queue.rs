@@ -20,9 +20,8 @@
 //! batch consumer that stops with events left fires it itself ([`EventSource::rearm`]).
 
 use std::collections::VecDeque;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -31,10 +30,11 @@ use tokio::sync::{Semaphore, TryAcquireError};
 use crate::driver::Drive;
 use crate::error::Disconnect;
 use crate::event::{Event, MessageId};
+use crate::hook::HookSlot;
 
 /// A function called after every change an application may wait for (see
 /// [`crate::Client::set_change_hook`]).
-pub(crate) type ChangeHook = Arc<dyn Fn() + Send + Sync>;
+pub(crate) type ChangeHook = crate::hook::Hook;
 
 /// The reasons the latest `Disconnected` and the `Closed` event carried, kept for readers that
 /// do not consume events ([`crate::Client::last_disconnect`], [`crate::Client::close_reason`]).
@@ -46,7 +46,7 @@ struct Reasons {
     closed_on: Option<std::thread::ThreadId>,
 }
 /// The application's wake hook.
-pub(crate) type WakeHook = Arc<dyn Fn() + Send + Sync>;
+pub(crate) type WakeHook = crate::hook::Hook;
 
 /// A session that stays busy still hands its events over once it gathered this many...
 const MAX_BATCH: usize = 1024;
@@ -89,7 +89,7 @@ pub(crate) struct EventSink {
     queued: Arc<AtomicUsize>,
     /// Wakes an asynchronous consumer ([`EventSource::next_async`]).
     ready: Arc<tokio::sync::Notify>,
-    hook: Mutex<Option<ChangeHook>>,
+    hook: HookSlot,
     /// Bumped before every change hook call; [`EventSink::wait_change`] sleeps on it.
     changes: Mutex<u64>,
     changed: Condvar,
@@ -104,7 +104,7 @@ pub(crate) struct EventSink {
 /// The wake hook and its arming, shared by both ends.
 #[derive(Default)]
 struct Wake {
-    hook: RwLock<Option<WakeHook>>,
+    hook: HookSlot,
     /// A consumer found the queue empty since the hook last fired: the next send fires it.
     /// Starts armed (nothing was pending at creation).
     armed: AtomicBool,
@@ -112,18 +112,8 @@ struct Wake {
 
 impl Wake {
     fn fire(&self) {
-        let hook = self
-            .hook
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        if let Some(hook) = hook {
-            // The hook runs on the session task or a sending thread: a panic must not end
-            // either.
-            if catch_unwind(AssertUnwindSafe(|| hook())).is_err() {
-                tracing::error!("the wake hook panicked; the client carries on");
-            }
-        }
+        // The hook runs on the session task or a sending thread.
+        self.hook.fire("wake");
     }
 }
 
@@ -151,7 +141,7 @@ pub(crate) fn channel(inbound_capacity: usize) -> (EventSink, EventSource) {
     let queued = Arc::new(AtomicUsize::new(0));
     let ready = Arc::new(tokio::sync::Notify::new());
     let wake = Arc::new(Wake {
-        hook: RwLock::new(None),
+        hook: HookSlot::default(),
         armed: AtomicBool::new(true),
     });
     (
@@ -162,7 +152,7 @@ pub(crate) fn channel(inbound_capacity: usize) -> (EventSink, EventSource) {
             staging: Mutex::new(Staging::default()),
             queued: queued.clone(),
             ready: ready.clone(),
-            hook: Mutex::new(None),
+            hook: HookSlot::default(),
             changes: Mutex::new(0),
             changed: Condvar::new(),
             change_sleepers: AtomicUsize::new(0),
@@ -241,7 +231,7 @@ impl EventSink {
 
     /// Install (or remove) the change hook.
     pub(crate) fn set_change_hook(&self, hook: Option<ChangeHook>) {
-        *lock(&self.hook) = hook;
+        self.hook.set(hook);
     }
 
     /// Call the change hook, if any (never with a lock of ours held), after bumping the
@@ -254,13 +244,8 @@ impl EventSink {
             self.changed.notify_all();
         }
         self.change_notify.notify_waiters();
-        let hook = lock(&self.hook).clone();
-        if let Some(hook) = hook {
-            // It runs on the session task or a sending thread: a panic must not end either.
-            if catch_unwind(AssertUnwindSafe(|| hook())).is_err() {
-                tracing::error!("the change hook panicked; the client carries on");
-            }
-        }
+        // It runs on the session task or a sending thread.
+        self.hook.fire("change");
     }
 
     /// How many changes there were so far (see [`EventSink::fire_change_hook`]).
@@ -319,11 +304,7 @@ impl EventSink {
     /// Install or remove the wake hook. If events are already pending, it fires at once (no
     /// consumer would otherwise find the queue empty to arm it before waiting).
     pub(crate) fn set_wake_hook(&self, hook: Option<WakeHook>) {
-        *self
-            .wake
-            .hook
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = hook;
+        self.wake.hook.set(hook);
         self.wake.armed.store(true, Ordering::SeqCst);
         if self.queued.load(Ordering::SeqCst) > 0 && self.wake.armed.swap(false, Ordering::SeqCst) {
             self.wake.fire();

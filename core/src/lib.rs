@@ -47,6 +47,7 @@ mod error;
 mod event;
 mod event_queue;
 mod heartbeat;
+mod hook;
 mod kept;
 mod kind;
 pub mod log;
