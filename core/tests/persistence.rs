@@ -244,12 +244,25 @@ fn a_file_another_live_client_holds_is_refused_and_free_again_once_that_client_c
         Err(e) => panic!("unexpected error: {e}"),
         Ok(_) => panic!("a second live client got the same file"),
     }
-    first.shutdown(SOON);
-    let third = Client::connect(
-        config(&server.url(), &path).build().expect("config"),
-        EventDelivery::Poll,
-    )
-    .expect("free once the first client closed");
+    assert!(first.shutdown(SOON));
+    // The lock goes with the file's last descriptor. A child process that another test forks
+    // in this moment holds a copy of every descriptor until it execs (they are close-on-exec),
+    // so under load the file may stay locked a little past the close: wait for that, bounded.
+    let deadline = std::time::Instant::now() + SOON;
+    let third = loop {
+        let attempt = Client::connect(
+            config(&server.url(), &path).build().expect("config"),
+            EventDelivery::Poll,
+        );
+        match attempt {
+            Err(StartError::Store(e))
+                if e.to_string().contains("in use") && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => break other.expect("free once the first client closed"),
+        }
+    };
     third.shutdown(SOON);
 }
 
