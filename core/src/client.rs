@@ -605,11 +605,11 @@ impl Client {
             return take_one(kept, Duration::ZERO);
         }
         let source = self.events.as_ref()?;
-        // A pass only when nothing is pending (draining reads no clock).
-        let event = source.try_next().or_else(|| {
-            source.pass();
-            source.try_next()
-        })?;
+        let event = match source.try_next() {
+            Some(event) => event,
+            None if source.pass_if_idle() => source.try_next()?,
+            None => return None,
+        };
         source.release(&event);
         Some(event)
     }

@@ -29,10 +29,10 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
+use tokio::sync::Notify;
 
 use crate::client::StartError;
 use crate::hook::{Hook, HookSlot};
-use tokio::sync::Notify;
 
 /// What [`Driver::drive`] ended with.
 pub(crate) enum Drive<T> {
@@ -192,10 +192,8 @@ impl Driver {
     /// A poll that does not wait: one non-blocking pass (run what is ready, read the socket,
     /// run what that made ready) if nobody else drives and the last pass is older than
     /// [`PASS_EVERY`].
-    pub(crate) fn pass(&self) {
-        if self.pass_due() {
-            self.run_pass();
-        }
+    pub(crate) fn pass(&self) -> bool {
+        self.pass_due() && self.run_pass()
     }
 
     /// Run what is ready, read the socket, run what that made ready; false where this thread

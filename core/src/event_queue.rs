@@ -507,11 +507,13 @@ impl EventSource {
         self.driver = Some(driver);
     }
 
-    /// A poll that does not wait: caller-driven I/O runs a non-blocking pass first
-    /// ([`crate::driver::Driver::pass`]).
-    pub(crate) fn pass(&self) {
-        if let Some(driver) = &self.driver {
-            driver.pass();
+    /// A poll that does not wait found nothing: with caller-driven I/O, run a non-blocking
+    /// pass ([`crate::driver::Driver::pass`]) if nothing is pending (draining reads no
+    /// clock) and one is due; true if it ran. Nothing at all without caller-driven I/O.
+    pub(crate) fn pass_if_idle(&self) -> bool {
+        match &self.driver {
+            Some(driver) if self.pending() == 0 => driver.pass(),
+            _ => false,
         }
     }
 
@@ -618,10 +620,7 @@ impl EventSource {
         }
         let mut taken = 0;
         if wait.is_zero() {
-            // A pass only when nothing is pending (draining reads no clock).
-            if self.pending() == 0 {
-                self.pass();
-            }
+            self.pass_if_idle();
         } else {
             match self.next_timeout(wait) {
                 Some(event) => {

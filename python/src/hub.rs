@@ -136,27 +136,17 @@ impl Hub {
     fn fire_waker(&self) {
         let (pipe, on_loop) = {
             let st = self.lock();
-            let here = st.loop_thread == Some(std::thread::current().id());
-            (st.wake_pipe.clone(), here)
+            (st.wake_pipe.clone(), self.on_loop_thread(&st))
         };
         if let (Some(pipe), false) = (pipe, on_loop) {
             pipe.wake();
             return;
         }
         // On the loop's own thread (it drives the client) the loop is awake: `call_soon`.
-        let method = if on_loop {
+        self.call_bridge(if on_loop {
             "_wake_soon"
         } else {
             "_wake_threadsafe"
-        };
-        with_python(|py| {
-            let bridge = self.lock().bridge.as_ref().map(|b| b.clone_ref(py));
-            if let Some(bridge) = bridge {
-                if let Err(e) = bridge.call_method0(py, method) {
-                    // The loop is closed or gone: nothing is waiting any more.
-                    log(py, "debug", &format!("asyncio wake-up failed: {e}"));
-                }
-            }
         });
     }
 
@@ -169,14 +159,24 @@ impl Hub {
             if st.bridge.is_none() {
                 return;
             }
-            st.loop_thread == Some(std::thread::current().id())
+            self.on_loop_thread(&st)
         };
-        let method = if on_loop { "_kick" } else { "_kick_threadsafe" };
+        self.call_bridge(if on_loop { "_kick" } else { "_kick_threadsafe" });
+    }
+
+    /// Whether this thread is the event loop's (the one that installed the bridge).
+    fn on_loop_thread(&self, st: &HubState) -> bool {
+        st.loop_thread == Some(std::thread::current().id())
+    }
+
+    /// Call `method` of the asyncio bridge, if one is installed; a failure (the loop is closed
+    /// or gone: nothing waits any more) is logged at debug level.
+    fn call_bridge(&self, method: &str) {
         with_python(|py| {
             let bridge = self.lock().bridge.as_ref().map(|b| b.clone_ref(py));
             if let Some(bridge) = bridge {
                 if let Err(e) = bridge.call_method0(py, method) {
-                    log(py, "debug", &format!("asyncio I/O wake-up failed: {e}"));
+                    log(py, "debug", &format!("asyncio {method} failed: {e}"));
                 }
             }
         });
